@@ -1,0 +1,96 @@
+# mod_ecom top-level Makefile.
+#
+#   make            build build/mod_ecom.so (apxs, -Wall -Wextra -Werror) and tools
+#   make asan       the same module with AddressSanitizer + UBSan in build/asan/
+#   make unit       build and run the C unit tests of the httpd-free layer
+#   make install    apxs -i, plus conf/ecom.load and conf/ecom.conf in mods-available
+#   make run        dev server on :8080/:8443 with demo data (installs what it needs)
+#   make test       the whole test suite (plain build, then sanitizer build)
+#   make bench      wrk figures for the catalog against a static file
+#   make import     (re)load the demo data into the dev database
+#   make lint       cppcheck and clang-tidy
+APXS     ?= apxs
+CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
+BUILD    := build
+SRCDIR   := mod_ecom
+# The httpd-free layer: plain C, unit-tested without httpd.
+CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c
+# The httpd glue.
+HTTPD_SRC := $(SRCDIR)/mod_ecom.c $(SRCDIR)/ecom_config.c $(SRCDIR)/ecom_router.c \
+             $(SRCDIR)/ecom_http.c $(SRCDIR)/ecom_db.c $(SRCDIR)/ecom_auth.c \
+             $(SRCDIR)/ecom_products.c $(SRCDIR)/ecom_cart.c $(SRCDIR)/ecom_orders.c \
+             $(SRCDIR)/ecom_idempotency.c $(SRCDIR)/ecom_misc.c
+GEN_SRC  := $(BUILD)/gen/ecom_openapi.c
+SRC      := $(HTTPD_SRC) $(CORE_SRC)
+HDR      := $(wildcard $(SRCDIR)/*.h)
+LIBS     := -ljansson -largon2 -lcrypto
+WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all asan unit install run test bench import lint clean
+all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
+
+$(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
+	@mkdir -p $(dir $@)
+	perl scripts/embed.pl ecom_openapi_json < $< > $@
+
+# apxs (libtool) writes its objects next to the sources, so each variant
+# builds from its own copy of the tree under build/.
+define apxs_build
+	@rm -rf $(1)/src && mkdir -p $(1)/src
+	cp $(SRC) $(HDR) $(GEN_SRC) $(1)/src/
+	cd $(1)/src && $(APXS) -c -o mod_ecom.la \
+	    $(foreach f,$(WARN) $(2),-Wc,$(f)) $(foreach f,$(3),-Wl,$(f)) \
+	    -I. $(notdir $(SRC) $(GEN_SRC)) $(LIBS) >build.log 2>&1 \
+	    || { cat build.log; exit 1; }
+	# rename, never overwrite: a running httpd maps the old file
+	cp $(1)/src/.libs/mod_ecom.so $(1)/mod_ecom.so.new && mv -f $(1)/mod_ecom.so.new $(1)/mod_ecom.so
+endef
+
+$(BUILD)/mod_ecom.so: $(SRC) $(HDR) $(GEN_SRC)
+	$(call apxs_build,$(BUILD),-O2,)
+	@echo "built $@"
+
+$(BUILD)/asan/mod_ecom.so: $(SRC) $(HDR) $(GEN_SRC)
+	$(call apxs_build,$(BUILD)/asan,-O1 $(SAN),$(SAN))
+	@echo "built $@"
+
+asan: $(BUILD)/asan/mod_ecom.so $(BUILD)/ecom-passwd
+
+# Operator tool: prints an argon2id hash of ECOM_PASSWORD (scripts/ecom-admin uses it).
+$(BUILD)/ecom-passwd: tools/ecom_passwd.c $(CORE_SRC) $(HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) -O2 -I$(SRCDIR) -o $@ tools/ecom_passwd.c $(CORE_SRC) -largon2 -lcrypto
+
+$(BUILD)/unit_tests: t/unit/unit_tests.c $(CORE_SRC) $(HDR)
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) -O1 -g $(SAN) -I$(SRCDIR) -o $@ t/unit/unit_tests.c $(CORE_SRC) -largon2 -lcrypto
+
+unit: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests
+
+install: $(BUILD)/mod_ecom.so
+	$(APXS) -i -n ecom $(BUILD)/mod_ecom.so
+	install -m 644 conf/ecom.load conf/ecom.conf /etc/apache2/mods-available/
+
+run:
+	bash scripts/dev.sh
+
+test:
+	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh
+
+import:
+	bash scripts/import-demo.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr -I$(SRCDIR) -I$$($(APXS) -q INCLUDEDIR) \
+	    --suppress=missingIncludeSystem $(SRCDIR)
+	clang-tidy --quiet $(SRC) -- -std=gnu11 -I$(SRCDIR) -I$$($(APXS) -q INCLUDEDIR) \
+	    $$(apr-1-config --includes) $$(apu-1-config --includes)
+
+clean:
+	rm -rf $(BUILD)/*.so $(BUILD)/asan $(BUILD)/src $(BUILD)/gen $(BUILD)/ecom-passwd $(BUILD)/unit_tests

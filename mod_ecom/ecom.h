@@ -1,0 +1,185 @@
+/*
+ * ecom.h: what the httpd layer of mod_ecom shares between its files.
+ *
+ * A request's path: mod_ecom.c (handler) -> ecom_router.c (route, auth,
+ * body) -> ecom_<resource>.c handler -> ecom_db.c (prepared statements)
+ * -> PostgreSQL, and back through ecom_http.c (JSON and problem+json).
+ * The per-request state is one ecom_req, allocated from r->pool.
+ */
+#ifndef ECOM_H
+#define ECOM_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "apr_dbd.h"
+#include "apr_strings.h"
+#include "mod_dbd.h"
+
+#include <jansson.h>
+
+extern module AP_MODULE_DECLARE_DATA ecom_module;
+#if defined(APLOG_USE_MODULE) && !defined(ECOM_MODULE_C)
+APLOG_USE_MODULE(ecom);
+#endif
+
+/* ---- configuration (ecom_config.c) ---- */
+
+typedef struct {
+    apr_off_t max_body;      /* EcomMaxBodySize */
+    const char *currency;    /* EcomCurrency */
+    int page_size;           /* EcomPageSize */
+    int page_max;            /* EcomPageSizeMax */
+    const char *base;        /* EcomBasePath, or the <Location> path */
+    int base_set;
+} ecom_dir_conf;
+
+typedef struct {
+    int token_lifetime;      /* EcomTokenLifetime, seconds */
+} ecom_srv_conf;
+
+extern const command_rec ecom_cmds[];
+void *ecom_create_dir_conf(apr_pool_t *p, char *dir);
+void *ecom_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *ecom_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+
+/* ---- the request ---- */
+
+typedef struct ecom_req {
+    request_rec *r;
+    const ecom_dir_conf *dc;
+    const ecom_srv_conf *sc;
+    apr_table_t *args;         /* decoded query string */
+    long long id[2];           /* ids captured from the path */
+    ap_dbd_t *dbd;             /* acquired on first use */
+    apr_dbd_transaction_t *tx; /* open transaction, if any */
+    long long user_id;         /* 0: anonymous */
+    int is_staff;
+    json_t *body;              /* parsed request body (object) or NULL */
+    const char *raw_body;
+    apr_size_t raw_len;
+    /* the response, written out by the router once the handler returns */
+    int status;
+    const char *out;
+    apr_size_t out_len;
+    const char *ctype;
+} ecom_req;
+
+typedef int (*ecom_handler_fn)(ecom_req *q);
+
+/* ---- responses (ecom_http.c) ---- */
+
+/* Takes ownership of j (decref'd), serialises it as the response body. */
+int ecom_json(ecom_req *q, int status, json_t *j);
+/* RFC 9457 answer; slug names the problem type. Returns status. */
+int ecom_problem(ecom_req *q, int status, const char *slug, const char *detail);
+/* The same, with extra members (a JSON object, ownership taken). */
+int ecom_problem_with(ecom_req *q, int status, const char *slug,
+                      const char *detail, json_t *extra);
+/* 422 with per-field errors; errs is a JSON array (ownership taken). */
+int ecom_invalid(ecom_req *q, json_t *errs);
+void ecom_field_error(json_t *errs, const char *field, const char *msg);
+int ecom_no_content(ecom_req *q, int status);
+/* Registers j to be decref'd when the request pool goes. Returns j. */
+json_t *ecom_json_pool(ecom_req *q, json_t *j);
+/* Serialises j into r->pool memory (compact, stable key order). */
+char *ecom_json_dump(ecom_req *q, const json_t *j, apr_size_t *len);
+/* The absolute path of a resource under the API's mount point. */
+const char *ecom_url(ecom_req *q, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Reads the request body (up to max_body) into q->raw_body. */
+int ecom_read_body(ecom_req *q);
+
+/* ---- body field helpers (ecom_http.c) ---- */
+/* Each returns 1 when the field is present and valid, 0 when absent, and
+ * -1 after adding a field error to errs. */
+int ecom_get_str(json_t *body, const char *field, size_t minlen, size_t maxlen,
+                 const char **out, json_t *errs);
+int ecom_get_int(json_t *body, const char *field, long long min, long long max,
+                 long long *out, json_t *errs);
+int ecom_get_bool(json_t *body, const char *field, int *out, json_t *errs);
+
+/* ---- data access (ecom_db.c) ---- */
+
+typedef struct {
+    const char *label;
+    const char *sql;
+} ecom_stmt;
+
+/* Column kinds for ecom_row_json. */
+typedef enum { EC_INT, EC_INT_NULL, EC_STR, EC_STR_NULL, EC_BOOL } ecom_coltype;
+typedef struct {
+    const char *name;
+    ecom_coltype type;
+} ecom_col;
+
+void ecom_db_register(apr_pool_t *p, server_rec *s, const ecom_stmt *stmts);
+/* Each returns 0 on success, or the HTTP status of the problem it already
+ * set (503 when the database is unreachable, 500 otherwise). */
+int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
+                   int nargs, const char **args);
+int ecom_db_query(ecom_req *q, const char *label, int *nrows,
+                  int nargs, const char **args);
+/* The first row of res, or NULL when it has none. */
+apr_dbd_row_t *ecom_db_row(ecom_req *q, apr_dbd_results_t *res);
+/* Iterates: start with *row = NULL; 1 while a row is there. Once it returns
+ * 0 the result is freed, so no row of it may be read afterwards. */
+int ecom_db_next(ecom_req *q, apr_dbd_results_t *res, apr_dbd_row_t **row);
+int ecom_db_nrows(ecom_req *q, apr_dbd_results_t *res);
+const char *ecom_db_get(ecom_req *q, apr_dbd_row_t *row, int col);  /* NULL if SQL NULL */
+long long ecom_db_ll(ecom_req *q, apr_dbd_row_t *row, int col);
+json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
+                      int first_col);
+/* Runs fn in one transaction: commit when it returns 0, roll back on any
+ * other value (which is returned). Every multi-row write goes through it. */
+int ecom_db_tx(ecom_req *q, int (*fn)(ecom_req *q, void *ctx), void *ctx);
+int ecom_db_ping(ecom_req *q);
+
+/* Formats a long long into pool memory, for statement arguments. */
+#define ECOM_LL(q, v) apr_psprintf((q)->r->pool, "%" APR_INT64_T_FMT, \
+                                   (apr_int64_t)(v))
+/* An RFC 3339 UTC timestamp from a timestamptz column, in SQL. */
+#define ECOM_TS(col) "to_char(" col " AT TIME ZONE 'UTC', " \
+                     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* ---- auth (ecom_auth.c) ---- */
+/* Resolves the bearer token, if any. need: 0 public, 1 user, 2 staff.
+ * Returns 0 or the status of the problem it set (401/403/503). */
+int ecom_authenticate(ecom_req *q, int need);
+
+/* ---- idempotency (ecom_idempotency.c) ---- */
+/* Before the handler: 0 to go on; a status when it answered already
+ * (replay, 409 in flight, 422 mismatch). *claimed says a key was taken. */
+int ecom_idem_begin(ecom_req *q, const char **key);
+/* After the handler: stores (or, for 5xx, releases) the answer. */
+void ecom_idem_end(ecom_req *q, const char *key);
+
+/* ---- resources ---- */
+extern const ecom_stmt ecom_auth_sql[], ecom_product_sql[], ecom_cart_sql[],
+    ecom_order_sql[], ecom_idem_sql[], ecom_misc_sql[];
+
+int ecom_register(ecom_req *q);
+int ecom_login(ecom_req *q);
+int ecom_products_list(ecom_req *q);
+int ecom_product_get(ecom_req *q);
+int ecom_product_create(ecom_req *q);
+int ecom_product_update(ecom_req *q);
+int ecom_cart_get(ecom_req *q);
+int ecom_cart_add(ecom_req *q);
+int ecom_cart_update(ecom_req *q);
+int ecom_cart_delete(ecom_req *q);
+int ecom_orders_list(ecom_req *q);
+int ecom_order_get(ecom_req *q);
+int ecom_order_create(ecom_req *q);
+int ecom_health(ecom_req *q);
+int ecom_openapi(ecom_req *q);
+
+/* ---- router (ecom_router.c) ---- */
+int ecom_dispatch(request_rec *r);
+
+/* list paging: reads limit and cursor args; returns 0 or a 400 status. */
+int ecom_page_args(ecom_req *q, int *limit);
+
+#endif /* ECOM_H */

@@ -1,0 +1,209 @@
+/*
+ * ecom_cart.c: the caller's cart. Lines always show current prices; the
+ * price is only frozen when an order is placed (ecom_orders.c).
+ *
+ * Adding is one statement: an upsert that raises the quantity of an
+ * existing line, guarded so the resulting quantity never exceeds stock.
+ * When it changes nothing, a second look tells "unknown product" (404) from
+ * "not enough stock" (409) from "other currency" (409). Every statement is
+ * scoped by user_id, so another user's line is simply not found (404).
+ */
+#include "ecom.h"
+
+#define LINE_COLS \
+    "ci.id, ci.product_id, p.name, ci.quantity, p.price, " \
+    "p.price * ci.quantity, p.currency"
+
+const ecom_stmt ecom_cart_sql[] = {
+    { "ecom_cart_lines",
+      "SELECT " LINE_COLS " FROM cart_items ci "
+      "JOIN products p ON p.id = ci.product_id "
+      "WHERE ci.user_id = %s::bigint ORDER BY ci.id" },
+    { "ecom_cart_line",
+      "SELECT " LINE_COLS " FROM cart_items ci "
+      "JOIN products p ON p.id = ci.product_id "
+      "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint" },
+    /* the currency guard: every other line of the cart has this currency */
+    { "ecom_cart_add",
+      "WITH p AS (SELECT id, stock, currency FROM products "
+      "           WHERE id = %s::bigint AND active), "
+      "u AS (SELECT %s::bigint AS uid, %s::int AS qty) "
+      "INSERT INTO cart_items (user_id, product_id, quantity) "
+      "SELECT u.uid, p.id, u.qty FROM p, u WHERE u.qty <= p.stock "
+      "AND NOT EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
+      "                ON p2.id = c2.product_id WHERE c2.user_id = u.uid "
+      "                AND p2.currency <> p.currency) "
+      "ON CONFLICT (user_id, product_id) DO UPDATE "
+      "SET quantity = cart_items.quantity + EXCLUDED.quantity "
+      "WHERE cart_items.quantity::bigint + EXCLUDED.quantity "
+      "      <= (SELECT stock FROM products WHERE id = EXCLUDED.product_id) "
+      "RETURNING id" },
+    { "ecom_cart_why",
+      "SELECT p.stock, COALESCE(ci.quantity, 0), "
+      "EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
+      "        ON p2.id = c2.product_id WHERE c2.user_id = %s::bigint "
+      "        AND p2.currency <> p.currency) "
+      "FROM products p LEFT JOIN cart_items ci "
+      "ON ci.product_id = p.id AND ci.user_id = %s::bigint "
+      "WHERE p.id = %s::bigint AND p.active" },
+    { "ecom_cart_set_qty",
+      "UPDATE cart_items ci SET quantity = %s::int FROM products p "
+      "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint "
+      "AND p.id = ci.product_id AND p.stock >= %s::int RETURNING ci.id" },
+    { "ecom_cart_delete",
+      "DELETE FROM cart_items WHERE id = %s::bigint AND user_id = %s::bigint" },
+    { NULL, NULL }
+};
+
+static const ecom_col line_cols[] = {
+    { "id", EC_INT }, { "product_id", EC_INT }, { "name", EC_STR },
+    { "quantity", EC_INT }, { "unit_price", EC_INT }, { "line_total", EC_INT },
+    { "currency", EC_STR }, { NULL, 0 }
+};
+
+int ecom_cart_get(ecom_req *q)
+{
+    const char *args[1] = { ECOM_LL(q, q->user_id) };
+    const char *currency = q->dc->currency;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    long long subtotal = 0;
+    json_t *items;
+    int rv;
+
+    if ((rv = ecom_db_select(q, "ecom_cart_lines", &res, 1, args))) {
+        return rv;
+    }
+    items = json_array();
+    row = NULL;
+    while (ecom_db_next(q, res, &row)) {
+        json_array_append_new(items, ecom_row_json(q, row, line_cols, 0));
+        subtotal += ecom_db_ll(q, row, 5);
+        currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, 6));
+    }
+    return ecom_json(q, HTTP_OK,
+                     json_pack("{s:o, s:I, s:i, s:I, s:s}", "items", items,
+                               "subtotal", (json_int_t)subtotal,
+                               "discount", 0,
+                               "total", (json_int_t)subtotal,
+                               "currency", currency));
+}
+
+static int send_line(ecom_req *q, long long line_id, int status)
+{
+    const char *args[2] = { ECOM_LL(q, line_id), ECOM_LL(q, q->user_id) };
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    int rv;
+
+    if ((rv = ecom_db_select(q, "ecom_cart_line", &res, 2, args))) {
+        return rv;
+    }
+    if (!(row = ecom_db_row(q, res))) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
+                            "No such line in your cart.");
+    }
+    return ecom_json(q, status, ecom_row_json(q, row, line_cols, 0));
+}
+
+static int over_stock(ecom_req *q, long long stock, long long in_cart)
+{
+    return ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
+                        apr_psprintf(q->r->pool, "Only %" APR_INT64_T_FMT " in stock "
+                                     "(%" APR_INT64_T_FMT " already in your cart).",
+                                     (apr_int64_t)stock, (apr_int64_t)in_cart));
+}
+
+int ecom_cart_add(ecom_req *q)
+{
+    json_t *errs = ecom_json_pool(q, json_array());
+    long long product_id = 0, qty = 1;
+    const char *args[3];
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    int rv;
+
+    if (ecom_get_int(q->body, "product_id", 1, 999999999999999999LL,
+                     &product_id, errs) == 0) {
+        ecom_field_error(errs, "product_id", "is required");
+    }
+    ecom_get_int(q->body, "quantity", 1, 10000, &qty, errs);
+    if (json_array_size(errs)) {
+        return ecom_invalid(q, json_incref(errs));
+    }
+    args[0] = ECOM_LL(q, product_id);
+    args[1] = ECOM_LL(q, q->user_id);
+    args[2] = ECOM_LL(q, qty);
+    if ((rv = ecom_db_select(q, "ecom_cart_add", &res, 3, args))) {
+        return rv;
+    }
+    if ((row = ecom_db_row(q, res))) {
+        return send_line(q, ecom_db_ll(q, row, 0), HTTP_CREATED);
+    }
+    args[0] = ECOM_LL(q, q->user_id);
+    args[1] = args[0];
+    args[2] = ECOM_LL(q, product_id);
+    if ((rv = ecom_db_select(q, "ecom_cart_why", &res, 3, args))) {
+        return rv;
+    }
+    if (!(row = ecom_db_row(q, res))) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
+    }
+    if (ecom_db_get(q, row, 2)[0] == 't') {
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            "Your cart holds products in another currency.");
+    }
+    return over_stock(q, ecom_db_ll(q, row, 0), ecom_db_ll(q, row, 1));
+}
+
+int ecom_cart_update(ecom_req *q)
+{
+    json_t *errs = ecom_json_pool(q, json_array());
+    const char *args[4];
+    apr_dbd_results_t *res;
+    long long qty = 0;
+    int rv;
+
+    if (ecom_get_int(q->body, "quantity", 1, 10000, &qty, errs) == 0) {
+        ecom_field_error(errs, "quantity", "is required");
+    }
+    if (json_array_size(errs)) {
+        return ecom_invalid(q, json_incref(errs));
+    }
+    args[0] = ECOM_LL(q, qty);
+    args[1] = ECOM_LL(q, q->id[0]);
+    args[2] = ECOM_LL(q, q->user_id);
+    args[3] = args[0];
+    if ((rv = ecom_db_select(q, "ecom_cart_set_qty", &res, 4, args))) {
+        return rv;
+    }
+    if (!ecom_db_row(q, res)) {
+        /* either not the caller's line (404) or not enough stock (409) */
+        apr_dbd_row_t *row;
+        if ((rv = ecom_db_select(q, "ecom_cart_line", &res, 2, args + 1))) {
+            return rv;
+        }
+        if (!(row = ecom_db_row(q, res))) {
+            return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
+                                "No such line in your cart.");
+        }
+        return ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
+                            "Not enough stock for that quantity.");
+    }
+    return send_line(q, q->id[0], HTTP_OK);
+}
+
+int ecom_cart_delete(ecom_req *q)
+{
+    const char *args[2] = { ECOM_LL(q, q->id[0]), ECOM_LL(q, q->user_id) };
+    int rv, n = 0;
+
+    if ((rv = ecom_db_query(q, "ecom_cart_delete", &n, 2, args))) {
+        return rv;
+    }
+    if (n == 0) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
+                            "No such line in your cart.");
+    }
+    return ecom_no_content(q, HTTP_NO_CONTENT);
+}

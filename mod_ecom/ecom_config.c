@@ -1,0 +1,173 @@
+/*
+ * ecom_config.c: the Ecom* directives, their defaults and merging.
+ *
+ * Values are validated here, so a bad httpd.conf fails at start-up with a
+ * clear message rather than at request time. Merge rule everywhere: the
+ * child's value if set, else the parent's. See README.md for the table.
+ */
+#include "ecom.h"
+#include "ecom_util.h"
+
+#define UNSET -1
+
+void *ecom_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->max_body = UNSET;
+    c->page_size = UNSET;
+    c->page_max = UNSET;
+    /* the <Location> path is the API's mount point unless EcomBasePath says
+     * otherwise; a trailing slash is dropped so paths join cleanly */
+    if (dir && dir[0] == '/') {
+        apr_size_t n = strlen(dir);
+        while (n > 0 && dir[n - 1] == '/') {
+            n--;
+        }
+        c->base = apr_pstrmemdup(p, dir, n);
+    }
+    return c;
+}
+
+void *ecom_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const ecom_dir_conf *base = basev, *add = addv;
+    ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->max_body = add->max_body != UNSET ? add->max_body : base->max_body;
+    c->currency = add->currency ? add->currency : base->currency;
+    c->page_size = add->page_size != UNSET ? add->page_size : base->page_size;
+    c->page_max = add->page_max != UNSET ? add->page_max : base->page_max;
+    c->base_set = add->base_set || base->base_set;
+    if (add->base_set) {
+        c->base = add->base;
+    }
+    else if (base->base_set) {
+        c->base = base->base;
+    }
+    else {
+        c->base = add->base ? add->base : base->base;
+    }
+    return c;
+}
+
+void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    ecom_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->token_lifetime = UNSET;
+    return c;
+}
+
+void *ecom_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const ecom_srv_conf *base = basev, *add = addv;
+    ecom_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->token_lifetime = add->token_lifetime != UNSET ? add->token_lifetime
+                                                     : base->token_lifetime;
+    return c;
+}
+
+static const char *set_int(cmd_parms *cmd, const char *arg, long long min,
+                           long long max, long long *out)
+{
+    if (ecom_parse_ll(arg, min, max, out) != 0) {
+        return apr_psprintf(cmd->pool, "%s must be an integer from %" APR_INT64_T_FMT " to %" APR_INT64_T_FMT,
+                            cmd->directive->directive, (apr_int64_t)min, (apr_int64_t)max);
+    }
+    return NULL;
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    long long v;
+    const char *err = set_int(cmd, arg, 1024, 1073741824LL, &v);
+
+    if (!err) {
+        ((ecom_dir_conf *)cfg)->max_body = (apr_off_t)v;
+    }
+    return err;
+}
+
+static const char *set_page_size(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    long long v;
+    const char *err = set_int(cmd, arg, 1, 1000, &v);
+
+    if (!err) {
+        ((ecom_dir_conf *)cfg)->page_size = (int)v;
+    }
+    return err;
+}
+
+static const char *set_page_max(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    long long v;
+    const char *err = set_int(cmd, arg, 1, 1000, &v);
+
+    if (!err) {
+        ((ecom_dir_conf *)cfg)->page_max = (int)v;
+    }
+    return err;
+}
+
+static const char *set_currency(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    if (!ecom_currency_valid(arg)) {
+        return "EcomCurrency must be an ISO 4217 code of three upper-case "
+               "letters, e.g. EUR";
+    }
+    ((ecom_dir_conf *)cfg)->currency = arg;
+    return NULL;
+}
+
+static const char *set_base(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ecom_dir_conf *c = cfg;
+    apr_size_t n = strlen(arg);
+
+    if (arg[0] != '/') {
+        return "EcomBasePath must be an absolute URL path, e.g. /api";
+    }
+    while (n > 0 && arg[n - 1] == '/') {
+        n--;
+    }
+    c->base = apr_pstrmemdup(cmd->pool, arg, n);
+    c->base_set = 1;
+    return NULL;
+}
+
+static const char *set_token_lifetime(cmd_parms *cmd, void *cfg,
+                                      const char *arg)
+{
+    ecom_srv_conf *c = ap_get_module_config(cmd->server->module_config,
+                                            &ecom_module);
+    long long v;
+    const char *err = set_int(cmd, arg, 60, 31536000LL, &v);
+
+    if (!err) {
+        c->token_lifetime = (int)v;
+    }
+    return err;
+}
+
+const command_rec ecom_cmds[] = {
+    AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL, OR_ALL,
+                  "Largest accepted request body in bytes (default 1048576)"),
+    AP_INIT_TAKE1("EcomCurrency", set_currency, NULL, OR_ALL,
+                  "Default ISO 4217 currency of new products and empty carts "
+                  "(default EUR)"),
+    AP_INIT_TAKE1("EcomPageSize", set_page_size, NULL, OR_ALL,
+                  "Items per list page when the client sends no limit "
+                  "(default 20)"),
+    AP_INIT_TAKE1("EcomPageSizeMax", set_page_max, NULL, OR_ALL,
+                  "Largest limit a client may ask for; larger ones are capped "
+                  "(default 100)"),
+    AP_INIT_TAKE1("EcomBasePath", set_base, NULL, ACCESS_CONF | RSRC_CONF,
+                  "URL path the API is mounted at (default: the enclosing "
+                  "<Location>)"),
+    AP_INIT_TAKE1("EcomTokenLifetime", set_token_lifetime, NULL, RSRC_CONF,
+                  "Lifetime of bearer tokens in seconds (default 86400)"),
+    { NULL }
+};

@@ -1,0 +1,247 @@
+/*
+ * ecom_http.c: JSON in and out, RFC 9457 problems, body reading and the
+ * typed readers of body fields.
+ *
+ * jansson allocates with malloc; every tree a handler builds is either
+ * handed to ecom_json() (which frees it after serialising into r->pool) or
+ * tied to the request pool with ecom_json_pool(), so no error path leaks.
+ */
+#include "ecom.h"
+#include "ecom_util.h"
+
+#include <stdarg.h>
+
+static apr_status_t json_cleanup(void *j)
+{
+    json_decref((json_t *)j);
+    return APR_SUCCESS;
+}
+
+json_t *ecom_json_pool(ecom_req *q, json_t *j)
+{
+    if (j) {
+        apr_pool_cleanup_register(q->r->pool, j, json_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    return j;
+}
+
+typedef struct {
+    apr_pool_t *pool;
+    char *buf;
+    apr_size_t len, cap;
+} dumpbuf;
+
+static int dump_cb(const char *s, size_t n, void *data)
+{
+    dumpbuf *d = data;
+
+    if (d->len + n + 1 > d->cap) {
+        apr_size_t cap = d->cap ? d->cap * 2 : 1024;
+        char *nb;
+        while (cap < d->len + n + 1) {
+            cap *= 2;
+        }
+        nb = apr_palloc(d->pool, cap);
+        if (d->len) {
+            memcpy(nb, d->buf, d->len);
+        }
+        d->buf = nb;
+        d->cap = cap;
+    }
+    memcpy(d->buf + d->len, s, n);
+    d->len += n;
+    d->buf[d->len] = '\0';
+    return 0;
+}
+
+char *ecom_json_dump(ecom_req *q, const json_t *j, apr_size_t *len)
+{
+    dumpbuf d = { q->r->pool, NULL, 0, 0 };
+
+    json_dump_callback(j, dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY);
+    *len = d.len;
+    return d.buf ? d.buf : apr_pstrdup(q->r->pool, "");
+}
+
+int ecom_json(ecom_req *q, int status, json_t *j)
+{
+    q->status = status;
+    q->out = ecom_json_dump(q, j, &q->out_len);
+    q->ctype = "application/json; charset=utf-8";
+    json_decref(j);
+    return status;
+}
+
+int ecom_no_content(ecom_req *q, int status)
+{
+    q->status = status;
+    q->out = NULL;
+    q->out_len = 0;
+    q->ctype = NULL;
+    return status;
+}
+
+int ecom_problem_with(ecom_req *q, int status, const char *slug,
+                      const char *detail, json_t *extra)
+{
+    const char *title = ap_get_status_line(status);
+    json_t *j;
+
+    /* "404 Not Found" -> "Not Found" */
+    title = (title && strlen(title) > 4) ? title + 4 : "Error";
+    j = json_pack("{s:s, s:s, s:i, s:s}",
+                  "type", apr_pstrcat(q->r->pool, "urn:mod-ecom:problem:",
+                                      slug, NULL),
+                  "title", title,
+                  "status", status,
+                  "detail", detail ? detail : title);
+    if (extra) {
+        json_object_update_missing(j, extra);
+        json_decref(extra);
+    }
+    q->status = status;
+    q->out = ecom_json_dump(q, j, &q->out_len);
+    q->ctype = "application/problem+json";
+    json_decref(j);
+    return status;
+}
+
+int ecom_problem(ecom_req *q, int status, const char *slug, const char *detail)
+{
+    return ecom_problem_with(q, status, slug, detail, NULL);
+}
+
+int ecom_invalid(ecom_req *q, json_t *errs)
+{
+    return ecom_problem_with(q, HTTP_UNPROCESSABLE_ENTITY, "validation",
+                             "The request has invalid fields.",
+                             json_pack("{s:o}", "errors", errs));
+}
+
+void ecom_field_error(json_t *errs, const char *field, const char *msg)
+{
+    json_array_append_new(errs, json_pack("{s:s, s:s}", "field", field,
+                                          "message", msg));
+}
+
+const char *ecom_url(ecom_req *q, const char *fmt, ...)
+{
+    va_list ap;
+    const char *rest;
+
+    va_start(ap, fmt);
+    rest = apr_pvsprintf(q->r->pool, fmt, ap);
+    va_end(ap);
+    return apr_pstrcat(q->r->pool, q->dc->base ? q->dc->base : "", rest, NULL);
+}
+
+int ecom_read_body(ecom_req *q)
+{
+    request_rec *r = q->r;
+    apr_off_t limit = q->dc->max_body;
+    char *buf;
+    apr_size_t len = 0;
+    long n;
+    int rv;
+
+    if ((rv = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "The request body could not be read.");
+    }
+    if (!ap_should_client_block(r)) {
+        q->raw_body = "";
+        q->raw_len = 0;
+        return 0;
+    }
+    if (r->remaining > limit) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return ecom_problem(q, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                            "payload-too-large",
+                            apr_psprintf(r->pool, "The body may be at most "
+                                         "%" APR_OFF_T_FMT " bytes.", limit));
+    }
+    buf = apr_palloc(r->pool, (apr_size_t)limit + 1);
+    while ((n = ap_get_client_block(r, buf + len,
+                                    (apr_size_t)limit + 1 - len)) > 0) {
+        len += (apr_size_t)n;
+        if ((apr_off_t)len > limit) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return ecom_problem(q, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "payload-too-large",
+                                apr_psprintf(r->pool, "The body may be at "
+                                             "most %" APR_OFF_T_FMT " bytes.",
+                                             limit));
+        }
+    }
+    if (n < 0) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "The request body could not be read.");
+    }
+    buf[len] = '\0';
+    q->raw_body = buf;
+    q->raw_len = len;
+    return 0;
+}
+
+int ecom_get_str(json_t *body, const char *field, size_t minlen, size_t maxlen,
+                 const char **out, json_t *errs)
+{
+    json_t *v = body ? json_object_get(body, field) : NULL;
+    long n;
+
+    if (!v) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        ecom_field_error(errs, field, "must be a string");
+        return -1;
+    }
+    /* jansson has already rejected invalid UTF-8 and NUL bytes */
+    n = ecom_utf8_len(json_string_value(v));
+    if (n < (long)minlen || n > (long)maxlen) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "must be %zu to %zu characters long",
+                 minlen, maxlen);
+        ecom_field_error(errs, field, msg);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 1;
+}
+
+int ecom_get_int(json_t *body, const char *field, long long min, long long max,
+                 long long *out, json_t *errs)
+{
+    json_t *v = body ? json_object_get(body, field) : NULL;
+
+    if (!v) {
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min
+        || json_integer_value(v) > max) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "must be an integer from %lld to %lld",
+                 min, max);
+        ecom_field_error(errs, field, msg);
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 1;
+}
+
+int ecom_get_bool(json_t *body, const char *field, int *out, json_t *errs)
+{
+    json_t *v = body ? json_object_get(body, field) : NULL;
+
+    if (!v) {
+        return 0;
+    }
+    if (!json_is_boolean(v)) {
+        ecom_field_error(errs, field, "must be true or false");
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 1;
+}

@@ -1,0 +1,393 @@
+/*
+ * ecom_products.c: the catalog: list (keyset pagination, filters, sorts),
+ * detail with ETag, and staff create / update.
+ *
+ * Listing: one statement per sort order; filters are nullable parameters
+ * gathered in a one-row "params" CTE, so each filter is one argument and the
+ * SQL stays fixed. The keyset condition follows the sort: (price, id) for
+ * price sorts, id for the rest. limit + 1 rows are fetched to know whether a
+ * next page exists.
+ */
+#include "ecom.h"
+#include "ecom_crypto.h"
+#include "ecom_util.h"
+
+#define PRODUCT_COLS \
+    "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
+    "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at")
+
+#define LIST_HEAD \
+    "WITH a AS (SELECT %s::bigint AS k1, %s::bigint AS k2, %s::text AS cat, " \
+    "%s::bigint AS minp, %s::bigint AS maxp, %s::boolean AS instock, " \
+    "%s::text AS q, %s::int AS lim) " \
+    "SELECT " PRODUCT_COLS " FROM a, products p " \
+    "LEFT JOIN categories c ON c.id = p.category_id " \
+    "WHERE p.active " \
+    "AND (a.cat IS NULL OR c.slug = a.cat) " \
+    "AND (a.minp IS NULL OR p.price >= a.minp) " \
+    "AND (a.maxp IS NULL OR p.price <= a.maxp) " \
+    "AND (a.instock IS NULL OR (p.stock > 0) = a.instock) " \
+    "AND (a.q IS NULL OR p.search @@ websearch_to_tsquery('simple', a.q)) "
+
+const ecom_stmt ecom_product_sql[] = {
+    { "ecom_products_by_id", LIST_HEAD
+      "AND (a.k1 IS NULL OR p.id > a.k1) ORDER BY p.id LIMIT (SELECT lim FROM a)" },
+    { "ecom_products_newest", LIST_HEAD
+      "AND (a.k1 IS NULL OR p.id < a.k1) ORDER BY p.id DESC "
+      "LIMIT (SELECT lim FROM a)" },
+    { "ecom_products_by_price", LIST_HEAD
+      "AND (a.k1 IS NULL OR (p.price, p.id) > (a.k1, a.k2)) "
+      "ORDER BY p.price, p.id LIMIT (SELECT lim FROM a)" },
+    { "ecom_products_by_price_desc", LIST_HEAD
+      "AND (a.k1 IS NULL OR p.price < a.k1 OR (p.price = a.k1 AND p.id > a.k2)) "
+      "ORDER BY p.price DESC, p.id LIMIT (SELECT lim FROM a)" },
+    { "ecom_product_get",
+      "SELECT " PRODUCT_COLS " FROM products p "
+      "LEFT JOIN categories c ON c.id = p.category_id "
+      "WHERE p.id = %s::bigint AND (p.active OR %s::boolean)" },
+    { "ecom_category_id",
+      "SELECT id FROM categories WHERE slug = %s" },
+    { "ecom_product_insert",
+      "INSERT INTO products (name, description, price, currency, stock, "
+      "active, sku, category_id) VALUES (%s, %s, %s::bigint, %s, %s::int, "
+      "%s::boolean, %s, %s::bigint) ON CONFLICT (sku) DO NOTHING RETURNING id" },
+    /* PATCH: a NULL argument keeps the column; sku and category have an
+     * explicit "set" flag because null is a value they can take. */
+    { "ecom_product_update",
+      "UPDATE products SET name = COALESCE(%s, name), "
+      "description = COALESCE(%s, description), "
+      "price = COALESCE(%s::bigint, price), "
+      "currency = COALESCE(%s, currency), stock = COALESCE(%s::int, stock), "
+      "active = COALESCE(%s::boolean, active), "
+      "sku = CASE WHEN %s::boolean THEN %s ELSE sku END, "
+      "category_id = CASE WHEN %s::boolean THEN %s::bigint ELSE category_id END, "
+      "updated_at = now() WHERE id = %s::bigint RETURNING id" },
+    { "ecom_sku_taken",
+      "SELECT 1 FROM products WHERE sku = %s AND id <> %s::bigint" },
+    { NULL, NULL }
+};
+
+static const ecom_col product_cols[] = {
+    { "id", EC_INT }, { "sku", EC_STR_NULL }, { "name", EC_STR },
+    { "description", EC_STR }, { "price", EC_INT }, { "currency", EC_STR },
+    { "stock", EC_INT }, { "active", EC_BOOL }, { "category", EC_STR_NULL },
+    { "created_at", EC_STR }, { "updated_at", EC_STR }, { NULL, 0 }
+};
+
+static int bad_arg(ecom_req *q, const char *name, const char *why)
+{
+    return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                        apr_psprintf(q->r->pool, "Query parameter %s %s.",
+                                     name, why));
+}
+
+/* An optional non-negative integer query argument, as a string or NULL. */
+static int money_arg(ecom_req *q, const char *name, const char **out)
+{
+    const char *v = apr_table_get(q->args, name);
+    long long n;
+
+    *out = NULL;
+    if (v) {
+        if (ecom_parse_ll(v, 0, 1000000000000000LL, &n) != 0) {
+            return bad_arg(q, name, "must be a non-negative integer");
+        }
+        *out = ECOM_LL(q, n);
+    }
+    return 0;
+}
+
+int ecom_products_list(ecom_req *q)
+{
+    const char *sort = apr_table_get(q->args, "sort");
+    const char *cursor = apr_table_get(q->args, "cursor");
+    const char *instock = apr_table_get(q->args, "in_stock");
+    const char *text = apr_table_get(q->args, "q");
+    const char *label, *args[8] = { NULL };
+    char tag, next[ECOM_CURSOR_MAX];
+    long long k1 = 0, k2 = 0, last1 = 0, last2 = 0;
+    int limit, rv, n = 0, by_price;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    json_t *items;
+
+    if ((rv = ecom_page_args(q, &limit))) {
+        return rv;
+    }
+    if (!sort || !strcmp(sort, "id")) {
+        label = "ecom_products_by_id";
+        tag = 'i';
+    }
+    else if (!strcmp(sort, "newest")) {
+        label = "ecom_products_newest";
+        tag = 'n';
+    }
+    else if (!strcmp(sort, "price")) {
+        label = "ecom_products_by_price";
+        tag = 'p';
+    }
+    else if (!strcmp(sort, "-price")) {
+        label = "ecom_products_by_price_desc";
+        tag = 'P';
+    }
+    else {
+        return bad_arg(q, "sort", "must be one of id, price, -price, newest");
+    }
+    by_price = (tag == 'p' || tag == 'P');
+    if (cursor) {
+        if (ecom_cursor_decode(cursor, tag, &k1, &k2) != 0) {
+            return bad_arg(q, "cursor", "is not a cursor of this list");
+        }
+        args[0] = ECOM_LL(q, k1);
+        args[1] = ECOM_LL(q, k2);
+    }
+    args[2] = apr_table_get(q->args, "category");
+    if ((rv = money_arg(q, "min_price", &args[3]))
+        || (rv = money_arg(q, "max_price", &args[4]))) {
+        return rv;
+    }
+    if (instock) {
+        if (strcmp(instock, "true") && strcmp(instock, "false")) {
+            return bad_arg(q, "in_stock", "must be true or false");
+        }
+        args[5] = instock;
+    }
+    if (text) {
+        if (ecom_utf8_len(text) < 0 || strlen(text) > 200) {
+            return bad_arg(q, "q", "must be UTF-8 text of at most 200 bytes");
+        }
+        if (*text) {
+            args[6] = text;
+        }
+    }
+    if (args[2] && (ecom_utf8_len(args[2]) < 0 || strlen(args[2]) > 100)) {
+        return bad_arg(q, "category", "is not a category slug");
+    }
+    args[7] = apr_itoa(q->r->pool, limit + 1);
+    if ((rv = ecom_db_select(q, label, &res, 8, args))) {
+        return rv;
+    }
+    items = json_array();
+    row = NULL;
+    while (ecom_db_next(q, res, &row)) {
+        if (n == limit) {
+            /* a next page exists: the cursor points after the last item */
+            break;
+        }
+        json_array_append_new(items, ecom_row_json(q, row, product_cols, 0));
+        last2 = ecom_db_ll(q, row, 0);
+        last1 = by_price ? ecom_db_ll(q, row, 4) : last2;
+        n++;
+    }
+    if (row) {
+        ecom_cursor_encode(tag, last1, last2, next);
+    }
+    return ecom_json(q, HTTP_OK, json_pack("{s:o, s:s?}", "items", items,
+                                           "next_cursor", row ? next : NULL));
+}
+
+/* Strong ETag from the representation's bytes. */
+static const char *etag_of(ecom_req *q, const char *body, apr_size_t len)
+{
+    char hex[ECOM_SHA256_HEX];
+
+    ecom_sha256_hex(body, len, hex);
+    hex[32] = '\0';
+    return apr_pstrcat(q->r->pool, "\"", hex, "\"", NULL);
+}
+
+/* RFC 9110 If-None-Match: weak comparison, a list, or "*". */
+static int none_match(const char *header, const char *etag)
+{
+    const char *p = header;
+
+    while (p && *p) {
+        size_t n;
+        while (*p == ' ' || *p == ',' || *p == '\t') {
+            p++;
+        }
+        if (*p == '*') {
+            return 1;
+        }
+        if (p[0] == 'W' && p[1] == '/') {
+            p += 2;
+        }
+        n = strcspn(p, ", \t");
+        if (n == strlen(etag) && strncmp(p, etag, n) == 0) {
+            return 1;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+static int load_product(ecom_req *q, long long id, int status)
+{
+    const char *args[2], *etag, *inm;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    int rv;
+
+    args[0] = ECOM_LL(q, id);
+    args[1] = q->is_staff ? "true" : "false";
+    if ((rv = ecom_db_select(q, "ecom_product_get", &res, 2, args))) {
+        return rv;
+    }
+    if (!(row = ecom_db_row(q, res))) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
+    }
+    rv = ecom_json(q, status, ecom_row_json(q, row, product_cols, 0));
+    etag = etag_of(q, q->out, q->out_len);
+    apr_table_setn(q->r->headers_out, "ETag", etag);
+    inm = apr_table_get(q->r->headers_in, "If-None-Match");
+    if (status == HTTP_OK && inm && none_match(inm, etag)) {
+        return ecom_no_content(q, HTTP_NOT_MODIFIED);
+    }
+    return rv;
+}
+
+int ecom_product_get(ecom_req *q)
+{
+    return load_product(q, q->id[0], HTTP_OK);
+}
+
+typedef struct {
+    const char *name, *description, *price, *currency, *stock, *active;
+    const char *sku, *category_id;
+    int sku_set, category_set;
+} product_fields;
+
+/* Validates the writable fields of a product body into f (strings for the
+ * statement). Returns 0 or the status of the 422 it set. */
+static int read_fields(ecom_req *q, product_fields *f, int creating)
+{
+    json_t *errs = ecom_json_pool(q, json_array());
+    json_t *b = q->body, *v;
+    long long n;
+    int flag, rv;
+
+    if (ecom_get_str(b, "name", 1, 300, &f->name, errs) == 0 && creating) {
+        ecom_field_error(errs, "name", "is required");
+    }
+    ecom_get_str(b, "description", 0, 10000, &f->description, errs);
+    if ((rv = ecom_get_int(b, "price", 0, 1000000000000LL, &n, errs)) == 1) {
+        f->price = ECOM_LL(q, n);
+    }
+    else if (rv == 0 && creating) {
+        ecom_field_error(errs, "price", "is required");
+    }
+    if (ecom_get_str(b, "currency", 3, 3, &f->currency, errs) == 1
+        && !ecom_currency_valid(f->currency)) {
+        ecom_field_error(errs, "currency", "must be an ISO 4217 code such as EUR");
+    }
+    if (ecom_get_int(b, "stock", 0, 2147483647LL, &n, errs) == 1) {
+        f->stock = ECOM_LL(q, n);
+    }
+    if (ecom_get_bool(b, "active", &flag, errs) == 1) {
+        f->active = flag ? "true" : "false";
+    }
+    if ((v = json_object_get(b, "sku"))) {
+        f->sku_set = 1;
+        if (!json_is_null(v)) {
+            ecom_get_str(b, "sku", 1, 64, &f->sku, errs);
+        }
+    }
+    if ((v = json_object_get(b, "category"))) {
+        f->category_set = 1;
+        if (!json_is_null(v)) {
+            const char *slug = NULL;
+            if (ecom_get_str(b, "category", 1, 100, &slug, errs) == 1) {
+                const char *args[1] = { slug };
+                apr_dbd_results_t *res;
+                apr_dbd_row_t *row;
+                if ((rv = ecom_db_select(q, "ecom_category_id", &res, 1, args))) {
+                    return rv;
+                }
+                if ((row = ecom_db_row(q, res))) {
+                    f->category_id = apr_pstrdup(q->r->pool,
+                                                 ecom_db_get(q, row, 0));
+                }
+                else {
+                    ecom_field_error(errs, "category", "is not a known category");
+                }
+            }
+        }
+    }
+    if (json_array_size(errs)) {
+        return ecom_invalid(q, json_incref(errs));
+    }
+    return 0;
+}
+
+int ecom_product_create(ecom_req *q)
+{
+    product_fields f = { 0 };
+    const char *args[8];
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    long long id;
+    int rv;
+
+    if ((rv = read_fields(q, &f, 1))) {
+        return rv;
+    }
+    args[0] = f.name;
+    args[1] = f.description ? f.description : "";
+    args[2] = f.price;
+    args[3] = f.currency ? f.currency : q->dc->currency;
+    args[4] = f.stock ? f.stock : "0";
+    args[5] = f.active ? f.active : "true";
+    args[6] = f.sku;
+    args[7] = f.category_id;
+    if ((rv = ecom_db_select(q, "ecom_product_insert", &res, 8, args))) {
+        return rv;
+    }
+    if (!(row = ecom_db_row(q, res))) {
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            "Another product already has this sku.");
+    }
+    id = ecom_db_ll(q, row, 0);
+    apr_table_setn(q->r->headers_out, "Location",
+                   ecom_url(q, "/products/%" APR_INT64_T_FMT "/", (apr_int64_t)id));
+    return load_product(q, id, HTTP_CREATED);
+}
+
+int ecom_product_update(ecom_req *q)
+{
+    product_fields f = { 0 };
+    const char *args[11];
+    apr_dbd_results_t *res;
+    int rv;
+
+    if ((rv = read_fields(q, &f, 0))) {
+        return rv;
+    }
+    if (f.sku) {
+        const char *a[2] = { f.sku, ECOM_LL(q, q->id[0]) };
+        if ((rv = ecom_db_select(q, "ecom_sku_taken", &res, 2, a))) {
+            return rv;
+        }
+        if (ecom_db_row(q, res)) {
+            return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                                "Another product already has this sku.");
+        }
+    }
+    args[0] = f.name;
+    args[1] = f.description;
+    args[2] = f.price;
+    args[3] = f.currency;
+    args[4] = f.stock;
+    args[5] = f.active;
+    args[6] = f.sku_set ? "true" : "false";
+    args[7] = f.sku;
+    args[8] = f.category_set ? "true" : "false";
+    args[9] = f.category_id;
+    args[10] = ECOM_LL(q, q->id[0]);
+    if ((rv = ecom_db_select(q, "ecom_product_update", &res, 11, args))) {
+        return rv;
+    }
+    if (!ecom_db_row(q, res)) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
+    }
+    return load_product(q, q->id[0], HTTP_OK);
+}

@@ -1,0 +1,315 @@
+/*
+ * ecom_router.c: from request_rec to handler and back.
+ *
+ * One table maps (path pattern, method) to a handler and what it needs:
+ * authentication level, a JSON body, idempotency. The dispatcher strips the
+ * mount point and one trailing slash, matches the pattern ("{id}" segments
+ * must be positive integers, else the path is unknown), answers 404 / 405
+ * with Allow, authenticates, reads and parses the body (413, 415, 400), runs
+ * the handler and finally writes the response it built.
+ */
+#include "ecom.h"
+#include "ecom_util.h"
+
+#include "util_script.h"
+
+enum {
+    NEED_USER  = 1 << 0,
+    NEED_STAFF = 1 << 1,
+    BODY       = 1 << 2,   /* a JSON object body is required */
+    BODY_OPT   = 1 << 3,   /* a JSON object body may be sent */
+    IDEMPOTENT = 1 << 4    /* honours Idempotency-Key */
+};
+
+typedef struct {
+    const char *pattern;   /* segments joined by '/', "{id}" captures */
+    int method;            /* M_GET, M_POST, ... */
+    ecom_handler_fn fn;
+    unsigned flags;
+} ecom_route;
+
+static const ecom_route routes[] = {
+    { "auth/register", M_POST, ecom_register, BODY },
+    { "auth/login", M_POST, ecom_login, BODY },
+    { "products", M_GET, ecom_products_list, 0 },
+    { "products", M_POST, ecom_product_create, NEED_STAFF | BODY | IDEMPOTENT },
+    { "products/{id}", M_GET, ecom_product_get, 0 },
+    { "products/{id}", M_PATCH, ecom_product_update, NEED_STAFF | BODY },
+    { "cart", M_GET, ecom_cart_get, NEED_USER },
+    { "cart", M_POST, ecom_cart_add, NEED_USER | BODY | IDEMPOTENT },
+    { "cart/{id}", M_PATCH, ecom_cart_update, NEED_USER | BODY },
+    { "cart/{id}", M_DELETE, ecom_cart_delete, NEED_USER },
+    { "orders", M_GET, ecom_orders_list, NEED_USER },
+    { "orders", M_POST, ecom_order_create, NEED_USER | BODY_OPT | IDEMPOTENT },
+    { "orders/{id}", M_GET, ecom_order_get, NEED_USER },
+    { "health", M_GET, ecom_health, 0 },
+    { "openapi.json", M_GET, ecom_openapi, 0 },
+    { NULL, 0, NULL, 0 }
+};
+
+/* Matches path (no leading or trailing slash) against pattern, capturing
+ * ids. Returns 1 on a match. */
+static int match(const char *pattern, const char *path, long long id[2])
+{
+    int nid = 0;
+
+    for (;;) {
+        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+        size_t plen = pe ? (size_t)(pe - pattern) : strlen(pattern);
+        size_t slen = se ? (size_t)(se - path) : strlen(path);
+
+        if (plen == 4 && memcmp(pattern, "{id}", 4) == 0) {
+            if (nid == 2 || ecom_parse_id(path, slen, &id[nid]) != 0) {
+                return 0;
+            }
+            nid++;
+        }
+        else if (plen != slen || memcmp(pattern, path, plen) != 0) {
+            return 0;
+        }
+        if (!pe || !se) {
+            return !pe && !se;
+        }
+        pattern = pe + 1;
+        path = se + 1;
+    }
+}
+
+/* Allow header names; GET routes answer HEAD too. */
+static const char *method_name(int m)
+{
+    switch (m) {
+    case M_GET:
+        return "GET, HEAD";
+    case M_POST:
+        return "POST";
+    case M_PATCH:
+        return "PATCH";
+    case M_PUT:
+        return "PUT";
+    default:
+        return "DELETE";
+    }
+}
+
+static void apply_defaults(ecom_req *q)
+{
+    const ecom_dir_conf *c = ap_get_module_config(q->r->per_dir_config,
+                                                  &ecom_module);
+    const ecom_srv_conf *s = ap_get_module_config(q->r->server->module_config,
+                                                  &ecom_module);
+    ecom_dir_conf *d = apr_pmemdup(q->r->pool, c, sizeof(*c));
+    ecom_srv_conf *sv = apr_pmemdup(q->r->pool, s, sizeof(*s));
+
+    if (d->max_body < 0) {
+        d->max_body = 1048576;
+    }
+    if (!d->currency) {
+        d->currency = "EUR";
+    }
+    if (d->page_max < 0) {
+        d->page_max = 100;
+    }
+    if (d->page_size < 0) {
+        d->page_size = d->page_max < 20 ? d->page_max : 20;
+    }
+    if (sv->token_lifetime < 0) {
+        sv->token_lifetime = 86400;
+    }
+    q->dc = d;
+    q->sc = sv;
+}
+
+/* The path below the mount point, without its leading slash and one
+ * trailing slash; NULL when r->uri is not under the mount point. */
+static const char *relative_path(ecom_req *q)
+{
+    const char *uri = q->r->uri, *base = q->dc->base ? q->dc->base : "";
+    size_t blen = strlen(base), n;
+
+    if (strncmp(uri, base, blen) != 0 || (uri[blen] && uri[blen] != '/')) {
+        return NULL;
+    }
+    uri += blen;
+    while (*uri == '/') {
+        /* "/api" and "/api/" are both the root; "//x" is not a path we use */
+        if (uri[1] == '/') {
+            return NULL;
+        }
+        uri++;
+    }
+    n = strlen(uri);
+    if (n && uri[n - 1] == '/') {
+        n--;
+    }
+    return apr_pstrmemdup(q->r->pool, uri, n);
+}
+
+static int is_json_type(const char *ct)
+{
+    size_t n;
+
+    if (!ct) {
+        return 0;
+    }
+    while (*ct == ' ') {
+        ct++;
+    }
+    n = strcspn(ct, "; \t");
+    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* Reads and parses the body; returns 0 or the status of the problem set. */
+static int parse_body(ecom_req *q, unsigned flags)
+{
+    request_rec *r = q->r;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
+    int has_body = (cl && strcmp(cl, "0") != 0) || te;
+    json_error_t err;
+    json_t *j;
+    int rv;
+
+    if (!has_body && (flags & BODY_OPT)) {
+        return 0;
+    }
+    if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        return ecom_problem(q, HTTP_UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported-media-type",
+                            "Send the body as application/json.");
+    }
+    if ((rv = ecom_read_body(q))) {
+        return rv;
+    }
+    if (q->raw_len == 0 && (flags & BODY_OPT)) {
+        return 0;
+    }
+    j = json_loadb(q->raw_body, q->raw_len, JSON_REJECT_DUPLICATES, &err);
+    if (!j) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            apr_psprintf(r->pool, "Malformed JSON at line %d, "
+                                         "column %d: %s", err.line, err.column,
+                                         err.text));
+    }
+    ecom_json_pool(q, j);
+    if (!json_is_object(j)) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "The body must be a JSON object.");
+    }
+    q->body = j;
+    return 0;
+}
+
+static void send_response(ecom_req *q)
+{
+    request_rec *r = q->r;
+
+    r->status = q->status ? q->status : HTTP_INTERNAL_SERVER_ERROR;
+    if (q->ctype) {
+        ap_set_content_type(r, q->ctype);
+    }
+    if (q->out && q->out_len && r->status != HTTP_NOT_MODIFIED) {
+        ap_set_content_length(r, (apr_off_t)q->out_len);
+        ap_rwrite(q->out, (int)q->out_len, r);
+    }
+    else if (r->status != HTTP_NOT_MODIFIED) {
+        ap_set_content_length(r, 0);
+    }
+}
+
+static int run(ecom_req *q)
+{
+    request_rec *r = q->r;
+    const ecom_route *rt, *hit = NULL;
+    const char *path = relative_path(q), *allow = NULL, *idem = NULL;
+    int m = r->method_number, rv;
+
+    if (path) {
+        for (rt = routes; rt->pattern; rt++) {
+            long long id[2] = { 0, 0 };
+            if (!match(rt->pattern, path, id)) {
+                continue;
+            }
+            if (rt->method == m) {
+                hit = rt;
+                q->id[0] = id[0];
+                q->id[1] = id[1];
+                break;
+            }
+            allow = allow ? apr_pstrcat(r->pool, allow, ", ",
+                                        method_name(rt->method), NULL)
+                          : method_name(rt->method);
+        }
+    }
+    if (!hit) {
+        if (!allow) {
+            return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
+                                "No such resource.");
+        }
+        apr_table_setn(r->err_headers_out, "Allow", allow);
+        if (m == M_OPTIONS) {
+            return ecom_no_content(q, HTTP_NO_CONTENT);
+        }
+        return ecom_problem(q, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",
+                            apr_psprintf(r->pool, "%s is not allowed here; "
+                                         "allowed: %s.", r->method, allow));
+    }
+    if (r->args) {
+        q->args = apr_table_make(r->pool, 8);
+        ap_args_to_table(r, &q->args);
+    }
+    else {
+        q->args = apr_table_make(r->pool, 1);
+    }
+    rv = ecom_authenticate(q, (hit->flags & NEED_STAFF) ? 2
+                              : (hit->flags & NEED_USER) ? 1 : 0);
+    if (rv) {
+        return rv;
+    }
+    if (hit->flags & (BODY | BODY_OPT)) {
+        if ((rv = parse_body(q, hit->flags))) {
+            return rv;
+        }
+    }
+    else {
+        ap_discard_request_body(r);
+    }
+    if ((hit->flags & IDEMPOTENT) && q->user_id) {
+        if ((rv = ecom_idem_begin(q, &idem))) {
+            return rv;
+        }
+    }
+    rv = hit->fn(q);
+    if (idem) {
+        ecom_idem_end(q, idem);
+    }
+    return rv;
+}
+
+int ecom_dispatch(request_rec *r)
+{
+    ecom_req *q = apr_pcalloc(r->pool, sizeof(*q));
+
+    q->r = r;
+    apply_defaults(q);
+    run(q);
+    send_response(q);
+    return OK;
+}
+
+int ecom_page_args(ecom_req *q, int *limit)
+{
+    const char *l = apr_table_get(q->args, "limit");
+    long long v;
+
+    *limit = q->dc->page_size;
+    if (l) {
+        if (ecom_parse_ll(l, 1, 1000000000LL, &v) != 0) {
+            return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                                "limit must be an integer >= 1.");
+        }
+        *limit = v > q->dc->page_max ? q->dc->page_max : (int)v;
+    }
+    return 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * ecom_util.h: the httpd-free helpers of mod_ecom.
+ *
+ * Strict number parsing, input validation (e-mail, currency, idempotency
+ * keys, UTF-8), base64url and the opaque pagination cursor. Nothing here
+ * includes an httpd or APR header, so t/unit/unit_tests.c exercises it as
+ * plain C.
+ */
+#ifndef ECOM_UTIL_H
+#define ECOM_UTIL_H
+
+#include <stddef.h>
+
+/* Parses a whole string as a base-10 integer in [min, max]: no sign other
+ * than a leading '-', no spaces, no leading '+', no trailing garbage.
+ * Returns 0 on success, -1 otherwise. */
+int ecom_parse_ll(const char *s, long long min, long long max, long long *out);
+
+/* Parses a path segment of length len as a resource id: 1..18 digits, > 0. */
+int ecom_parse_id(const char *s, size_t len, long long *out);
+
+/* Number of code points of a NUL-terminated UTF-8 string, or -1 when it is
+ * not valid UTF-8 (overlongs, surrogates and values > U+10FFFF rejected). */
+long ecom_utf8_len(const char *s);
+
+/* 1 when s looks like a deliverable address: local@domain.tld, 3..254
+ * bytes, no spaces or control characters, one '@', a dot in the domain. */
+int ecom_email_valid(const char *s);
+
+/* 1 when s is three upper-case ASCII letters (ISO 4217 shape). */
+int ecom_currency_valid(const char *s);
+
+/* 1 when s is an acceptable Idempotency-Key: 1..255 visible ASCII chars. */
+int ecom_idem_key_valid(const char *s);
+
+/* base64url without padding. out must hold ECOM_B64_LEN(n) + 1 bytes. */
+#define ECOM_B64_LEN(n) ((((n) + 2) / 3) * 4)
+void ecom_b64url_encode(const unsigned char *in, size_t n, char *out);
+/* Decodes into out (room for outmax bytes); returns the length or -1. */
+long ecom_b64url_decode(const char *in, unsigned char *out, size_t outmax);
+
+/* Lower-case hex of n bytes; out holds 2n + 1 bytes. */
+void ecom_hex(const unsigned char *in, size_t n, char *out);
+
+/*
+ * Keyset cursors. A cursor carries a one-letter tag naming the ordering it
+ * belongs to and up to two integer keys (e.g. price and id). It is opaque to
+ * clients (base64url) but not secret; decoding validates everything, so a
+ * forged cursor can only point at another place in the same list.
+ */
+#define ECOM_CURSOR_MAX 64
+void ecom_cursor_encode(char tag, long long a, long long b,
+                        char out[ECOM_CURSOR_MAX]);
+int ecom_cursor_decode(const char *s, char tag, long long *a, long long *b);
+
+#endif /* ECOM_UTIL_H */

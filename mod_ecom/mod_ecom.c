@@ -1,0 +1,77 @@
+/*
+ * mod_ecom.c: the module record and its hooks.
+ *
+ * The handler declines anything not set to "ecom" and hands the rest to
+ * the router. post_config registers every SQL statement with mod_dbd, once
+ * per virtual host, so each pooled connection prepares them when it opens.
+ * This file owns no request logic.
+ */
+#define ECOM_MODULE_C
+#include "ecom.h"
+
+#include "http_request.h"
+
+static int ecom_handler(request_rec *r)
+{
+    if (!r->handler || strcmp(r->handler, "ecom") != 0) {
+        return DECLINED;
+    }
+    return ecom_dispatch(r);
+}
+
+static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp, server_rec *s)
+{
+    static const ecom_stmt *const all[] = {
+        ecom_auth_sql, ecom_product_sql, ecom_cart_sql, ecom_order_sql,
+        ecom_idem_sql, ecom_misc_sql, NULL
+    };
+    module *dbd = ap_find_linked_module("mod_dbd.c");
+    apr_array_header_t *seen = apr_array_make(ptemp, 4, sizeof(void *));
+    server_rec *sp;
+
+    if (!APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare)
+        || !APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10901)
+                     "mod_ecom needs mod_dbd: LoadModule dbd_module first");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (sp = s; sp; sp = sp->next) {
+        /* virtual hosts without DBD directives share the main server's
+         * mod_dbd config: register once per distinct config */
+        void *cfg = dbd ? ap_get_module_config(sp->module_config, dbd) : NULL;
+        int dup = 0;
+        for (int i = 0; i < seen->nelts && !dup; i++) {
+            dup = APR_ARRAY_IDX(seen, i, void *) == cfg;
+        }
+        if (dup) {
+            continue;
+        }
+        APR_ARRAY_PUSH(seen, void *) = cfg;
+        for (int i = 0; all[i]; i++) {
+            ecom_db_register(pconf, sp, all[i]);
+        }
+    }
+    return OK;
+}
+
+static void ecom_register_hooks(apr_pool_t *p)
+{
+    /* before mod_dbd's post_config, which turns the registered statements
+     * into per-connection-group prepare lists */
+    static const char *const succ[] = { "mod_dbd.c", NULL };
+
+    ap_hook_post_config(ecom_post_config, NULL, succ, APR_HOOK_MIDDLE);
+    ap_hook_handler(ecom_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(ecom) = {
+    STANDARD20_MODULE_STUFF,
+    ecom_create_dir_conf,
+    ecom_merge_dir_conf,
+    ecom_create_srv_conf,
+    ecom_merge_srv_conf,
+    ecom_cmds,
+    ecom_register_hooks,
+    AP_MODULE_FLAG_NONE
+};
