@@ -87,8 +87,8 @@ import:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-	    --inline-suppr -I$(SRCDIR) -I$$($(APXS) -q INCLUDEDIR) \
-	    --suppress=missingIncludeSystem $(SRCDIR)
+	    --inline-suppr -I$(SRCDIR) --suppress=missingIncludeSystem \
+	    --suppress=missingInclude --include=tools/cppcheck-macros.h $(SRCDIR) tools
 	clang-tidy --quiet $(SRC) -- -std=gnu11 -I$(SRCDIR) -I$$($(APXS) -q INCLUDEDIR) \
 	    $$(apr-1-config --includes) $$(apu-1-config --includes)
 

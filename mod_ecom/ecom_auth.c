@@ -132,7 +132,7 @@ int ecom_register(ecom_req *q)
 {
     json_t *errs = ecom_json_pool(q, json_array());
     const char *email = NULL, *password = NULL, *name = "", *args[3];
-    const char *token, *expires;
+    const char *token = NULL, *expires = NULL;
     char hash[ECOM_PWHASH_MAX];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
@@ -180,7 +180,8 @@ int ecom_register(ecom_req *q)
 int ecom_login(ecom_req *q)
 {
     json_t *errs = ecom_json_pool(q, json_array());
-    const char *email = NULL, *password = NULL, *token, *expires, *args[1];
+    const char *email = NULL, *password = NULL, *token = NULL, *expires = NULL;
+    const char *args[1];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     json_t *user;

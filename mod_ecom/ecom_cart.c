@@ -179,11 +179,10 @@ int ecom_cart_update(ecom_req *q)
     }
     if (!ecom_db_row(q, res)) {
         /* either not the caller's line (404) or not enough stock (409) */
-        apr_dbd_row_t *row;
         if ((rv = ecom_db_select(q, "ecom_cart_line", &res, 2, args + 1))) {
             return rv;
         }
-        if (!(row = ecom_db_row(q, res))) {
+        if (!ecom_db_row(q, res)) {
             return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
                                 "No such line in your cart.");
         }

@@ -8,7 +8,7 @@
 #include "ecom.h"
 #include "ecom_util.h"
 
-#define UNSET -1
+#define UNSET (-1)
 
 void *ecom_create_dir_conf(apr_pool_t *p, char *dir)
 {

@@ -243,7 +243,7 @@ int ecom_db_tx(ecom_req *q, int (*fn)(ecom_req *q, void *ctx), void *ctx)
 
 int ecom_db_ping(ecom_req *q)
 {
-    apr_dbd_results_t *res;
+    apr_dbd_results_t *res = NULL;
     int rv = ecom_db_select(q, "ecom_ping", &res, 0, NULL);
 
     if (!rv && !ecom_db_row(q, res)) {

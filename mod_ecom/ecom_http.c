@@ -143,9 +143,8 @@ int ecom_read_body(ecom_req *q)
     char *buf;
     apr_size_t len = 0;
     long n;
-    int rv;
 
-    if ((rv = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK)) != OK) {
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "The request body could not be read.");
     }

@@ -52,17 +52,10 @@ int ecom_idem_begin(ecom_req *q, const char **keyp)
                             "Idempotency-Key must be 1 to 255 visible ASCII "
                             "characters.");
     }
+    /* the request's identity: method, path and the exact body bytes */
     material = apr_pstrcat(q->r->pool, q->r->method, " ", q->r->uri, "\n",
-                           NULL);
-    {
-        apr_size_t hl = strlen(material);
-        char *all = apr_palloc(q->r->pool, hl + q->raw_len + 1);
-        memcpy(all, material, hl);
-        if (q->raw_len) {
-            memcpy(all + hl, q->raw_body, q->raw_len);
-        }
-        ecom_sha256_hex(all, hl + q->raw_len, hash);
-    }
+                           q->raw_len ? q->raw_body : "", NULL);
+    ecom_sha256_hex(material, strlen(material), hash);
     args[0] = ECOM_LL(q, q->user_id);
     args[1] = key;
     args[2] = hash;
@@ -94,7 +87,7 @@ int ecom_idem_begin(ecom_req *q, const char **keyp)
                             "A request with this Idempotency-Key is in "
                             "progress; retry shortly.");
     }
-    q->status = atoi(code);
+    q->status = (int)apr_atoi64(code);
     q->out = ecom_db_get(q, row, 2);
     q->out_len = q->out ? strlen(q->out) : 0;
     q->ctype = q->status >= 400 ? "application/problem+json"

@@ -153,7 +153,7 @@ int ecom_orders_list(ecom_req *q)
         return rv;
     }
     if (status) {
-        for (i = 0; statuses[i] && strcmp(statuses[i], status); i++) {
+        for (i = 0; statuses[i] && strcmp(statuses[i], status) != 0; i++) {
         }
         if (!statuses[i]) {
             return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",

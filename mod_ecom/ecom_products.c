@@ -147,7 +147,7 @@ int ecom_products_list(ecom_req *q)
         return rv;
     }
     if (instock) {
-        if (strcmp(instock, "true") && strcmp(instock, "false")) {
+        if (strcmp(instock, "true") != 0 && strcmp(instock, "false") != 0) {
             return bad_arg(q, "in_stock", "must be true or false");
         }
         args[5] = instock;

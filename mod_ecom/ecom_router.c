@@ -23,28 +23,28 @@ enum {
 
 typedef struct {
     const char *pattern;   /* segments joined by '/', "{id}" captures */
-    int method;            /* M_GET, M_POST, ... */
     ecom_handler_fn fn;
+    int method;            /* M_GET, M_POST, ... */
     unsigned flags;
 } ecom_route;
 
 static const ecom_route routes[] = {
-    { "auth/register", M_POST, ecom_register, BODY },
-    { "auth/login", M_POST, ecom_login, BODY },
-    { "products", M_GET, ecom_products_list, 0 },
-    { "products", M_POST, ecom_product_create, NEED_STAFF | BODY | IDEMPOTENT },
-    { "products/{id}", M_GET, ecom_product_get, 0 },
-    { "products/{id}", M_PATCH, ecom_product_update, NEED_STAFF | BODY },
-    { "cart", M_GET, ecom_cart_get, NEED_USER },
-    { "cart", M_POST, ecom_cart_add, NEED_USER | BODY | IDEMPOTENT },
-    { "cart/{id}", M_PATCH, ecom_cart_update, NEED_USER | BODY },
-    { "cart/{id}", M_DELETE, ecom_cart_delete, NEED_USER },
-    { "orders", M_GET, ecom_orders_list, NEED_USER },
-    { "orders", M_POST, ecom_order_create, NEED_USER | BODY_OPT | IDEMPOTENT },
-    { "orders/{id}", M_GET, ecom_order_get, NEED_USER },
-    { "health", M_GET, ecom_health, 0 },
-    { "openapi.json", M_GET, ecom_openapi, 0 },
-    { NULL, 0, NULL, 0 }
+    { "auth/register", ecom_register, M_POST, BODY },
+    { "auth/login", ecom_login, M_POST, BODY },
+    { "products", ecom_products_list, M_GET, 0 },
+    { "products", ecom_product_create, M_POST, NEED_STAFF | BODY | IDEMPOTENT },
+    { "products/{id}", ecom_product_get, M_GET, 0 },
+    { "products/{id}", ecom_product_update, M_PATCH, NEED_STAFF | BODY },
+    { "cart", ecom_cart_get, M_GET, NEED_USER },
+    { "cart", ecom_cart_add, M_POST, NEED_USER | BODY | IDEMPOTENT },
+    { "cart/{id}", ecom_cart_update, M_PATCH, NEED_USER | BODY },
+    { "cart/{id}", ecom_cart_delete, M_DELETE, NEED_USER },
+    { "orders", ecom_orders_list, M_GET, NEED_USER },
+    { "orders", ecom_order_create, M_POST, NEED_USER | BODY_OPT | IDEMPOTENT },
+    { "orders/{id}", ecom_order_get, M_GET, NEED_USER },
+    { "health", ecom_health, M_GET, 0 },
+    { "openapi.json", ecom_openapi, M_GET, 0 },
+    { NULL, NULL, 0, 0 }
 };
 
 /* Matches path (no leading or trailing slash) against pattern, capturing

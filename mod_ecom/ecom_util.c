@@ -275,7 +275,7 @@ int ecom_cursor_decode(const char *s, char tag, long long *a, long long *b)
     }
     memcpy(abuf, plain + 2, alen);
     abuf[alen] = '\0';
-    strcpy(bbuf, colon + 1);
+    memcpy(bbuf, colon + 1, strlen(colon + 1) + 1);
     if (ecom_parse_ll(abuf, -9223372036854775807LL, 9223372036854775807LL, a)
         || ecom_parse_ll(bbuf, -9223372036854775807LL, 9223372036854775807LL, b)) {
         return -1;
