@@ -115,7 +115,8 @@ typedef struct {
     ecom_coltype type;
 } ecom_col;
 
-void ecom_db_register(apr_pool_t *p, server_rec *s, const ecom_stmt *stmts);
+/* Registers every statement of every resource with mod_dbd for s. */
+void ecom_db_register(server_rec *s);
 /* Each returns 0 on success, or the HTTP status of the problem it already
  * set (503 when the database is unreachable, 500 otherwise). */
 int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,

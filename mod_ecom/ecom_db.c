@@ -19,14 +19,64 @@
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
 
-void ecom_db_register(apr_pool_t *p, server_rec *s, const ecom_stmt *stmts)
+/* Every resource's statement table. */
+static const ecom_stmt *const all_tables[] = {
+    ecom_auth_sql, ecom_product_sql, ecom_cart_sql, ecom_order_sql,
+    ecom_idem_sql, ecom_misc_sql, NULL
+};
+
+void ecom_db_register(server_rec *s)
 {
     /* Looked up once per (re)configuration, as mod_authn_dbd does. */
     dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
     dbd_acquire_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-    for (; stmts->label; stmts++) {
-        dbd_prepare_fn(s, stmts->sql, stmts->label);
+    for (int t = 0; all_tables[t]; t++) {
+        for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
+            dbd_prepare_fn(s, st->sql, st->label);
+        }
     }
+}
+
+/*
+ * When PostgreSQL restarts, mod_dbd's connection check (PQreset) silently
+ * reconnects a pooled connection, but server-side prepared statements died
+ * with the old session. Prepare them again on this connection; the caller
+ * retries its statement once.
+ */
+static int reprepare(ecom_req *q)
+{
+    int failures = 0;
+
+    for (int t = 0; all_tables[t]; t++) {
+        for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
+            apr_dbd_prepared_t *stmt = NULL;
+            if (apr_dbd_prepare(q->dbd->driver, q->dbd->pool, q->dbd->handle,
+                                st->sql, st->label, &stmt) == 0) {
+                apr_hash_set(q->dbd->prepared, st->label, APR_HASH_KEY_STRING,
+                             stmt);
+            }
+            else {
+                failures++;
+            }
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r, APLOGNO(10907)
+                  "database session was reset; statements prepared again "
+                  "(%d failed)", failures);
+    return failures == 0;
+}
+
+/* 1 when rv from a statement means "this session lost its statements". */
+static int lost_statements(ecom_req *q, int rv)
+{
+    const char *msg;
+
+    if (!rv || q->tx) {
+        return 0;
+    }
+    msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
+    return msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")
+           && reprepare(q);
 }
 
 static int unavailable(ecom_req *q)
@@ -57,6 +107,9 @@ static int failed(ecom_req *q, const char *label, int rv)
         != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, APLOGNO(10903)
                       "database connection lost during %s", label);
+        return unavailable(q);
+    }
+    if (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) {
         return unavailable(q);
     }
     if (msg && strstr(msg, "duplicate key value")) {
@@ -106,6 +159,11 @@ int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
     *res = NULL;
     rv = apr_dbd_pselect(q->dbd->driver, q->r->pool, q->dbd->handle, res, st,
                          1, nargs, args);
+    if (lost_statements(q, rv)) {
+        *res = NULL;
+        rv = apr_dbd_pselect(q->dbd->driver, q->r->pool, q->dbd->handle, res,
+                             statement(q, label), 1, nargs, args);
+    }
     return rv ? failed(q, label, rv) : 0;
 }
 
@@ -123,6 +181,10 @@ int ecom_db_query(ecom_req *q, const char *label, int *nrows, int nargs,
     }
     rv = apr_dbd_pquery(q->dbd->driver, q->r->pool, q->dbd->handle, &n, st,
                         nargs, args);
+    if (lost_statements(q, rv)) {
+        rv = apr_dbd_pquery(q->dbd->driver, q->r->pool, q->dbd->handle, &n,
+                            statement(q, label), nargs, args);
+    }
     if (nrows) {
         *nrows = n;
     }

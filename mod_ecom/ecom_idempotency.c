@@ -80,7 +80,11 @@ int ecom_idem_begin(ecom_req *q, const char **keyp)
         json_t *errs = json_array();
         ecom_field_error(errs, "Idempotency-Key", "was already used for a "
                          "different request");
-        return ecom_invalid(q, errs);
+        return ecom_problem_with(q, HTTP_UNPROCESSABLE_ENTITY,
+                                 "idempotency-conflict",
+                                 "This Idempotency-Key was used for a "
+                                 "different request.",
+                                 json_pack("{s:o}", "errors", errs));
     }
     if (!(code = ecom_db_get(q, row, 1))) {
         return ecom_problem(q, HTTP_CONFLICT, "idempotency-conflict",

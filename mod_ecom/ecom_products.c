@@ -2,11 +2,11 @@
  * ecom_products.c: the catalog: list (keyset pagination, filters, sorts),
  * detail with ETag, and staff create / update.
  *
- * Listing: one statement per sort order; filters are nullable parameters
- * gathered in a one-row "params" CTE, so each filter is one argument and the
- * SQL stays fixed. The keyset condition follows the sort: (price, id) for
- * price sorts, id for the rest. limit + 1 rows are fetched to know whether a
- * next page exists.
+ * Listing: two statements per sort order, one without filters (the hot
+ * path: an ordered index walk stopping after limit + 1 rows) and one with
+ * nullable filter parameters. The keyset condition follows the sort:
+ * (price, id) for price sorts, id for the rest; limit + 1 rows are fetched
+ * to know whether a next page exists.
  */
 #include "ecom.h"
 #include "ecom_crypto.h"
@@ -16,31 +16,43 @@
     "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
     "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at")
 
-#define LIST_HEAD \
-    "WITH a AS (SELECT %s::bigint AS k1, %s::bigint AS k2, %s::text AS cat, " \
-    "%s::bigint AS minp, %s::bigint AS maxp, %s::boolean AS instock, " \
-    "%s::text AS q, %s::int AS lim) " \
-    "SELECT " PRODUCT_COLS " FROM a, products p " \
-    "LEFT JOIN categories c ON c.id = p.category_id " \
-    "WHERE p.active " \
-    "AND (a.cat IS NULL OR c.slug = a.cat) " \
-    "AND (a.minp IS NULL OR p.price >= a.minp) " \
-    "AND (a.maxp IS NULL OR p.price <= a.maxp) " \
-    "AND (a.instock IS NULL OR (p.stock > 0) = a.instock) " \
-    "AND (a.q IS NULL OR p.search @@ websearch_to_tsquery('simple', a.q)) "
+#define LIST_SELECT \
+    "SELECT " PRODUCT_COLS " FROM products p " \
+    "LEFT JOIN categories c ON c.id = p.category_id WHERE p.active "
+
+/* Filters: each is a nullable parameter, passed twice (apr_dbd numbers
+ * every placeholder). Only used when the client filters, so the common
+ * unfiltered listing keeps a plan that walks an index in order. */
+#define LIST_FILTERS \
+    "AND (%s::text IS NULL OR c.slug = %s) " \
+    "AND (%s::bigint IS NULL OR p.price >= %s::bigint) " \
+    "AND (%s::bigint IS NULL OR p.price <= %s::bigint) " \
+    "AND (%s::boolean IS NULL OR (p.stock > 0) = %s::boolean) " \
+    "AND (%s::text IS NULL OR p.search @@ websearch_to_tsquery('simple', %s)) "
+
+/* Keyset conditions: a NULL cursor turns into "from the start" through
+ * COALESCE, keeping the condition sargable on the matching index. */
+#define KEY_ID \
+    "AND p.id > COALESCE(%s::bigint, 0) ORDER BY p.id LIMIT %s::int"
+#define KEY_NEWEST \
+    "AND p.id < COALESCE(%s::bigint, 9223372036854775807) " \
+    "ORDER BY p.id DESC LIMIT %s::int"
+#define KEY_PRICE \
+    "AND (p.price, p.id) > (COALESCE(%s::bigint, -1), COALESCE(%s::bigint, 0)) " \
+    "ORDER BY p.price, p.id LIMIT %s::int"
+#define KEY_PRICE_DESC \
+    "AND (-p.price, p.id) > (-COALESCE(%s::bigint, 9223372036854775807), " \
+    "COALESCE(%s::bigint, 0)) ORDER BY -p.price, p.id LIMIT %s::int"
 
 const ecom_stmt ecom_product_sql[] = {
-    { "ecom_products_by_id", LIST_HEAD
-      "AND (a.k1 IS NULL OR p.id > a.k1) ORDER BY p.id LIMIT (SELECT lim FROM a)" },
-    { "ecom_products_newest", LIST_HEAD
-      "AND (a.k1 IS NULL OR p.id < a.k1) ORDER BY p.id DESC "
-      "LIMIT (SELECT lim FROM a)" },
-    { "ecom_products_by_price", LIST_HEAD
-      "AND (a.k1 IS NULL OR (p.price, p.id) > (a.k1, a.k2)) "
-      "ORDER BY p.price, p.id LIMIT (SELECT lim FROM a)" },
-    { "ecom_products_by_price_desc", LIST_HEAD
-      "AND (a.k1 IS NULL OR p.price < a.k1 OR (p.price = a.k1 AND p.id > a.k2)) "
-      "ORDER BY p.price DESC, p.id LIMIT (SELECT lim FROM a)" },
+    { "ecom_products_i", LIST_SELECT KEY_ID },
+    { "ecom_products_n", LIST_SELECT KEY_NEWEST },
+    { "ecom_products_p", LIST_SELECT KEY_PRICE },
+    { "ecom_products_d", LIST_SELECT KEY_PRICE_DESC },
+    { "ecom_products_fi", LIST_SELECT LIST_FILTERS KEY_ID },
+    { "ecom_products_fn", LIST_SELECT LIST_FILTERS KEY_NEWEST },
+    { "ecom_products_fp", LIST_SELECT LIST_FILTERS KEY_PRICE },
+    { "ecom_products_fd", LIST_SELECT LIST_FILTERS KEY_PRICE_DESC },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
       "LEFT JOIN categories c ON c.id = p.category_id "
@@ -103,10 +115,11 @@ int ecom_products_list(ecom_req *q)
     const char *cursor = apr_table_get(q->args, "cursor");
     const char *instock = apr_table_get(q->args, "in_stock");
     const char *text = apr_table_get(q->args, "q");
-    const char *label, *args[8] = { NULL };
+    const char *cat = apr_table_get(q->args, "category");
+    const char *minp, *maxp, *args[13], *key1 = NULL, *key2 = NULL;
     char tag, next[ECOM_CURSOR_MAX];
     long long k1 = 0, k2 = 0, last1 = 0, last2 = 0;
-    int limit, rv, n = 0, by_price;
+    int limit, rv, n = 0, nargs = 0, by_price, filtered;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     json_t *items;
@@ -115,19 +128,15 @@ int ecom_products_list(ecom_req *q)
         return rv;
     }
     if (!sort || !strcmp(sort, "id")) {
-        label = "ecom_products_by_id";
         tag = 'i';
     }
     else if (!strcmp(sort, "newest")) {
-        label = "ecom_products_newest";
         tag = 'n';
     }
     else if (!strcmp(sort, "price")) {
-        label = "ecom_products_by_price";
         tag = 'p';
     }
     else if (!strcmp(sort, "-price")) {
-        label = "ecom_products_by_price_desc";
         tag = 'P';
     }
     else {
@@ -138,33 +147,44 @@ int ecom_products_list(ecom_req *q)
         if (ecom_cursor_decode(cursor, tag, &k1, &k2) != 0) {
             return bad_arg(q, "cursor", "is not a cursor of this list");
         }
-        args[0] = ECOM_LL(q, k1);
-        args[1] = ECOM_LL(q, k2);
+        key1 = ECOM_LL(q, k1);
+        key2 = ECOM_LL(q, k2);
     }
-    args[2] = apr_table_get(q->args, "category");
-    if ((rv = money_arg(q, "min_price", &args[3]))
-        || (rv = money_arg(q, "max_price", &args[4]))) {
+    if ((rv = money_arg(q, "min_price", &minp))
+        || (rv = money_arg(q, "max_price", &maxp))) {
         return rv;
     }
-    if (instock) {
-        if (strcmp(instock, "true") != 0 && strcmp(instock, "false") != 0) {
-            return bad_arg(q, "in_stock", "must be true or false");
-        }
-        args[5] = instock;
+    if (instock && strcmp(instock, "true") != 0
+        && strcmp(instock, "false") != 0) {
+        return bad_arg(q, "in_stock", "must be true or false");
     }
-    if (text) {
-        if (ecom_utf8_len(text) < 0 || strlen(text) > 200) {
-            return bad_arg(q, "q", "must be UTF-8 text of at most 200 bytes");
-        }
-        if (*text) {
-            args[6] = text;
-        }
+    if (text && (ecom_utf8_len(text) < 0 || strlen(text) > 200)) {
+        return bad_arg(q, "q", "must be UTF-8 text of at most 200 bytes");
     }
-    if (args[2] && (ecom_utf8_len(args[2]) < 0 || strlen(args[2]) > 100)) {
+    if (text && !*text) {
+        text = NULL;
+    }
+    if (cat && (ecom_utf8_len(cat) < 0 || strlen(cat) > 100)) {
         return bad_arg(q, "category", "is not a category slug");
     }
-    args[7] = apr_itoa(q->r->pool, limit + 1);
-    if ((rv = ecom_db_select(q, label, &res, 8, args))) {
+    filtered = cat || minp || maxp || instock || text;
+    if (filtered) {
+        const char *f[5] = { cat, minp, maxp, instock, text };
+        for (int i = 0; i < 5; i++) {
+            args[nargs++] = f[i];
+            args[nargs++] = f[i];
+        }
+    }
+    args[nargs++] = by_price ? key1 : key2;
+    if (by_price) {
+        args[nargs++] = key2;
+    }
+    args[nargs++] = apr_itoa(q->r->pool, limit + 1);
+    /* labels are case-folded by PostgreSQL: 'P' is spelled 'd' there */
+    if ((rv = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%s%c",
+                                             filtered ? "f" : "",
+                                             tag == 'P' ? 'd' : tag),
+                             &res, nargs, args))) {
         return rv;
     }
     items = json_array();

@@ -255,6 +255,10 @@ static int run(ecom_req *q)
                             apr_psprintf(r->pool, "%s is not allowed here; "
                                          "allowed: %s.", r->method, allow));
     }
+    if (r->args && strstr(r->args, "%00")) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "The query string may not contain NUL bytes.");
+    }
     if (r->args) {
         q->args = apr_table_make(r->pool, 8);
         ap_args_to_table(r, &q->args);

@@ -22,10 +22,6 @@ static int ecom_handler(request_rec *r)
 static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                             apr_pool_t *ptemp, server_rec *s)
 {
-    static const ecom_stmt *const all[] = {
-        ecom_auth_sql, ecom_product_sql, ecom_cart_sql, ecom_order_sql,
-        ecom_idem_sql, ecom_misc_sql, NULL
-    };
     module *dbd = ap_find_linked_module("mod_dbd.c");
     apr_array_header_t *seen = apr_array_make(ptemp, 4, sizeof(void *));
     server_rec *sp;
@@ -48,9 +44,7 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             continue;
         }
         APR_ARRAY_PUSH(seen, void *) = cfg;
-        for (int i = 0; all[i]; i++) {
-            ecom_db_register(pconf, sp, all[i]);
-        }
+        ecom_db_register(sp);
     }
     return OK;
 }
