@@ -66,19 +66,6 @@ static int reprepare(ecom_req *q)
     return failures == 0;
 }
 
-/* 1 when rv from a statement means "this session lost its statements". */
-static int lost_statements(ecom_req *q, int rv)
-{
-    const char *msg;
-
-    if (!rv || q->tx) {
-        return 0;
-    }
-    msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
-    return msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")
-           && reprepare(q);
-}
-
 static int unavailable(ecom_req *q)
 {
     apr_table_setn(q->r->err_headers_out, "Retry-After", "1");
@@ -144,6 +131,32 @@ static int missing(ecom_req *q, const char *label)
                         "The request could not be completed.");
 }
 
+/*
+ * Decides whether a failed statement, outside any transaction, is worth a
+ * second try on the same pooled connection:
+ *  - the session died (PostgreSQL restarted): libpq only notices when a
+ *    statement fails; apr_dbd_check_conn() then reconnects (PQreset);
+ *  - the session was reset, so its prepared statements are gone.
+ * Returns 1 when the statement should be run again.
+ */
+static int retry_after(ecom_req *q, int rv)
+{
+    const char *msg;
+
+    if (!rv || q->tx) {
+        return 0;
+    }
+    msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
+    if (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) {
+        return reprepare(q);
+    }
+    if (!msg || !*msg || strstr(msg, "connection") || strstr(msg, "SSL")) {
+        return apr_dbd_check_conn(q->dbd->driver, q->r->pool, q->dbd->handle)
+               == APR_SUCCESS && reprepare(q);
+    }
+    return 0;
+}
+
 int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
                    int nargs, const char **args)
 {
@@ -159,7 +172,7 @@ int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
     *res = NULL;
     rv = apr_dbd_pselect(q->dbd->driver, q->r->pool, q->dbd->handle, res, st,
                          1, nargs, args);
-    if (lost_statements(q, rv)) {
+    if (retry_after(q, rv)) {
         *res = NULL;
         rv = apr_dbd_pselect(q->dbd->driver, q->r->pool, q->dbd->handle, res,
                              statement(q, label), 1, nargs, args);
@@ -181,7 +194,7 @@ int ecom_db_query(ecom_req *q, const char *label, int *nrows, int nargs,
     }
     rv = apr_dbd_pquery(q->dbd->driver, q->r->pool, q->dbd->handle, &n, st,
                         nargs, args);
-    if (lost_statements(q, rv)) {
+    if (retry_after(q, rv)) {
         rv = apr_dbd_pquery(q->dbd->driver, q->r->pool, q->dbd->handle, &n,
                             statement(q, label), nargs, args);
     }

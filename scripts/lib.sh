@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# scripts/lib.sh: shared helpers for mod_ecom's infrastructure scripts.
+# Sourced, never run:   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Provides ROOT (the repo root), msg/warn/die, as_root, ecom_deps, ecom_pg_env
+# and ecom_user_dir (a directory a service user can reach, with a /var/tmp
+# fallback when the repo lives somewhere that user cannot traverse, e.g. a
+# mode-700 mktemp -d folder).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+export ROOT
+
+msg()  { printf '==> %s\n' "$*" >&2; }
+warn() { printf '==> WARNING: %s\n' "$*" >&2; }
+die()  { printf '==> ERROR: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Runs a command as root (directly when we are root, else through sudo).
+as_root() {
+    if is_root; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages needed to build, run, test and benchmark mod_ecom.
+ECOM_PACKAGES=(
+    apache2 apache2-dev libaprutil1-dbd-pgsql libjansson-dev libssl-dev
+    libargon2-dev postgresql apache2-utils wrk libapache2-mod-perl2
+    libwww-perl libjson-perl libio-socket-ssl-perl liblwp-protocol-https-perl
+    xz-utils curl openssl make gcc perl libc6-dev
+)
+
+# Installs the packages above that are missing. A run with nothing missing is
+# one dpkg-query call (well under a second).
+ecom_deps() {
+    local missing=() pkg status
+    declare -A have=()
+    while IFS=' ' read -r pkg status; do
+        [ "$status" = installed ] && have[$pkg]=1
+    done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${ECOM_PACKAGES[@]}" 2>/dev/null || true)
+    for pkg in "${ECOM_PACKAGES[@]}"; do
+        [ -n "${have[$pkg]:-}" ] || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        msg "system packages: all present"
+        return 0
+    fi
+    msg "installing missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # With recommends: gcc needs libc6-dev, perl's sockets want netbase.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    msg "packages installed"
+}
+
+# PostgreSQL client environment shared by every script (libpq reads these).
+ecom_pg_env() {
+    export PGHOST="${PGHOST:-127.0.0.1}"
+    export PGPORT="${PGPORT:-55432}"
+    export PGUSER="${PGUSER:-ecom}"
+    export PGDATABASE="${PGDATABASE:-ecom}"
+}
+
+# A short, stable id of this checkout, for fallback paths under /var/tmp.
+ecom_root_hash() {
+    printf '%s' "$ROOT" | sha256sum | cut -c1-10
+}
+
+# Can USER reach (search) PATH? Needs search permission on every ancestor.
+ecom_user_can_traverse() {
+    local user=$1 path=$2
+    is_root || return 0
+    (cd / && runuser -u "$user" -- test -x "$path") 2>/dev/null
+}
+
+# ecom_user_dir USER WANT PURPOSE
+# Prints a directory that USER can use: WANT itself when USER can traverse its
+# parent, else /var/tmp/mod_ecom-PURPOSE/<hash of ROOT>-<basename WANT>.
+# Creates only WANT's parent (as the caller); ecom_user_dir_make creates the rest.
+ecom_user_dir() {
+    local user=$1 want=$2 purpose=$3 parent
+    parent="$(dirname "$want")"
+    mkdir -p "$parent"
+    if ecom_user_can_traverse "$user" "$parent"; then
+        printf '%s\n' "$want"
+    else
+        printf '/var/tmp/mod_ecom-%s/%s-%s\n' "$purpose" "$(ecom_root_hash)" "$(basename "$want")"
+    fi
+}
+
+# ecom_user_dir_make USER DIR MODE: creates DIR (and parents) owned by USER.
+ecom_user_dir_make() {
+    local user=$1 dir=$2 mode=$3
+    mkdir -p "$dir"
+    if is_root; then
+        chown "$user:" "$dir"
+    fi
+    chmod "$mode" "$dir"
+}
+
+# Waits until "$@" succeeds, at most SECONDS (first argument) seconds.
+ecom_wait_for() {
+    local secs=$1; shift
+    local deadline=$((SECONDS + secs))
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.2
+    done
+}
+
+# Is something listening on 127.0.0.1:PORT?
+ecom_port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}

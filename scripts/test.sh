@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# scripts/test.sh [--quick] [PROVE_TARGET...]   (what `make test` and .ci/run run)
+#
+# Installs what is missing, builds (make, make asan, make unit), then runs the
+# Perl suite (default target: t/) twice against a fresh PostgreSQL cluster and
+# httpd each time:
+#   pass 1  build/mod_ecom.so
+#   pass 2  build/asan/mod_ecom.so, apache2 with the gcc ASan and UBSan
+#           runtimes preloaded; fails on any sanitizer report or child crash
+# --quick runs pass 1 only (and skips the asan build). Exit status non-zero
+# when anything failed.
+#
+# The tests get: ECOM_URL ECOM_TLS_URL ECOM_ROOT ECOM_PGDATA ECOM_RUNDIR
+# ECOM_SANITIZED PGHOST PGPORT PGUSER PGDATABASE (and ECOM_PG_FAST=1), so
+# `bash $ECOM_ROOT/scripts/pg.sh stop|start` acts on the test cluster.
+# ECOM_PROVE_TIMEOUT (default 300 s) bounds each prove run. To run beside
+# another test run on the same machine, move the ports: ECOM_TEST_PGPORT
+# (55433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+quick=0
+targets=()
+for a in "$@"; do
+    case "$a" in
+        --quick) quick=1 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        *) targets+=("$a") ;;
+    esac
+done
+[ ${#targets[@]} -gt 0 ] || targets=(t/)
+
+export ECOM_ROOT="$ROOT"
+export ECOM_PGDATA="$ROOT/build/test-pg"
+export PGHOST=127.0.0.1 PGPORT="${ECOM_TEST_PGPORT:-55433}" PGUSER=ecom PGDATABASE=ecom
+export ECOM_PG_FAST=1
+export HTTP_PORT="${ECOM_TEST_HTTP_PORT:-18080}" HTTPS_PORT="${ECOM_TEST_HTTPS_PORT:-18443}"
+export ECOM_LOGLEVEL=info ECOM_ACCESSLOG=1
+export ECOM_URL="http://127.0.0.1:$HTTP_PORT" ECOM_TLS_URL="https://127.0.0.1:$HTTPS_PORT"
+unset ECOM_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
+PROVE_TIMEOUT="${ECOM_PROVE_TIMEOUT:-300}"
+RUN_PLAIN="$ROOT/build/test-run"
+RUN_ASAN="$ROOT/build/test-run-asan"
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    msg "cleaning up: stopping the test servers"
+    RUNDIR="$RUN_PLAIN" bash "$ROOT/scripts/httpd.sh" stop >/dev/null 2>&1 || true
+    RUNDIR="$RUN_ASAN" bash "$ROOT/scripts/httpd.sh" stop >/dev/null 2>&1 || true
+    bash "$ROOT/scripts/pg.sh" stop >/dev/null 2>&1 || true
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+T0=$SECONDS
+ecom_deps
+
+# Stale servers of an interrupted earlier run would hold the ports.
+RUNDIR="$RUN_PLAIN" bash scripts/httpd.sh stop
+RUNDIR="$RUN_ASAN" bash scripts/httpd.sh stop
+bash scripts/pg.sh stop
+for port in "$PGPORT" "$HTTP_PORT" "$HTTPS_PORT"; do
+    ecom_port_in_use "$port" && die "127.0.0.1:$port is in use (another test run?): set ECOM_TEST_PGPORT, ECOM_TEST_HTTP_PORT or ECOM_TEST_HTTPS_PORT"
+done
+
+msg "building: make"
+make --no-print-directory
+if [ $quick = 0 ]; then
+    msg "building: make asan"
+    make --no-print-directory asan
+fi
+unit_result="skipped (t/unit/unit_tests.c does not exist yet)"
+if [ -f t/unit/unit_tests.c ]; then
+    msg "unit tests: make unit"
+    if make --no-print-directory unit; then
+        unit_result="PASSED"
+    else
+        unit_result="FAILED"
+    fi
+else
+    msg "unit tests: $unit_result"
+fi
+
+if [ "${targets[*]}" = t/ ] && [ -z "$(find t -name '*.t' -print -quit 2>/dev/null)" ]; then
+    die "no Perl tests (*.t) found under t/"
+fi
+
+# run_pass NUMBER LABEL MODULE SANITIZED RUNDIR: prints nothing on stdout,
+# returns non-zero on failure and leaves a one-line verdict in pass_verdict.
+pass_verdict=""
+run_pass() {
+    local n=$1 label=$2 module=$3 san=$4 rundir=$5 t=$SECONDS rc=0
+    local -x RUNDIR="$rundir" MODULE="$module" ECOM_RUNDIR="$rundir" ECOM_SANITIZED="$san"
+    local -x ECOM_PRELOAD="" ASAN_OPTIONS="" UBSAN_OPTIONS=""
+    local sandir=""
+    msg "pass $n ($label): fresh PostgreSQL cluster on 127.0.0.1:$PGPORT"
+    pass_verdict="FAILED (setup)"
+    bash scripts/pg.sh destroy || return 1
+    bash scripts/pg.sh init || return 1
+    bash scripts/pg.sh start || return 1
+    bash scripts/migrate.sh || return 1
+    bash scripts/httpd.sh stop || return 1
+    mkdir -p "$rundir"
+    rm -f "$rundir/error.log" "$rundir/access.log" "$rundir/startup.log"
+    if [ "$san" = 1 ]; then
+        sandir="$(bash scripts/httpd.sh sandir)" || return 1
+        rm -f "$sandir"/asan.* "$sandir"/ubsan.*
+        ECOM_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$sandir/asan"
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$sandir/ubsan"
+        msg "sanitizer logs go to $sandir"
+    fi
+    bash scripts/httpd.sh start || return 1
+
+    msg "pass $n ($label): prove -r ${targets[*]}"
+    # --foreground: Ctrl-C still reaches prove and the tests.
+    timeout --foreground -k 10 "$PROVE_TIMEOUT" prove -r "${targets[@]}" || rc=$?
+    bash scripts/httpd.sh stop || true
+    bash scripts/pg.sh stop || true
+
+    local problems=0
+    if [ $rc = 124 ] || [ $rc = 137 ]; then
+        msg "pass $n: prove timed out after ${PROVE_TIMEOUT}s"
+    fi
+    if [ "$san" = 1 ]; then
+        local f
+        for f in "$sandir"/asan.* "$sandir"/ubsan.*; do
+            [ -e "$f" ] || continue
+            problems=1
+            printf '==> sanitizer report %s:\n' "$f" >&2
+            cat "$f" >&2
+        done
+    fi
+    local pattern='child pid [0-9]+ exit signal'
+    [ "$san" = 1 ] && pattern="AddressSanitizer|runtime error|$pattern"
+    if [ -f "$rundir/error.log" ] && grep -Eq "$pattern" "$rundir/error.log"; then
+        problems=1
+        printf '==> crash or sanitizer lines in %s:\n' "$rundir/error.log" >&2
+        grep -E -B2 -A20 "$pattern" "$rundir/error.log" | head -n 200 >&2
+    fi
+    local secs=$((SECONDS - t))
+    if [ $rc = 0 ] && [ $problems = 0 ]; then
+        pass_verdict="PASSED in ${secs}s"
+        return 0
+    fi
+    local why="prove exit $rc"
+    [ $problems = 1 ] && why="$why, crash or sanitizer report in the logs"
+    pass_verdict="FAILED in ${secs}s ($why)"
+    return 1
+}
+
+failed=0
+summary=()
+[ "$unit_result" = FAILED ] && failed=1
+summary+=("unit tests: $unit_result")
+
+if run_pass 1 "plain build" "$ROOT/build/mod_ecom.so" 0 "$RUN_PLAIN"; then :; else failed=1; fi
+summary+=("pass 1 (build/mod_ecom.so): $pass_verdict")
+if [ $quick = 0 ]; then
+    if run_pass 2 "ASan+UBSan build" "$ROOT/build/asan/mod_ecom.so" 1 "$RUN_ASAN"; then :; else failed=1; fi
+    summary+=("pass 2 (build/asan/mod_ecom.so, sanitizers): $pass_verdict")
+else
+    summary+=("pass 2 (sanitizers): skipped (--quick)")
+fi
+
+echo
+msg "summary ($((SECONDS - T0))s)"
+for line in "${summary[@]}"; do msg "  $line"; done
+if [ $failed != 0 ]; then
+    msg "TESTS FAILED (logs: $RUN_PLAIN/error.log, $RUN_ASAN/error.log, $(bash scripts/pg.sh datadir).log)"
+    exit 1
+fi
+msg "all tests passed"

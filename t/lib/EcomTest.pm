@@ -1,0 +1,303 @@
+package EcomTest;
+# Helpers for mod_ecom's end-to-end tests: a real httpd with the module and a
+# real PostgreSQL, started by scripts/test.sh (see docs/API.md for the contract).
+use strict;
+use warnings;
+use Exporter 'import';
+use HTTP::Tiny;
+use JSON::PP ();
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+use Test::More ();
+use POSIX ();
+
+our @EXPORT = qw(api raw_request register_user login staff_token create_product
+                 psql_value psql_do is_problem has_field_error uniq json_encode
+                 json_decode is_rfc3339 is_true is_false is_int base_url
+                 error_log_text error_log_size content_type is_json_ct
+                 bearer_challenge_ok ecom_root);
+
+my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
+our $PASSWORD = 'correct horse battery';
+our $TIMEOUT  = 30;
+
+sub base_url { $ENV{ECOM_URL} }
+sub ecom_root {
+    return $ENV{ECOM_ROOT} if defined $ENV{ECOM_ROOT};
+    require File::Basename; require File::Spec;
+    return File::Spec->rel2abs(File::Basename::dirname(__FILE__) . '/../..');
+}
+
+sub json_encode { $JSON->encode($_[0]) }
+sub json_decode { my $v = eval { $JSON->decode($_[0]) }; $v }
+
+my $counter = 0;
+# Unique per process, per call and per run: safe for parallel and repeated runs.
+sub uniq {
+    $counter++;
+    my $t = sprintf '%.0f', time * 1000;
+    return sprintf '%d-%s-%d-%04d', $$, $t, $counter, int rand 10000;
+}
+
+sub content_type {
+    my ($res) = @_;
+    my $ct = $res->{headers}{'content-type'} // '';
+    $ct = $ct->[0] if ref $ct;
+    return $ct;
+}
+
+sub is_json_ct { content_type($_[0]) =~ m{^application/(?:problem\+)?json\b}i }
+
+# api($method, $path, body => $hashref_or_raw, token => $t, headers => {...},
+#     base => $url, content_type => $ct_or_undef, timeout => $s)
+# Returns {status, reason, headers (lower-case keys), content, json}.
+sub api {
+    my ($method, $path, %o) = @_;
+    my $base = $o{base} // base_url() // die "ECOM_URL is not set\n";
+    my %h;
+    while (my ($k, $v) = each %{ $o{headers} || {} }) { $h{lc $k} = $v }
+    my %args;
+    if (exists $o{body}) {
+        my $b = $o{body};
+        $args{content} = (ref $b && ref $b ne 'CODE') ? $JSON->encode($b) : $b;
+        $h{'content-type'} = 'application/json' unless exists $h{'content-type'};
+    }
+    if (exists $o{content_type}) {
+        if (defined $o{content_type}) { $h{'content-type'} = $o{content_type} }
+        else { delete $h{'content-type'} }
+    }
+    $h{authorization} = "Bearer $o{token}" if defined $o{token};
+    $args{headers} = \%h;
+    my $ua = HTTP::Tiny->new(
+        keep_alive => 0,
+        timeout    => $o{timeout} // $TIMEOUT,
+        verify_SSL => 0,
+        SSL_options => { SSL_verify_mode => 0 },
+        max_redirect => 0,
+    );
+    my $res = $ua->request($method, $base . $path, \%args);
+    my %r = (
+        status  => $res->{status},
+        reason  => $res->{reason},
+        headers => $res->{headers} || {},
+        content => $res->{content} // '',
+    );
+    $r{json} = json_decode($r{content})
+        if length $r{content} && is_json_ct(\%r);
+    return \%r;
+}
+
+# A request written byte for byte on a fresh socket (for what HTTP::Tiny will
+# not send: no Content-Type, odd bytes, lying Content-Length...). $req is
+# the full request text; "Connection: close" is expected in it.
+sub raw_request {
+    my ($req, %o) = @_;
+    my ($host, $port) = (base_url() // '') =~ m{^http://([^/:]+):(\d+)}
+        or die "ECOM_URL must be http://host:port\n";
+    my $timeout = $o{timeout} // $TIMEOUT;
+    my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
+                                  Proto => 'tcp', Timeout => $timeout)
+        or return { status => 599, content => "connect: $!", headers => {} };
+    binmode $s;
+    local $SIG{PIPE} = 'IGNORE';
+    my $off = 0;
+    while ($off < length $req) {
+        my $n = syswrite $s, $req, 65536, $off;
+        last unless defined $n && $n > 0;   # server may answer early and close
+        $off += $n;
+    }
+    shutdown $s, 1 if $o{half_close};
+    my $buf = '';
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        my $rin = '';
+        vec($rin, fileno $s, 1) = 1;
+        my $left = $deadline - time;
+        last if $left <= 0;
+        my $n = select my $rout = $rin, undef, undef, $left;
+        last unless $n;
+        my $got = sysread $s, $buf, 65536, length $buf;
+        last unless $got;
+        last if $o{first_response_only} && _complete($buf);
+    }
+    close $s;
+    return { status => 599, content => "timeout/no answer", headers => {}, raw => $buf }
+        unless $buf =~ m{\AHTTP/\d\.\d (\d{3})[^\r\n]*\r\n(.*?)\r\n\r\n(.*)\z}s;
+    my ($status, $hdr, $body) = ($1, $2, $3);
+    my %h;
+    for (split /\r\n/, $hdr) {
+        my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+        $k = lc $k;
+        if (exists $h{$k}) { $h{$k} = [ ref $h{$k} ? @{ $h{$k} } : $h{$k}, $v ] }
+        else { $h{$k} = $v }
+    }
+    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $out = '';
+        while ($body =~ s/\A([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $out .= substr $body, 0, $len, '';
+            $body =~ s/\A\r\n//;
+        }
+        $body = $out;
+    }
+    my %r = (status => $status, headers => \%h, content => $body, raw => $buf);
+    $r{json} = json_decode($body) if length $body && is_json_ct(\%r);
+    return \%r;
+}
+
+sub _complete {
+    my ($buf) = @_;
+    return 0 unless $buf =~ /\r\n\r\n/;
+    my ($hdr, $body) = split /\r\n\r\n/, $buf, 2;
+    return 1 if $hdr =~ /^content-length:\s*(\d+)/mi && length($body) >= $1;
+    return 1 if $hdr =~ /^transfer-encoding:\s*chunked/mi && $body =~ /(?:^|\r\n)0\r\n\r\n\z/;
+    return 0;
+}
+
+sub register_user {
+    my (%o) = @_;
+    my $email = $o{email} // ('user-' . uniq() . '@example.com');
+    my $password = $o{password} // $PASSWORD;
+    my $res = api(POST => '/auth/register/', body => {
+        email => $email, password => $password, name => $o{name} // 'Test User' });
+    die "register $email failed: $res->{status} $res->{content}\n"
+        unless $res->{status} == 201 && ref $res->{json} eq 'HASH'
+            && defined $res->{json}{token};
+    return { email => $email, password => $password, token => $res->{json}{token},
+             user => $res->{json}{user}, id => $res->{json}{user}{id}, res => $res };
+}
+
+sub login {
+    my ($email, $password) = @_;
+    my $res = api(POST => '/auth/login/', body => { email => $email, password => $password });
+    die "login $email failed: $res->{status} $res->{content}\n"
+        unless $res->{status} == 200 && ref $res->{json} eq 'HASH';
+    return $res->{json}{token};
+}
+
+my ($staff_token, $staff_id);
+# A staff user made with scripts/ecom-admin, logged in through the API.
+# In list context: (token, user id).
+sub staff_token {
+    unless ($staff_token) {
+        my $email = 'staff-' . uniq() . '@example.com';
+        my $pw = 'staff password ' . uniq();
+        local $ENV{ECOM_PASSWORD} = $pw;
+        my $admin = ecom_root() . '/scripts/ecom-admin';
+        my $pid = open my $fh, '-|';
+        die "cannot fork for ecom-admin: $!\n" unless defined $pid;
+        if (!$pid) {
+            open STDERR, '>&', \*STDOUT;
+            { exec 'bash', $admin, 'create-staff', '--email', $email }
+            POSIX::_exit(127);
+        }
+        my $out = do { local $/; <$fh> } // '';
+        close $fh or die "ecom-admin create-staff failed (exit $?): $out\n";
+        ($staff_id) = $out =~ /^(\d+)\s*$/m;
+        $staff_token = login($email, $pw);
+    }
+    return wantarray ? ($staff_token, $staff_id) : $staff_token;
+}
+
+# Creates a product through the staff API; returns the product object.
+sub create_product {
+    my (%f) = @_;
+    my $u = uniq();
+    my %body = (name => "Test product $u", price => 1000, stock => 10,
+                sku => "t-$u", description => "made by the e2e tests", %f);
+    delete @body{ @{ delete $body{_omit} } } if $body{_omit};
+    my $res = api(POST => '/products/', body => \%body, token => scalar staff_token());
+    die "create_product failed: $res->{status} $res->{content}\n"
+        unless $res->{status} == 201 && ref $res->{json} eq 'HASH';
+    return $res->{json};
+}
+
+# psql with the test environment (PGHOST, PGPORT, PGUSER, PGDATABASE).
+# Only for SQL built from constants and ids the test generated itself.
+sub psql_value {
+    my ($sql) = @_;
+    open my $fh, '-|', 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', $sql
+        or die "cannot run psql: $!\n";
+    my $out = do { local $/; <$fh> };
+    close $fh or die "psql failed (exit $?) for: $sql\n";
+    $out //= '';
+    chomp $out;
+    return $out;
+}
+sub psql_do { psql_value(@_) }
+
+sub is_int  { defined $_[0] && !ref $_[0] && $_[0] =~ /\A-?\d+\z/ && !JSON::PP::is_bool($_[0]) }
+sub is_true  { JSON::PP::is_bool($_[0]) && $_[0] }
+sub is_false { JSON::PP::is_bool($_[0]) && !$_[0] }
+sub is_rfc3339 {
+    defined $_[0] && !ref $_[0]
+        && $_[0] =~ /\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]00:00)\z/;
+}
+
+# is_problem($res, $status, $slug?, $name?): status, problem+json, fields.
+sub is_problem {
+    my ($res, $status, $slug, $name) = @_;
+    $name //= "problem $status" . (defined $slug ? " $slug" : '');
+    my @why;
+    push @why, "status is $res->{status}, want $status" unless $res->{status} == $status;
+    my $ct = content_type($res);
+    push @why, "content-type is '$ct', want application/problem+json"
+        unless $ct =~ m{^application/problem\+json\s*(?:;|\z)}i;
+    my $j = $res->{json};
+    if (ref $j ne 'HASH') {
+        push @why, 'body is not a JSON object';
+    } else {
+        my $want = defined $slug ? qr/\Aurn:mod-ecom:problem:\Q$slug\E\z/
+                                 : qr/\Aurn:mod-ecom:problem:[a-z-]+\z/;
+        push @why, "type is '" . ($j->{type} // 'undef') . "'"
+            unless defined $j->{type} && $j->{type} =~ $want;
+        push @why, 'title missing' unless defined $j->{title} && !ref $j->{title} && length $j->{title};
+        push @why, 'detail missing' unless defined $j->{detail} && !ref $j->{detail};
+        push @why, 'status field ' . ($j->{status} // 'undef') . " != $res->{status}"
+            unless is_int($j->{status}) && $j->{status} == $res->{status};
+    }
+    my $tb = Test::More->builder;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $ok = $tb->ok(!@why, $name);
+    $tb->diag(join("\n", @why) . "\nbody: " . substr($res->{content} // '', 0, 500)) unless $ok;
+    return $ok;
+}
+
+# has_field_error($res, $field, $name?): errors[] names the field.
+sub has_field_error {
+    my ($res, $field, $name) = @_;
+    my $errs = ref $res->{json} eq 'HASH' ? $res->{json}{errors} : undef;
+    my $ok = ref $errs eq 'ARRAY'
+        && grep { ref $_ eq 'HASH' && defined $_->{field} && $_->{field} eq $field
+                  && defined $_->{message} && length $_->{message} } @$errs;
+    my $tb = Test::More->builder;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    $tb->ok($ok, $name // "errors[] names field '$field'");
+    $tb->diag('body: ' . substr($res->{content} // '', 0, 500)) unless $ok;
+    return $ok;
+}
+
+# WWW-Authenticate: Bearer [...]
+sub bearer_challenge_ok {
+    my ($res, $want_invalid_token) = @_;
+    my $h = $res->{headers}{'www-authenticate'} // '';
+    $h = join ', ', @$h if ref $h;
+    return 0 unless $h =~ /\bBearer\b/;
+    return 0 if $want_invalid_token && $h !~ /error="invalid_token"/;
+    return 1;
+}
+
+sub error_log_path { defined $ENV{ECOM_RUNDIR} ? "$ENV{ECOM_RUNDIR}/error.log" : undef }
+sub error_log_size { my $p = error_log_path() // return 0; -s $p // 0 }
+sub error_log_text {
+    my ($from) = @_;
+    my $p = error_log_path() // return undef;
+    open my $fh, '<:raw', $p or return undef;
+    seek $fh, $from // 0, 0;
+    local $/;
+    my $t = <$fh>;
+    return $t // '';
+}
+
+1;
