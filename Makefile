@@ -19,7 +19,8 @@ CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c
 HTTPD_SRC := $(SRCDIR)/mod_ecom.c $(SRCDIR)/ecom_config.c $(SRCDIR)/ecom_router.c \
              $(SRCDIR)/ecom_http.c $(SRCDIR)/ecom_db.c $(SRCDIR)/ecom_auth.c \
              $(SRCDIR)/ecom_products.c $(SRCDIR)/ecom_cart.c $(SRCDIR)/ecom_orders.c \
-             $(SRCDIR)/ecom_idempotency.c $(SRCDIR)/ecom_misc.c
+             $(SRCDIR)/ecom_idempotency.c $(SRCDIR)/ecom_misc.c \
+             $(SRCDIR)/ecom_cache.c
 GEN_SRC  := $(BUILD)/gen/ecom_openapi.c
 SRC      := $(HTTPD_SRC) $(CORE_SRC)
 HDR      := $(wildcard $(SRCDIR)/*.h)

@@ -35,8 +35,13 @@ typedef struct {
     int base_set;
 } ecom_dir_conf;
 
+typedef struct ecom_cache ecom_cache;
+
 typedef struct {
     int token_lifetime;      /* EcomTokenLifetime, seconds */
+    ecom_cache *cache;       /* EcomCache, shared by every virtual host */
+    int cache_set;
+    int cache_ttl;           /* EcomCacheTTL, seconds */
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];
@@ -176,6 +181,21 @@ int ecom_order_get(ecom_req *q);
 int ecom_order_create(ecom_req *q);
 int ecom_health(ecom_req *q);
 int ecom_openapi(ecom_req *q);
+
+/* ---- cache (ecom_cache.c) ---- */
+const char *ecom_cache_configure(cmd_parms *cmd, ecom_srv_conf *sc,
+                                 const char *arg);
+void ecom_cache_pre_config(apr_pool_t *pconf);
+int ecom_cache_post_config(apr_pool_t *pconf, server_rec *s);
+void ecom_cache_child_init(apr_pool_t *p, server_rec *s);
+/* The key for this request's answer of the given kind, NULL if no cache. */
+const char *ecom_cache_key(ecom_req *q, const char *kind);
+/* Answers from the cache (returns 200) or returns 0 on a miss. */
+int ecom_cache_serve(ecom_req *q, const char *key);
+/* Stores the 200 answer the handler built under key. */
+void ecom_cache_store(ecom_req *q, const char *key);
+/* Called after every write that changes what cached pages show. */
+void ecom_cache_invalidate(ecom_req *q);
 
 /* ---- router (ecom_router.c) ---- */
 int ecom_dispatch(request_rec *r);

@@ -56,6 +56,7 @@ void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s)
     ecom_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->token_lifetime = UNSET;
+    c->cache_ttl = UNSET;
     return c;
 }
 
@@ -66,6 +67,9 @@ void *ecom_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 
     c->token_lifetime = add->token_lifetime != UNSET ? add->token_lifetime
                                                      : base->token_lifetime;
+    c->cache = add->cache_set ? add->cache : base->cache;
+    c->cache_set = add->cache_set || base->cache_set;
+    c->cache_ttl = add->cache_ttl != UNSET ? add->cache_ttl : base->cache_ttl;
     return c;
 }
 
@@ -152,6 +156,31 @@ static const char *set_token_lifetime(cmd_parms *cmd, void *cfg,
     return err;
 }
 
+static const char *set_cache(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    return ecom_cache_configure(cmd, ap_get_module_config(
+                                    cmd->server->module_config, &ecom_module),
+                                arg);
+}
+
+static const char *set_cache_ttl(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ecom_srv_conf *c = ap_get_module_config(cmd->server->module_config,
+                                            &ecom_module);
+    long long v;
+    const char *err = set_int(cmd, arg, 1, 86400, &v);
+
+    if (!err) {
+        c->cache_ttl = (int)v;
+    }
+    return err;
+}
+
 const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL, OR_ALL,
                   "Largest accepted request body in bytes (default 1048576)"),
@@ -169,5 +198,12 @@ const command_rec ecom_cmds[] = {
                   "<Location>)"),
     AP_INIT_TAKE1("EcomTokenLifetime", set_token_lifetime, NULL, RSRC_CONF,
                   "Lifetime of bearer tokens in seconds (default 86400)"),
+    AP_INIT_TAKE1("EcomCache", set_cache, NULL, RSRC_CONF,
+                  "Response cache for catalog pages: none (default) or a "
+                  "socache provider with its arguments, e.g. "
+                  "shmcb:/run/ecom_cache(1048576)"),
+    AP_INIT_TAKE1("EcomCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
+                  "Longest time in seconds a cached page is served "
+                  "(default 5)"),
     { NULL }
 };

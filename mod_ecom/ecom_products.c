@@ -120,10 +120,14 @@ int ecom_products_list(ecom_req *q)
     char tag, next[ECOM_CURSOR_MAX];
     long long k1 = 0, k2 = 0, last1 = 0, last2 = 0;
     int limit, rv, n = 0, nargs = 0, by_price, filtered;
+    const char *ckey = ecom_cache_key(q, "products");
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     json_t *items;
 
+    if (ecom_cache_serve(q, ckey)) {
+        return HTTP_OK;
+    }
     if ((rv = ecom_page_args(q, &limit))) {
         return rv;
     }
@@ -202,8 +206,10 @@ int ecom_products_list(ecom_req *q)
     if (row) {
         ecom_cursor_encode(tag, last1, last2, next);
     }
-    return ecom_json(q, HTTP_OK, json_pack("{s:o, s:s?}", "items", items,
-                                           "next_cursor", row ? next : NULL));
+    ecom_json(q, HTTP_OK, json_pack("{s:o, s:s?}", "items", items,
+                                    "next_cursor", row ? next : NULL));
+    ecom_cache_store(q, ckey);
+    return HTTP_OK;
 }
 
 /* Strong ETag from the representation's bytes. */
@@ -367,6 +373,7 @@ int ecom_product_create(ecom_req *q)
                             "Another product already has this sku.");
     }
     id = ecom_db_ll(q, row, 0);
+    ecom_cache_invalidate(q);
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/products/%" APR_INT64_T_FMT "/", (apr_int64_t)id));
     return load_product(q, id, HTTP_CREATED);
@@ -409,5 +416,6 @@ int ecom_product_update(ecom_req *q)
     if (!ecom_db_row(q, res)) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
     }
+    ecom_cache_invalidate(q);
     return load_product(q, q->id[0], HTTP_OK);
 }

@@ -116,6 +116,9 @@ static void apply_defaults(ecom_req *q)
     if (sv->token_lifetime < 0) {
         sv->token_lifetime = 86400;
     }
+    if (sv->cache_ttl < 0) {
+        sv->cache_ttl = 5;
+    }
     q->dc = d;
     q->sc = sv;
 }

@@ -26,6 +26,9 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_array_header_t *seen = apr_array_make(ptemp, 4, sizeof(void *));
     server_rec *sp;
 
+    if (ecom_cache_post_config(pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (!APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare)
         || !APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire)) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10901)
@@ -49,6 +52,13 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+static int ecom_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp)
+{
+    ecom_cache_pre_config(pconf);
+    return OK;
+}
+
 static void ecom_register_hooks(apr_pool_t *p)
 {
     /* before mod_dbd's post_config, which turns the registered statements
@@ -56,6 +66,8 @@ static void ecom_register_hooks(apr_pool_t *p)
     static const char *const succ[] = { "mod_dbd.c", NULL };
 
     ap_hook_post_config(ecom_post_config, NULL, succ, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(ecom_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(ecom_cache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(ecom_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

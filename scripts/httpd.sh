@@ -20,6 +20,7 @@
 #   RUNDIR=$ROOT/build/run  HTTP_PORT=8080  HTTPS_PORT=8443
 #   MODULE=$ROOT/build/mod_ecom.so  PGPORT=55432  PGUSER=ecom  PGDATABASE=ecom
 #   ECOM_LOGLEVEL=warn  ECOM_ACCESSLOG=1 (0: no access log)
+#   ECOM_CACHE=shmcb:$RUNDIR/ecom_cache(4194304) (EcomCache; "none" turns it off)
 #   ECOM_PRELOAD (e.g. the ASan and UBSan runtimes: run apache2 with
 #   LD_PRELOAD=$ECOM_PRELOAD; ASAN_OPTIONS/UBSAN_OPTIONS pass through)
 #
@@ -121,7 +122,7 @@ make_conf() {
     TPL_RUNDIR="$RUNDIR" TPL_HTTP_PORT="$HTTP_PORT" TPL_HTTPS_PORT="$HTTPS_PORT" \
     TPL_MODULE="$MODULE" TPL_DOCROOT="$DOCROOT" TPL_PG_PORT="$PGPORT" \
     TPL_PG_DB="$PGDATABASE" TPL_PG_USER="$PGUSER" TPL_LOGLEVEL="$ECOM_LOGLEVEL" \
-    TPL_ACCESSLOG_OFF="$off" \
+    TPL_ACCESSLOG_OFF="$off" TPL_CACHE="${ECOM_CACHE:-shmcb:$RUNDIR/ecom_cache(4194304)}" \
     perl -pe 'next if /^\s*#/; s/\@([A-Z_]+)\@/exists $ENV{"TPL_$1"} ? $ENV{"TPL_$1"} : die "unknown placeholder \@$1\@ in line $.\n"/ge' \
         "$ROOT/conf/httpd.conf.in" >"$CONF.tmp"
     mv -f "$CONF.tmp" "$CONF"

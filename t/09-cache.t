@@ -1,0 +1,56 @@
+#!/usr/bin/perl
+# The catalog page cache (EcomCache, on for the test server): a repeated list
+# request is served from the cache, and every write that changes what a list
+# shows (staff create/update, checkout's stock decrement) is visible in the
+# very next list request.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use EcomTest;
+
+plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
+
+my $p = create_product(price => 777_001, stock => 4);
+# a page that holds $p: sort by price descending from just above its price
+my $q = "/products/?sort=price&min_price=777001&max_price=777001&limit=3";
+
+sub find_p { my ($r) = @_; (grep { $_->{id} == $p->{id} } @{ $r->{json}{items} || [] })[0] }
+
+my $first = api(GET => $q);
+is $first->{status}, 200, 'list 200';
+is $first->{headers}{'ecom-cache'}, 'miss', 'first request after a write is a cache miss';
+ok find_p($first), 'the new product is listed at once (create invalidates)';
+my $second = api(GET => $q);
+is $second->{headers}{'ecom-cache'}, 'hit', 'same request again is a cache hit';
+is $second->{content}, $first->{content}, 'the hit has the same body';
+my $other = api(GET => "$q&x=1");
+is $other->{headers}{'ecom-cache'}, 'miss', 'another query string is another entry';
+
+my $staff = staff_token();
+my $u = api(PATCH => "/products/$p->{id}/", token => $staff, body => { stock => 3, name => 'Renamed by 09-cache' });
+is $u->{status}, 200, 'staff PATCH 200';
+my $after = api(GET => $q);
+is $after->{headers}{'ecom-cache'}, 'miss', 'update invalidates cached pages';
+is find_p($after)->{stock}, 3, 'new stock shown right after the update';
+is find_p($after)->{name}, 'Renamed by 09-cache', 'new name shown right after the update';
+
+my $buyer = register_user();
+is api(POST => '/cart/', token => $buyer->{token}, body => { product_id => $p->{id}, quantity => 2 })->{status},
+   201, 'added to cart';
+is api(GET => $q)->{headers}{'ecom-cache'}, 'hit', 'adding to a cart does not invalidate';
+is api(POST => '/orders/', token => $buyer->{token})->{status}, 201, 'checkout 201';
+my $sold = api(GET => $q);
+is $sold->{headers}{'ecom-cache'}, 'miss', 'checkout invalidates cached pages';
+is find_p($sold)->{stock}, 1, 'stock after checkout shown at once';
+
+my $gone = api(PATCH => "/products/$p->{id}/", token => $staff, body => { active => JSON::PP::false() });
+is $gone->{status}, 200, 'deactivated';
+ok !find_p(api(GET => $q)), 'deactivated product disappears from the cached list at once';
+
+my $bad = api(GET => '/products/?limit=abc');
+is $bad->{status}, 400, 'invalid query still 400 with the cache on';
+is api(GET => '/products/?limit=abc')->{status}, 400, 'errors are never cached';
+
+done_testing;
