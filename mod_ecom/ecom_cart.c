@@ -10,6 +10,11 @@
  */
 #include "ecom.h"
 
+/* A cart holds at most this many distinct products, which also keeps every
+ * cart and order total far inside 64 bits (500 x 10^12 x 10^4). */
+#define ECOM_CART_MAX_LINES 500
+#define ECOM_CART_MAX_LINES_SQL "500"
+
 #define LINE_COLS \
     "ci.id, ci.product_id, p.name, ci.quantity, p.price, " \
     "p.price * ci.quantity, p.currency"
@@ -30,6 +35,9 @@ const ecom_stmt ecom_cart_sql[] = {
       "u AS (SELECT %s::bigint AS uid, %s::int AS qty) "
       "INSERT INTO cart_items (user_id, product_id, quantity) "
       "SELECT u.uid, p.id, u.qty FROM p, u WHERE u.qty <= p.stock "
+      "AND ((SELECT count(*) FROM cart_items c3 WHERE c3.user_id = u.uid) < "
+      ECOM_CART_MAX_LINES_SQL " OR EXISTS (SELECT 1 FROM cart_items c4 "
+      "     WHERE c4.user_id = u.uid AND c4.product_id = p.id)) "
       "AND NOT EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
       "                ON p2.id = c2.product_id WHERE c2.user_id = u.uid "
       "                AND p2.currency <> p.currency) "
@@ -42,7 +50,8 @@ const ecom_stmt ecom_cart_sql[] = {
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
       "        ON p2.id = c2.product_id WHERE c2.user_id = %s::bigint "
-      "        AND p2.currency <> p.currency) "
+      "        AND p2.currency <> p.currency), "
+      "(SELECT count(*) FROM cart_items c3 WHERE c3.user_id = %s::bigint) "
       "FROM products p LEFT JOIN cart_items ci "
       "ON ci.product_id = p.id AND ci.user_id = %s::bigint "
       "WHERE p.id = %s::bigint AND p.active" },
@@ -118,7 +127,7 @@ int ecom_cart_add(ecom_req *q)
 {
     json_t *errs = ecom_json_pool(q, json_array());
     long long product_id = 0, qty = 1;
-    const char *args[3];
+    const char *args[3], *why[4];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     int rv;
@@ -140,10 +149,9 @@ int ecom_cart_add(ecom_req *q)
     if ((row = ecom_db_row(q, res))) {
         return send_line(q, ecom_db_ll(q, row, 0), HTTP_CREATED);
     }
-    args[0] = ECOM_LL(q, q->user_id);
-    args[1] = args[0];
-    args[2] = ECOM_LL(q, product_id);
-    if ((rv = ecom_db_select(q, "ecom_cart_why", &res, 3, args))) {
+    why[0] = why[1] = why[2] = ECOM_LL(q, q->user_id);
+    why[3] = ECOM_LL(q, product_id);
+    if ((rv = ecom_db_select(q, "ecom_cart_why", &res, 4, why))) {
         return rv;
     }
     if (!(row = ecom_db_row(q, res))) {
@@ -152,6 +160,11 @@ int ecom_cart_add(ecom_req *q)
     if (ecom_db_get(q, row, 2)[0] == 't') {
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "Your cart holds products in another currency.");
+    }
+    if (ecom_db_ll(q, row, 1) == 0
+        && ecom_db_ll(q, row, 3) >= ECOM_CART_MAX_LINES) {
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            "Your cart is full (500 different products).");
     }
     return over_stock(q, ecom_db_ll(q, row, 0), ecom_db_ll(q, row, 1));
 }
