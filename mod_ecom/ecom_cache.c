@@ -20,7 +20,7 @@
 #include "apr_global_mutex.h"
 
 #define CACHE_MUTEX "ecom-cache"
-#define MAX_VALUE   (256 * 1024)
+#define MAX_VALUE   262144u   /* 256 KiB: a 100-item page is ~40 KiB */
 
 struct ecom_cache {
     const ap_socache_provider_t *provider;

@@ -27,7 +27,7 @@ ECOM_PACKAGES=(
     apache2 apache2-dev libaprutil1-dbd-pgsql libjansson-dev libssl-dev
     libargon2-dev postgresql apache2-utils wrk libapache2-mod-perl2
     libwww-perl libjson-perl libio-socket-ssl-perl liblwp-protocol-https-perl
-    xz-utils curl openssl make gcc perl libc6-dev
+    xz-utils curl openssl make gcc perl libc6-dev cppcheck clang-tidy
 )
 
 # Installs the packages above that are missing. A run with nothing missing is

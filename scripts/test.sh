@@ -85,6 +85,15 @@ if [ -f t/unit/unit_tests.c ]; then
 else
     msg "unit tests: $unit_result"
 fi
+lint_result="skipped (--quick)"
+if [ $quick = 0 ]; then
+    msg "static analysis: make lint (cppcheck, clang-tidy)"
+    if make --no-print-directory lint; then
+        lint_result="PASSED"
+    else
+        lint_result="FAILED"
+    fi
+fi
 
 if [ "${targets[*]}" = t/ ] && [ -z "$(find t -name '*.t' -print -quit 2>/dev/null)" ]; then
     die "no Perl tests (*.t) found under t/"
@@ -158,6 +167,8 @@ failed=0
 summary=()
 [ "$unit_result" = FAILED ] && failed=1
 summary+=("unit tests: $unit_result")
+[ "$lint_result" = FAILED ] && failed=1
+summary+=("static analysis: $lint_result")
 
 if run_pass 1 "plain build" "$ROOT/build/mod_ecom.so" 0 "$RUN_PLAIN"; then :; else failed=1; fi
 summary+=("pass 1 (build/mod_ecom.so): $pass_verdict")
