@@ -29,16 +29,12 @@ cleanup() {
     exit "$rc"
 }
 
-ecom_deps
-msg "building: make"
-make --no-print-directory
+ecom_build
 
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-bash scripts/pg.sh init
-bash scripts/pg.sh start
-bash scripts/migrate.sh
+ecom_db_up
 
 products="$(psql -X -At -v ON_ERROR_STOP=1 -c 'SELECT count(*) FROM products')"
 if [ "$products" = 0 ]; then

@@ -67,12 +67,7 @@ pid_of() {  # prints the pid of a running instance of this RUNDIR
     printf '%s\n' "$pid"
 }
 
-show_errlog() {
-    if [ -s "$ERRLOG" ]; then
-        printf '==> last lines of %s:\n' "$ERRLOG" >&2
-        tail -n 30 "$ERRLOG" >&2
-    fi
-}
+show_errlog() { show_tail "$ERRLOG" 30; }
 
 make_cert() {
     local dir="$RUNDIR/tls"

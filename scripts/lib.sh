@@ -112,3 +112,26 @@ ecom_wait_for() {
 ecom_port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# Installs what is missing and builds the module (dev server, benchmark).
+ecom_build() {
+    ecom_deps
+    msg "building: make"
+    make --no-print-directory -C "$ROOT"
+}
+
+# Initialises and starts the PostgreSQL cluster of ECOM_PGDATA/PGPORT and
+# applies the migrations. Callers set their EXIT trap first.
+ecom_db_up() {
+    bash "$ROOT/scripts/pg.sh" init
+    bash "$ROOT/scripts/pg.sh" start
+    bash "$ROOT/scripts/migrate.sh"
+}
+
+# show_tail FILE N: the last N lines of a log on stderr, if it has any.
+show_tail() {
+    if [ -s "$1" ]; then
+        printf '==> last lines of %s:\n' "$1" >&2
+        tail -n "$2" "$1" >&2
+    fi
+}

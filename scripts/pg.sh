@@ -68,12 +68,7 @@ make_log() {
     if is_root; then chown postgres: "$PGLOG"; fi
 }
 
-show_log() {
-    if [ -f "$PGLOG" ]; then
-        printf '==> last lines of %s:\n' "$PGLOG" >&2
-        tail -n 25 "$PGLOG" >&2
-    fi
-}
+show_log() { show_tail "$PGLOG" 25; }
 
 # Settings in force from the next start (rewritten on every start so that
 # PGPORT and ECOM_PG_FAST from the caller's environment apply).
