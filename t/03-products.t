@@ -278,6 +278,10 @@ psql_do("INSERT INTO products (sku, name, price, currency, stock) "
     my $big = api(GET => '/products/?limit=1000');
     is $big->{status}, 200, 'limit=1000 is 200';
     is scalar @{ $big->{json}{items} // [] }, 100, 'limit=1000 is capped at 100 items';
+    my $huge = api(GET => '/products/?limit=99999999999999999999999');
+    is $huge->{status}, 200, 'a limit beyond 64 bits is capped too, not refused';
+    is scalar @{ $huge->{json}{items} // [] }, 100, 'and gives 100 items';
+    is api(GET => '/products/?limit=000')->{status}, 400, 'limit=000 is 400';
     my $one = api(GET => '/products/?limit=1');
     is scalar @{ $one->{json}{items} // [] }, 1, 'limit=1 gives 1 item';
 }
