@@ -186,7 +186,7 @@ int ecom_openapi(ecom_req *q);
 const char *ecom_cache_configure(cmd_parms *cmd, ecom_srv_conf *sc,
                                  const char *arg);
 void ecom_cache_pre_config(apr_pool_t *pconf);
-int ecom_cache_post_config(apr_pool_t *pconf, server_rec *s);
+int ecom_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void ecom_cache_child_init(apr_pool_t *p, server_rec *s);
 /* The key for this request's answer of the given kind, NULL if no cache. */
 const char *ecom_cache_key(ecom_req *q, const char *kind);

@@ -74,13 +74,37 @@ void ecom_cache_pre_config(apr_pool_t *pconf)
     ap_mutex_register(pconf, CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
 }
 
-int ecom_cache_post_config(apr_pool_t *pconf, server_rec *s)
+/* With no EcomCache directive the cache is on where shmcb is available:
+ * an anonymous shared-memory segment of the provider's default size, as
+ * DESIGN.md asks (shmcb on one host by default). */
+static ecom_cache *default_cache(apr_pool_t *pconf, apr_pool_t *ptemp)
 {
-    static struct ap_socache_hints hints = { 64, MAX_VALUE, 60 };
+    ecom_cache *c = apr_pcalloc(pconf, sizeof(*c));
+
+    c->provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, "shmcb",
+                                     AP_SOCACHE_PROVIDER_VERSION);
+    if (!c->provider || c->provider->create(&c->inst, NULL, ptemp, pconf)) {
+        return NULL;
+    }
+    return c;
+}
+
+int ecom_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    /* a typical value is a 20-item page of about 8 KiB */
+    static struct ap_socache_hints hints = { 64, 8192, 60 };
     ecom_srv_conf *sc = ap_get_module_config(s->module_config, &ecom_module);
-    ecom_cache *c = sc->cache;
+    ecom_cache *c = sc->cache_set ? sc->cache : default_cache(pconf, ptemp);
+    server_rec *sp;
     apr_status_t rv;
 
+    /* EcomCache is a main-server directive: every virtual host uses the
+     * same cache */
+    for (sp = s; sp; sp = sp->next) {
+        ecom_srv_conf *v = ap_get_module_config(sp->module_config,
+                                                &ecom_module);
+        v->cache = c;
+    }
     if (!c) {
         return OK;
     }

@@ -199,9 +199,10 @@ const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomTokenLifetime", set_token_lifetime, NULL, RSRC_CONF,
                   "Lifetime of bearer tokens in seconds (default 86400)"),
     AP_INIT_TAKE1("EcomCache", set_cache, NULL, RSRC_CONF,
-                  "Response cache for catalog pages: none (default) or a "
-                  "socache provider with its arguments, e.g. "
-                  "shmcb:/run/ecom_cache(1048576)"),
+                  "Response cache for catalog pages: none, or a socache "
+                  "provider with its arguments, e.g. "
+                  "shmcb:/run/ecom_cache(1048576) (default: anonymous shmcb "
+                  "when mod_socache_shmcb is loaded)"),
     AP_INIT_TAKE1("EcomCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "Longest time in seconds a cached page is served "
                   "(default 5)"),

@@ -26,7 +26,7 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_array_header_t *seen = apr_array_make(ptemp, 4, sizeof(void *));
     server_rec *sp;
 
-    if (ecom_cache_post_config(pconf, s) != OK) {
+    if (ecom_cache_post_config(pconf, ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare)
