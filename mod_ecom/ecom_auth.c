@@ -35,7 +35,7 @@ const ecom_stmt ecom_auth_sql[] = {
 
 static const ecom_col user_cols[] = {
     { "id", EC_INT }, { "email", EC_STR }, { "name", EC_STR },
-    { "is_staff", EC_BOOL }, { "created_at", EC_STR }, { NULL, 0 }
+    { "is_staff", EC_BOOL }, { "created_at", EC_TIME }, { NULL, 0 }
 };
 
 static int unauthorized(ecom_req *q, const char *detail, int token_sent)
@@ -115,7 +115,7 @@ static int issue_token(ecom_req *q, long long user_id, const char **token,
         return rv;
     }
     row = ecom_db_row(q, res);
-    *expires = row ? ecom_db_get(q, row, 0) : "";
+    *expires = row ? ecom_db_time(q, row, 0) : "";
     *token = apr_pstrdup(q->r->pool, tok);
     return 0;
 }

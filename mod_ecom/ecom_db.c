@@ -15,6 +15,7 @@
  * (409 and 422).
  */
 #include "ecom.h"
+#include "ecom_util.h"
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
@@ -242,6 +243,14 @@ long long ecom_db_ll(ecom_req *q, apr_dbd_row_t *row, int col)
     return v ? apr_atoi64(v) : 0;
 }
 
+const char *ecom_db_time(ecom_req *q, apr_dbd_row_t *row, int col)
+{
+    char *buf = apr_palloc(q->r->pool, ECOM_RFC3339_LEN);
+
+    ecom_rfc3339(ecom_db_ll(q, row, col), buf);
+    return buf;
+}
+
 json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
                       int first_col)
 {
@@ -264,6 +273,12 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
             case EC_BOOL:
                 jv = json_boolean(v[0] == 't');
                 break;
+            case EC_TIME: {
+                char ts[ECOM_RFC3339_LEN];
+                ecom_rfc3339(apr_atoi64(v), ts);
+                jv = json_string(ts);
+                break;
+            }
             default:
                 jv = json_string(v);
                 break;

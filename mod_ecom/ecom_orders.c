@@ -68,8 +68,8 @@ const ecom_stmt ecom_order_sql[] = {
 static const ecom_col order_cols[] = {
     { "id", EC_INT }, { "status", EC_STR }, { "currency", EC_STR },
     { "subtotal", EC_INT }, { "discount", EC_INT }, { "total", EC_INT },
-    { "item_count", EC_INT }, { "created_at", EC_STR },
-    { "updated_at", EC_STR }, { NULL, 0 }
+    { "item_count", EC_INT }, { "created_at", EC_TIME },
+    { "updated_at", EC_TIME }, { NULL, 0 }
 };
 static const ecom_col line_cols[] = {
     { "id", EC_INT }, { "product_id", EC_INT_NULL }, { "sku", EC_STR_NULL },
@@ -78,7 +78,7 @@ static const ecom_col line_cols[] = {
 };
 static const ecom_col event_cols[] = {
     { "from", EC_STR_NULL }, { "to", EC_STR }, { "actor_id", EC_INT_NULL },
-    { "at", EC_STR }, { NULL, 0 }
+    { "at", EC_TIME }, { NULL, 0 }
 };
 
 static const char *const statuses[] = {

@@ -83,7 +83,7 @@ static const ecom_col product_cols[] = {
     { "id", EC_INT }, { "sku", EC_STR_NULL }, { "name", EC_STR },
     { "description", EC_STR }, { "price", EC_INT }, { "currency", EC_STR },
     { "stock", EC_INT }, { "active", EC_BOOL }, { "category", EC_STR_NULL },
-    { "created_at", EC_STR }, { "updated_at", EC_STR }, { NULL, 0 }
+    { "created_at", EC_TIME }, { "updated_at", EC_TIME }, { NULL, 0 }
 };
 
 static int bad_arg(ecom_req *q, const char *name, const char *why)

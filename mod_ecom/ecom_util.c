@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int ecom_parse_ll(const char *s, long long min, long long max, long long *out)
 {
@@ -281,4 +282,17 @@ int ecom_cursor_decode(const char *s, char tag, long long *a, long long *b)
         return -1;
     }
     return 0;
+}
+
+void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN])
+{
+    /* 0000-01-01 .. 9999-12-31T23:59:59 */
+    static const long long lo = -62167219200LL, hi = 253402300799LL;
+    time_t t = (time_t)(epoch < lo ? lo : epoch > hi ? hi : epoch);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(out, ECOM_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec);
 }

@@ -53,4 +53,9 @@ void ecom_cursor_encode(char tag, long long a, long long b,
                         char out[ECOM_CURSOR_MAX]);
 int ecom_cursor_decode(const char *s, char tag, long long *a, long long *b);
 
+/* Unix seconds as RFC 3339 UTC ("2026-11-26T10:00:00Z"); out holds
+ * ECOM_RFC3339_LEN bytes. Years outside 0000..9999 are clamped. */
+#define ECOM_RFC3339_LEN 80   /* 21 used; room for any int widths */
+void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN]);
+
 #endif /* ECOM_UTIL_H */

@@ -109,6 +109,22 @@ static void test_encoding(void)
        && b == 9223372036854775807LL, "cursor extremes round trip");
 }
 
+static void test_time(void)
+{
+    char ts[ECOM_RFC3339_LEN];
+
+    ecom_rfc3339(0, ts);
+    OK(strcmp(ts, "1970-01-01T00:00:00Z") == 0, "epoch 0");
+    ecom_rfc3339(1291193100LL, ts);
+    OK(strcmp(ts, "2010-12-01T08:45:00Z") == 0, "first UCI invoice time");
+    ecom_rfc3339(1709208000LL, ts);
+    OK(strcmp(ts, "2024-02-29T12:00:00Z") == 0, "leap day");
+    ecom_rfc3339(-1, ts);
+    OK(strcmp(ts, "1969-12-31T23:59:59Z") == 0, "before the epoch");
+    ecom_rfc3339(9223372036854775807LL, ts);
+    OK(strcmp(ts, "9999-12-31T23:59:59Z") == 0, "far future clamped to year 9999");
+}
+
 static void test_crypto(void)
 {
     char hash[ECOM_PWHASH_MAX], hash2[ECOM_PWHASH_MAX];
@@ -145,6 +161,7 @@ int main(void)
     test_parse();
     test_validation();
     test_encoding();
+    test_time();
     test_crypto();
     printf("1..%d\n", n_tests);
     return n_failed ? 1 : 0;
