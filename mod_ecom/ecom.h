@@ -142,6 +142,12 @@ long long ecom_db_ll(ecom_req *q, apr_dbd_row_t *row, int col);
 const char *ecom_db_time(ecom_req *q, apr_dbd_row_t *row, int col);
 json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
                       int first_col);
+/* Answers a keyset-paginated list: the first limit rows of res (which
+ * holds limit + 1 when a next page exists) as {items, next_cursor}, the
+ * cursor carrying columns key1 and key2 (-1: none) of the last item under
+ * the tag of the list's ordering. Returns the HTTP status. */
+int ecom_db_page(ecom_req *q, apr_dbd_results_t *res, int limit,
+                 const ecom_col *cols, char tag, int key1, int key2);
 /* Runs fn in one transaction: commit when it returns 0, roll back on any
  * other value (which is returned). Every multi-row write goes through it. */
 int ecom_db_tx(ecom_req *q, int (*fn)(ecom_req *q, void *ctx), void *ctx);

@@ -289,6 +289,33 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
     return o;
 }
 
+int ecom_db_page(ecom_req *q, apr_dbd_results_t *res, int limit,
+                 const ecom_col *cols, char tag, int key1, int key2)
+{
+    json_t *items = json_array();
+    apr_dbd_row_t *row = NULL;
+    long long k1 = 0, k2 = 0;
+    char next[ECOM_CURSOR_MAX];
+    int n = 0;
+
+    while (ecom_db_next(q, res, &row)) {
+        if (n == limit) {
+            /* a next page exists: the cursor points after the last item
+             * (rows of res stay readable: the result is not exhausted) */
+            break;
+        }
+        json_array_append_new(items, ecom_row_json(q, row, cols, 0));
+        k1 = ecom_db_ll(q, row, key1);
+        k2 = key2 >= 0 ? ecom_db_ll(q, row, key2) : 0;
+        n++;
+    }
+    if (row) {
+        ecom_cursor_encode(tag, k1, k2, next);
+    }
+    return ecom_json(q, HTTP_OK, json_pack("{s:o, s:s?}", "items", items,
+                                           "next_cursor", row ? next : NULL));
+}
+
 /* If a handler returns with the transaction still open (it cannot, but a
  * future edit might), the pool cleanup rolls it back. */
 static apr_status_t tx_cleanup(void *data)

@@ -142,12 +142,9 @@ int ecom_orders_list(ecom_req *q)
     const char *status = apr_table_get(q->args, "status");
     const char *cursor = apr_table_get(q->args, "cursor");
     const char *args[7];
-    long long k1 = 0, k2 = 0, last = 0;
-    char next[ECOM_CURSOR_MAX];
+    long long k1 = 0, k2 = 0;
     apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
-    json_t *items;
-    int limit, rv, n = 0, i;
+    int limit, rv, i;
 
     if ((rv = ecom_page_args(q, &limit))) {
         return rv;
@@ -174,21 +171,7 @@ int ecom_orders_list(ecom_req *q)
     if ((rv = ecom_db_select(q, "ecom_orders_list", &res, 7, args))) {
         return rv;
     }
-    items = json_array();
-    row = NULL;
-    while (ecom_db_next(q, res, &row)) {
-        if (n == limit) {
-            break;
-        }
-        json_array_append_new(items, ecom_row_json(q, row, order_cols, 0));
-        last = ecom_db_ll(q, row, 0);
-        n++;
-    }
-    if (row) {
-        ecom_cursor_encode('o', last, 0, next);
-    }
-    return ecom_json(q, HTTP_OK, json_pack("{s:o, s:s?}", "items", items,
-                                           "next_cursor", row ? next : NULL));
+    return ecom_db_page(q, res, limit, order_cols, 'o', 0, -1);
 }
 
 typedef struct {

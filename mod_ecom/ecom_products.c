@@ -117,13 +117,11 @@ int ecom_products_list(ecom_req *q)
     const char *text = apr_table_get(q->args, "q");
     const char *cat = apr_table_get(q->args, "category");
     const char *minp, *maxp, *args[13], *key1 = NULL, *key2 = NULL;
-    char tag, next[ECOM_CURSOR_MAX];
-    long long k1 = 0, k2 = 0, last1 = 0, last2 = 0;
-    int limit, rv, n = 0, nargs = 0, by_price, filtered;
+    char tag;
+    long long k1 = 0, k2 = 0;
+    int limit, rv, nargs = 0, by_price, filtered;
     const char *ckey = ecom_cache_key(q, "products");
     apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
-    json_t *items;
 
     if (ecom_cache_serve(q, ckey)) {
         return HTTP_OK;
@@ -191,23 +189,8 @@ int ecom_products_list(ecom_req *q)
                              &res, nargs, args))) {
         return rv;
     }
-    items = json_array();
-    row = NULL;
-    while (ecom_db_next(q, res, &row)) {
-        if (n == limit) {
-            /* a next page exists: the cursor points after the last item */
-            break;
-        }
-        json_array_append_new(items, ecom_row_json(q, row, product_cols, 0));
-        last2 = ecom_db_ll(q, row, 0);
-        last1 = by_price ? ecom_db_ll(q, row, 4) : last2;
-        n++;
-    }
-    if (row) {
-        ecom_cursor_encode(tag, last1, last2, next);
-    }
-    ecom_json(q, HTTP_OK, json_pack("{s:o, s:s?}", "items", items,
-                                    "next_cursor", row ? next : NULL));
+    /* price orderings page on (price, id), the others on id */
+    ecom_db_page(q, res, limit, product_cols, tag, by_price ? 4 : 0, 0);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
 }
