@@ -87,4 +87,17 @@ SKIP: {
     is httpd_pid(), $pid_before, 'httpd was not restarted';
 }
 
+# This file runs last: the whole suite must have left no error-level line
+# of the module (every 5xx but 503 logs one) and no crashed child.
+SKIP: {
+    my $log = defined $ENV{ECOM_RUNDIR} ? "$ENV{ECOM_RUNDIR}/error.log" : undef;
+    skip 'no error.log', 2 unless $log && -r $log;
+    open my $fh, '<', $log or die "$log: $!";
+    my @lines = <$fh>;
+    my @errors = grep { /\[ecom:(?:error|crit|alert|emerg)\]/ } @lines;
+    is scalar @errors, 0, 'no module error in error.log over the whole suite' or diag @errors[0 .. 4];
+    my @crashes = grep { /exit signal|AddressSanitizer|runtime error/ } @lines;
+    is scalar @crashes, 0, 'no crashed child over the whole suite' or diag @crashes[0 .. 4];
+}
+
 done_testing;
