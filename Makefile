@@ -3,6 +3,7 @@
 #   make            build build/mod_ecom.so (apxs, -Wall -Wextra -Werror) and tools
 #   make asan       the same module with AddressSanitizer + UBSan in build/asan/
 #   make unit       build and run the C unit tests of the httpd-free layer
+#   make fuzz       libFuzzer on the input parsers for FUZZ_SECONDS (30)
 #   make install    apxs -i, plus conf/ecom.load and conf/ecom.conf in mods-available
 #   make run        dev server on :8080/:8443 with demo data (installs what it needs)
 #   make test       the whole test suite (plain build, then sanitizer build)
@@ -28,7 +29,7 @@ LIBS     := -ljansson -largon2 -lcrypto
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit install run test bench import lint clean
+.PHONY: all asan unit fuzz install run test bench import lint clean
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -69,6 +70,17 @@ $(BUILD)/unit_tests: t/unit/unit_tests.c $(CORE_SRC) $(HDR)
 
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests
+
+# libFuzzer on the httpd-free parsers (needs clang and libclang-rt-dev).
+FUZZ_SECONDS ?= 30
+$(BUILD)/fuzz_core: t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c $(HDR)
+	@mkdir -p $(BUILD)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -I$(SRCDIR) -o $@ t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c
+
+fuzz: $(BUILD)/fuzz_core
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_core -max_total_time=$(FUZZ_SECONDS) -max_len=512 $(BUILD)/fuzz-corpus
 
 install: $(BUILD)/mod_ecom.so
 	$(APXS) -i -n ecom $(BUILD)/mod_ecom.so

@@ -28,6 +28,7 @@ ECOM_PACKAGES=(
     libargon2-dev postgresql apache2-utils wrk libapache2-mod-perl2
     libwww-perl libjson-perl libio-socket-ssl-perl liblwp-protocol-https-perl
     xz-utils curl openssl make gcc perl libc6-dev cppcheck clang-tidy
+    clang libclang-rt-14-dev
 )
 
 # Installs the packages above that are missing. A run with nothing missing is

@@ -86,7 +86,15 @@ else
     msg "unit tests: $unit_result"
 fi
 lint_result="skipped (--quick)"
+fuzz_result="skipped (--quick)"
 if [ $quick = 0 ]; then
+    msg "fuzzing the input parsers: make fuzz FUZZ_SECONDS=${ECOM_FUZZ_SECONDS:-15}"
+    if make --no-print-directory fuzz FUZZ_SECONDS="${ECOM_FUZZ_SECONDS:-15}" >"$ROOT/build/fuzz.log" 2>&1; then
+        fuzz_result="PASSED ($(grep -o 'Done [0-9]* runs' "$ROOT/build/fuzz.log" | tail -1))"
+    else
+        tail -n 40 "$ROOT/build/fuzz.log" >&2
+        fuzz_result="FAILED (see build/fuzz.log)"
+    fi
     msg "static analysis: make lint (cppcheck, clang-tidy)"
     if make --no-print-directory lint; then
         lint_result="PASSED"
@@ -169,6 +177,8 @@ summary=()
 summary+=("unit tests: $unit_result")
 [ "$lint_result" = FAILED ] && failed=1
 summary+=("static analysis: $lint_result")
+case "$fuzz_result" in FAILED*) failed=1 ;; esac
+summary+=("fuzzing: $fuzz_result")
 
 if run_pass 1 "plain build" "$ROOT/build/mod_ecom.so" 0 "$RUN_PLAIN"; then :; else failed=1; fi
 summary+=("pass 1 (build/mod_ecom.so): $pass_verdict")
