@@ -209,6 +209,12 @@ static void send_response(ecom_req *q)
     request_rec *r = q->r;
 
     r->status = q->status ? q->status : HTTP_INTERNAL_SERVER_ERROR;
+    /* JSON is never to be sniffed as something else; answers to an
+     * authenticated caller are private to them */
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    if (q->user_id && !apr_table_get(r->headers_out, "Cache-Control")) {
+        apr_table_setn(r->err_headers_out, "Cache-Control", "private, no-store");
+    }
     if (q->ctype) {
         ap_set_content_type(r, q->ctype);
     }

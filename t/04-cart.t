@@ -248,4 +248,17 @@ for my $c ([ 'malformed JSON', '{"product_id": ' ], [ 'a JSON array', '[1, 2]' ]
 }
 is api(GET => '/health/')->{status}, 200, 'server healthy after the body tests';
 
+# --- headers: private answers are not cached by intermediaries -----------------
+{
+    my $u = register_user();
+    my $c = api(GET => '/cart/', token => $u->{token});
+    is $c->{headers}{'cache-control'}, 'private, no-store', 'the cart is private, no-store';
+    is $c->{headers}{'x-content-type-options'}, 'nosniff', 'and nosniff';
+    my $anon = api(GET => '/products/?limit=1');
+    is $anon->{headers}{'x-content-type-options'}, 'nosniff', 'public answers are nosniff too';
+    ok !defined $anon->{headers}{'cache-control'}, 'an anonymous catalog page is not marked private';
+    my $e = api(GET => '/cart/');
+    is $e->{headers}{'x-content-type-options'}, 'nosniff', 'error answers are nosniff';
+}
+
 done_testing;
