@@ -213,8 +213,12 @@ const char *ecom_cache_key(ecom_req *q, const char *kind)
     if (!q->sc->cache) {
         return NULL;
     }
-    return apr_pstrcat(q->r->pool, "ecom:", kind, ":", generation(q), ":",
-                       q->r->args ? q->r->args : "", NULL);
+    /* the mount point and page sizes are part of the key: two <Location>s
+     * with different settings never share pages */
+    return apr_psprintf(q->r->pool, "ecom:%s:%s:%s:%d:%d:%s", kind,
+                        generation(q), q->dc->base ? q->dc->base : "",
+                        q->dc->page_size, q->dc->page_max,
+                        q->r->args ? q->r->args : "");
 }
 
 int ecom_cache_serve(ecom_req *q, const char *key)
