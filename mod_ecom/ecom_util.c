@@ -296,3 +296,113 @@ void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN])
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
              tm.tm_min, tm.tm_sec);
 }
+
+int ecom_money_add_line(long long *acc, long long price, long long qty)
+{
+    long long line, sum;
+
+    if (price < 0 || qty < 0 || __builtin_mul_overflow(price, qty, &line)
+        || __builtin_add_overflow(*acc, line, &sum)) {
+        return -1;
+    }
+    *acc = sum;
+    return 0;
+}
+
+static int is_state_char(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
+}
+
+/* Start of the first line's text after "SEVERITY:  ", or NULL. */
+static const char *after_severity(const char *msg)
+{
+    static const char *const sev[] = {
+        "ERROR:  ", "FATAL:  ", "PANIC:  ", NULL
+    };
+
+    if (!msg) {
+        return NULL;
+    }
+    for (int i = 0; sev[i]; i++) {
+        size_t n = strlen(sev[i]);
+        if (strncmp(msg, sev[i], n) == 0) {
+            return msg + n;
+        }
+    }
+    return NULL;
+}
+
+int ecom_pg_sqlstate(const char *msg, char out[6])
+{
+    const char *p = after_severity(msg);
+
+    if (!p) {
+        return -1;
+    }
+    for (int i = 0; i < 5; i++) {
+        if (!is_state_char(p[i])) {
+            return -1;
+        }
+    }
+    if (p[5] != ':') {
+        return -1;
+    }
+    memcpy(out, p, 5);
+    out[5] = '\0';
+    return 0;
+}
+
+static void copy_line(const char *p, char *out, size_t outlen)
+{
+    size_t n = strcspn(p, "\r\n");
+
+    if (outlen == 0) {
+        return;
+    }
+    if (n >= outlen) {
+        n = outlen - 1;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+int ecom_pg_field(const char *msg, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+    const char *p = msg;
+
+    while (p && *p) {
+        if (strncmp(p, name, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            while (*p == ' ') {
+                p++;
+            }
+            copy_line(p, out, outlen);
+            return 0;
+        }
+        p = strchr(p, '\n');
+        if (p) {
+            p++;
+        }
+    }
+    return -1;
+}
+
+int ecom_pg_primary(const char *msg, char *out, size_t outlen)
+{
+    const char *p = after_severity(msg);
+    char state[6];
+
+    if (!p) {
+        return -1;
+    }
+    if (ecom_pg_sqlstate(msg, state) == 0) {
+        p += 6;
+        while (*p == ' ') {
+            p++;
+        }
+    }
+    copy_line(p, out, outlen);
+    return 0;
+}

@@ -58,4 +58,28 @@ int ecom_cursor_decode(const char *s, char tag, long long *a, long long *b);
 #define ECOM_RFC3339_LEN 80   /* 21 used; room for any int widths */
 void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN]);
 
+/*
+ * Money: checked arithmetic. Amounts are minor units in a long long; a sum
+ * or product that would leave the range is refused, never wrapped.
+ * Returns 0 and sets *acc += price * qty, or -1 (and leaves *acc) when
+ * either operation overflows or an operand is negative.
+ */
+int ecom_money_add_line(long long *acc, long long price, long long qty);
+
+/*
+ * PostgreSQL error messages as libpq formats them with
+ * PQERRORS_VERBOSE: "ERROR:  23514: new row ... violates check constraint
+ * \"x\"\nDETAIL:  Failing row contains (...)\n...CONSTRAINT NAME:  x\n".
+ * ecom_pg_sqlstate copies the five-character SQLSTATE into out (6 bytes)
+ * and returns 0, or returns -1 when msg carries none (libpq's own
+ * connection errors). ecom_pg_field copies the value of a "NAME:  value"
+ * line (e.g. "CONSTRAINT NAME") into out (outlen bytes, truncated) and
+ * returns 0, or -1 when absent. ecom_pg_primary copies the first line's
+ * text after the SQLSTATE (the primary message, which never holds row
+ * values; DETAIL does) the same way. None of them reads past the NUL.
+ */
+int ecom_pg_sqlstate(const char *msg, char out[6]);
+int ecom_pg_field(const char *msg, const char *name, char *out, size_t outlen);
+int ecom_pg_primary(const char *msg, char *out, size_t outlen);
+
 #endif /* ECOM_UTIL_H */

@@ -31,6 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)ecom_currency_valid(s);
     (void)ecom_idem_key_valid(s);
     (void)ecom_b64url_decode(s, out, sizeof(out));
+    {
+        /* database error text is parsed for SQLSTATE and constraint names */
+        char state[6], field[32];
+        (void)ecom_pg_sqlstate(s, state);
+        (void)ecom_pg_field(s, "CONSTRAINT NAME", field, sizeof(field));
+        (void)ecom_pg_primary(s, field, sizeof(field));
+    }
 
     /* a cursor that decodes must encode back to an equivalent cursor */
     if (ecom_cursor_decode(s, 'p', &a, &b) == 0) {

@@ -156,8 +156,58 @@ static void test_crypto(void)
        "constant-time equality");
 }
 
+static void test_money(void)
+{
+    long long acc = 0;
+
+    OK(ecom_money_add_line(&acc, 1000000000000LL, 10000) == 0
+       && acc == 10000000000000000LL, "price 10^12 x 10^4 fits");
+    OK(ecom_money_add_line(&acc, 9223372036854775807LL, 2) == -1
+       && acc == 10000000000000000LL, "multiplication overflow refused, acc kept");
+    acc = 9223372036854775000LL;
+    OK(ecom_money_add_line(&acc, 1000, 1) == -1, "addition overflow refused");
+    acc = 0;
+    OK(ecom_money_add_line(&acc, -1, 1) == -1, "negative price refused");
+    OK(ecom_money_add_line(&acc, 5, 0) == 0 && acc == 0, "zero quantity adds 0");
+}
+
+static void test_pg_errors(void)
+{
+    const char *check =
+        "ERROR:  23514: new row for relation \"products\" violates check "
+        "constraint \"products_stock_check\"\n"
+        "DETAIL:  Failing row contains (1, secret@example.com, -1).\n"
+        "SCHEMA NAME:  public\nTABLE NAME:  products\n"
+        "CONSTRAINT NAME:  products_stock_check\n"
+        "LOCATION:  ExecConstraints, execMain.c:1921\n";
+    char state[6], buf[64];
+
+    OK(ecom_pg_sqlstate(check, state) == 0 && strcmp(state, "23514") == 0,
+       "SQLSTATE of a verbose check violation");
+    OK(ecom_pg_field(check, "CONSTRAINT NAME", buf, sizeof(buf)) == 0
+       && strcmp(buf, "products_stock_check") == 0, "constraint name");
+    OK(ecom_pg_primary(check, buf, sizeof(buf)) == 0
+       && strncmp(buf, "new row for relation", 20) == 0
+       && !strstr(buf, "secret"), "primary message without the row");
+    OK(ecom_pg_field(check, "DATATYPE NAME", buf, sizeof(buf)) == -1,
+       "absent field");
+    OK(ecom_pg_sqlstate("server closed the connection unexpectedly\n",
+                        state) == -1, "libpq's own errors have no SQLSTATE");
+    OK(ecom_pg_sqlstate("FATAL:  57P01: terminating connection due to "
+                        "administrator command\n", state) == 0
+       && strcmp(state, "57P01") == 0, "FATAL carries a SQLSTATE");
+    OK(ecom_pg_sqlstate("ERROR:  canceling statement\n", state) == -1,
+       "terse message: no SQLSTATE");
+    OK(ecom_pg_sqlstate("ERROR:  5701", state) == -1, "truncated SQLSTATE");
+    OK(ecom_pg_sqlstate(NULL, state) == -1, "NULL message");
+    OK(ecom_pg_field("CONSTRAINT NAME:  abcdefghijklmnop", "CONSTRAINT NAME",
+                     buf, 5) == 0 && strcmp(buf, "abcd") == 0, "truncation");
+}
+
 int main(void)
 {
+    test_money();
+    test_pg_errors();
     test_parse();
     test_validation();
     test_encoding();
