@@ -25,7 +25,9 @@ HTTPD_SRC := $(SRCDIR)/mod_ecom.c $(SRCDIR)/ecom_config.c $(SRCDIR)/ecom_router.
 GEN_SRC  := $(BUILD)/gen/ecom_openapi.c
 SRC      := $(HTTPD_SRC) $(CORE_SRC)
 HDR      := $(wildcard $(SRCDIR)/*.h)
-LIBS     := -ljansson -largon2 -lcrypto
+LIBS     := -ljansson -largon2 -lcrypto -lpq
+# libpq-fe.h, for the error verbosity of the pooled connections (ecom_db.c)
+PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -43,7 +45,7 @@ define apxs_build
 	cp $(SRC) $(HDR) $(GEN_SRC) $(1)/src/
 	cd $(1)/src && $(APXS) -c -o mod_ecom.la \
 	    $(foreach f,$(WARN) $(2),-Wc,$(f)) $(foreach f,$(3),-Wl,$(f)) \
-	    -I. $(notdir $(SRC) $(GEN_SRC)) $(LIBS) >build.log 2>&1 \
+	    -I. -I$(PGINC) $(notdir $(SRC) $(GEN_SRC)) $(LIBS) >build.log 2>&1 \
 	    || { cat build.log; exit 1; }
 	# rename, never overwrite: a running httpd maps the old file
 	cp $(1)/src/.libs/mod_ecom.so $(1)/mod_ecom.so.new && mv -f $(1)/mod_ecom.so.new $(1)/mod_ecom.so
@@ -102,7 +104,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -I$(SRCDIR) --suppress=missingIncludeSystem \
 	    --suppress=missingInclude --include=tools/cppcheck-macros.h $(SRCDIR) tools
-	clang-tidy --quiet $(SRC) -- -std=gnu11 -I$(SRCDIR) -I$$($(APXS) -q INCLUDEDIR) \
+	clang-tidy --quiet $(SRC) -- -std=gnu11 -I$(SRCDIR) -I$(PGINC) -I$$($(APXS) -q INCLUDEDIR) \
 	    $$(apr-1-config --includes) $$(apu-1-config --includes)
 
 clean:

@@ -33,6 +33,7 @@ typedef struct {
     int page_max;            /* EcomPageSizeMax */
     const char *base;        /* EcomBasePath, or the <Location> path */
     int base_set;
+    int idem_per_day;        /* EcomIdempotencyKeysPerDay */
 } ecom_dir_conf;
 
 typedef struct ecom_cache ecom_cache;
@@ -42,7 +43,12 @@ typedef struct {
     ecom_cache *cache;       /* EcomCache, shared by every virtual host */
     int cache_set;
     int cache_ttl;           /* EcomCacheTTL, seconds */
+    int purge_interval;      /* EcomPurgeInterval, seconds; 0: off */
 } ecom_srv_conf;
+
+/* Defaults of the directives that have no natural zero. */
+#define ECOM_DEFAULT_IDEM_PER_DAY   1000
+#define ECOM_DEFAULT_PURGE_INTERVAL 3600
 
 extern const command_rec ecom_cmds[];
 void *ecom_create_dir_conf(apr_pool_t *p, char *dir);
@@ -59,7 +65,10 @@ typedef struct ecom_req {
     apr_table_t *args;         /* decoded query string */
     long long id[2];           /* ids captured from the path */
     ap_dbd_t *dbd;             /* acquired on first use */
-    apr_dbd_transaction_t *tx; /* open transaction, if any */
+    int in_tx;                 /* a BEGIN of ours is open on dbd */
+    int tx_cleanup;            /* the pool cleanup that rolls back is set */
+    int cache_dirty;           /* invalidate the cache once committed */
+    const char *route;         /* the matched route pattern */
     long long user_id;         /* 0: anonymous */
     int is_staff;
     json_t *body;              /* parsed request body (object) or NULL */
@@ -108,9 +117,15 @@ int ecom_get_bool(json_t *body, const char *field, int *out, json_t *errs);
 
 /* ---- data access (ecom_db.c) ---- */
 
+/* ECOM_STMT_READ marks a statement that changes nothing: only those are
+ * run a second time after the connection broke under them (a write may
+ * have committed before the answer was lost). */
+#define ECOM_STMT_READ 1u
+
 typedef struct {
     const char *label;
     const char *sql;
+    unsigned flags;
 } ecom_stmt;
 
 /* Column kinds for ecom_row_json. */
@@ -124,8 +139,14 @@ typedef struct {
 
 /* Registers every statement of every resource with mod_dbd for s. */
 void ecom_db_register(server_rec *s);
+/* Deletes expired tokens and idempotency records older than 24 hours
+ * through a connection of s's pool (mod_watchdog's thread, no request).
+ * Logs what it did; returns APR_SUCCESS or the failure. */
+apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p);
 /* Each returns 0 on success, or the HTTP status of the problem it already
- * set (503 when the database is unreachable, 500 otherwise). */
+ * set: 503 (with Retry-After) when the database is unreachable, timed out
+ * or a lock could not be had in time; 409 for a unique or check violation
+ * that slipped past the handler's own checks; 500 otherwise. */
 int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
                    int nargs, const char **args);
 int ecom_db_query(ecom_req *q, const char *label, int *nrows,
@@ -149,8 +170,21 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
 int ecom_db_page(ecom_req *q, apr_dbd_results_t *res, int limit,
                  const ecom_col *cols, char tag, int key1, int key2);
 /* Runs fn in one transaction: commit when it returns 0, roll back on any
- * other value (which is returned). Every multi-row write goes through it. */
+ * other value (which is returned). Every multi-row write goes through it.
+ * Inside a transaction the request already opened (an Idempotency-Key
+ * request, ecom_idempotency.c) fn simply runs in it: the owner of the
+ * outer transaction commits or rolls back. */
 int ecom_db_tx(ecom_req *q, int (*fn)(ecom_req *q, void *ctx), void *ctx);
+/* The transaction primitives behind ecom_db_tx. BEGIN, COMMIT, ROLLBACK
+ * and SAVEPOINT are sent as constant statements, never through apr_dbd's
+ * transaction API (apr-util 1.6.3's pgsql driver writes through a NULL
+ * pointer when BEGIN fails). Each returns 0 or the status it set;
+ * rollbacks never fail (a dead session has rolled back by itself). */
+int ecom_db_begin(ecom_req *q);
+int ecom_db_commit(ecom_req *q);
+void ecom_db_rollback(ecom_req *q);
+int ecom_db_savepoint(ecom_req *q);
+int ecom_db_rollback_to_savepoint(ecom_req *q);
 int ecom_db_ping(ecom_req *q);
 
 /* Formats a long long into pool memory, for statement arguments. */
@@ -168,15 +202,14 @@ int ecom_db_ping(ecom_req *q);
 int ecom_authenticate(ecom_req *q, int need);
 
 /* ---- idempotency (ecom_idempotency.c) ---- */
-/* Before the handler: 0 to go on; a status when it answered already
- * (replay, 409 in flight, 422 mismatch). *claimed says a key was taken. */
-int ecom_idem_begin(ecom_req *q, const char **key);
-/* After the handler: stores (or, for 5xx, releases) the answer. */
-void ecom_idem_end(ecom_req *q, const char *key);
+/* Runs fn for a request that carries an Idempotency-Key: replays a stored
+ * answer, or runs fn and stores its answer in the same transaction as its
+ * effect. Returns the HTTP status of the answer it set. */
+int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn);
 
 /* ---- resources ---- */
 extern const ecom_stmt ecom_auth_sql[], ecom_product_sql[], ecom_cart_sql[],
-    ecom_order_sql[], ecom_idem_sql[], ecom_misc_sql[];
+    ecom_order_sql[], ecom_idem_sql[], ecom_misc_sql[], ecom_purge_sql[];
 
 int ecom_register(ecom_req *q);
 int ecom_login(ecom_req *q);

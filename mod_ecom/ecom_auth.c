@@ -17,20 +17,20 @@ const ecom_stmt ecom_auth_sql[] = {
     { "ecom_user_insert",
       "INSERT INTO users (email, name, password_hash) VALUES (%s, %s, %s) "
       "ON CONFLICT ((lower(email))) DO NOTHING "
-      "RETURNING id, email, name, is_staff, " ECOM_TS("created_at") },
+      "RETURNING id, email, name, is_staff, " ECOM_TS("created_at"), 0 },
     { "ecom_user_by_email",
       "SELECT " USER_COLS ", u.password_hash FROM users u "
-      "WHERE lower(u.email) = lower(%s)" },
+      "WHERE lower(u.email) = lower(%s)", ECOM_STMT_READ },
     { "ecom_token_insert",
       "INSERT INTO auth_tokens (user_id, token_hash, expires_at) "
       "VALUES (%s::bigint, %s, now() + make_interval(secs => %s::int)) "
-      "RETURNING " ECOM_TS("expires_at") },
+      "RETURNING " ECOM_TS("expires_at"), 0 },
     { "ecom_token_user",
       "SELECT u.id, u.is_staff, t.token_hash FROM auth_tokens t "
       "JOIN users u ON u.id = t.user_id "
       "WHERE t.token_hash = %s AND t.revoked_at IS NULL "
-      "AND t.expires_at > now()" },
-    { NULL, NULL }
+      "AND t.expires_at > now()", ECOM_STMT_READ },
+    { NULL, NULL, 0 }
 };
 
 static const ecom_col user_cols[] = {

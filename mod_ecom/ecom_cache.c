@@ -249,6 +249,13 @@ void ecom_cache_store(ecom_req *q, const char *key)
 
 void ecom_cache_invalidate(ecom_req *q)
 {
+    if (q->in_tx) {
+        /* inside the request's transaction (an Idempotency-Key request):
+         * invalidating now would let another request cache the old state
+         * again before the commit; ecom_idem_run does it after COMMIT */
+        q->cache_dirty = 1;
+        return;
+    }
     if (q->sc->cache) {
         const char *g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT,
                                      apr_time_now());

@@ -2,18 +2,28 @@
  * ecom_cart.c: the caller's cart. Lines always show current prices; the
  * price is only frozen when an order is placed (ecom_orders.c).
  *
- * Adding is one statement: an upsert that raises the quantity of an
- * existing line, guarded so the resulting quantity never exceeds stock.
- * When it changes nothing, a second look tells "unknown product" (404) from
- * "not enough stock" (409) from "other currency" (409). Every statement is
- * scoped by user_id, so another user's line is simply not found (404).
+ * Adding is one transaction: the caller's user row is locked FOR NO KEY
+ * UPDATE first, so two adds of one user run one after the other (the
+ * guards below read the cart, and two concurrent adds would each see it
+ * without the other's line), then one upsert raises the quantity of an
+ * existing line, guarded so the resulting quantity never exceeds stock or
+ * ECOM_CART_MAX_QTY, the cart never exceeds ECOM_CART_MAX_LINES lines, and
+ * every line has one currency. When it changes nothing, a second look
+ * tells "unknown product" (404) from "not enough stock", "line full",
+ * "cart full" and "other currency" (409). Every statement is scoped by
+ * user_id, so another user's line is simply not found (404).
  */
 #include "ecom.h"
+#include "ecom_util.h"
 
-/* A cart holds at most this many distinct products, which also keeps every
- * cart and order total far inside 64 bits (500 x 10^12 x 10^4). */
+/* A cart holds at most this many distinct products, and a line at most
+ * ECOM_CART_MAX_QTY units (CHECKed in the schema too), which keeps every
+ * cart and order total inside 64 bits (500 x 10^12 x 10^4 < 2^63); the
+ * sums are computed with checked arithmetic all the same. */
 #define ECOM_CART_MAX_LINES 500
 #define ECOM_CART_MAX_LINES_SQL "500"
+#define ECOM_CART_MAX_QTY 10000
+#define ECOM_CART_MAX_QTY_SQL "10000"
 
 #define LINE_COLS \
     "ci.id, ci.product_id, p.name, ci.quantity, p.price, " \
@@ -23,11 +33,14 @@ const ecom_stmt ecom_cart_sql[] = {
     { "ecom_cart_lines",
       "SELECT " LINE_COLS " FROM cart_items ci "
       "JOIN products p ON p.id = ci.product_id "
-      "WHERE ci.user_id = %s::bigint ORDER BY ci.id" },
+      "WHERE ci.user_id = %s::bigint ORDER BY ci.id", ECOM_STMT_READ },
     { "ecom_cart_line",
       "SELECT " LINE_COLS " FROM cart_items ci "
       "JOIN products p ON p.id = ci.product_id "
-      "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint" },
+      "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint", ECOM_STMT_READ },
+    /* serialises one user's cart additions (see the top) */
+    { "ecom_cart_lock_user",
+      "SELECT 1 FROM users WHERE id = %s::bigint FOR NO KEY UPDATE", 0 },
     /* the currency guard: every other line of the cart has this currency */
     { "ecom_cart_add",
       "WITH p AS (SELECT id, stock, currency FROM products "
@@ -44,8 +57,9 @@ const ecom_stmt ecom_cart_sql[] = {
       "ON CONFLICT (user_id, product_id) DO UPDATE "
       "SET quantity = cart_items.quantity + EXCLUDED.quantity "
       "WHERE cart_items.quantity::bigint + EXCLUDED.quantity "
-      "      <= (SELECT stock FROM products WHERE id = EXCLUDED.product_id) "
-      "RETURNING id" },
+      "      <= LEAST(" ECOM_CART_MAX_QTY_SQL ", (SELECT stock FROM products "
+      "               WHERE id = EXCLUDED.product_id)) "
+      "RETURNING id", 0 },
     { "ecom_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
@@ -54,14 +68,15 @@ const ecom_stmt ecom_cart_sql[] = {
       "(SELECT count(*) FROM cart_items c3 WHERE c3.user_id = %s::bigint) "
       "FROM products p LEFT JOIN cart_items ci "
       "ON ci.product_id = p.id AND ci.user_id = %s::bigint "
-      "WHERE p.id = %s::bigint AND p.active" },
+      "WHERE p.id = %s::bigint AND p.active", ECOM_STMT_READ },
     { "ecom_cart_set_qty",
       "UPDATE cart_items ci SET quantity = %s::int FROM products p "
       "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint "
-      "AND p.id = ci.product_id AND p.stock >= %s::int RETURNING ci.id" },
+      "AND p.id = ci.product_id AND p.stock >= %s::int RETURNING ci.id", 0 },
     { "ecom_cart_delete",
-      "DELETE FROM cart_items WHERE id = %s::bigint AND user_id = %s::bigint" },
-    { NULL, NULL }
+      "DELETE FROM cart_items WHERE id = %s::bigint AND user_id = %s::bigint",
+      0 },
+    { NULL, NULL, 0 }
 };
 
 static const ecom_col line_cols[] = {
@@ -83,13 +98,20 @@ int ecom_cart_get(ecom_req *q)
     if ((rv = ecom_db_select(q, "ecom_cart_lines", &res, 1, args))) {
         return rv;
     }
-    items = json_array();
+    items = ecom_json_pool(q, json_array());
     row = NULL;
     while (ecom_db_next(q, res, &row)) {
         json_array_append_new(items, ecom_row_json(q, row, line_cols, 0));
-        subtotal += ecom_db_ll(q, row, 5);
+        if (ecom_money_add_line(&subtotal, ecom_db_ll(q, row, 4),
+                                ecom_db_ll(q, row, 3)) != 0) {
+            /* unreachable with the schema's caps; never wrap */
+            return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                                "The cart total exceeds what an amount can "
+                                "hold; remove some lines.");
+        }
         currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, 6));
     }
+    json_incref(items);
     return ecom_json(q, HTTP_OK,
                      json_pack("{s:o, s:I, s:i, s:I, s:s}", "items", items,
                                "subtotal", (json_int_t)subtotal,
@@ -123,34 +145,37 @@ static int over_stock(ecom_req *q, long long stock, long long in_cart)
                                      (apr_int64_t)stock, (apr_int64_t)in_cart));
 }
 
-int ecom_cart_add(ecom_req *q)
+typedef struct {
+    long long product_id, qty, line_id;
+} add_ctx;
+
+/* The transaction of POST /cart/: lock, upsert, or explain the refusal. */
+static int cart_add_tx(ecom_req *q, void *data)
 {
-    json_t *errs = ecom_json_pool(q, json_array());
-    long long product_id = 0, qty = 1;
+    add_ctx *c = data;
     const char *args[3], *why[4];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
+    long long stock, in_cart;
     int rv;
 
-    if (ecom_get_int(q->body, "product_id", 1, 999999999999999999LL,
-                     &product_id, errs) == 0) {
-        ecom_field_error(errs, "product_id", "is required");
+    args[0] = ECOM_LL(q, q->user_id);
+    if ((rv = ecom_db_select(q, "ecom_cart_lock_user", &res, 1, args))) {
+        return rv;
     }
-    ecom_get_int(q->body, "quantity", 1, 10000, &qty, errs);
-    if (json_array_size(errs)) {
-        return ecom_invalid(q, json_incref(errs));
-    }
-    args[0] = ECOM_LL(q, product_id);
+    ecom_db_row(q, res);
+    args[0] = ECOM_LL(q, c->product_id);
     args[1] = ECOM_LL(q, q->user_id);
-    args[2] = ECOM_LL(q, qty);
+    args[2] = ECOM_LL(q, c->qty);
     if ((rv = ecom_db_select(q, "ecom_cart_add", &res, 3, args))) {
         return rv;
     }
     if ((row = ecom_db_row(q, res))) {
-        return send_line(q, ecom_db_ll(q, row, 0), HTTP_CREATED);
+        c->line_id = ecom_db_ll(q, row, 0);
+        return 0;
     }
     why[0] = why[1] = why[2] = ECOM_LL(q, q->user_id);
-    why[3] = ECOM_LL(q, product_id);
+    why[3] = ECOM_LL(q, c->product_id);
     if ((rv = ecom_db_select(q, "ecom_cart_why", &res, 4, why))) {
         return rv;
     }
@@ -161,12 +186,41 @@ int ecom_cart_add(ecom_req *q)
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "Your cart holds products in another currency.");
     }
-    if (ecom_db_ll(q, row, 1) == 0
-        && ecom_db_ll(q, row, 3) >= ECOM_CART_MAX_LINES) {
+    stock = ecom_db_ll(q, row, 0);
+    in_cart = ecom_db_ll(q, row, 1);
+    if (in_cart == 0 && ecom_db_ll(q, row, 3) >= ECOM_CART_MAX_LINES) {
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "Your cart is full (500 different products).");
     }
-    return over_stock(q, ecom_db_ll(q, row, 0), ecom_db_ll(q, row, 1));
+    if (in_cart + c->qty > ECOM_CART_MAX_QTY && in_cart + c->qty <= stock) {
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            apr_psprintf(q->r->pool, "A cart line holds at "
+                                         "most %d units (%" APR_INT64_T_FMT
+                                         " already in your cart).",
+                                         ECOM_CART_MAX_QTY,
+                                         (apr_int64_t)in_cart));
+    }
+    return over_stock(q, stock, in_cart);
+}
+
+int ecom_cart_add(ecom_req *q)
+{
+    json_t *errs = ecom_json_pool(q, json_array());
+    add_ctx c = { 0, 1, 0 };
+    int rv;
+
+    if (ecom_get_int(q->body, "product_id", 1, 999999999999999999LL,
+                     &c.product_id, errs) == 0) {
+        ecom_field_error(errs, "product_id", "is required");
+    }
+    ecom_get_int(q->body, "quantity", 1, ECOM_CART_MAX_QTY, &c.qty, errs);
+    if (json_array_size(errs)) {
+        return ecom_invalid(q, json_incref(errs));
+    }
+    if ((rv = ecom_db_tx(q, cart_add_tx, &c))) {
+        return rv;
+    }
+    return send_line(q, c.line_id, HTTP_CREATED);
 }
 
 int ecom_cart_update(ecom_req *q)
@@ -177,7 +231,8 @@ int ecom_cart_update(ecom_req *q)
     long long qty = 0;
     int rv;
 
-    if (ecom_get_int(q->body, "quantity", 1, 10000, &qty, errs) == 0) {
+    if (ecom_get_int(q->body, "quantity", 1, ECOM_CART_MAX_QTY, &qty,
+                     errs) == 0) {
         ecom_field_error(errs, "quantity", "is required");
     }
     if (json_array_size(errs)) {

@@ -17,6 +17,7 @@ void *ecom_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_body = UNSET;
     c->page_size = UNSET;
     c->page_max = UNSET;
+    c->idem_per_day = UNSET;
     /* the <Location> path is the API's mount point unless EcomBasePath says
      * otherwise; a trailing slash is dropped so paths join cleanly */
     if (dir && dir[0] == '/') {
@@ -38,6 +39,8 @@ void *ecom_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->currency = add->currency ? add->currency : base->currency;
     c->page_size = add->page_size != UNSET ? add->page_size : base->page_size;
     c->page_max = add->page_max != UNSET ? add->page_max : base->page_max;
+    c->idem_per_day = add->idem_per_day != UNSET ? add->idem_per_day
+                                                 : base->idem_per_day;
     c->base_set = add->base_set || base->base_set;
     if (add->base_set) {
         c->base = add->base;
@@ -57,6 +60,7 @@ void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s)
 
     c->token_lifetime = UNSET;
     c->cache_ttl = UNSET;
+    c->purge_interval = UNSET;
     return c;
 }
 
@@ -70,6 +74,8 @@ void *ecom_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->cache = add->cache_set ? add->cache : base->cache;
     c->cache_set = add->cache_set || base->cache_set;
     c->cache_ttl = add->cache_ttl != UNSET ? add->cache_ttl : base->cache_ttl;
+    c->purge_interval = add->purge_interval != UNSET ? add->purge_interval
+                                                     : base->purge_interval;
     return c;
 }
 
@@ -181,6 +187,35 @@ static const char *set_cache_ttl(cmd_parms *cmd, void *cfg, const char *arg)
     return err;
 }
 
+static const char *set_idem_per_day(cmd_parms *cmd, void *cfg,
+                                    const char *arg)
+{
+    long long v;
+    const char *err = set_int(cmd, arg, 1, 1000000, &v);
+
+    if (!err) {
+        ((ecom_dir_conf *)cfg)->idem_per_day = (int)v;
+    }
+    return err;
+}
+
+static const char *set_purge_interval(cmd_parms *cmd, void *cfg,
+                                      const char *arg)
+{
+    ecom_srv_conf *c = ap_get_module_config(cmd->server->module_config,
+                                            &ecom_module);
+    long long v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (!err) {
+        err = set_int(cmd, arg, 0, 604800, &v);
+    }
+    if (!err) {
+        c->purge_interval = (int)v;
+    }
+    return err;
+}
+
 const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL, OR_ALL,
                   "Largest accepted request body in bytes (default 1048576)"),
@@ -206,5 +241,12 @@ const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "Longest time in seconds a cached page is served "
                   "(default 5)"),
+    AP_INIT_TAKE1("EcomIdempotencyKeysPerDay", set_idem_per_day, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "New Idempotency-Keys a user may send per 24 hours; more "
+                  "get 429 (default 1000)"),
+    AP_INIT_TAKE1("EcomPurgeInterval", set_purge_interval, NULL, RSRC_CONF,
+                  "Seconds between purges of expired tokens and idempotency "
+                  "records, from mod_watchdog; 0 turns it off (default 3600)"),
     { NULL }
 };

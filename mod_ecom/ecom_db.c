@@ -8,22 +8,42 @@
  * input. Results are read in random-access mode, so a connection is never
  * left with unread rows.
  *
- * Failures: if the connection is gone the answer is 503 (mod_dbd drops the
- * connection and opens a new one on a later request, so service resumes by
- * itself); any other database error is logged and answered with 500, except
- * unique and check violations that slipped past the handlers' own checks
- * (409 and 422).
+ * Transactions are ours, not the driver's: BEGIN, COMMIT, ROLLBACK and
+ * SAVEPOINT go out as constant statements (apr-util 1.6.3's pgsql driver
+ * crashes when its own BEGIN fails), the state lives in the request
+ * (q->in_tx), and a pool cleanup rolls back whatever a request left open,
+ * before mod_dbd takes the connection back.
+ *
+ * Failures are classified by SQLSTATE, which libpq puts in the message
+ * once the connection's error verbosity is PQERRORS_VERBOSE (set on every
+ * acquire):
+ *  - the connection is gone (class 08, 57P01..57P03, or libpq's own
+ *    errors with a broken connection): 503, Retry-After: 1;
+ *  - statement_timeout (57014), lock_timeout (55P03), deadlock (40P01),
+ *    serialization failure (40001), too many connections (53300): 503,
+ *    Retry-After: 1 (the shipped DBDParams bound every wait);
+ *  - unique (23505) and other integrity violations (class 23): 409;
+ *  - anything else: 500, logged with its SQLSTATE, constraint and primary
+ *    message only (never DETAIL, which quotes row values).
+ * A statement is run a second time only when it is known not to have
+ * executed (its prepared statement was missing, 26000) or when it is a
+ * read (ECOM_STMT_READ) whose connection broke: a write that may have
+ * reached the server is never repeated.
  */
 #include "ecom.h"
 #include "ecom_util.h"
 
+#include <libpq-fe.h>
+
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open_fn;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close_fn;
 
 /* Every resource's statement table. */
 static const ecom_stmt *const all_tables[] = {
     ecom_auth_sql, ecom_product_sql, ecom_cart_sql, ecom_order_sql,
-    ecom_idem_sql, ecom_misc_sql, NULL
+    ecom_idem_sql, ecom_misc_sql, ecom_purge_sql, NULL
 };
 
 void ecom_db_register(server_rec *s)
@@ -31,6 +51,8 @@ void ecom_db_register(server_rec *s)
     /* Looked up once per (re)configuration, as mod_authn_dbd does. */
     dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
     dbd_acquire_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    dbd_open_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    dbd_close_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     for (int t = 0; all_tables[t]; t++) {
         for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
             dbd_prepare_fn(s, st->sql, st->label);
@@ -38,22 +60,109 @@ void ecom_db_register(server_rec *s)
     }
 }
 
+static const ecom_stmt *find_stmt(const char *label)
+{
+    for (int t = 0; all_tables[t]; t++) {
+        for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
+            if (strcmp(st->label, label) == 0) {
+                return st;
+            }
+        }
+    }
+    return NULL;
+}
+
+static PGconn *pg_conn(ap_dbd_t *dbd)
+{
+    if (strcmp(apr_dbd_name(dbd->driver), "pgsql") != 0) {
+        return NULL;
+    }
+    return apr_dbd_native_handle(dbd->driver, dbd->handle);
+}
+
+/* SQLSTATE verbosity, so failures can be told apart (see the top). */
+static void verbose_errors(ap_dbd_t *dbd)
+{
+    PGconn *conn = pg_conn(dbd);
+
+    if (conn) {
+        PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+    }
+}
+
+/*
+ * The backend process the connection's statements were prepared in, kept
+ * in the connection's own statement table under a key no label can take.
+ * mod_dbd prepares them when it opens the connection, so the first
+ * backend seen is taken as prepared; a different one later means libpq
+ * reset the session (apr_dbd_check_conn) and the statements are gone.
+ */
+#define SESSION_KEY " ecom backend pid"
+
+static void remember_session(ap_dbd_t *dbd)
+{
+    PGconn *conn = pg_conn(dbd);
+    int *pid;
+
+    if (!conn) {
+        return;
+    }
+    pid = apr_hash_get(dbd->prepared, SESSION_KEY, APR_HASH_KEY_STRING);
+    if (!pid) {
+        pid = apr_palloc(dbd->pool, sizeof(*pid));
+        apr_hash_set(dbd->prepared, SESSION_KEY, APR_HASH_KEY_STRING, pid);
+    }
+    *pid = PQbackendPID(conn);
+}
+
+/*
+ * 1 when PostgreSQL has closed an idle pooled session (a restart, a
+ * failover, pg_terminate_backend): the server's goodbye and the EOF are
+ * already in the socket, and PQconsumeInput, which never blocks, reads
+ * them. mod_dbd's own check only looks at libpq's cached status, which
+ * stays "OK" until a statement fails.
+ */
+static int session_lost(ap_dbd_t *dbd)
+{
+    PGconn *conn = pg_conn(dbd);
+
+    return conn && (PQconsumeInput(conn) == 0
+                    || PQstatus(conn) != CONNECTION_OK);
+}
+
+/* 1 when the session changed since its statements were prepared. */
+static int session_was_reset(ap_dbd_t *dbd)
+{
+    PGconn *conn = pg_conn(dbd);
+    const int *pid;
+
+    if (!conn) {
+        return 0;
+    }
+    pid = apr_hash_get(dbd->prepared, SESSION_KEY, APR_HASH_KEY_STRING);
+    if (!pid) {
+        remember_session(dbd);
+        return 0;
+    }
+    return *pid != PQbackendPID(conn);
+}
+
 /*
  * When PostgreSQL restarts, mod_dbd's connection check (PQreset) silently
  * reconnects a pooled connection, but server-side prepared statements died
- * with the old session. Prepare them again on this connection; the caller
- * retries its statement once.
+ * with the old session. Prepare them again on this connection.
  */
-static int reprepare(ecom_req *q)
+static int reprepare(request_rec *r, ap_dbd_t *dbd)
 {
     int failures = 0;
 
+    verbose_errors(dbd);
     for (int t = 0; all_tables[t]; t++) {
         for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
             apr_dbd_prepared_t *stmt = NULL;
-            if (apr_dbd_prepare(q->dbd->driver, q->dbd->pool, q->dbd->handle,
+            if (apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle,
                                 st->sql, st->label, &stmt) == 0) {
-                apr_hash_set(q->dbd->prepared, st->label, APR_HASH_KEY_STRING,
+                apr_hash_set(dbd->prepared, st->label, APR_HASH_KEY_STRING,
                              stmt);
             }
             else {
@@ -61,10 +170,19 @@ static int reprepare(ecom_req *q)
             }
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, q->r, APLOGNO(10907)
+    remember_session(dbd);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, APLOGNO(10907)
                   "database session was reset; statements prepared again "
                   "(%d failed)", failures);
     return failures == 0;
+}
+
+/* Reconnects a broken connection (PQreset through apr_dbd_check_conn) and
+ * prepares the statements again. Returns 1 when the connection works. */
+static int reconnect(ecom_req *q)
+{
+    return apr_dbd_check_conn(q->dbd->driver, q->r->pool, q->dbd->handle)
+           == APR_SUCCESS && reprepare(q->r, q->dbd);
 }
 
 static int unavailable(ecom_req *q)
@@ -72,6 +190,14 @@ static int unavailable(ecom_req *q)
     apr_table_setn(q->r->err_headers_out, "Retry-After", "1");
     return ecom_problem(q, HTTP_SERVICE_UNAVAILABLE, "database-unavailable",
                         "The database is unavailable; try again shortly.");
+}
+
+static int busy(ecom_req *q)
+{
+    apr_table_setn(q->r->err_headers_out, "Retry-After", "1");
+    return ecom_problem(q, HTTP_SERVICE_UNAVAILABLE, "database-busy",
+                        "The database did not answer in time (a timeout or "
+                        "a lock held elsewhere); try again shortly.");
 }
 
 static int acquire(ecom_req *q)
@@ -83,35 +209,107 @@ static int acquire(ecom_req *q)
                           "no database connection");
             return unavailable(q);
         }
+        verbose_errors(q->dbd);
+        if (session_lost(q->dbd)) {
+            /* found dead before anything was sent: reconnecting now keeps
+             * a write from ever meeting a dead session it could not retry */
+            if (!reconnect(q)) {
+                return unavailable(q);
+            }
+        }
+        else if (session_was_reset(q->dbd)) {
+            reprepare(q->r, q->dbd);
+        }
     }
     return 0;
 }
 
-static int failed(ecom_req *q, const char *label, int rv)
+typedef enum {
+    DBE_GONE,        /* the session is lost */
+    DBE_BUSY,        /* a bounded wait ran out */
+    DBE_NO_STMT,     /* the prepared statement does not exist (26000) */
+    DBE_DUPLICATE,   /* 23505 */
+    DBE_INTEGRITY,   /* other class 23 */
+    DBE_OTHER
+} dberr;
+
+static dberr classify(ecom_req *q, int rv, char state[6])
 {
     const char *msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
 
-    if (apr_dbd_check_conn(q->dbd->driver, q->r->pool, q->dbd->handle)
-        != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, APLOGNO(10903)
-                      "database connection lost during %s", label);
-        return unavailable(q);
+    if (ecom_pg_sqlstate(msg, state) != 0) {
+        memcpy(state, "-----", 6);
+        /* libpq's own errors: the socket broke, or no server at all */
+        return DBE_GONE;
     }
-    if (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) {
-        return unavailable(q);
+    if (!strncmp(state, "08", 2) || !strcmp(state, "57P01")
+        || !strcmp(state, "57P02") || !strcmp(state, "57P03")) {
+        return DBE_GONE;
     }
-    if (msg && strstr(msg, "duplicate key value")) {
+    if (!strcmp(state, "57014") || !strcmp(state, "55P03")
+        || !strcmp(state, "40P01") || !strcmp(state, "40001")
+        || !strcmp(state, "53300")) {
+        return DBE_BUSY;
+    }
+    if (!strcmp(state, "26000")) {
+        return DBE_NO_STMT;
+    }
+    if (!strcmp(state, "23505")) {
+        return DBE_DUPLICATE;
+    }
+    if (!strncmp(state, "23", 2)) {
+        return DBE_INTEGRITY;
+    }
+    return DBE_OTHER;
+}
+
+/* Logs a failure without row values: SQLSTATE, constraint, primary text. */
+static void log_failure(ecom_req *q, int level, const char *label, int rv,
+                        const char *state)
+{
+    const char *msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
+    char primary[256] = "", constraint[128] = "";
+
+    if (ecom_pg_primary(msg, primary, sizeof(primary)) != 0 && msg) {
+        /* libpq's own text (no server data in it) */
+        size_t n = strcspn(msg, "\r\n");
+        apr_cpystrn(primary, msg, n + 1 < sizeof(primary) ? n + 1
+                                                         : sizeof(primary));
+    }
+    ecom_pg_field(msg, "CONSTRAINT NAME", constraint, sizeof(constraint));
+    ap_log_rerror(APLOG_MARK, level, 0, q->r, APLOGNO(10905)
+                  "statement %s failed: SQLSTATE %s%s%s: %s", label, state,
+                  *constraint ? ", constraint " : "", constraint, primary);
+}
+
+static int failed(ecom_req *q, const char *label, int rv)
+{
+    char state[6];
+
+    switch (classify(q, rv, state)) {
+    case DBE_GONE:
+        /* mod_dbd checks (and if need be replaces) the connection when
+         * the next request acquires it */
+        log_failure(q, APLOG_WARNING, label, rv, state);
+        return unavailable(q);
+    case DBE_BUSY:
+        log_failure(q, APLOG_WARNING, label, rv, state);
+        return busy(q);
+    case DBE_NO_STMT:
+        log_failure(q, APLOG_WARNING, label, rv, state);
+        return unavailable(q);
+    case DBE_DUPLICATE:
+        log_failure(q, APLOG_INFO, label, rv, state);
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "A resource with these values already exists.");
-    }
-    if (msg && strstr(msg, "violates check constraint")) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, APLOGNO(10904)
-                      "%s: %s", label, msg);
+    case DBE_INTEGRITY:
+        log_failure(q, APLOG_INFO, label, rv, state);
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "The change would break a data constraint.");
+    default:
+        log_failure(q, APLOG_ERR, label, rv, state);
+        break;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, APLOGNO(10905)
-                  "statement %s failed: %s", label, msg ? msg : "(unknown)");
     return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
                         "The request could not be completed.");
 }
@@ -133,29 +331,36 @@ static int missing(ecom_req *q, const char *label)
 }
 
 /*
- * Decides whether a failed statement, outside any transaction, is worth a
- * second try on the same pooled connection:
- *  - the session died (PostgreSQL restarted): libpq only notices when a
- *    statement fails; apr_dbd_check_conn() then reconnects (PQreset);
- *  - the session was reset, so its prepared statements are gone.
+ * Decides whether a failed statement is worth a second try on the same
+ * pooled connection. Never inside a transaction (the transaction is lost
+ * with the session, and a retry would run outside it). Only when the first
+ * try cannot have changed anything:
+ *  - its prepared statement was missing (the session was reset): the
+ *    statement never ran;
+ *  - the session died and the statement is a read.
  * Returns 1 when the statement should be run again.
  */
-static int retry_after(ecom_req *q, int rv)
+static int retry_after(ecom_req *q, const char *label, int rv)
 {
-    const char *msg;
+    const ecom_stmt *st;
+    char state[6];
 
-    if (!rv || q->tx) {
+    if (!rv || q->in_tx) {
         return 0;
     }
-    msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
-    if (msg && strstr(msg, "prepared statement") && strstr(msg, "does not exist")) {
-        return reprepare(q);
+    switch (classify(q, rv, state)) {
+    case DBE_NO_STMT:
+        return reprepare(q->r, q->dbd);
+    case DBE_GONE:
+        st = find_stmt(label);
+        if (st && (st->flags & ECOM_STMT_READ)) {
+            return reconnect(q);
+        }
+        /* a write: reconnect for the next request, answer 503 now */
+        return 0;
+    default:
+        return 0;
     }
-    if (!msg || !*msg || strstr(msg, "connection") || strstr(msg, "SSL")) {
-        return apr_dbd_check_conn(q->dbd->driver, q->r->pool, q->dbd->handle)
-               == APR_SUCCESS && reprepare(q);
-    }
-    return 0;
 }
 
 int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
@@ -173,7 +378,7 @@ int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
     *res = NULL;
     rv = apr_dbd_pselect(q->dbd->driver, q->r->pool, q->dbd->handle, res, st,
                          1, nargs, args);
-    if (retry_after(q, rv)) {
+    if (retry_after(q, label, rv)) {
         *res = NULL;
         rv = apr_dbd_pselect(q->dbd->driver, q->r->pool, q->dbd->handle, res,
                              statement(q, label), 1, nargs, args);
@@ -195,7 +400,7 @@ int ecom_db_query(ecom_req *q, const char *label, int *nrows, int nargs,
     }
     rv = apr_dbd_pquery(q->dbd->driver, q->r->pool, q->dbd->handle, &n, st,
                         nargs, args);
-    if (retry_after(q, rv)) {
+    if (retry_after(q, label, rv)) {
         rv = apr_dbd_pquery(q->dbd->driver, q->r->pool, q->dbd->handle, &n,
                             statement(q, label), nargs, args);
     }
@@ -316,46 +521,202 @@ int ecom_db_page(ecom_req *q, apr_dbd_results_t *res, int limit,
                                            "next_cursor", row ? next : NULL));
 }
 
-/* If a handler returns with the transaction still open (it cannot, but a
- * future edit might), the pool cleanup rolls it back. */
+/* Runs one of the constant transaction-control statements. */
+static int control(ecom_req *q, const char *sql)
+{
+    int n = 0;
+
+    return apr_dbd_query(q->dbd->driver, q->dbd->handle, &n, sql);
+}
+
+/* A request never hands its connection back inside a transaction: the
+ * pool cleanup (registered after mod_dbd's release cleanup, so it runs
+ * first) rolls back what is still open. */
 static apr_status_t tx_cleanup(void *data)
 {
-    ecom_req *q = data;
-
-    if (q->tx) {
-        apr_dbd_transaction_mode_set(q->dbd->driver, q->tx,
-                                     APR_DBD_TRANSACTION_ROLLBACK);
-        apr_dbd_transaction_end(q->dbd->driver, q->r->pool, q->tx);
-        q->tx = NULL;
-    }
+    ecom_db_rollback(data);
     return APR_SUCCESS;
+}
+
+int ecom_db_begin(ecom_req *q)
+{
+    int rv;
+
+    if ((rv = acquire(q))) {
+        return rv;
+    }
+    rv = control(q, "BEGIN");
+    if (rv) {
+        char state[6];
+        /* a pooled session that died while idle: nothing has run yet, so
+         * reconnect and begin again */
+        if (classify(q, rv, state) == DBE_GONE && reconnect(q)) {
+            rv = control(q, "BEGIN");
+        }
+        if (rv) {
+            return failed(q, "BEGIN", rv);
+        }
+    }
+    q->in_tx = 1;
+    if (!q->tx_cleanup) {
+        apr_pool_cleanup_register(q->r->pool, q, tx_cleanup,
+                                  apr_pool_cleanup_null);
+        q->tx_cleanup = 1;
+    }
+    return 0;
+}
+
+int ecom_db_commit(ecom_req *q)
+{
+    int rv;
+
+    if (!q->in_tx) {
+        return 0;
+    }
+    rv = control(q, "COMMIT");
+    q->in_tx = 0;
+    /* when the session died during COMMIT the outcome is unknown: 503
+     * (a client that sent an Idempotency-Key can safely retry with it) */
+    return rv ? failed(q, "COMMIT", rv) : 0;
+}
+
+void ecom_db_rollback(ecom_req *q)
+{
+    if (q->in_tx) {
+        q->in_tx = 0;
+        control(q, "ROLLBACK");
+    }
+}
+
+int ecom_db_savepoint(ecom_req *q)
+{
+    int rv = control(q, "SAVEPOINT ecom_sp");
+
+    return rv ? failed(q, "SAVEPOINT", rv) : 0;
+}
+
+int ecom_db_rollback_to_savepoint(ecom_req *q)
+{
+    int rv = control(q, "ROLLBACK TO SAVEPOINT ecom_sp");
+
+    return rv ? failed(q, "ROLLBACK TO SAVEPOINT", rv) : 0;
 }
 
 int ecom_db_tx(ecom_req *q, int (*fn)(ecom_req *q, void *ctx), void *ctx)
 {
     int rv, status;
 
-    if ((rv = acquire(q))) {
+    if (q->in_tx) {
+        return fn(q, ctx);
+    }
+    if ((rv = ecom_db_begin(q))) {
         return rv;
     }
-    if ((rv = apr_dbd_transaction_start(q->dbd->driver, q->r->pool,
-                                        q->dbd->handle, &q->tx)) != 0) {
-        q->tx = NULL;
-        return failed(q, "BEGIN", rv);
-    }
-    apr_pool_cleanup_register(q->r->pool, q, tx_cleanup, apr_pool_cleanup_null);
     status = fn(q, ctx);
     if (status) {
-        apr_dbd_transaction_mode_set(q->dbd->driver, q->tx,
-                                     APR_DBD_TRANSACTION_ROLLBACK);
+        ecom_db_rollback(q);
+        return status;
     }
-    rv = apr_dbd_transaction_end(q->dbd->driver, q->r->pool, q->tx);
-    q->tx = NULL;
-    apr_pool_cleanup_kill(q->r->pool, q, tx_cleanup);
-    if (!status && rv) {
-        return failed(q, "COMMIT", rv);
+    return ecom_db_commit(q);
+}
+
+/*
+ * Housekeeping from mod_watchdog (mod_ecom.c): expired or revoked tokens
+ * and idempotency records past their 24 hours are deleted in batches, so
+ * the tables stay the size of what is live. An advisory lock makes the
+ * hosts sharing one database take turns; a host that finds it taken skips
+ * this round.
+ */
+const ecom_stmt ecom_purge_sql[] = {
+    { "ecom_purge_lock", "SELECT pg_try_advisory_lock(7316001)", 0 },
+    { "ecom_purge_unlock", "SELECT pg_advisory_unlock(7316001)", 0 },
+    { "ecom_purge_tokens",
+      "DELETE FROM auth_tokens WHERE id IN (SELECT id FROM auth_tokens "
+      "WHERE expires_at < now() OR revoked_at IS NOT NULL LIMIT 10000)", 0 },
+    { "ecom_purge_idem",
+      "DELETE FROM idempotency_keys WHERE (user_id, key) IN "
+      "(SELECT user_id, key FROM idempotency_keys "
+      "WHERE created_at < now() - interval '24 hours' LIMIT 10000)", 0 },
+    { NULL, NULL, 0 }
+};
+
+static int purge_select_bool(apr_pool_t *p, ap_dbd_t *dbd, const char *label)
+{
+    apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label,
+                                          APR_HASH_KEY_STRING);
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *v = NULL;
+
+    if (!st || apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, st, 1, 0,
+                               NULL) != 0) {
+        return -1;
     }
-    return status;
+    if (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+        v = apr_dbd_get_entry(dbd->driver, row, 0);
+    }
+    return v && v[0] == 't';
+}
+
+/* Deletes in batches until a batch comes back short; returns the count or
+ * -1 on failure. */
+static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
+                        const char *label)
+{
+    apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label,
+                                          APR_HASH_KEY_STRING);
+    long total = 0;
+    int n, rv;
+
+    if (!st) {
+        return -1;
+    }
+    do {
+        n = 0;
+        rv = apr_dbd_pquery(dbd->driver, p, dbd->handle, &n, st, 0, NULL);
+        if (rv) {
+            char primary[256] = "", state[6] = "-----";
+            const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
+            ecom_pg_sqlstate(msg, state);
+            ecom_pg_primary(msg, primary, sizeof(primary));
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(10930)
+                         "purge %s failed: SQLSTATE %s: %s", label, state,
+                         primary);
+            return -1;
+        }
+        total += n;
+    } while (n >= 10000);
+    return total;
+}
+
+apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
+{
+    ap_dbd_t *dbd;
+    long tokens, keys;
+    int got;
+
+    if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10931)
+                     "purge skipped: no database connection");
+        return APR_EGENERAL;
+    }
+    verbose_errors(dbd);
+    got = purge_select_bool(p, dbd, "ecom_purge_lock");
+    if (got != 1) {
+        dbd_close_fn(s, dbd);
+        return got < 0 ? APR_EGENERAL : APR_SUCCESS;
+    }
+    tokens = purge_table(s, p, dbd, "ecom_purge_tokens");
+    keys = purge_table(s, p, dbd, "ecom_purge_idem");
+    purge_select_bool(p, dbd, "ecom_purge_unlock");
+    dbd_close_fn(s, dbd);
+    if (tokens > 0 || keys > 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10932)
+                     "purged %ld expired or revoked tokens and %ld "
+                     "idempotency records", tokens > 0 ? tokens : 0,
+                     keys > 0 ? keys : 0);
+    }
+    return (tokens < 0 || keys < 0) ? APR_EGENERAL : APR_SUCCESS;
 }
 
 int ecom_db_ping(ecom_req *q)

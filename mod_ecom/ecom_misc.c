@@ -9,8 +9,8 @@ extern const char ecom_openapi_json[];
 extern const size_t ecom_openapi_json_len;
 
 const ecom_stmt ecom_misc_sql[] = {
-    { "ecom_ping", "SELECT 1" },
-    { NULL, NULL }
+    { "ecom_ping", "SELECT 1", ECOM_STMT_READ },
+    { NULL, NULL, 0 }
 };
 
 int ecom_health(ecom_req *q)

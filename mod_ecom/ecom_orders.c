@@ -3,15 +3,23 @@
  *
  * Checkout (POST /orders/) runs in one transaction:
  *   1. lock the caller's cart lines and their products, in ascending product
- *      id order, so two checkouts sharing products cannot deadlock;
+ *      id order, so two checkouts sharing products cannot deadlock. Products
+ *      are locked FOR NO KEY UPDATE, which does not conflict with the FOR
+ *      KEY SHARE that other users' cart and order-line inserts take on them;
  *   2. check every line against stock and activity (409, nothing changed),
- *      and the client's expected_total against the current total (409);
- *   3. write the order, its lines with price snapshots, and the first
- *      order event;
+ *      and the client's expected_total against the current total (409),
+ *      computed with checked arithmetic;
+ *   3. from here on every statement works on the locked set only, passed
+ *      as arrays of cart line ids, product ids and quantities, never on a
+ *      fresh read of the cart (READ COMMITTED gives each statement a new
+ *      snapshot, so a line added meanwhile would otherwise slip in or out):
+ *      write the order, its lines with price snapshots of the locked rows,
+ *      and the first order event;
  *   4. decrement stock with one conditional UPDATE (stock >= quantity) and
  *      check it touched every line, so even a path that skipped the lock
  *      could never oversell (the CHECK (stock >= 0) is the last guard);
- *   5. empty the cart.
+ *   5. delete exactly the cart lines that were ordered: a line added while
+ *      checkout ran stays in the cart.
  * Another user's order is never visible: reads are scoped by user_id
  * unless the caller is staff, so a foreign id is a 404.
  */
@@ -23,46 +31,53 @@
     "(SELECT COALESCE(sum(quantity), 0) FROM order_lines WHERE order_id = o.id), " \
     ECOM_TS("o.created_at") ", " ECOM_TS("o.updated_at")
 
+/* The locked set travels as three parallel arrays: cart line ids,
+ * product ids and quantities ({1,2,3} text, bound as parameters). */
+#define LOCKED_SET "unnest(%s::bigint[], %s::int[]) AS l(pid, qty)"
+
 const ecom_stmt ecom_order_sql[] = {
     { "ecom_checkout_lock",
       "SELECT p.id, p.name, p.stock, p.active, p.price, p.currency, "
-      "ci.quantity FROM cart_items ci JOIN products p ON p.id = ci.product_id "
-      "WHERE ci.user_id = %s::bigint ORDER BY p.id FOR UPDATE OF p, ci" },
+      "ci.quantity, ci.id FROM cart_items ci "
+      "JOIN products p ON p.id = ci.product_id "
+      "WHERE ci.user_id = %s::bigint ORDER BY p.id "
+      "FOR NO KEY UPDATE OF p, ci", 0 },
     { "ecom_order_insert",
       "INSERT INTO orders (user_id, currency, subtotal, discount, total) "
-      "VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint) RETURNING id" },
+      "VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint) RETURNING id", 0 },
     { "ecom_order_lines_insert",
       "INSERT INTO order_lines (order_id, product_id, sku, name, unit_price, "
       "quantity, line_total) SELECT %s::bigint, p.id, p.sku, p.name, p.price, "
-      "ci.quantity, p.price * ci.quantity FROM cart_items ci "
-      "JOIN products p ON p.id = ci.product_id WHERE ci.user_id = %s::bigint "
-      "ORDER BY p.id" },
+      "l.qty, p.price * l.qty FROM " LOCKED_SET " "
+      "JOIN products p ON p.id = l.pid ORDER BY p.id", 0 },
     { "ecom_stock_take",
-      "UPDATE products p SET stock = p.stock - ci.quantity, updated_at = now() "
-      "FROM cart_items ci WHERE ci.user_id = %s::bigint "
-      "AND p.id = ci.product_id AND p.stock >= ci.quantity" },
+      "UPDATE products p SET stock = p.stock - l.qty, updated_at = now() "
+      "FROM " LOCKED_SET " WHERE p.id = l.pid AND p.stock >= l.qty", 0 },
     { "ecom_order_event",
       "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
-      "VALUES (%s::bigint, %s::bigint, %s, %s)" },
+      "VALUES (%s::bigint, %s::bigint, %s, %s)", 0 },
     { "ecom_cart_clear",
-      "DELETE FROM cart_items WHERE user_id = %s::bigint" },
+      "DELETE FROM cart_items WHERE user_id = %s::bigint "
+      "AND id = ANY (%s::bigint[])", 0 },
     { "ecom_order_get",
       "SELECT " ORDER_COLS " FROM orders o WHERE o.id = %s::bigint "
-      "AND (o.user_id = %s::bigint OR %s::boolean)" },
+      "AND (o.user_id = %s::bigint OR %s::boolean)", ECOM_STMT_READ },
     { "ecom_order_lines",
       "SELECT id, product_id, sku, name, unit_price, quantity, line_total "
-      "FROM order_lines WHERE order_id = %s::bigint ORDER BY id" },
+      "FROM order_lines WHERE order_id = %s::bigint ORDER BY id",
+      ECOM_STMT_READ },
     { "ecom_order_events",
       "SELECT from_status, to_status, actor_id, " ECOM_TS("created_at")
-      " FROM order_events WHERE order_id = %s::bigint ORDER BY id" },
+      " FROM order_events WHERE order_id = %s::bigint ORDER BY id",
+      ECOM_STMT_READ },
     /* staff (the boolean) see every user's orders */
     { "ecom_orders_list",
       "SELECT " ORDER_COLS " FROM orders o "
       "WHERE (o.user_id = %s::bigint OR %s::boolean) "
       "AND (%s::text IS NULL OR o.status = %s) "
       "AND (%s::bigint IS NULL OR o.id < %s::bigint) "
-      "ORDER BY o.id DESC LIMIT %s::int" },
-    { NULL, NULL }
+      "ORDER BY o.id DESC LIMIT %s::int", ECOM_STMT_READ },
+    { NULL, NULL, 0 }
 };
 
 static const ecom_col order_cols[] = {
@@ -180,14 +195,29 @@ typedef struct {
     long long order_id;
 } checkout_ctx;
 
+/* Appends v to a PostgreSQL array literal being built in *buf. */
+static void array_add(ecom_req *q, const char **buf, long long v)
+{
+    *buf = *buf ? apr_psprintf(q->r->pool, "%s,%" APR_INT64_T_FMT, *buf,
+                               (apr_int64_t)v)
+                : apr_psprintf(q->r->pool, "%" APR_INT64_T_FMT,
+                               (apr_int64_t)v);
+}
+
+static const char *array_done(ecom_req *q, const char *buf)
+{
+    return apr_pstrcat(q->r->pool, "{", buf ? buf : "", "}", NULL);
+}
+
 static int checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
     const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[4];
+    const char *line_ids = NULL, *pids = NULL, *qtys = NULL;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     long long total = 0;
-    int rv, lines = 0, n = 0;
+    int rv, lines = 0, n = 0, overflow = 0;
     json_t *short_of = ecom_json_pool(q, json_array());
 
     args[0] = uid;
@@ -198,21 +228,26 @@ static int checkout(ecom_req *q, void *data)
     while (ecom_db_next(q, res, &row)) {
         long long qty = ecom_db_ll(q, row, 6), stock = ecom_db_ll(q, row, 2);
         const char *cur = ecom_db_get(q, row, 5);
+        int active = ecom_db_get(q, row, 3)[0] == 't';
 
-        if (ecom_db_get(q, row, 3)[0] != 't' || stock < qty) {
+        if (!active || stock < qty) {
             json_array_append_new(short_of, json_pack(
                 "{s:I, s:s, s:I, s:I}", "product_id",
                 (json_int_t)ecom_db_ll(q, row, 0), "name",
                 ecom_db_get(q, row, 1), "requested", (json_int_t)qty,
-                "available", (json_int_t)(ecom_db_get(q, row, 3)[0] == 't'
-                                          ? stock : 0)));
+                "available", (json_int_t)(active ? stock : 0)));
         }
         if (currency && strcmp(currency, cur) != 0) {
             return ecom_problem(q, HTTP_CONFLICT, "conflict",
                                 "The cart mixes currencies.");
         }
         currency = apr_pstrdup(q->r->pool, cur);
-        total += ecom_db_ll(q, row, 4) * qty;
+        if (ecom_money_add_line(&total, ecom_db_ll(q, row, 4), qty) != 0) {
+            overflow = 1;
+        }
+        array_add(q, &line_ids, ecom_db_ll(q, row, 7));
+        array_add(q, &pids, ecom_db_ll(q, row, 0));
+        array_add(q, &qtys, qty);
         lines++;
     }
     if (lines == 0) {
@@ -226,6 +261,11 @@ static int checkout(ecom_req *q, void *data)
                                  "nothing was ordered.",
                                  json_pack("{s:O}", "products", short_of));
     }
+    if (overflow) {
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            "The order total would exceed what an amount "
+                            "can hold; split the order.");
+    }
     if (c->has_expected && c->expected != total) {
         return ecom_problem_with(q, HTTP_CONFLICT, "price-changed",
                                  "Prices changed since the cart was shown; "
@@ -234,6 +274,9 @@ static int checkout(ecom_req *q, void *data)
                                            (json_int_t)total,
                                            "currency", currency));
     }
+    line_ids = array_done(q, line_ids);
+    pids = array_done(q, pids);
+    qtys = array_done(q, qtys);
     args[0] = uid;
     args[1] = currency;
     args[2] = args[3] = ECOM_LL(q, total);
@@ -243,12 +286,20 @@ static int checkout(ecom_req *q, void *data)
     row = ecom_db_row(q, res);
     c->order_id = row ? ecom_db_ll(q, row, 0) : 0;
     args[0] = ECOM_LL(q, c->order_id);
-    args[1] = uid;
-    if ((rv = ecom_db_query(q, "ecom_order_lines_insert", &n, 2, args))) {
+    args[1] = pids;
+    args[2] = qtys;
+    if ((rv = ecom_db_query(q, "ecom_order_lines_insert", &n, 3, args))) {
         return rv;
     }
-    args[0] = uid;
-    if ((rv = ecom_db_query(q, "ecom_stock_take", &n, 1, args))) {
+    if (n != lines) {
+        /* cannot happen while the rows are locked */
+        return ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
+                            "The cart changed during checkout; nothing was "
+                            "ordered.");
+    }
+    args[0] = pids;
+    args[1] = qtys;
+    if ((rv = ecom_db_query(q, "ecom_stock_take", &n, 2, args))) {
         return rv;
     }
     if (n != lines) {
@@ -266,7 +317,8 @@ static int checkout(ecom_req *q, void *data)
         return rv;
     }
     args[0] = uid;
-    return ecom_db_query(q, "ecom_cart_clear", NULL, 1, args);
+    args[1] = line_ids;
+    return ecom_db_query(q, "ecom_cart_clear", NULL, 2, args);
 }
 
 int ecom_order_create(ecom_req *q)

@@ -45,38 +45,47 @@
     "COALESCE(%s::bigint, 0)) ORDER BY -p.price, p.id LIMIT %s::int"
 
 const ecom_stmt ecom_product_sql[] = {
-    { "ecom_products_i", LIST_SELECT KEY_ID },
-    { "ecom_products_n", LIST_SELECT KEY_NEWEST },
-    { "ecom_products_p", LIST_SELECT KEY_PRICE },
-    { "ecom_products_d", LIST_SELECT KEY_PRICE_DESC },
-    { "ecom_products_fi", LIST_SELECT LIST_FILTERS KEY_ID },
-    { "ecom_products_fn", LIST_SELECT LIST_FILTERS KEY_NEWEST },
-    { "ecom_products_fp", LIST_SELECT LIST_FILTERS KEY_PRICE },
-    { "ecom_products_fd", LIST_SELECT LIST_FILTERS KEY_PRICE_DESC },
+    { "ecom_products_i", LIST_SELECT KEY_ID, ECOM_STMT_READ },
+    { "ecom_products_n", LIST_SELECT KEY_NEWEST, ECOM_STMT_READ },
+    { "ecom_products_p", LIST_SELECT KEY_PRICE, ECOM_STMT_READ },
+    { "ecom_products_d", LIST_SELECT KEY_PRICE_DESC, ECOM_STMT_READ },
+    { "ecom_products_fi", LIST_SELECT LIST_FILTERS KEY_ID, ECOM_STMT_READ },
+    { "ecom_products_fn", LIST_SELECT LIST_FILTERS KEY_NEWEST, ECOM_STMT_READ },
+    { "ecom_products_fp", LIST_SELECT LIST_FILTERS KEY_PRICE, ECOM_STMT_READ },
+    { "ecom_products_fd", LIST_SELECT LIST_FILTERS KEY_PRICE_DESC, ECOM_STMT_READ },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
       "LEFT JOIN categories c ON c.id = p.category_id "
-      "WHERE p.id = %s::bigint AND (p.active OR %s::boolean)" },
+      "WHERE p.id = %s::bigint AND (p.active OR %s::boolean)", ECOM_STMT_READ },
     { "ecom_category_id",
-      "SELECT id FROM categories WHERE slug = %s" },
+      "SELECT id FROM categories WHERE slug = %s", ECOM_STMT_READ },
     { "ecom_product_insert",
       "INSERT INTO products (name, description, price, currency, stock, "
       "active, sku, category_id) VALUES (%s, %s, %s::bigint, %s, %s::int, "
-      "%s::boolean, %s, %s::bigint) ON CONFLICT (sku) DO NOTHING RETURNING id" },
+      "%s::boolean, %s, %s::bigint) ON CONFLICT (sku) DO NOTHING RETURNING id", 0 },
     /* PATCH: a NULL argument keeps the column; sku and category have an
-     * explicit "set" flag because null is a value they can take. */
+     * explicit "set" flag because null is a value they can take. Stock is
+     * either set, only if it still is what the client read (expected), or
+     * adjusted relative to whatever it is when the row is locked, never
+     * below 0 nor past an int. */
     { "ecom_product_update",
       "UPDATE products SET name = COALESCE(%s, name), "
       "description = COALESCE(%s, description), "
       "price = COALESCE(%s::bigint, price), "
-      "currency = COALESCE(%s, currency), stock = COALESCE(%s::int, stock), "
+      "currency = COALESCE(%s, currency), "
+      "stock = COALESCE(%s::int, (stock::bigint + %s::bigint)::int), "
       "active = COALESCE(%s::boolean, active), "
       "sku = CASE WHEN %s::boolean THEN %s ELSE sku END, "
       "category_id = CASE WHEN %s::boolean THEN %s::bigint ELSE category_id END, "
-      "updated_at = now() WHERE id = %s::bigint RETURNING id" },
+      "updated_at = now() WHERE id = %s::bigint "
+      "AND (%s::int IS NULL OR stock = %s::int) "
+      "AND stock::bigint + %s::bigint BETWEEN 0 AND 2147483647 "
+      "RETURNING id", 0 },
+    { "ecom_product_stock",
+      "SELECT stock FROM products WHERE id = %s::bigint", ECOM_STMT_READ },
     { "ecom_sku_taken",
-      "SELECT 1 FROM products WHERE sku = %s AND id <> %s::bigint" },
-    { NULL, NULL }
+      "SELECT 1 FROM products WHERE sku = %s AND id <> %s::bigint", ECOM_STMT_READ },
+    { NULL, NULL, 0 }
 };
 
 static const ecom_col product_cols[] = {
@@ -263,6 +272,7 @@ int ecom_product_get(ecom_req *q)
 typedef struct {
     const char *name, *description, *price, *currency, *stock, *active;
     const char *sku, *category_id;
+    const char *expected_stock, *stock_adjustment;   /* PATCH only */
     int sku_set, category_set;
 } product_fields;
 
@@ -291,6 +301,30 @@ static int read_fields(ecom_req *q, product_fields *f, int creating)
     }
     if (ecom_get_int(b, "stock", 0, 2147483647LL, &n, errs) == 1) {
         f->stock = ECOM_LL(q, n);
+    }
+    if (!creating) {
+        /* an absolute stock is conditional on the value the client read,
+         * so a checkout that ran in between is never overwritten; or the
+         * client sends a relative adjustment */
+        if (ecom_get_int(b, "expected_stock", 0, 2147483647LL, &n, errs) == 1) {
+            f->expected_stock = ECOM_LL(q, n);
+        }
+        if (ecom_get_int(b, "stock_adjustment", -2147483647LL, 2147483647LL,
+                         &n, errs) == 1) {
+            f->stock_adjustment = ECOM_LL(q, n);
+        }
+        if (f->stock && f->stock_adjustment) {
+            ecom_field_error(errs, "stock_adjustment",
+                             "cannot be sent together with stock");
+        }
+        else if (f->stock && !f->expected_stock
+                 && !json_object_get(b, "expected_stock")) {
+            ecom_field_error(errs, "stock", "needs expected_stock (the stock "
+                             "you read), or send stock_adjustment instead");
+        }
+        else if (f->expected_stock && !f->stock) {
+            ecom_field_error(errs, "expected_stock", "is only used with stock");
+        }
     }
     if (ecom_get_bool(b, "active", &flag, errs) == 1) {
         f->active = flag ? "true" : "false";
@@ -362,10 +396,40 @@ int ecom_product_create(ecom_req *q)
     return load_product(q, id, HTTP_CREATED);
 }
 
+/* Why the conditional UPDATE changed nothing: 404, or 409 with the stock
+ * as it is now. */
+static int update_refused(ecom_req *q, const product_fields *f)
+{
+    const char *args[1] = { ECOM_LL(q, q->id[0]) };
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    long long stock;
+    int rv;
+
+    if ((rv = ecom_db_select(q, "ecom_product_stock", &res, 1, args))) {
+        return rv;
+    }
+    if (!(row = ecom_db_row(q, res))) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
+    }
+    stock = ecom_db_ll(q, row, 0);
+    if (f->expected_stock) {
+        return ecom_problem_with(q, HTTP_CONFLICT, "stock-changed",
+                                 "The stock is no longer the expected_stock "
+                                 "you sent (a sale or another change came "
+                                 "first); nothing was changed.",
+                                 json_pack("{s:I}", "stock", (json_int_t)stock));
+    }
+    return ecom_problem_with(q, HTTP_CONFLICT, "out-of-stock",
+                             "The adjustment would take the stock below 0 "
+                             "(or past 2147483647); nothing was changed.",
+                             json_pack("{s:I}", "stock", (json_int_t)stock));
+}
+
 int ecom_product_update(ecom_req *q)
 {
     product_fields f = { 0 };
-    const char *args[11];
+    const char *args[15];
     apr_dbd_results_t *res;
     int rv;
 
@@ -387,17 +451,20 @@ int ecom_product_update(ecom_req *q)
     args[2] = f.price;
     args[3] = f.currency;
     args[4] = f.stock;
-    args[5] = f.active;
-    args[6] = f.sku_set ? "true" : "false";
-    args[7] = f.sku;
-    args[8] = f.category_set ? "true" : "false";
-    args[9] = f.category_id;
-    args[10] = ECOM_LL(q, q->id[0]);
-    if ((rv = ecom_db_select(q, "ecom_product_update", &res, 11, args))) {
+    args[5] = f.stock_adjustment ? f.stock_adjustment : "0";
+    args[6] = f.active;
+    args[7] = f.sku_set ? "true" : "false";
+    args[8] = f.sku;
+    args[9] = f.category_set ? "true" : "false";
+    args[10] = f.category_id;
+    args[11] = ECOM_LL(q, q->id[0]);
+    args[12] = args[13] = f.expected_stock;
+    args[14] = args[5];
+    if ((rv = ecom_db_select(q, "ecom_product_update", &res, 15, args))) {
         return rv;
     }
     if (!ecom_db_row(q, res)) {
-        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
+        return update_refused(q, &f);
     }
     ecom_cache_invalidate(q);
     return load_product(q, q->id[0], HTTP_OK);

@@ -119,6 +119,9 @@ static void apply_defaults(ecom_req *q)
     if (sv->cache_ttl < 0) {
         sv->cache_ttl = 5;
     }
+    if (d->idem_per_day < 0) {
+        d->idem_per_day = ECOM_DEFAULT_IDEM_PER_DAY;
+    }
     q->dc = d;
     q->sc = sv;
 }
@@ -242,6 +245,7 @@ static int run(ecom_req *q)
             }
             if (rt->method == m) {
                 hit = rt;
+                q->route = rt->pattern;
                 q->id[0] = id[0];
                 q->id[1] = id[1];
                 break;
@@ -288,16 +292,11 @@ static int run(ecom_req *q)
     else {
         ap_discard_request_body(r);
     }
-    if ((hit->flags & IDEMPOTENT) && q->user_id) {
-        if ((rv = ecom_idem_begin(q, &idem))) {
-            return rv;
-        }
+    idem = apr_table_get(r->headers_in, "Idempotency-Key");
+    if ((hit->flags & IDEMPOTENT) && q->user_id && idem) {
+        return ecom_idem_run(q, idem, hit->fn);
     }
-    rv = hit->fn(q);
-    if (idem) {
-        ecom_idem_end(q, idem);
-    }
-    return rv;
+    return hit->fn(q);
 }
 
 int ecom_dispatch(request_rec *r)

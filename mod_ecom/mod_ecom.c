@@ -3,13 +3,161 @@
  *
  * The handler declines anything not set to "ecom" and hands the rest to
  * the router. post_config registers every SQL statement with mod_dbd, once
- * per virtual host, so each pooled connection prepares them when it opens.
- * This file owns no request logic.
+ * per distinct mod_dbd configuration, so each pooled connection prepares
+ * them when it opens; refuses a DBDMax below ThreadsPerChild (a thread
+ * would wait for ever for a connection: mod_dbd's pool has no timeout);
+ * and registers the housekeeping callback with mod_watchdog (expired
+ * tokens and idempotency records, every EcomPurgeInterval seconds, in one
+ * child at a time). This file owns no request logic.
  */
 #define ECOM_MODULE_C
 #include "ecom.h"
+#include "ecom_util.h"
 
 #include "http_request.h"
+#include "ap_mpm.h"
+#include "http_core.h"
+#include "mod_watchdog.h"
+
+#define ECOM_WATCHDOG "mod_ecom"
+
+/* The servers with a mod_dbd configuration of their own, for the purge. */
+typedef struct {
+    apr_array_header_t *servers;   /* server_rec * */
+} purge_ctx;
+
+static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            ecom_db_purge(APR_ARRAY_IDX(ctx->servers, i, server_rec *), pool);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static int start_purge(apr_pool_t *pconf, server_rec *s,
+                       apr_array_header_t *servers)
+{
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_cb;
+    const ecom_srv_conf *sc;
+    int interval;
+    ap_watchdog_t *wd;
+    purge_ctx *ctx;
+    apr_status_t rv;
+
+    if (!s) {
+        return OK;
+    }
+    sc = ap_get_module_config(s->module_config, &ecom_module);
+    interval = sc->purge_interval < 0 ? ECOM_DEFAULT_PURGE_INTERVAL
+                                      : sc->purge_interval;
+    if (interval == 0) {
+        return OK;
+    }
+    get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (!get_instance || !register_cb) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(10933)
+                     "mod_watchdog is not loaded: expired tokens and "
+                     "idempotency records are not purged (EcomPurgeInterval)");
+        return OK;
+    }
+    /* a child-process watchdog in singleton mode: one child at a time */
+    if ((rv = get_instance(&wd, ECOM_WATCHDOG, 0, 1, pconf)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10934)
+                     "could not create the mod_ecom watchdog");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ctx = apr_pcalloc(pconf, sizeof(*ctx));
+    ctx->servers = servers;
+    rv = register_cb(wd, apr_time_from_sec(interval), ctx, purge_callback);
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10935)
+                     "could not register the mod_ecom purge callback");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/*
+ * mod_dbd's connection pool (DBDMax connections per child process) has no
+ * acquire timeout: when every connection is taken, a thread waits until
+ * one comes back. With DBDMax >= ThreadsPerChild that wait is bounded by
+ * the statements' own timeouts; below it, a burst can leave threads
+ * waiting without end. The values come from the parsed configuration
+ * (mod_dbd keeps its own private): the server-level DBDMax/DBDPersist and
+ * each <VirtualHost>'s, with mod_dbd's defaults (10, persistent).
+ */
+typedef struct {
+    int max;        /* -1: not set here */
+    int persist;    /* -1: not set here */
+} dbd_limits;
+
+static void read_limits(const ap_directive_t *d, dbd_limits *top,
+                        apr_array_header_t *vhosts, dbd_limits *cur)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            dbd_limits *v = apr_array_push(vhosts);
+            v->max = v->persist = -1;
+            read_limits(d->first_child, top, vhosts, v);
+        }
+        else if (!strcasecmp(d->directive, "DBDMax") && d->args) {
+            long long v;
+            /* mod_dbd itself refuses what does not parse */
+            cur->max = ecom_parse_ll(d->args, 0, 1000000, &v) == 0 ? (int)v : -1;
+        }
+        else if (!strcasecmp(d->directive, "DBDPersist") && d->args) {
+            cur->persist = strncasecmp(d->args, "off", 3) != 0
+                           && strcmp(d->args, "0") != 0;
+        }
+        else if (d->first_child) {
+            read_limits(d->first_child, top, vhosts, cur);
+        }
+    }
+}
+
+static int check_pool_size(apr_pool_t *ptemp, server_rec *s)
+{
+    apr_array_header_t *vhosts = apr_array_make(ptemp, 4, sizeof(dbd_limits));
+    dbd_limits top = { -1, -1 };
+    int threads = 1;
+
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+        || threads <= 1) {
+        return OK;
+    }
+    read_limits(ap_conftree, &top, vhosts, &top);
+    if (top.max < 0) {
+        top.max = 10;
+    }
+    if (top.persist < 0) {
+        top.persist = 1;
+    }
+    for (int i = -1; i < vhosts->nelts; i++) {
+        dbd_limits l = top;
+        if (i >= 0) {
+            const dbd_limits *v = &APR_ARRAY_IDX(vhosts, i, dbd_limits);
+            l.max = v->max >= 0 ? v->max : top.max;
+            l.persist = v->persist >= 0 ? v->persist : top.persist;
+        }
+        if (l.persist && l.max < threads) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10936)
+                         "mod_ecom: DBDMax %d is below ThreadsPerChild %d%s: "
+                         "requests could wait for ever for a database "
+                         "connection. Set DBDMax to at least %d (and keep "
+                         "DBDMax x the number of child processes below "
+                         "PostgreSQL's max_connections).", l.max, threads,
+                         i >= 0 ? " in a <VirtualHost>" : "", threads);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
 
 static int ecom_handler(request_rec *r)
 {
@@ -24,6 +172,8 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     module *dbd = ap_find_linked_module("mod_dbd.c");
     apr_array_header_t *seen = apr_array_make(ptemp, 4, sizeof(void *));
+    apr_array_header_t *servers = apr_array_make(pconf, 4,
+                                                 sizeof(server_rec *));
     server_rec *sp;
 
     if (ecom_cache_post_config(pconf, ptemp, s) != OK) {
@@ -47,9 +197,17 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             continue;
         }
         APR_ARRAY_PUSH(seen, void *) = cfg;
+        APR_ARRAY_PUSH(servers, server_rec *) = sp;
         ecom_db_register(sp);
     }
-    return OK;
+    if (check_pool_size(ptemp, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* the watchdog only in the real start, not the config-test pass */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    return start_purge(pconf, s, servers);
 }
 
 static int ecom_pre_config(apr_pool_t *pconf, apr_pool_t *plog,

@@ -25,7 +25,7 @@ as_root() {
 # Debian packages needed to build, run, test and benchmark mod_ecom.
 ECOM_PACKAGES=(
     apache2 apache2-dev libaprutil1-dbd-pgsql libjansson-dev libssl-dev
-    libargon2-dev postgresql apache2-utils wrk libapache2-mod-perl2
+    libargon2-dev libpq-dev postgresql apache2-utils wrk libapache2-mod-perl2
     libwww-perl libjson-perl libio-socket-ssl-perl liblwp-protocol-https-perl
     xz-utils curl openssl make gcc perl libc6-dev cppcheck clang-tidy
     clang libclang-rt-14-dev

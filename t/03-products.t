@@ -194,10 +194,52 @@ my $etag;
     is $other->{json}{id}, $pid, '... with the product';
 }
 
+# --- stock changes: relative, or conditional on what was read ------------------
+{
+    my $p = create_product(stock => 10);
+    my $id = $p->{id};
+    my $abs = api(PATCH => "/products/$id/", token => $staff, body => { stock => 50 });
+    is_problem $abs, 422, 'validation', 'an absolute stock without expected_stock is 422';
+    ok has_field_error($abs, 'stock'), '... naming stock';
+    is api(GET => "/products/$id/")->{json}{stock}, 10, 'stock unchanged';
+    my $stale = api(PATCH => "/products/$id/", token => $staff, body => { stock => 50, expected_stock => 9, name => 'not applied' });
+    is_problem $stale, 409, 'stock-changed', 'a stale expected_stock is 409 stock-changed';
+    is $stale->{json}{stock}, 10, '... showing the current stock';
+    isnt api(GET => "/products/$id/")->{json}{name}, 'not applied', 'nothing of that PATCH was applied';
+    my $ok = api(PATCH => "/products/$id/", token => $staff, body => { stock => 50, expected_stock => 10 });
+    is $ok->{status}, 200, 'a matching expected_stock sets the stock';
+    is $ok->{json}{stock}, 50, 'stock is 50';
+    my $adj = api(PATCH => "/products/$id/", token => $staff, body => { stock_adjustment => -8 });
+    is $adj->{status}, 200, 'a relative adjustment is 200';
+    is $adj->{json}{stock}, 42, 'stock 50 - 8 = 42';
+    is api(PATCH => "/products/$id/", token => $staff, body => { stock_adjustment => 8 })->{json}{stock}, 50,
+       'and back up by 8';
+    my $neg = api(PATCH => "/products/$id/", token => $staff, body => { stock_adjustment => -51 });
+    is_problem $neg, 409, 'out-of-stock', 'an adjustment below 0 is 409';
+    is $neg->{json}{stock}, 50, '... showing the stock';
+    my $big = api(PATCH => "/products/$id/", token => $staff, body => { stock_adjustment => 2147483647 });
+    is_problem $big, 409, 'out-of-stock', 'an adjustment past the largest stock is 409, not a 5xx';
+    my $both = api(PATCH => "/products/$id/", token => $staff, body => { stock => 1, expected_stock => 50, stock_adjustment => 1 });
+    is_problem $both, 422, 'validation', 'stock and stock_adjustment together are 422';
+    is api(GET => "/products/$id/")->{json}{stock}, 50, 'stock still 50';
+
+    # a checkout between the staff read and the staff write is not undone
+    my $buyer = register_user();
+    is api(POST => '/cart/', token => $buyer->{token}, body => { product_id => $id, quantity => 3 })->{status}, 201, 'buyer adds 3';
+    my $read = api(GET => "/products/$id/", token => $staff)->{json}{stock};
+    is api(POST => '/orders/', token => $buyer->{token})->{status}, 201, 'buyer checks out 3';
+    my $late = api(PATCH => "/products/$id/", token => $staff, body => { stock => $read + 10, expected_stock => $read });
+    is_problem $late, 409, 'stock-changed', "staff's absolute set based on the pre-sale read is refused";
+    is api(GET => "/products/$id/")->{json}{stock}, 47, 'the sale is not overwritten (50 - 3)';
+    is api(PATCH => "/products/$id/", token => $staff, body => { stock_adjustment => 10 })->{json}{stock}, 57,
+       'a relative +10 applies on top of the sale';
+}
+
 # --- PATCH ------------------------------------------------------------------------
 {
+    my $before = api(GET => "/products/$pid/")->{json}{stock};
     my $r = api(PATCH => "/products/$pid/", token => $staff,
-                body => { price => 2499, stock => 7, name => "Widget $u v2" });
+                body => { price => 2499, stock => 7, expected_stock => $before, name => "Widget $u v2" });
     is $r->{status}, 200, 'staff PATCH is 200';
     is $r->{json}{price}, 2499, 'PATCH updated price';
     is $r->{json}{stock}, 7, 'PATCH updated stock';

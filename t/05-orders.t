@@ -128,7 +128,7 @@ my $oid2 = $co2->{json}{id};
     my $q = create_product(price => 100, stock => 5);
     add($u, $p, 3);
     add($u, $q, 2);
-    my $r0 = api(PATCH => "/products/$p->{id}/", token => $staff, body => { stock => 2 });
+    my $r0 = api(PATCH => "/products/$p->{id}/", token => $staff, body => { stock => 2, expected_stock => 5 });
     is $r0->{status}, 200, 'staff lowered the stock below the cart quantity';
     my $r = api(POST => '/orders/', token => $u->{token});
     is_problem $r, 409, 'out-of-stock', 'checkout with a line over the stock is 409 out-of-stock';

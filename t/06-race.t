@@ -8,44 +8,12 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use POSIX ();
-use File::Temp qw(tempdir);
-use Time::HiRes qw(time sleep);
 use EcomTest;
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
 my $staff = staff_token();
 
-# Runs $code->($i) in $n forked children; returns their results (decoded
-# JSON) in order. With $sync, every child waits for a common start time.
-sub parallel {
-    my ($n, $sync, $code) = @_;
-    my $dir = tempdir(CLEANUP => 1);
-    my $start = time + ($ENV{ECOM_SANITIZED} ? 3 : 1.5);
-    my @pids;
-    for my $i (0 .. $n - 1) {
-        my $pid = fork;
-        die "fork: $!" unless defined $pid;
-        if (!$pid) {
-            my $out = eval {
-                if ($sync) { my $w = $start - time; sleep $w if $w > 0 }
-                json_encode($code->($i));
-            } // json_encode({ error => "$@" });
-            if (open my $fh, '>', "$dir/$i") { print $fh $out; close $fh }
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    waitpid $_, 0 for @pids;
-    my @res;
-    for my $i (0 .. $n - 1) {
-        open my $fh, '<', "$dir/$i" or do { push @res, { error => "child $i wrote nothing" }; next };
-        local $/;
-        push @res, json_decode(<$fh>) // { error => "child $i: bad output" };
-    }
-    return @res;
-}
 sub summary { my %c; $c{ $_->{status} // 'error' }++ for @_; join ', ', map { "$_ x$c{$_}" } sort keys %c }
 
 # --- 40 buyers, 5 units -------------------------------------------------------------

@@ -29,7 +29,7 @@ my $other = api(GET => "$q&x=1");
 is $other->{headers}{'ecom-cache'}, 'miss', 'another query string is another entry';
 
 my $staff = staff_token();
-my $u = api(PATCH => "/products/$p->{id}/", token => $staff, body => { stock => 3, name => 'Renamed by 09-cache' });
+my $u = api(PATCH => "/products/$p->{id}/", token => $staff, body => { stock => 3, expected_stock => 4, name => 'Renamed by 09-cache' });
 is $u->{status}, 200, 'staff PATCH 200';
 my $after = api(GET => $q);
 is $after->{headers}{'ecom-cache'}, 'miss', 'update invalidates cached pages';

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # Limits and operator commands: a cart holds at most 500 different products
-# (which keeps every total inside 64 bits), and the migration runner is safe
-# to run again.
+# and a line at most 10,000 units, however it is reached (which keeps every
+# total inside 64 bits); the database refuses more too; staff stock changes
+# are relative or conditional; and the migration runner is safe to run again.
 use strict;
 use warnings;
 use FindBin;
@@ -33,13 +34,36 @@ is psql_value("SELECT count(*) FROM cart_items WHERE user_id = $buyer->{id}"), 5
 
 psql_do("UPDATE products SET stock = 20000 WHERE id = $first");
 $r = api(POST => '/cart/', token => $buyer->{token}, body => { product_id => 0 + $first, quantity => 5 });
-is $r->{status}, 201, 'raising the quantity of a product already in a full cart works';
-is $r->{json}{quantity}, 10005, 'quantity raised to 10005';
+is_problem $r, 409, 'conflict', 'raising a line already at 10,000 units is refused, even with stock';
+like $r->{json}{detail} // '', qr/10000/, 'detail names the line cap';
+is psql_value("SELECT quantity FROM cart_items WHERE user_id = $buyer->{id} AND product_id = $first"),
+   10000, 'the line stayed at 10,000';
+psql_do("UPDATE cart_items SET quantity = 9995 WHERE user_id = $buyer->{id} AND product_id = $first");
+$r = api(POST => '/cart/', token => $buyer->{token}, body => { product_id => 0 + $first, quantity => 5 });
+is $r->{status}, 201, 'raising a line of a full cart up to exactly 10,000 works';
+is $r->{json}{quantity}, 10000, 'quantity raised to 10000';
 
 my $cart = api(GET => '/cart/', token => $buyer->{token});
 is $cart->{status}, 200, 'a full cart of the most expensive lines reads fine';
-is $cart->{json}{subtotal}, 500 * 10_000 * 1_000_000_000_000 + 5 * 1_000_000_000_000,
+is $cart->{json}{subtotal}, 500 * 10_000 * 1_000_000_000_000,
    'subtotal is exact (no overflow)';
+# the schema holds the cap whatever writes the row
+my $bad = `psql -XAtq -c "UPDATE cart_items SET quantity = 10001 WHERE user_id = $buyer->{id}" 2>&1`;
+like $bad, qr/cart_items_quantity_max/, 'the database refuses a cart line over 10,000 units';
+my $co = api(POST => '/orders/', token => $buyer->{token}, body => {});
+is $co->{status}, 201, 'the largest possible cart checks out';
+is $co->{json}{total}, 500 * 10_000 * 1_000_000_000_000, 'with the exact total';
+
+# two adds of 10,000 to one line: the second is refused (it used to give 20,000)
+{
+    my $u = register_user();
+    my $p = create_product(price => 100, stock => 50_000);
+    is api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 10_000 })->{status},
+       201, 'first add of 10,000';
+    my $second = api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 10_000 });
+    is_problem $second, 409, 'conflict', 'second add of 10,000 to the same line is 409';
+    is api(GET => '/cart/', token => $u->{token})->{json}{items}[0]{quantity}, 10_000, 'the line holds 10,000';
+}
 
 psql_do("DELETE FROM cart_items WHERE user_id = $buyer->{id}");
 psql_do("DELETE FROM products WHERE sku LIKE '$tag-%'");
