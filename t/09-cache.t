@@ -25,8 +25,19 @@ ok find_p($first), 'the new product is listed at once (create invalidates)';
 my $second = api(GET => $q);
 is $second->{headers}{'ecom-cache'}, 'hit', 'same request again is a cache hit';
 is $second->{content}, $first->{content}, 'the hit has the same body';
+# the key is made of the parameters the list reads, nothing else
 my $other = api(GET => "$q&x=1");
-is $other->{headers}{'ecom-cache'}, 'miss', 'another query string is another entry';
+is $other->{headers}{'ecom-cache'}, 'hit', 'an unknown parameter finds the same entry';
+is $other->{content}, $first->{content}, 'with the same page';
+my $reordered = api(GET => "/products/?limit=3&max_price=777001&min_price=777001&sort=price");
+is $reordered->{headers}{'ecom-cache'}, 'hit', 'so do the same parameters in another order';
+is api(GET => "$q&limit=2")->{headers}{'ecom-cache'}, 'miss', 'another value of a known parameter is another entry';
+# values are length-prefixed in the key: one holding the others, separators
+# included, is its own entry (here an invalid sort, so a 400, never a hit)
+my $packed = api(GET => "/products/?sort=price%26min_price%3D777001%26max_price%3D777001%26limit%3D3");
+is $packed->{status}, 400, 'a value that spells other parameters is not taken for them';
+ok !defined $packed->{headers}{'ecom-cache'} || $packed->{headers}{'ecom-cache'} eq 'miss',
+   'and is not served from their entry';
 
 my $staff = staff_token();
 my $u = api(PATCH => "/products/$p->{id}/", token => $staff, body => { stock => 3, name => 'Renamed by 09-cache' });
