@@ -34,6 +34,9 @@
  * clock, never reset to an old value. Every entry also expires after
  * EcomCacheTTL seconds, which bounds staleness if a write on another host
  * could not reach a host-local cache. Everything here is safe to lose.
+ *
+ * The Ecom-Cache: hit|miss response header is a diagnostic: it is sent only
+ * when mod_ecom logs at debug level for the request.
  */
 #include "ecom.h"
 #include "ecom_crypto.h"
@@ -372,6 +375,15 @@ int ecom_cache_key(ecom_req *q, const char *kind, const char *const *params,
     return 0;
 }
 
+/* Ecom-Cache is for operators and tests, not part of the API: only when
+ * mod_ecom logs at debug level for this request. */
+static void note(ecom_req *q, const char *what)
+{
+    if (APLOGrdebug(q->r)) {
+        apr_table_setn(q->r->headers_out, "Ecom-Cache", what);
+    }
+}
+
 int ecom_cache_serve(ecom_req *q, const char *key)
 {
     char *val;
@@ -379,11 +391,11 @@ int ecom_cache_serve(ecom_req *q, const char *key)
 
     if (!key || !get(q, key, &val, &len)) {
         if (key) {
-            apr_table_setn(q->r->headers_out, "Ecom-Cache", "miss");
+            note(q, "miss");
         }
         return 0;
     }
-    apr_table_setn(q->r->headers_out, "Ecom-Cache", "hit");
+    note(q, "hit");
     q->status = HTTP_OK;
     q->out = val;
     q->out_len = len;

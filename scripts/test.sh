@@ -14,7 +14,8 @@
 # ECOM_RUNDIR ECOM_SANITIZED PGHOST PGPORT PGUSER PGDATABASE (and
 # ECOM_PG_FAST=1), so `bash $ECOM_ROOT/scripts/pg.sh stop|start` acts on the
 # test cluster. ECOM_URL2 is a second shop: another virtual host on its own
-# database ECOM_DB2 (ecom2) in the same cluster.
+# database ECOM_DB2 (ecom2) in the same cluster. mod_ecom logs at debug level
+# (LogLevel info ecom:debug), which also turns on the Ecom-Cache header.
 # ECOM_PROVE_TIMEOUT (default 300 s) bounds each prove run. To run beside
 # another test run on the same machine, move the ports: ECOM_TEST_PGPORT
 # (55433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443),
@@ -41,7 +42,7 @@ export PGHOST=127.0.0.1 PGPORT="${ECOM_TEST_PGPORT:-55433}" PGUSER=ecom PGDATABA
 export ECOM_PG_FAST=1
 export HTTP_PORT="${ECOM_TEST_HTTP_PORT:-18080}" HTTPS_PORT="${ECOM_TEST_HTTPS_PORT:-18443}"
 export HTTP2_PORT="${ECOM_TEST_HTTP2_PORT:-18081}" ECOM_DB2=ecom2
-export ECOM_LOGLEVEL=info ECOM_ACCESSLOG=1
+export ECOM_LOGLEVEL="info ecom:debug" ECOM_ACCESSLOG=1
 export ECOM_URL="http://127.0.0.1:$HTTP_PORT" ECOM_TLS_URL="https://127.0.0.1:$HTTPS_PORT"
 export ECOM_URL2="http://127.0.0.1:$HTTP2_PORT"
 unset ECOM_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS

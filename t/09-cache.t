@@ -60,6 +60,19 @@ my $gone = api(PATCH => "/products/$p->{id}/", token => $staff, body => { active
 is $gone->{status}, 200, 'deactivated';
 ok !find_p(api(GET => $q)), 'deactivated product disappears from the cached list at once';
 
+# Ecom-Cache is a diagnostic sent only at LogLevel debug for mod_ecom (the
+# test server's default); /api/v1/ has LogLevel ecom:info, as in production
+my $mp = create_product(price => 777_002, name => 'Cached under the prefix');
+my $mq = '/api/v1/products/?sort=price&min_price=777002&max_price=777002';
+my $m1 = api(GET => $mq);
+is $m1->{status}, 200, 'list under /api/v1/ 200';
+ok !exists $m1->{headers}{'ecom-cache'}, 'no Ecom-Cache header below debug level (miss)';
+my $m2 = api(GET => $mq);
+ok !exists $m2->{headers}{'ecom-cache'}, 'nor on the next request (hit)';
+psql_do("UPDATE products SET name = 'Changed behind the API' WHERE id = $mp->{id}");
+is api(GET => $mq)->{json}{items}[0]{name}, 'Cached under the prefix',
+   'the page is still served from the cache there';
+
 my $bad = api(GET => '/products/?limit=abc');
 is $bad->{status}, 400, 'invalid query still 400 with the cache on';
 is api(GET => '/products/?limit=abc')->{status}, 400, 'errors are never cached';
