@@ -37,6 +37,7 @@ typedef struct {
 } ecom_dir_conf;
 
 typedef struct ecom_cache ecom_cache;
+typedef struct ecom_cache_site ecom_cache_site;
 
 typedef struct {
     int token_lifetime;      /* EcomTokenLifetime, seconds */
@@ -44,6 +45,8 @@ typedef struct {
     int cache_set;
     int cache_ttl;           /* EcomCacheTTL, seconds */
     int purge_interval;      /* EcomPurgeInterval, seconds; 0: off */
+    ecom_cache_site *cache_site; /* this virtual host's part of the cache
+                                  * keys (ecom_cache.c), when cache is on */
 } ecom_srv_conf;
 
 /* Defaults of the directives that have no natural zero. */
@@ -209,7 +212,8 @@ int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn);
 
 /* ---- resources ---- */
 extern const ecom_stmt ecom_auth_sql[], ecom_product_sql[], ecom_cart_sql[],
-    ecom_order_sql[], ecom_idem_sql[], ecom_misc_sql[], ecom_purge_sql[];
+    ecom_order_sql[], ecom_idem_sql[], ecom_misc_sql[], ecom_purge_sql[],
+    ecom_cache_sql[];
 
 int ecom_register(ecom_req *q);
 int ecom_login(ecom_req *q);
@@ -233,8 +237,13 @@ const char *ecom_cache_configure(cmd_parms *cmd, ecom_srv_conf *sc,
 void ecom_cache_pre_config(apr_pool_t *pconf);
 int ecom_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void ecom_cache_child_init(apr_pool_t *p, server_rec *s);
-/* The key for this request's answer of the given kind, NULL if no cache. */
-const char *ecom_cache_key(ecom_req *q, const char *kind);
+/* Sets *key to the key of this request's answer of the given kind, made of
+ * the query parameters named in params (NULL-terminated) and nothing else
+ * of the query string; NULL when there is no cache. Returns 0, or the
+ * status of the problem it set when the database could not be asked what
+ * it is (503 when it is unreachable). */
+int ecom_cache_key(ecom_req *q, const char *kind, const char *const *params,
+                   const char **key);
 /* Answers from the cache (returns 200) or returns 0 on a miss. */
 int ecom_cache_serve(ecom_req *q, const char *key);
 /* Stores the 200 answer the handler built under key. */

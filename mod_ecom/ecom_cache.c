@@ -3,29 +3,81 @@
  * (EcomCache shmcb:..., redis:..., memcache:...), used for catalog list
  * pages, the hottest anonymous read.
  *
+ * One cache serves every virtual host (EcomCache is a main-server
+ * directive, and redis or memcache may be shared by many httpd hosts), so
+ * a key names whose page it holds:
+ *  - the virtual host: its ServerName and port and the addresses of its
+ *    <VirtualHost> line as written (host_identity()), the same on every node
+ *    of a farm that shares one configuration;
+ *  - the database, as PostgreSQL itself identifies it: the cluster's system
+ *    identifier (made by initdb, so a dump restored in another cluster
+ *    differs) and the database's oid and name (a dump restored beside it in
+ *    the same cluster differs). Each child process asks once per virtual
+ *    host (db_tag()) and keeps the answer; until it knows, nothing is cached
+ *    or served from the cache;
+ *  - the mount point and page sizes of the <Location>;
+ *  - the query parameters the handler reads, in a fixed order, each value
+ *    length-prefixed so that none can pass for two; any other parameter is
+ *    left out, so "?x=1" or another order finds the same page.
+ * That text is hashed with SHA-256, which bounds the key for every provider
+ * (memcache refuses keys over about 120 bytes).
+ *
  * Invalidation without enumerating keys: every key embeds the current
- * catalog "generation", itself a cache entry. A write that changes what a
- * list shows (product create/update, checkout's stock decrement) stores a
- * new generation, so older pages are never looked up again and age out.
+ * catalog "generation" of its database, itself a cache entry. A write that
+ * changes what a list shows (product create/update, checkout's stock
+ * decrement) stores a new generation for its database, so older pages of
+ * that database, on every virtual host that serves it, are never looked up
+ * again and age out, while other databases' pages stay valid. The
+ * generation follows the database, not the virtual host: the HTTP and
+ * HTTPS hosts of one shop must see each other's writes at once.
  * A missing generation (cache restarted or evicted) is re-seeded from the
  * clock, never reset to an old value. Every entry also expires after
  * EcomCacheTTL seconds, which bounds staleness if a write on another host
  * could not reach a host-local cache. Everything here is safe to lose.
+ *
+ * The Ecom-Cache: hit|miss response header is a diagnostic: it is sent only
+ * when mod_ecom logs at debug level for the request.
  */
 #include "ecom.h"
+#include "ecom_crypto.h"
 
 #include "ap_socache.h"
 #include "ap_provider.h"
 #include "util_mutex.h"
+#include "apr_atomic.h"
 #include "apr_global_mutex.h"
 
 #define CACHE_MUTEX "ecom-cache"
 #define MAX_VALUE   262144u   /* 256 KiB: a 100-item page is ~40 KiB */
+#define DB_TAG_LEN  32        /* hex digits of the database identity's hash */
 
 struct ecom_cache {
     const ap_socache_provider_t *provider;
     ap_socache_instance_t *inst;
     apr_global_mutex_t *mutex;   /* for providers that are not MP-safe */
+};
+
+enum { DB_UNKNOWN, DB_WRITING, DB_KNOWN };
+
+/* A virtual host's part of the keys, one per server_rec. host is set at
+ * post_config; db is learnt by each child process on first use: db_state
+ * goes once from DB_UNKNOWN to DB_KNOWN, db being written by the one
+ * thread that moved it to DB_WRITING, so readers need no lock. */
+struct ecom_cache_site {
+    const char *host;
+    volatile apr_uint32_t db_state;
+    char db[DB_TAG_LEN + 1];
+};
+
+const ecom_stmt ecom_cache_sql[] = {
+    /* what the database is, for the cache keys (see the top of the file);
+     * not the server's address, so that the same database reached another
+     * way (a pooler, another address) keeps one generation */
+    { "ecom_cache_db",
+      "SELECT s.system_identifier, d.oid, d.datname "
+      "FROM pg_control_system() s, pg_database d "
+      "WHERE d.datname = current_database()", ECOM_STMT_READ },
+    { NULL, NULL, 0 }
 };
 
 const char *ecom_cache_configure(cmd_parms *cmd, ecom_srv_conf *sc,
@@ -89,6 +141,24 @@ static ecom_cache *default_cache(apr_pool_t *pconf, apr_pool_t *ptemp)
     return c;
 }
 
+/* The virtual host in the keys: ServerName:port, then for a <VirtualHost>
+ * each of its addresses as written in the configuration. Stable across
+ * restarts, and the same on every node that runs the same configuration,
+ * so that a shared cache is shared by the same virtual host everywhere. */
+static const char *host_identity(apr_pool_t *p, const server_rec *s)
+{
+    const char *id = apr_psprintf(p, "%s:%u", s->server_hostname
+                                  ? s->server_hostname : "",
+                                  (unsigned)s->port);
+    const server_addr_rec *a;
+
+    for (a = s->is_virtual ? s->addrs : NULL; a; a = a->next) {
+        id = apr_psprintf(p, "%s %s:%u", id, a->virthost ? a->virthost : "",
+                          (unsigned)a->host_port);
+    }
+    return id;
+}
+
 int ecom_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     /* a typical value is a 20-item page of about 8 KiB */
@@ -99,11 +169,16 @@ int ecom_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     apr_status_t rv;
 
     /* EcomCache is a main-server directive: every virtual host uses the
-     * same cache */
+     * same cache, under keys of its own */
     for (sp = s; sp; sp = sp->next) {
         ecom_srv_conf *v = ap_get_module_config(sp->module_config,
                                                 &ecom_module);
         v->cache = c;
+        v->cache_site = NULL;
+        if (c) {
+            v->cache_site = apr_pcalloc(pconf, sizeof(*v->cache_site));
+            v->cache_site->host = host_identity(pconf, sp);
+        }
     }
     if (!c) {
         return OK;
@@ -194,31 +269,119 @@ static void put(ecom_req *q, const char *key, const char *val, apr_size_t len,
     }
 }
 
-/* The current catalog generation (seeded from the clock when missing). */
-static const char *generation(ecom_req *q)
+/* The tag of this virtual host's database in the keys, from the child's
+ * memory or else asked of PostgreSQL (once per child and virtual host).
+ * Returns 0, or the status of the problem the lookup set; *tag is NULL when
+ * there is no answer to cache under. */
+static int db_tag(ecom_req *q, const char **tag)
 {
+    ecom_cache_site *site = q->sc->cache_site;
+    const char *sys, *oid, *name;
+    char hex[ECOM_SHA256_HEX];
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    char *id;
+    int rv;
+
+    *tag = NULL;
+    if (apr_atomic_read32(&site->db_state) == DB_KNOWN) {
+        *tag = site->db;
+        return 0;
+    }
+    if ((rv = ecom_db_select(q, "ecom_cache_db", &res, 0, NULL))) {
+        return rv;
+    }
+    if (!(row = ecom_db_row(q, res)) || !(sys = ecom_db_get(q, row, 0))
+        || !(oid = ecom_db_get(q, row, 1)) || !(name = ecom_db_get(q, row, 2))) {
+        return 0;
+    }
+    id = apr_pstrcat(q->r->pool, sys, "/", oid, "/", name, NULL);
+    ecom_sha256_hex(id, strlen(id), hex);
+    hex[DB_TAG_LEN] = '\0';
+    *tag = apr_pstrdup(q->r->pool, hex);
+    /* the first thread to get here keeps it for the child; any other one
+     * uses its own copy, the same */
+    if (apr_atomic_cas32(&site->db_state, DB_WRITING, DB_UNKNOWN)
+        == DB_UNKNOWN) {
+        memcpy(site->db, hex, DB_TAG_LEN + 1);
+        apr_atomic_cas32(&site->db_state, DB_KNOWN, DB_WRITING);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, APLOGNO(10923)
+                      "EcomCache: database %s (system %s, oid %s) is %s in "
+                      "the keys of %s", name, sys, oid, site->db, site->host);
+    }
+    return 0;
+}
+
+/* The key of the current catalog generation of a database. */
+static const char *gen_key(ecom_req *q, const char *db)
+{
+    return apr_pstrcat(q->r->pool, "ecom:gen:", db, NULL);
+}
+
+/* The current catalog generation (seeded from the clock when missing). */
+static const char *generation(ecom_req *q, const char *db)
+{
+    const char *key = gen_key(q, db);
     char *g;
     apr_size_t n;
 
-    if (get(q, "ecom:gen", &g, &n)) {
+    if (get(q, key, &g, &n)) {
         return g;
     }
     g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now());
-    put(q, "ecom:gen", g, strlen(g), 86400);
+    put(q, key, g, strlen(g), 86400);
     return g;
 }
 
-const char *ecom_cache_key(ecom_req *q, const char *kind)
+/* Appends one field to a key's text as "<length>:<bytes>", or "-" when it
+ * is absent, so that no value, whatever bytes it holds, reads as two. */
+static const char *field(apr_pool_t *p, const char *text, const char *v)
 {
+    if (!v) {
+        return apr_pstrcat(p, text, "-", NULL);
+    }
+    return apr_psprintf(p, "%s%" APR_SIZE_T_FMT ":%s", text, strlen(v), v);
+}
+
+int ecom_cache_key(ecom_req *q, const char *kind, const char *const *params,
+                   const char **key)
+{
+    apr_pool_t *p = q->r->pool;
+    const char *db, *text = "";
+    char hex[ECOM_SHA256_HEX];
+    int rv, i;
+
+    *key = NULL;
     if (!q->sc->cache) {
-        return NULL;
+        return 0;
+    }
+    if ((rv = db_tag(q, &db)) || !db) {
+        return rv;
     }
     /* the mount point and page sizes are part of the key: two <Location>s
      * with different settings never share pages */
-    return apr_psprintf(q->r->pool, "ecom:%s:%s:%s:%d:%d:%s", kind,
-                        generation(q), q->dc->base ? q->dc->base : "",
-                        q->dc->page_size, q->dc->page_max,
-                        q->r->args ? q->r->args : "");
+    text = field(p, text, kind);
+    text = field(p, text, q->sc->cache_site->host);
+    text = field(p, text, db);
+    text = field(p, text, generation(q, db));
+    text = field(p, text, q->dc->base ? q->dc->base : "");
+    text = field(p, text, apr_itoa(p, q->dc->page_size));
+    text = field(p, text, apr_itoa(p, q->dc->page_max));
+    for (i = 0; params[i]; i++) {
+        text = field(p, text, apr_table_get(q->args, params[i]));
+    }
+    ecom_sha256_hex(text, strlen(text), hex);
+    *key = apr_pstrcat(p, "ecom:page:", hex, NULL);
+    return 0;
+}
+
+/* Ecom-Cache is for operators and tests, not part of the API: only when
+ * mod_ecom logs at debug level for this request. */
+static void note(ecom_req *q, const char *what)
+{
+    if (APLOGrdebug(q->r)) {
+        apr_table_setn(q->r->headers_out, "Ecom-Cache", what);
+    }
 }
 
 int ecom_cache_serve(ecom_req *q, const char *key)
@@ -228,11 +391,11 @@ int ecom_cache_serve(ecom_req *q, const char *key)
 
     if (!key || !get(q, key, &val, &len)) {
         if (key) {
-            apr_table_setn(q->r->headers_out, "Ecom-Cache", "miss");
+            note(q, "miss");
         }
         return 0;
     }
-    apr_table_setn(q->r->headers_out, "Ecom-Cache", "hit");
+    note(q, "hit");
     q->status = HTTP_OK;
     q->out = val;
     q->out_len = len;
@@ -247,8 +410,38 @@ void ecom_cache_store(ecom_req *q, const char *key)
     }
 }
 
+/* db_tag() after a write that succeeded: a failed lookup must not change
+ * the write's answer, so the response the handler had is put back. */
+static const char *db_tag_after_write(ecom_req *q)
+{
+    int status = q->status;
+    const char *out = q->out, *ctype = q->ctype, *tag = NULL;
+    apr_size_t out_len = q->out_len;
+    apr_table_t *err_headers;
+
+    if (apr_atomic_read32(&q->sc->cache_site->db_state) == DB_KNOWN) {
+        return q->sc->cache_site->db;
+    }
+    err_headers = apr_table_copy(q->r->pool, q->r->err_headers_out);
+    if (db_tag(q, &tag)) {
+        q->status = status;
+        q->out = out;
+        q->out_len = out_len;
+        q->ctype = ctype;
+        q->r->err_headers_out = err_headers;
+    }
+    if (!tag) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, APLOGNO(10924)
+                      "EcomCache: database unknown, cached pages could not "
+                      "be invalidated (they expire within EcomCacheTTL)");
+    }
+    return tag;
+}
+
 void ecom_cache_invalidate(ecom_req *q)
 {
+    const char *db, *g;
+
     if (q->in_tx) {
         /* inside the request's transaction (an Idempotency-Key request):
          * invalidating now would let another request cache the old state
@@ -256,9 +449,9 @@ void ecom_cache_invalidate(ecom_req *q)
         q->cache_dirty = 1;
         return;
     }
-    if (q->sc->cache) {
-        const char *g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT,
-                                     apr_time_now());
-        put(q, "ecom:gen", g, strlen(g), 86400);
+    if (!q->sc->cache || !(db = db_tag_after_write(q))) {
+        return;
     }
+    g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now());
+    put(q, gen_key(q, db), g, strlen(g), 86400);
 }

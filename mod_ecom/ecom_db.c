@@ -43,7 +43,7 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close_fn;
 /* Every resource's statement table. */
 static const ecom_stmt *const all_tables[] = {
     ecom_auth_sql, ecom_product_sql, ecom_cart_sql, ecom_order_sql,
-    ecom_idem_sql, ecom_misc_sql, ecom_purge_sql, NULL
+    ecom_idem_sql, ecom_misc_sql, ecom_purge_sql, ecom_cache_sql, NULL
 };
 
 void ecom_db_register(server_rec *s)

@@ -95,6 +95,13 @@ static const ecom_col product_cols[] = {
     { "created_at", EC_TIME }, { "updated_at", EC_TIME }, { NULL, 0 }
 };
 
+/* Every query parameter the list reads, and so all that its cache key is
+ * made of: a parameter the list starts to read must be added here. */
+static const char *const list_params[] = {
+    "sort", "cursor", "limit", "min_price", "max_price", "in_stock", "q",
+    "category", NULL
+};
+
 static int bad_arg(ecom_req *q, const char *name, const char *why)
 {
     return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
@@ -129,9 +136,12 @@ int ecom_products_list(ecom_req *q)
     char tag;
     long long k1 = 0, k2 = 0;
     int limit, rv, nargs = 0, by_price, filtered;
-    const char *ckey = ecom_cache_key(q, "products");
+    const char *ckey;
     apr_dbd_results_t *res;
 
+    if ((rv = ecom_cache_key(q, "products", list_params, &ckey))) {
+        return rv;
+    }
     if (ecom_cache_serve(q, ckey)) {
         return HTTP_OK;
     }

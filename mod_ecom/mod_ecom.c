@@ -229,6 +229,9 @@ static void ecom_register_hooks(apr_pool_t *p)
     ap_hook_handler(ecom_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
+/* ALWAYS_MERGE: every virtual host gets a server config of its own, even
+ * one without Ecom directives, because each holds state of its own (its
+ * part of the cache keys, see ecom_cache.c). */
 AP_DECLARE_MODULE(ecom) = {
     STANDARD20_MODULE_STUFF,
     ecom_create_dir_conf,
@@ -237,5 +240,5 @@ AP_DECLARE_MODULE(ecom) = {
     ecom_merge_srv_conf,
     ecom_cmds,
     ecom_register_hooks,
-    AP_MODULE_FLAG_NONE
+    AP_MODULE_FLAG_ALWAYS_MERGE
 };

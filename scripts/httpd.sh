@@ -21,6 +21,10 @@
 #   MODULE=$ROOT/build/mod_ecom.so  PGPORT=55432  PGUSER=ecom  PGDATABASE=ecom
 #   ECOM_LOGLEVEL=warn  ECOM_ACCESSLOG=1 (0: no access log)
 #   ECOM_CACHE=shmcb:$RUNDIR/ecom_cache(4194304) (EcomCache; "none" turns it off)
+#   ECOM_DB2 (unset) and HTTP2_PORT=8081: when ECOM_DB2 names a database, a
+#   second shop, a virtual host on 127.0.0.1:$HTTP2_PORT with its own DBDParams
+#   (database $ECOM_DB2 on the same cluster), serves the same API at the same
+#   paths (httpd runs with -DECOM_SECOND_SHOP; the tests use it)
 #   ECOM_PRELOAD (e.g. the ASan and UBSan runtimes: run apache2 with
 #   LD_PRELOAD=$ECOM_PRELOAD; ASAN_OPTIONS/UBSAN_OPTIONS pass through)
 #
@@ -38,6 +42,8 @@ RUNDIR="${RUNDIR:-$ROOT/build/run}"
 case "$RUNDIR" in /*) ;; *) RUNDIR="$PWD/$RUNDIR" ;; esac
 HTTP_PORT="${HTTP_PORT:-8080}"
 HTTPS_PORT="${HTTPS_PORT:-8443}"
+HTTP2_PORT="${HTTP2_PORT:-8081}"
+ECOM_DB2="${ECOM_DB2:-}"
 MODULE="${MODULE:-$ROOT/build/mod_ecom.so}"
 case "$MODULE" in /*) ;; *) MODULE="$PWD/$MODULE" ;; esac
 ECOM_LOGLEVEL="${ECOM_LOGLEVEL:-warn}"
@@ -46,8 +52,11 @@ CONF="$RUNDIR/httpd.conf"
 PIDFILE="$RUNDIR/httpd.pid"
 ERRLOG="$RUNDIR/error.log"
 WWW_USER=www-data
+# -D arguments of apache2: the second shop only when its database is named
+DEFINES=()
+[ -n "$ECOM_DB2" ] && DEFINES=(-D ECOM_SECOND_SHOP)
 
-for p in "$HTTP_PORT" "$HTTPS_PORT" "$PGPORT"; do
+for p in "$HTTP_PORT" "$HTTPS_PORT" "$HTTP2_PORT" "$PGPORT"; do
     case "$p" in ''|*[!0-9]*) die "ports must be numbers (got '$p')" ;; esac
 done
 
@@ -117,6 +126,7 @@ make_conf() {
     TPL_RUNDIR="$RUNDIR" TPL_HTTP_PORT="$HTTP_PORT" TPL_HTTPS_PORT="$HTTPS_PORT" \
     TPL_MODULE="$MODULE" TPL_DOCROOT="$DOCROOT" TPL_PG_PORT="$PGPORT" \
     TPL_PG_DB="$PGDATABASE" TPL_PG_USER="$PGUSER" TPL_LOGLEVEL="$ECOM_LOGLEVEL" \
+    TPL_SECOND_HTTP_PORT="$HTTP2_PORT" TPL_SECOND_PG_DB="$ECOM_DB2" \
     TPL_ACCESSLOG_OFF="$off" TPL_CACHE="${ECOM_CACHE:-shmcb:$RUNDIR/ecom_cache(4194304)}" \
     perl -pe 'next if /^\s*#/; s/\@([A-Z_]+)\@/exists $ENV{"TPL_$1"} ? $ENV{"TPL_$1"} : die "unknown placeholder \@$1\@ in line $.\n"/ge' \
         "$ROOT/conf/httpd.conf.in" >"$CONF.tmp"
@@ -168,9 +178,9 @@ do_start() {
     if pid_of >/dev/null; then do_stop; fi
     rm -f "$PIDFILE"
     make_conf
-    msg "starting httpd on http://127.0.0.1:$HTTP_PORT and https://127.0.0.1:$HTTPS_PORT"
+    msg "starting httpd on http://127.0.0.1:$HTTP_PORT and https://127.0.0.1:$HTTPS_PORT${ECOM_DB2:+ (second shop on http://127.0.0.1:$HTTP2_PORT, database $ECOM_DB2)}"
     msg "  module $MODULE, config $CONF, log $ERRLOG${ECOM_PRELOAD:+, LD_PRELOAD=$ECOM_PRELOAD}"
-    if ! run_apache2 -f "$CONF" -k start >"$RUNDIR/startup.log" 2>&1; then
+    if ! run_apache2 -f "$CONF" "${DEFINES[@]}" -k start >"$RUNDIR/startup.log" 2>&1; then
         cat "$RUNDIR/startup.log" >&2
         show_errlog
         die "apache2 failed to start"
@@ -205,9 +215,9 @@ do_fg() {
     make_conf
     msg "running httpd in the foreground (Ctrl-C stops it); error log: $ERRLOG"
     if [ -n "${ECOM_PRELOAD:-}" ]; then
-        exec env LD_PRELOAD="$ECOM_PRELOAD" "$APACHE2" -f "$CONF" -DFOREGROUND
+        exec env LD_PRELOAD="$ECOM_PRELOAD" "$APACHE2" -f "$CONF" "${DEFINES[@]}" -DFOREGROUND
     fi
-    exec "$APACHE2" -f "$CONF" -DFOREGROUND
+    exec "$APACHE2" -f "$CONF" "${DEFINES[@]}" -DFOREGROUND
 }
 
 do_status() {

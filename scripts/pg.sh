@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/pg.sh {init|start|stop|restart|status|psql|destroy|datadir}
+# scripts/pg.sh {init|start|stop|restart|status|psql|createdb|destroy|datadir}
 #
 # A private PostgreSQL cluster for mod_ecom's dev server, tests and benchmark:
 # listens on 127.0.0.1:$PGPORT only (no unix socket), trust authentication for
@@ -12,6 +12,9 @@
 #   restart   stop + start
 #   status    exit 0 when running, 3 when not
 #   psql      psql on the cluster (extra arguments are passed on)
+#   createdb NAME
+#             create the database NAME owned by $PGUSER if it does not exist
+#             (the server must be running), e.g. a second shop's database
 #   destroy   stop and delete the data directory and its log
 #   datadir   print the data directory actually used
 #
@@ -178,17 +181,29 @@ EOF
     is_running && was_running=1
     do_start
     msg "creating role '$PGUSER' and database '$PGDATABASE'"
+    create_db "$PGDATABASE"
+    touch "$MARKER"
+    if is_root; then chown postgres: "$MARKER"; fi
+    [ "$was_running" = 1 ] || do_stop
+    msg "PostgreSQL cluster ready in $PGD (role/database: $PGUSER/$PGDATABASE)"
+}
+
+# create_db NAME: the role $PGUSER (if missing) and the database NAME it owns.
+create_db() {
     psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres \
-        -v role="$PGUSER" -v db="$PGDATABASE" >/dev/null <<'SQL'
+        -v role="$PGUSER" -v db="$1" >/dev/null <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN SUPERUSER', :'role')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 SQL
-    touch "$MARKER"
-    if is_root; then chown postgres: "$MARKER"; fi
-    [ "$was_running" = 1 ] || do_stop
-    msg "PostgreSQL cluster ready in $PGD (role/database: $PGUSER/$PGDATABASE)"
+}
+
+do_createdb() {
+    [ -n "${1:-}" ] || die "usage: $0 createdb NAME"
+    is_running || die "PostgreSQL ($PGD) is not running: start it first"
+    create_db "$1" || die "could not create database $1"
+    msg "database '$1' (owner $PGUSER) ready on 127.0.0.1:$PGPORT"
 }
 
 do_status() {
@@ -227,7 +242,8 @@ case "$cmd" in
     restart) do_stop; do_start ;;
     status)  do_status ;;
     psql)    exec psql -X -h 127.0.0.1 -p "$PGPORT" -U "$PGUSER" -d "$PGDATABASE" "$@" ;;
+    createdb) do_createdb "$@" ;;
     destroy) do_destroy ;;
     datadir) printf '%s\n' "$PGD" ;;
-    *) echo "usage: $0 {init|start|stop|restart|status|psql|destroy|datadir}" >&2; exit 2 ;;
+    *) echo "usage: $0 {init|start|stop|restart|status|psql|createdb|destroy|datadir}" >&2; exit 2 ;;
 esac

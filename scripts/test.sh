@@ -10,12 +10,16 @@
 # --quick runs pass 1 only (and skips the asan build). Exit status non-zero
 # when anything failed.
 #
-# The tests get: ECOM_URL ECOM_TLS_URL ECOM_ROOT ECOM_PGDATA ECOM_RUNDIR
-# ECOM_SANITIZED PGHOST PGPORT PGUSER PGDATABASE (and ECOM_PG_FAST=1), so
-# `bash $ECOM_ROOT/scripts/pg.sh stop|start` acts on the test cluster.
+# The tests get: ECOM_URL ECOM_TLS_URL ECOM_URL2 ECOM_DB2 ECOM_ROOT ECOM_PGDATA
+# ECOM_RUNDIR ECOM_SANITIZED PGHOST PGPORT PGUSER PGDATABASE (and
+# ECOM_PG_FAST=1), so `bash $ECOM_ROOT/scripts/pg.sh stop|start` acts on the
+# test cluster. ECOM_URL2 is a second shop: another virtual host on its own
+# database ECOM_DB2 (ecom2) in the same cluster. mod_ecom logs at debug level
+# (LogLevel info ecom:debug), which also turns on the Ecom-Cache header.
 # ECOM_PROVE_TIMEOUT (default 300 s) bounds each prove run. To run beside
 # another test run on the same machine, move the ports: ECOM_TEST_PGPORT
-# (55433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443).
+# (55433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443),
+# ECOM_TEST_HTTP2_PORT (18081, the second shop).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -26,7 +30,7 @@ targets=()
 for a in "$@"; do
     case "$a" in
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) targets+=("$a") ;;
     esac
 done
@@ -37,8 +41,10 @@ export ECOM_PGDATA="$ROOT/build/test-pg"
 export PGHOST=127.0.0.1 PGPORT="${ECOM_TEST_PGPORT:-55433}" PGUSER=ecom PGDATABASE=ecom
 export ECOM_PG_FAST=1
 export HTTP_PORT="${ECOM_TEST_HTTP_PORT:-18080}" HTTPS_PORT="${ECOM_TEST_HTTPS_PORT:-18443}"
-export ECOM_LOGLEVEL=info ECOM_ACCESSLOG=1
+export HTTP2_PORT="${ECOM_TEST_HTTP2_PORT:-18081}" ECOM_DB2=ecom2
+export ECOM_LOGLEVEL="info ecom:debug" ECOM_ACCESSLOG=1
 export ECOM_URL="http://127.0.0.1:$HTTP_PORT" ECOM_TLS_URL="https://127.0.0.1:$HTTPS_PORT"
+export ECOM_URL2="http://127.0.0.1:$HTTP2_PORT"
 unset ECOM_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
 PROVE_TIMEOUT="${ECOM_PROVE_TIMEOUT:-300}"
 RUN_PLAIN="$ROOT/build/test-run"
@@ -64,8 +70,8 @@ ecom_deps
 RUNDIR="$RUN_PLAIN" bash scripts/httpd.sh stop
 RUNDIR="$RUN_ASAN" bash scripts/httpd.sh stop
 bash scripts/pg.sh stop
-for port in "$PGPORT" "$HTTP_PORT" "$HTTPS_PORT"; do
-    ecom_port_in_use "$port" && die "127.0.0.1:$port is in use (another test run?): set ECOM_TEST_PGPORT, ECOM_TEST_HTTP_PORT or ECOM_TEST_HTTPS_PORT"
+for port in "$PGPORT" "$HTTP_PORT" "$HTTPS_PORT" "$HTTP2_PORT"; do
+    ecom_port_in_use "$port" && die "127.0.0.1:$port is in use (another test run?): set ECOM_TEST_PGPORT, ECOM_TEST_HTTP_PORT, ECOM_TEST_HTTPS_PORT or ECOM_TEST_HTTP2_PORT"
 done
 
 msg "building: make"
@@ -121,6 +127,9 @@ run_pass() {
     bash scripts/pg.sh init || return 1
     bash scripts/pg.sh start || return 1
     bash scripts/migrate.sh || return 1
+    # the second shop's database (t/12-vhosts.t)
+    bash scripts/pg.sh createdb "$ECOM_DB2" || return 1
+    PGDATABASE="$ECOM_DB2" bash scripts/migrate.sh || return 1
     bash scripts/httpd.sh stop || return 1
     mkdir -p "$rundir"
     rm -f "$rundir/error.log" "$rundir/access.log" "$rundir/startup.log"

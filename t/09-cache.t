@@ -25,8 +25,19 @@ ok find_p($first), 'the new product is listed at once (create invalidates)';
 my $second = api(GET => $q);
 is $second->{headers}{'ecom-cache'}, 'hit', 'same request again is a cache hit';
 is $second->{content}, $first->{content}, 'the hit has the same body';
+# the key is made of the parameters the list reads, nothing else
 my $other = api(GET => "$q&x=1");
-is $other->{headers}{'ecom-cache'}, 'miss', 'another query string is another entry';
+is $other->{headers}{'ecom-cache'}, 'hit', 'an unknown parameter finds the same entry';
+is $other->{content}, $first->{content}, 'with the same page';
+my $reordered = api(GET => "/products/?limit=3&max_price=777001&min_price=777001&sort=price");
+is $reordered->{headers}{'ecom-cache'}, 'hit', 'so do the same parameters in another order';
+is api(GET => "$q&limit=2")->{headers}{'ecom-cache'}, 'miss', 'another value of a known parameter is another entry';
+# values are length-prefixed in the key: one holding the others, separators
+# included, is its own entry (here an invalid sort, so a 400, never a hit)
+my $packed = api(GET => "/products/?sort=price%26min_price%3D777001%26max_price%3D777001%26limit%3D3");
+is $packed->{status}, 400, 'a value that spells other parameters is not taken for them';
+ok !defined $packed->{headers}{'ecom-cache'} || $packed->{headers}{'ecom-cache'} eq 'miss',
+   'and is not served from their entry';
 
 my $staff = staff_token();
 my $u = api(PATCH => "/products/$p->{id}/", token => $staff, body => { stock => 3, expected_stock => 4, name => 'Renamed by 09-cache' });
@@ -48,6 +59,19 @@ is find_p($sold)->{stock}, 1, 'stock after checkout shown at once';
 my $gone = api(PATCH => "/products/$p->{id}/", token => $staff, body => { active => JSON::PP::false() });
 is $gone->{status}, 200, 'deactivated';
 ok !find_p(api(GET => $q)), 'deactivated product disappears from the cached list at once';
+
+# Ecom-Cache is a diagnostic sent only at LogLevel debug for mod_ecom (the
+# test server's default); /api/v1/ has LogLevel ecom:info, as in production
+my $mp = create_product(price => 777_002, name => 'Cached under the prefix');
+my $mq = '/api/v1/products/?sort=price&min_price=777002&max_price=777002';
+my $m1 = api(GET => $mq);
+is $m1->{status}, 200, 'list under /api/v1/ 200';
+ok !exists $m1->{headers}{'ecom-cache'}, 'no Ecom-Cache header below debug level (miss)';
+my $m2 = api(GET => $mq);
+ok !exists $m2->{headers}{'ecom-cache'}, 'nor on the next request (hit)';
+psql_do("UPDATE products SET name = 'Changed behind the API' WHERE id = $mp->{id}");
+is api(GET => $mq)->{json}{items}[0]{name}, 'Cached under the prefix',
+   'the page is still served from the cache there';
 
 my $bad = api(GET => '/products/?limit=abc');
 is $bad->{status}, 400, 'invalid query still 400 with the cache on';

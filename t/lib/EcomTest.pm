@@ -200,22 +200,29 @@ sub register_user {
              user => $res->{json}{user}, id => $res->{json}{user}{id}, res => $res };
 }
 
+# login($email, $password, base => $url)
 sub login {
-    my ($email, $password) = @_;
-    my $res = api(POST => '/auth/login/', body => { email => $email, password => $password });
+    my ($email, $password, %o) = @_;
+    my $res = api(POST => '/auth/login/', base => $o{base},
+                  body => { email => $email, password => $password });
     die "login $email failed: $res->{status} $res->{content}\n"
         unless $res->{status} == 200 && ref $res->{json} eq 'HASH';
     return $res->{json}{token};
 }
 
-my ($staff_token, $staff_id);
+my %staff;   # base URL -> [token, user id]
 # A staff user made with scripts/ecom-admin, logged in through the API.
-# In list context: (token, user id).
+# In list context: (token, user id). For another shop (a virtual host on its
+# own database): staff_token(base => $url, db => $database).
 sub staff_token {
-    unless ($staff_token) {
+    my (%o) = @_;
+    my $base = $o{base} // base_url();
+    unless ($staff{$base}) {
         my $email = 'staff-' . uniq() . '@example.com';
         my $pw = 'staff password ' . uniq();
-        local $ENV{ECOM_PASSWORD} = $pw;
+        local %ENV = %ENV;
+        $ENV{ECOM_PASSWORD} = $pw;
+        $ENV{PGDATABASE} = $o{db} if defined $o{db};
         my $admin = ecom_root() . '/scripts/ecom-admin';
         my $pid = open my $fh, '-|';
         die "cannot fork for ecom-admin: $!\n" unless defined $pid;
@@ -226,20 +233,23 @@ sub staff_token {
         }
         my $out = do { local $/; <$fh> } // '';
         close $fh or die "ecom-admin create-staff failed (exit $?): $out\n";
-        ($staff_id) = $out =~ /^(\d+)\s*$/m;
-        $staff_token = login($email, $pw);
+        my ($id) = $out =~ /^(\d+)\s*$/m;
+        $staff{$base} = [ login($email, $pw, base => $base), $id ];
     }
-    return wantarray ? ($staff_token, $staff_id) : $staff_token;
+    return wantarray ? @{ $staff{$base} } : $staff{$base}[0];
 }
 
 # Creates a product through the staff API; returns the product object.
+# _base => $url, _db => $database: in another shop (see staff_token).
 sub create_product {
     my (%f) = @_;
     my $u = uniq();
     my %body = (name => "Test product $u", price => 1000, stock => 10,
                 sku => "t-$u", description => "made by the e2e tests", %f);
     delete @body{ @{ delete $body{_omit} } } if $body{_omit};
-    my $res = api(POST => '/products/', body => \%body, token => scalar staff_token());
+    my ($base, $db) = delete @body{qw(_base _db)};
+    my $res = api(POST => '/products/', body => \%body, base => $base,
+                  token => scalar staff_token(base => $base, db => $db));
     die "create_product failed: $res->{status} $res->{content}\n"
         unless $res->{status} == 201 && ref $res->{json} eq 'HASH';
     return $res->{json};
