@@ -181,16 +181,20 @@ static const char *set_cache_ttl(cmd_parms *cmd, void *cfg, const char *arg)
     return err;
 }
 
+/* Limits are the operator's: server, virtual host, <Directory> and
+ * <Location>, never .htaccess (ACCESS_CONF | RSRC_CONF, no override). */
 const command_rec ecom_cmds[] = {
-    AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL, OR_ALL,
+    AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL,
+                  ACCESS_CONF | RSRC_CONF,
                   "Largest accepted request body in bytes (default 1048576)"),
     AP_INIT_TAKE1("EcomCurrency", set_currency, NULL, OR_ALL,
                   "Default ISO 4217 currency of new products and empty carts "
                   "(default EUR)"),
-    AP_INIT_TAKE1("EcomPageSize", set_page_size, NULL, OR_ALL,
+    AP_INIT_TAKE1("EcomPageSize", set_page_size, NULL, ACCESS_CONF | RSRC_CONF,
                   "Items per list page when the client sends no limit "
                   "(default 20)"),
-    AP_INIT_TAKE1("EcomPageSizeMax", set_page_max, NULL, OR_ALL,
+    AP_INIT_TAKE1("EcomPageSizeMax", set_page_max, NULL,
+                  ACCESS_CONF | RSRC_CONF,
                   "Largest limit a client may ask for; larger ones are capped "
                   "(default 100)"),
     AP_INIT_TAKE1("EcomBasePath", set_base, NULL, ACCESS_CONF | RSRC_CONF,
