@@ -182,7 +182,7 @@ static int parse_body(ecom_req *q, unsigned flags)
                             "unsupported-media-type",
                             "Send the body as application/json.");
     }
-    if ((rv = ecom_read_body(q))) {
+    if ((rv = ecom_read_body(q, q->dc->max_body))) {
         return rv;
     }
     if (q->raw_len == 0 && (flags & BODY_OPT)) {

@@ -1,6 +1,7 @@
 #!/usr/bin/perl
-# Directives checked in a throwaway apache2 (spare_httpd): the limits are the
-# operator's, so a .htaccess file may not set them.
+# Directives and memory, checked in throwaway apache2 servers (spare_httpd):
+# the limits are the operator's, so a .htaccess file may not set them; and a
+# request body costs memory by its size, not by the largest size allowed.
 use strict;
 use warnings;
 use FindBin;
@@ -53,4 +54,57 @@ for my $d (sort keys %htaccess) {
 }
 
 $h->{stop}->();
+
+# --- a small body does not reserve EcomMaxBodySize ---------------------------------
+# One child process; EcomMaxBodySize at its largest (1 GiB). The child's peak
+# virtual size (VmPeak) must not jump by the limit when a small body comes in.
+my $m = spare_httpd(conf => <<"CONF");
+DBDriver pgsql
+DBDParams "host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2"
+DBDMin 0
+<Location "/">
+    SetHandler ecom
+    EcomMaxBodySize 1073741824
+</Location>
+CONF
+ok ref $m && $m->{started}, 'a spare apache2 with EcomMaxBodySize 1 GiB starts'
+    or BAIL_OUT('the spare apache2 did not start: ' . (ref $m ? ($m->{syntax} // '') : $m));
+
+# VmPeak in KiB of the child of parent pid $ppid
+sub child_peak {
+    my ($ppid) = @_;
+    for my $st (glob '/proc/[0-9]*/status') {
+        open my $fh, '<', $st or next;
+        my $t = do { local $/; <$fh> } // '';
+        next unless $t =~ /^PPid:\s+$ppid$/m;
+        return $1 if $t =~ /^VmPeak:\s+(\d+) kB/m;
+    }
+    return undef;
+}
+
+my $mbase = "http://127.0.0.1:$m->{ports}[0]";
+my $u = register_user();
+# warm up: the child's database connection, prepared statements, threads
+for (1 .. 3) {
+    api(GET => '/health/', base => $mbase);
+    api(GET => '/cart/', base => $mbase, token => $u->{token});
+}
+my $before = child_peak($m->{pid});
+ok defined $before, "the child's VmPeak is readable ($before kB)" or BAIL_OUT('no child process');
+my @bodies = (
+    [ 'a small body', { product_id => 999999999, quantity => 1 } ],
+    [ 'a small chunked body', do { my @p = ('{"product_id": 999999999,', ' "quantity": 1}'); sub { shift @p } } ],
+    [ 'a chunked body of 200 KiB', do {
+        my @p = ('{"product_id": 999999999, "quantity": 1, "pad": "', ('x' x 4096) x 50, '"}');
+        sub { shift @p } } ],
+);
+for my $b (@bodies) {
+    my $r = api(POST => '/cart/', base => $mbase, token => $u->{token}, body => $b->[1]);
+    is $r->{status}, 404, "POST /cart/ with $b->[0] is read (404: no such product)" or diag $r->{content};
+}
+my $after = child_peak($m->{pid});
+my $grew = ($after // 0) - $before;
+cmp_ok $grew, '<', 64 * 1024, "the bodies did not reserve the 1 GiB limit (VmPeak grew by $grew kB)";
+$m->{stop}->();
+
 done_testing;
