@@ -28,6 +28,7 @@ APLOG_USE_MODULE(ecom);
 
 typedef struct {
     apr_off_t max_body;      /* EcomMaxBodySize */
+    apr_off_t max_anon_body; /* EcomMaxAnonBodySize: routes that need no user */
     const char *currency;    /* EcomCurrency */
     int page_size;           /* EcomPageSize */
     int page_max;            /* EcomPageSizeMax */

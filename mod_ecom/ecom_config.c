@@ -15,6 +15,7 @@ void *ecom_create_dir_conf(apr_pool_t *p, char *dir)
     ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->max_body = UNSET;
+    c->max_anon_body = UNSET;
     c->page_size = UNSET;
     c->page_max = UNSET;
     /* the <Location> path is the API's mount point unless EcomBasePath says
@@ -35,6 +36,8 @@ void *ecom_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->max_body = add->max_body != UNSET ? add->max_body : base->max_body;
+    c->max_anon_body = add->max_anon_body != UNSET ? add->max_anon_body
+                                                   : base->max_anon_body;
     c->currency = add->currency ? add->currency : base->currency;
     c->page_size = add->page_size != UNSET ? add->page_size : base->page_size;
     c->page_max = add->page_max != UNSET ? add->page_max : base->page_max;
@@ -83,6 +86,20 @@ static const char *set_int(cmd_parms *cmd, const char *arg, long long min,
     return NULL;
 }
 
+/* EcomMaxAnonBodySize may not exceed EcomMaxBodySize. When both are set in
+ * the same section that is checked here, whatever their order; across
+ * sections the router uses the smaller of the two. */
+static const char *check_anon_body(cmd_parms *cmd, const ecom_dir_conf *c)
+{
+    if (c->max_body != UNSET && c->max_anon_body != UNSET
+        && c->max_anon_body > c->max_body) {
+        return apr_psprintf(cmd->pool, "EcomMaxAnonBodySize (%" APR_OFF_T_FMT
+                            ") may not exceed EcomMaxBodySize (%"
+                            APR_OFF_T_FMT ")", c->max_anon_body, c->max_body);
+    }
+    return NULL;
+}
+
 static const char *set_max_body(cmd_parms *cmd, void *cfg, const char *arg)
 {
     long long v;
@@ -90,6 +107,20 @@ static const char *set_max_body(cmd_parms *cmd, void *cfg, const char *arg)
 
     if (!err) {
         ((ecom_dir_conf *)cfg)->max_body = (apr_off_t)v;
+        err = check_anon_body(cmd, cfg);
+    }
+    return err;
+}
+
+static const char *set_max_anon_body(cmd_parms *cmd, void *cfg,
+                                     const char *arg)
+{
+    long long v;
+    const char *err = set_int(cmd, arg, 512, 1073741824LL, &v);
+
+    if (!err) {
+        ((ecom_dir_conf *)cfg)->max_anon_body = (apr_off_t)v;
+        err = check_anon_body(cmd, cfg);
     }
     return err;
 }
@@ -186,7 +217,11 @@ static const char *set_cache_ttl(cmd_parms *cmd, void *cfg, const char *arg)
 const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL,
                   ACCESS_CONF | RSRC_CONF,
-                  "Largest accepted request body in bytes (default 1048576)"),
+                  "Largest accepted request body in bytes (default 65536)"),
+    AP_INIT_TAKE1("EcomMaxAnonBodySize", set_max_anon_body, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Largest accepted request body in bytes on routes that "
+                  "need no user, such as login (default 8192)"),
     AP_INIT_TAKE1("EcomCurrency", set_currency, NULL, OR_ALL,
                   "Default ISO 4217 currency of new products and empty carts "
                   "(default EUR)"),

@@ -29,6 +29,7 @@ BAIL_OUT('the spare apache2 did not start') unless $h->{started};
 # --- no limits from .htaccess ------------------------------------------------------
 my %htaccess = (
     EcomMaxBodySize => 1073741824,
+    EcomMaxAnonBodySize => 1048576,
     EcomPageSize    => 1000,
     EcomPageSizeMax => 1000,
 );
@@ -54,6 +55,23 @@ for my $d (sort keys %htaccess) {
 }
 
 $h->{stop}->();
+
+# --- EcomMaxAnonBodySize: range and relation to EcomMaxBodySize ------------------
+for my $c ([ "EcomMaxBodySize 4096\n    EcomMaxAnonBodySize 8192", qr/may not exceed EcomMaxBodySize/ ],
+           [ "EcomMaxAnonBodySize 8192\n    EcomMaxBodySize 4096", qr/may not exceed EcomMaxBodySize/ ],
+           [ "EcomMaxAnonBodySize 100", qr/EcomMaxAnonBodySize must be an integer from 512/ ],
+           [ "EcomMaxAnonBodySize 4096\n    EcomMaxBodySize 4096", undef ]) {
+    my ($body, $err) = @$c;
+    (my $show = $body) =~ s/\s+/ /g;
+    my $t = spare_httpd(start => 0, conf => "<Location \"/\">\n    SetHandler ecom\n    $body\n</Location>\n");
+    plan skip_all => "cannot run a spare apache2: $t" unless ref $t;
+    if ($err) {
+        ok !$t->{syntax_ok}, "apache2 -t refuses '$show'";
+        like $t->{syntax}, $err, 'with a message naming the directive';
+    } else {
+        ok $t->{syntax_ok}, "apache2 -t accepts '$show'" or diag $t->{syntax};
+    }
+}
 
 # --- a small body does not reserve EcomMaxBodySize ---------------------------------
 # One child process; EcomMaxBodySize at its largest (1 GiB). The child's peak
