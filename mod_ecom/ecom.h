@@ -28,6 +28,7 @@ APLOG_USE_MODULE(ecom);
 
 typedef struct {
     apr_off_t max_body;      /* EcomMaxBodySize */
+    apr_off_t max_anon_body; /* EcomMaxAnonBodySize: routes that need no user */
     const char *currency;    /* EcomCurrency */
     int page_size;           /* EcomPageSize */
     int page_max;            /* EcomPageSizeMax */
@@ -106,8 +107,9 @@ char *ecom_json_dump(ecom_req *q, const json_t *j, apr_size_t *len);
 /* The absolute path of a resource under the API's mount point. */
 const char *ecom_url(ecom_req *q, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Reads the request body (up to max_body) into q->raw_body. */
-int ecom_read_body(ecom_req *q);
+/* Reads the request body into q->raw_body (NUL-terminated, r->pool): 413
+ * when it is longer than limit bytes, 400 when it cannot be read. */
+int ecom_read_body(ecom_req *q, apr_off_t limit);
 
 /* ---- body field helpers (ecom_http.c) ---- */
 /* Each returns 1 when the field is present and valid, 0 when absent, and

@@ -6,6 +6,13 @@
  * through timing about the token itself. Passwords and tokens are never
  * logged. Staff status is never granted here: only scripts/ecom-admin sets
  * it, so a "role" or "is_staff" in a request body has no effect.
+ *
+ * A token is issued only while the password it was earned with is still the
+ * account's: the insert re-reads the hash under a share lock on the user row.
+ * So a login racing with a password change (ecom-admin create-staff
+ * --promote-existing, which locks the row, sets the new hash and revokes
+ * every token in one transaction) either finished first, and its token is
+ * revoked, or finds the hash changed and gets no token.
  */
 #include "ecom.h"
 #include "ecom_crypto.h"
@@ -23,7 +30,8 @@ const ecom_stmt ecom_auth_sql[] = {
       "WHERE lower(u.email) = lower(%s)", ECOM_STMT_READ },
     { "ecom_token_insert",
       "INSERT INTO auth_tokens (user_id, token_hash, expires_at) "
-      "VALUES (%s::bigint, %s, now() + make_interval(secs => %s::int)) "
+      "SELECT u.id, %s, now() + make_interval(secs => %s::int) FROM users u "
+      "WHERE u.id = %s::bigint AND u.password_hash = %s FOR SHARE OF u "
       "RETURNING " ECOM_TS("expires_at"), 0 },
     { "ecom_token_user",
       "SELECT u.id, u.is_staff, t.token_hash FROM auth_tokens t "
@@ -91,12 +99,14 @@ int ecom_authenticate(ecom_req *q, int need)
     return 0;
 }
 
-/* Issues a token for user_id into *token and *expires (pool strings). */
-static int issue_token(ecom_req *q, long long user_id, const char **token,
-                       const char **expires)
+/* Issues a token for user_id into *token and *expires (pool strings), as
+ * long as the account's password hash is still pw_hash (the one the caller
+ * checked); 401 when it changed meanwhile. */
+static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
+                       const char **token, const char **expires)
 {
     char tok[ECOM_TOKEN_LEN + 1], hash[ECOM_SHA256_HEX];
-    const char *args[3];
+    const char *args[4];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     int rv;
@@ -108,14 +118,21 @@ static int issue_token(ecom_req *q, long long user_id, const char **token,
                             "Could not create a token.");
     }
     ecom_sha256_hex(tok, ECOM_TOKEN_LEN, hash);
-    args[0] = ECOM_LL(q, user_id);
-    args[1] = hash;
-    args[2] = apr_itoa(q->r->pool, q->sc->token_lifetime);
-    if ((rv = ecom_db_select(q, "ecom_token_insert", &res, 3, args))) {
+    args[0] = hash;
+    args[1] = apr_itoa(q->r->pool, q->sc->token_lifetime);
+    args[2] = ECOM_LL(q, user_id);
+    args[3] = pw_hash;
+    if ((rv = ecom_db_select(q, "ecom_token_insert", &res, 4, args))) {
         return rv;
     }
-    row = ecom_db_row(q, res);
-    *expires = row ? ecom_db_time(q, row, 0) : "";
+    if (!(row = ecom_db_row(q, res))) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r,
+                      "ECOM0912: no token issued: the password changed "
+                      "during the request");
+        return unauthorized(q, "The account's password has just changed; "
+                            "log in again.", 0);
+    }
+    *expires = ecom_db_time(q, row, 0);
     *token = apr_pstrdup(q->r->pool, tok);
     return 0;
 }
@@ -169,7 +186,7 @@ int ecom_register(ecom_req *q)
     }
     user = ecom_row_json(q, row, user_cols, 0);
     uid = ecom_db_ll(q, row, 0);
-    if ((rv = issue_token(q, uid, &token, &expires))) {
+    if ((rv = issue_token(q, uid, hash, &token, &expires))) {
         json_decref(user);
         return rv;
     }
@@ -181,7 +198,7 @@ int ecom_login(ecom_req *q)
 {
     json_t *errs = ecom_json_pool(q, json_array());
     const char *email = NULL, *password = NULL, *token = NULL, *expires = NULL;
-    const char *args[1];
+    const char *pw_hash, *args[1];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     json_t *user;
@@ -211,8 +228,10 @@ int ecom_login(ecom_req *q)
                       "failed login");
         return unauthorized(q, "Wrong e-mail or password.", 0);
     }
+    pw_hash = apr_pstrdup(q->r->pool, ecom_db_get(q, row, 5));
     user = ecom_row_json(q, row, user_cols, 0);
-    if ((rv = issue_token(q, ecom_db_ll(q, row, 0), &token, &expires))) {
+    if ((rv = issue_token(q, ecom_db_ll(q, row, 0), pw_hash, &token,
+                          &expires))) {
         json_decref(user);
         return rv;
     }

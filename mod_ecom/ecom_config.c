@@ -15,6 +15,7 @@ void *ecom_create_dir_conf(apr_pool_t *p, char *dir)
     ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->max_body = UNSET;
+    c->max_anon_body = UNSET;
     c->page_size = UNSET;
     c->page_max = UNSET;
     c->idem_per_day = UNSET;
@@ -36,6 +37,8 @@ void *ecom_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->max_body = add->max_body != UNSET ? add->max_body : base->max_body;
+    c->max_anon_body = add->max_anon_body != UNSET ? add->max_anon_body
+                                                   : base->max_anon_body;
     c->currency = add->currency ? add->currency : base->currency;
     c->page_size = add->page_size != UNSET ? add->page_size : base->page_size;
     c->page_max = add->page_max != UNSET ? add->page_max : base->page_max;
@@ -89,6 +92,20 @@ static const char *set_int(cmd_parms *cmd, const char *arg, long long min,
     return NULL;
 }
 
+/* EcomMaxAnonBodySize may not exceed EcomMaxBodySize. When both are set in
+ * the same section that is checked here, whatever their order; across
+ * sections the router uses the smaller of the two. */
+static const char *check_anon_body(cmd_parms *cmd, const ecom_dir_conf *c)
+{
+    if (c->max_body != UNSET && c->max_anon_body != UNSET
+        && c->max_anon_body > c->max_body) {
+        return apr_psprintf(cmd->pool, "EcomMaxAnonBodySize (%" APR_OFF_T_FMT
+                            ") may not exceed EcomMaxBodySize (%"
+                            APR_OFF_T_FMT ")", c->max_anon_body, c->max_body);
+    }
+    return NULL;
+}
+
 static const char *set_max_body(cmd_parms *cmd, void *cfg, const char *arg)
 {
     long long v;
@@ -96,6 +113,20 @@ static const char *set_max_body(cmd_parms *cmd, void *cfg, const char *arg)
 
     if (!err) {
         ((ecom_dir_conf *)cfg)->max_body = (apr_off_t)v;
+        err = check_anon_body(cmd, cfg);
+    }
+    return err;
+}
+
+static const char *set_max_anon_body(cmd_parms *cmd, void *cfg,
+                                     const char *arg)
+{
+    long long v;
+    const char *err = set_int(cmd, arg, 512, 1073741824LL, &v);
+
+    if (!err) {
+        ((ecom_dir_conf *)cfg)->max_anon_body = (apr_off_t)v;
+        err = check_anon_body(cmd, cfg);
     }
     return err;
 }
@@ -216,16 +247,24 @@ static const char *set_purge_interval(cmd_parms *cmd, void *cfg,
     return err;
 }
 
+/* Limits are the operator's: server, virtual host, <Directory> and
+ * <Location>, never .htaccess (ACCESS_CONF | RSRC_CONF, no override). */
 const command_rec ecom_cmds[] = {
-    AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL, OR_ALL,
-                  "Largest accepted request body in bytes (default 1048576)"),
+    AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Largest accepted request body in bytes (default 65536)"),
+    AP_INIT_TAKE1("EcomMaxAnonBodySize", set_max_anon_body, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Largest accepted request body in bytes on routes that "
+                  "need no user, such as login (default 8192)"),
     AP_INIT_TAKE1("EcomCurrency", set_currency, NULL, OR_ALL,
                   "Default ISO 4217 currency of new products and empty carts "
                   "(default EUR)"),
-    AP_INIT_TAKE1("EcomPageSize", set_page_size, NULL, OR_ALL,
+    AP_INIT_TAKE1("EcomPageSize", set_page_size, NULL, ACCESS_CONF | RSRC_CONF,
                   "Items per list page when the client sends no limit "
                   "(default 20)"),
-    AP_INIT_TAKE1("EcomPageSizeMax", set_page_max, NULL, OR_ALL,
+    AP_INIT_TAKE1("EcomPageSizeMax", set_page_max, NULL,
+                  ACCESS_CONF | RSRC_CONF,
                   "Largest limit a client may ask for; larger ones are capped "
                   "(default 100)"),
     AP_INIT_TAKE1("EcomBasePath", set_base, NULL, ACCESS_CONF | RSRC_CONF,

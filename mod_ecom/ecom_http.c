@@ -136,12 +136,27 @@ const char *ecom_url(ecom_req *q, const char *fmt, ...)
     return apr_pstrcat(q->r->pool, q->dc->base ? q->dc->base : "", rest, NULL);
 }
 
-int ecom_read_body(ecom_req *q)
+static int too_large(ecom_req *q, apr_off_t limit)
+{
+    q->r->connection->keepalive = AP_CONN_CLOSE;
+    return ecom_problem(q, HTTP_REQUEST_ENTITY_TOO_LARGE, "payload-too-large",
+                        apr_psprintf(q->r->pool, "The body may be at most "
+                                     "%" APR_OFF_T_FMT " bytes.", limit));
+}
+
+/* First buffer for a body of unknown length (chunked); it doubles from there. */
+#define BODY_CHUNK 8192
+
+/* The buffer is sized by the body, not by the limit: Content-Length when the
+ * client declared one (checked against the limit before a byte is read),
+ * else BODY_CHUNK doubling up to limit + 1 bytes, the first byte too many
+ * telling that the body is too large. Old buffers stay in r->pool, so a
+ * chunked body costs at most about twice its size. */
+int ecom_read_body(ecom_req *q, apr_off_t limit)
 {
     request_rec *r = q->r;
-    apr_off_t limit = q->dc->max_body;
+    apr_size_t max = (apr_size_t)limit + 1, cap, len = 0;
     char *buf;
-    apr_size_t len = 0;
     long n;
 
     if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
@@ -154,23 +169,31 @@ int ecom_read_body(ecom_req *q)
         return 0;
     }
     if (r->remaining > limit) {
-        r->connection->keepalive = AP_CONN_CLOSE;
-        return ecom_problem(q, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                            "payload-too-large",
-                            apr_psprintf(r->pool, "The body may be at most "
-                                         "%" APR_OFF_T_FMT " bytes.", limit));
+        return too_large(q, limit);
     }
-    buf = apr_palloc(r->pool, (apr_size_t)limit + 1);
-    while ((n = ap_get_client_block(r, buf + len,
-                                    (apr_size_t)limit + 1 - len)) > 0) {
+    /* one spare byte: a body longer than declared is noticed, not cut */
+    cap = (!r->read_chunked && r->remaining > 0) ? (apr_size_t)r->remaining + 1
+                                                  : BODY_CHUNK;
+    if (cap > max) {
+        cap = max;
+    }
+    buf = apr_palloc(r->pool, cap + 1);
+    for (;;) {
+        if (len == cap) {
+            /* len <= limit here, so cap < max: there is room to grow */
+            apr_size_t ncap = cap > max / 2 ? max : cap * 2;
+            char *nb = apr_palloc(r->pool, ncap + 1);
+            memcpy(nb, buf, len);
+            buf = nb;
+            cap = ncap;
+        }
+        n = ap_get_client_block(r, buf + len, cap - len);
+        if (n <= 0) {
+            break;
+        }
         len += (apr_size_t)n;
         if ((apr_off_t)len > limit) {
-            r->connection->keepalive = AP_CONN_CLOSE;
-            return ecom_problem(q, HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                "payload-too-large",
-                                apr_psprintf(r->pool, "The body may be at "
-                                             "most %" APR_OFF_T_FMT " bytes.",
-                                             limit));
+            return too_large(q, limit);
         }
     }
     if (n < 0) {

@@ -102,7 +102,10 @@ static void apply_defaults(ecom_req *q)
     ecom_srv_conf *sv = apr_pmemdup(q->r->pool, s, sizeof(*s));
 
     if (d->max_body < 0) {
-        d->max_body = 1048576;
+        d->max_body = 65536;
+    }
+    if (d->max_anon_body < 0) {
+        d->max_anon_body = 8192;
     }
     if (!d->currency) {
         d->currency = "EUR";
@@ -165,10 +168,14 @@ static int is_json_type(const char *ct)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* Reads and parses the body; returns 0 or the status of the problem set. */
+/* Reads and parses the body; returns 0 or the status of the problem set.
+ * A route that anyone may call (no NEED_USER or NEED_STAFF) gets the small
+ * EcomMaxAnonBodySize cap: its body is parsed before anything is known of
+ * the caller, and jansson's tree takes many times the body's size. */
 static int parse_body(ecom_req *q, unsigned flags)
 {
     request_rec *r = q->r;
+    apr_off_t limit = q->dc->max_body;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
     int has_body = (cl && strcmp(cl, "0") != 0) || te;
@@ -185,7 +192,10 @@ static int parse_body(ecom_req *q, unsigned flags)
                             "unsupported-media-type",
                             "Send the body as application/json.");
     }
-    if ((rv = ecom_read_body(q))) {
+    if (!(flags & (NEED_USER | NEED_STAFF)) && q->dc->max_anon_body < limit) {
+        limit = q->dc->max_anon_body;
+    }
+    if ((rv = ecom_read_body(q, limit))) {
         return rv;
     }
     if (q->raw_len == 0 && (flags & BODY_OPT)) {

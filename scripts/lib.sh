@@ -31,27 +31,98 @@ ECOM_PACKAGES=(
     clang libclang-rt-14-dev
 )
 
-# Installs the packages above that are missing. A run with nothing missing is
-# one dpkg-query call (well under a second).
+# Shared libraries that httpd, its modules and mod_ecom load at run time.
+# Installing apache2 does not upgrade an older one that is already present,
+# and a library older than the one a module was built against misbehaves
+# (mod_ssl warns "AH01882: this version of mod_ssl was compiled against a
+# newer library" when libssl3 lags behind). ecom_deps brings these up to the
+# candidate version of the package lists.
+ECOM_RUNTIME_LIBS=(
+    libssl3 libapr1 libaprutil1 libaprutil1-dbd-pgsql libpq5 libjansson4
+    libargon2-1
+)
+
+ecom_apt() {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get "$@"
+}
+
+# Are there package lists at all? (Images often ship without them; then
+# apt-cache cannot know of any newer version.)
+ecom_apt_lists_present() {
+    compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
+}
+
+# Prints "package installed candidate" for each runtime library that is
+# installed in an older version than its candidate. One apt-cache call.
+ecom_stale_libs() {
+    LC_ALL=C apt-cache policy "${ECOM_RUNTIME_LIBS[@]}" 2>/dev/null | awk '
+        /^[^ ]/          { pkg = $1; sub(/:$/, "", pkg); inst = ""; next }
+        /^  Installed: / { inst = $2; next }
+        /^  Candidate: / { if (inst != "" && inst != "(none)" && $2 != "(none)" && inst != $2)
+                               print pkg, inst, $2 }' |
+    while read -r pkg inst cand; do
+        if dpkg --compare-versions "$inst" lt "$cand"; then
+            printf '%s %s %s\n' "$pkg" "$inst" "$cand"
+        fi
+    done
+}
+
+# Installs the packages above that are missing, then upgrades every runtime
+# library older than its candidate. A run with nothing to do is one
+# dpkg-query and one apt-cache call (well under a second).
 ecom_deps() {
-    local missing=() pkg status
+    local missing=() stale=() pkg status line updated=0
     declare -A have=()
     while IFS=' ' read -r pkg status; do
-        [ "$status" = installed ] && have[$pkg]=1
-    done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${ECOM_PACKAGES[@]}" 2>/dev/null || true)
-    for pkg in "${ECOM_PACKAGES[@]}"; do
+        [ "$status" = installed ] && have[${pkg%%:*}]=1
+    done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' \
+                 "${ECOM_PACKAGES[@]}" "${ECOM_RUNTIME_LIBS[@]}" 2>/dev/null || true)
+    for pkg in "${ECOM_PACKAGES[@]}" "${ECOM_RUNTIME_LIBS[@]}"; do
         [ -n "${have[$pkg]:-}" ] || missing+=("$pkg")
     done
-    if [ ${#missing[@]} -eq 0 ]; then
-        msg "system packages: all present"
+    if [ ${#missing[@]} -gt 0 ]; then
+        msg "installing missing packages: ${missing[*]}"
+        ecom_apt update -qq
+        updated=1
+        # With recommends: gcc needs libc6-dev, perl's sockets want netbase.
+        ecom_apt install -y -qq "${missing[@]}"
+        msg "packages installed"
+    elif ! ecom_apt_lists_present; then
+        msg "no apt package lists: apt-get update, to compare the runtime libraries with their candidates"
+        if ecom_apt update -qq; then
+            updated=1
+        else
+            warn "apt-get update failed: cannot tell whether the runtime libraries are current"
+        fi
+    fi
+    mapfile -t stale < <(ecom_stale_libs)
+    if [ ${#stale[@]} -gt 0 ] && [ $updated = 0 ]; then
+        # The candidate may be gone from the mirror by now: refresh first.
+        msg "runtime libraries older than their candidate: refreshing the package lists"
+        ecom_apt update -qq
+        mapfile -t stale < <(ecom_stale_libs)
+    fi
+    if [ ${#stale[@]} -eq 0 ]; then
+        if [ ${#missing[@]} -eq 0 ]; then
+            msg "system packages: all present, runtime libraries up to date"
+        fi
         return 0
     fi
-    msg "installing missing packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    # With recommends: gcc needs libc6-dev, perl's sockets want netbase.
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-    msg "packages installed"
+    local names=() inst cand
+    for line in "${stale[@]}"; do
+        read -r pkg inst cand <<<"$line"
+        msg "upgrading $pkg $inst -> $cand"
+        names+=("$pkg")
+    done
+    # --only-upgrade: nothing new is installed and the packages keep their
+    # automatic/manual marks.
+    ecom_apt install -y -qq --only-upgrade "${names[@]}"
+    mapfile -t stale < <(ecom_stale_libs)
+    if [ ${#stale[@]} -gt 0 ]; then
+        warn "still older than their candidate: ${stale[*]}"
+    else
+        msg "runtime libraries upgraded: ${names[*]}"
+    fi
 }
 
 # PostgreSQL client environment shared by every script (libpq reads these).

@@ -162,14 +162,16 @@ run_pass() {
             cat "$f" >&2
         done
     fi
-    local pattern='child pid [0-9]+ exit signal'
+    # A crashed child, or (AH01882) mod_ssl running on an older OpenSSL than
+    # it was built against: ecom_deps keeps the runtime libraries current.
+    local pattern='child pid [0-9]+ exit signal|AH01882'
     [ "$san" = 1 ] && pattern="AddressSanitizer|runtime error|$pattern"
     # SIGKILL is what t/15 sends children on purpose; any other signal is
     # a crash
     if [ -f "$rundir/error.log" ] && grep -E "$pattern" "$rundir/error.log" \
             | grep -qv 'exit signal Killed (9)'; then
         problems=1
-        printf '==> crash or sanitizer lines in %s:\n' "$rundir/error.log" >&2
+        printf '==> crash, sanitizer or library mismatch lines in %s:\n' "$rundir/error.log" >&2
         grep -E -B2 -A20 "$pattern" "$rundir/error.log" | head -n 200 >&2
     fi
     local secs=$((SECONDS - t))
@@ -178,7 +180,7 @@ run_pass() {
         return 0
     fi
     local why="prove exit $rc"
-    [ $problems = 1 ] && why="$why, crash or sanitizer report in the logs"
+    [ $problems = 1 ] && why="$why, crash, sanitizer report or library mismatch in the logs"
     pass_verdict="FAILED in ${secs}s ($why)"
     return 1
 }

@@ -85,7 +85,9 @@ for my $t (@targets) {
         # 'only whitespace' on the optional-body POST /orders/ may count as no body (422 empty cart)
         # 'only whitespace' on the optional-body POST /orders/ may count as no body (422 empty cart);
         # NUL and lone-surrogate escapes are valid JSON grammar: any non-5xx answer will do.
+        # the endpoints anyone may call take at most EcomMaxAnonBodySize (8 KiB): the deep nestings are larger
         my $want = ($what eq 'only whitespace' && $path eq '/orders/') ? 'error'
+                 : (!defined $tok && length $body > 8192) ? 413
                  : $what =~ /escaped NUL|lone surrogate/ ? 'any' : 400;
         check("$m $path with $what is " . ($want eq 'any' ? 'not 5xx' : $want), $r, $want);
     }

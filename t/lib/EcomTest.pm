@@ -15,7 +15,7 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  psql_value psql_do is_problem has_field_error uniq json_encode
                  json_decode is_rfc3339 is_true is_false is_int base_url
                  error_log_text error_log_size content_type is_json_ct
-                 bearer_challenge_ok ecom_root parallel);
+                 bearer_challenge_ok ecom_root parallel spare_httpd free_port);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -328,6 +328,91 @@ sub bearer_challenge_ok {
     return 0 unless $h =~ /\bBearer\b/;
     return 0 if $want_invalid_token && $h !~ /error="invalid_token"/;
     return 1;
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp',
+                                  Listen => 1, ReuseAddr => 1) or die "no free port: $!\n";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# spare_httpd(%o): a throwaway apache2 with mod_ecom, for what the suite's
+# own server cannot show (another configuration, a process to watch).
+#   conf   => the configuration after a common prelude (ServerRoot, pid file,
+#             logs, one small event-MPM child, mod_authz_core, mod_ecom);
+#             @DIR@ is its directory, @PORT0@, @PORT1@... free ports
+#             (each one also gets a Listen line)
+#   ports  => how many ports (1)
+#   modules => [names] more modules from /usr/lib/apache2/modules (mod_NAME.so)
+#   start  => 0: only write the config and run apache2 -t
+# Returns { dir, conf, ports, syntax (apache2 -t output), syntax_ok, started,
+#           error_log (path), pid (parent), stop => sub }; or a string why it
+# cannot run (not root, no apache2). Uses the module and preload of the test
+# pass (MODULE, ECOM_PRELOAD), so it runs under the sanitizers in pass 2.
+my @spares;
+END { for my $h (@spares) { $h->{stop}->() if $h->{owner} == $$ } }
+
+sub spare_httpd {
+    my (%o) = @_;
+    my $apache2 = '/usr/sbin/apache2';
+    return 'apache2 not found' unless -x $apache2;
+    return 'needs root (User www-data)' if $> != 0;
+    require File::Temp;
+    my $dir = File::Temp::tempdir('ecom-spare-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    chmod 0755, $dir;
+    my $module = $ENV{MODULE} // ecom_root() . '/build/mod_ecom.so';
+    my @ports = map { free_port() } 1 .. ($o{ports} // 1);
+    my @mods = (qw(mpm_event authz_core), @{ $o{modules} || [] }, 'dbd');
+    my %seen;
+    my $conf = join('', map { "$_\n" } (
+        'ServerRoot "/etc/apache2"', 'PidFile "@DIR@/httpd.pid"', 'DefaultRuntimeDir "@DIR@"',
+        'Mutex "file:@DIR@" default', 'ServerName 127.0.0.1', 'User www-data', 'Group www-data',
+        'ErrorLog "@DIR@/error.log"', 'LogLevel info',
+        'StartServers 1', 'ServerLimit 1', 'ThreadsPerChild 4', 'MaxRequestWorkers 4',
+        'MinSpareThreads 1', 'MaxSpareThreads 4',
+        (map { "LoadModule ${_}_module /usr/lib/apache2/modules/mod_$_.so" } grep { !$seen{$_}++ } @mods),
+        "LoadModule ecom_module \"$module\"",
+        (map { "Listen 127.0.0.1:\@PORT$_\@" } 0 .. $#ports),
+    )) . ($o{conf} // '');
+    $conf =~ s/\@DIR\@/$dir/g;
+    $conf =~ s/\@PORT(\d+)\@/$ports[$1] \/\/ die "no port $1\n"/ge;
+    my $file = "$dir/httpd.conf";
+    open my $fh, '>', $file or die "$file: $!\n";
+    print $fh $conf;
+    close $fh;
+    my @env = length($ENV{ECOM_PRELOAD} // '') ? ('env', "LD_PRELOAD=$ENV{ECOM_PRELOAD}") : ();
+    my $syntax = `@env $apache2 -t -f $file 2>&1`;
+    my %h = (dir => $dir, conf => $file, ports => \@ports, syntax => $syntax,
+             syntax_ok => ($? == 0 && $syntax =~ /Syntax OK/) ? 1 : 0,
+             error_log => "$dir/error.log", started => 0);
+    $h{stop} = sub {
+        return unless $h{pid};
+        kill 'TERM', $h{pid};
+        my $t = time + 20;
+        sleep 0.1 while kill(0, $h{pid}) && time < $t;
+        delete $h{pid};
+    };
+    return \%h if defined $o{start} && !$o{start} || !$h{syntax_ok};
+    $h{owner} = $$;
+    push @spares, \%h;
+    my $out = `@env $apache2 -f $file -k start 2>&1`;
+    $h{start_output} = $out;
+    return \%h if $? != 0;
+    my $deadline = time + 30;
+    until ($h{started}) {
+        last if time > $deadline;
+        if (open my $pf, '<', "$dir/httpd.pid") {
+            my $pid = <$pf>;
+            $h{pid} = $1 if defined $pid && $pid =~ /^(\d+)/;
+        }
+        $h{started} = 1 if $h{pid}
+            && IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ports[0], Proto => 'tcp', Timeout => 1);
+        sleep 0.1 unless $h{started};
+    }
+    return \%h;
 }
 
 sub error_log_path { defined $ENV{ECOM_RUNDIR} ? "$ENV{ECOM_RUNDIR}/error.log" : undef }
