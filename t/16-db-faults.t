@@ -61,6 +61,42 @@ sub bg_psql {
     waitpid $holder, 0;
 }
 
+# --- item 5: a write whose session is lost while it runs is not run again ------
+{
+    my $staff = staff_token();
+    my $p = create_product(price => 700, stock => 3, name => 'Before ' . uniq());
+    # the PATCH (one UPDATE, outside any transaction) waits for this lock ...
+    my $holder = bg_psql("BEGIN; SELECT id FROM products WHERE id = $p->{id} FOR UPDATE; SELECT pg_sleep(1.5); COMMIT;");
+    sleep 0.4;
+    my $client = fork // die "fork: $!";
+    if (!$client) {
+        my $r = api(PATCH => "/products/$p->{id}/", token => $staff, body => { name => 'After' });
+        open my $fh, '>', "/tmp/ecom-t16-$$" or POSIX::_exit(1);
+        print $fh "$r->{status} " . (ref $r->{json} eq 'HASH' ? $r->{json}{type} // '' : '');
+        close $fh;
+        POSIX::_exit(0);
+    }
+    # ... and its session is terminated while it waits: PostgreSQL may or may
+    # not have run such a write, so the module must not send it again
+    my $deadline = time + 1;
+    my $n = 0;
+    while (time < $deadline && !$n) {
+        $n = psql_value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'
+                           AND application_name = '' AND query LIKE '%UPDATE products%'");
+        sleep 0.05 unless $n;
+    }
+    is $n, 1, "the waiting write's session was terminated";
+    waitpid $client, 0;
+    waitpid $holder, 0;
+    open my $fh, '<', "/tmp/ecom-t16-$client";
+    my ($status, $type) = split ' ', (<$fh> // '');
+    unlink "/tmp/ecom-t16-$client";
+    is $status, 503, 'the interrupted write is answered 503, not re-run on a new session';
+    like $type // '', qr/database-unavailable$/, '... database-unavailable';
+    like api(GET => "/products/$p->{id}/")->{json}{name}, qr/^Before /, 'and it was not applied';
+}
+
 # --- item 2: sessions terminated under checkout load --------------------------
 {
     my $before = error_log_size();
