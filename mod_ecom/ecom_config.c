@@ -131,24 +131,28 @@ static const char *set_max_anon_body(cmd_parms *cmd, void *cfg,
     return err;
 }
 
-static const char *set_page_size(cmd_parms *cmd, void *cfg, const char *arg)
+/* An int field of ecom_dir_conf with its range, for set_dir_int (the
+ * directive's cmd->info). */
+typedef struct {
+    apr_size_t offset;
+    long long min, max;
+} dir_int;
+
+static const dir_int page_size_slot = {
+    APR_OFFSETOF(ecom_dir_conf, page_size), 1, 1000 };
+static const dir_int page_max_slot = {
+    APR_OFFSETOF(ecom_dir_conf, page_max), 1, 1000 };
+static const dir_int idem_per_day_slot = {
+    APR_OFFSETOF(ecom_dir_conf, idem_per_day), 1, 1000000 };
+
+static const char *set_dir_int(cmd_parms *cmd, void *cfg, const char *arg)
 {
+    const dir_int *slot = cmd->info;
     long long v;
-    const char *err = set_int(cmd, arg, 1, 1000, &v);
+    const char *err = set_int(cmd, arg, slot->min, slot->max, &v);
 
     if (!err) {
-        ((ecom_dir_conf *)cfg)->page_size = (int)v;
-    }
-    return err;
-}
-
-static const char *set_page_max(cmd_parms *cmd, void *cfg, const char *arg)
-{
-    long long v;
-    const char *err = set_int(cmd, arg, 1, 1000, &v);
-
-    if (!err) {
-        ((ecom_dir_conf *)cfg)->page_max = (int)v;
+        *(int *)((char *)cfg + slot->offset) = (int)v;
     }
     return err;
 }
@@ -218,18 +222,6 @@ static const char *set_cache_ttl(cmd_parms *cmd, void *cfg, const char *arg)
     return err;
 }
 
-static const char *set_idem_per_day(cmd_parms *cmd, void *cfg,
-                                    const char *arg)
-{
-    long long v;
-    const char *err = set_int(cmd, arg, 1, 1000000, &v);
-
-    if (!err) {
-        ((ecom_dir_conf *)cfg)->idem_per_day = (int)v;
-    }
-    return err;
-}
-
 static const char *set_purge_interval(cmd_parms *cmd, void *cfg,
                                       const char *arg)
 {
@@ -260,10 +252,11 @@ const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomCurrency", set_currency, NULL, OR_ALL,
                   "Default ISO 4217 currency of new products and empty carts "
                   "(default EUR)"),
-    AP_INIT_TAKE1("EcomPageSize", set_page_size, NULL, ACCESS_CONF | RSRC_CONF,
+    AP_INIT_TAKE1("EcomPageSize", set_dir_int, (void *)&page_size_slot,
+                  ACCESS_CONF | RSRC_CONF,
                   "Items per list page when the client sends no limit "
                   "(default 20)"),
-    AP_INIT_TAKE1("EcomPageSizeMax", set_page_max, NULL,
+    AP_INIT_TAKE1("EcomPageSizeMax", set_dir_int, (void *)&page_max_slot,
                   ACCESS_CONF | RSRC_CONF,
                   "Largest limit a client may ask for; larger ones are capped "
                   "(default 100)"),
@@ -280,7 +273,8 @@ const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "Longest time in seconds a cached page is served "
                   "(default 5)"),
-    AP_INIT_TAKE1("EcomIdempotencyKeysPerDay", set_idem_per_day, NULL,
+    AP_INIT_TAKE1("EcomIdempotencyKeysPerDay", set_dir_int,
+                  (void *)&idem_per_day_slot,
                   ACCESS_CONF | RSRC_CONF,
                   "New Idempotency-Keys a user may send per 24 hours; more "
                   "get 429 (default 1000)"),
