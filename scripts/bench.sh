@@ -6,7 +6,9 @@
 # script does not exist) and httpd on 127.0.0.1:28080 (LogLevel warn, no
 # access log), warms up, then runs `wrk -t2 -c32 -d10s --latency` against
 #   GET /products/?limit=20, GET /products/<id>/, GET /static/products.json
-# and prints requests/s, average and p99 latency of each, then
+# and the write path POST /cart/ (32 users adding 400 products in turn: each
+# add is a transaction that locks the user's row, then one upsert), and
+# prints requests/s, average and p99 latency of each, then
 #   ratio: 0.NN   (list requests/s divided by static-file requests/s)
 # Fails when any response was not 2xx. Stops everything at the end.
 # ECOM_BENCH_DURATION (10s), ECOM_BENCH_THREADS (2), ECOM_BENCH_CONNECTIONS
@@ -113,6 +115,19 @@ for p in "${paths[@]}"; do
 done
 
 declare -A rps=() avg=() p99=() bad=() sockerr=()
+# record NAME "ECOM_RESULT k=v ...": keeps one run's figures under NAME.
+record() {
+    local kv
+    for kv in ${2#ECOM_RESULT }; do
+        case "$kv" in
+            rps=*) rps[$1]="${kv#*=}" ;;
+            avg_ms=*) avg[$1]="${kv#*=}" ;;
+            p99_ms=*) p99[$1]="${kv#*=}" ;;
+            non2xx=*) bad[$1]="${kv#*=}" ;;
+            socket_errors=*) sockerr[$1]="${kv#*=}" ;;
+        esac
+    done
+}
 for i in "${!paths[@]}"; do
     n="${names[$i]}" p="${paths[$i]}"
     msg "wrk -t$THREADS -c$CONNS -d$DURATION --latency $BASE$p"
@@ -120,16 +135,50 @@ for i in "${!paths[@]}"; do
     printf '%s\n' "$out" | grep -v '^ECOM_RESULT' | sed 's/^/    /'
     line="$(printf '%s\n' "$out" | grep '^ECOM_RESULT' | tail -n1)"
     [ -n "$line" ] || die "no result line from wrk for $p"
-    for kv in ${line#ECOM_RESULT }; do
-        case "$kv" in
-            rps=*) rps[$n]="${kv#*=}" ;;
-            avg_ms=*) avg[$n]="${kv#*=}" ;;
-            p99_ms=*) p99[$n]="${kv#*=}" ;;
-            non2xx=*) bad[$n]="${kv#*=}" ;;
-            socket_errors=*) sockerr[$n]="${kv#*=}" ;;
-        esac
-    done
+    record "$n" "$line"
 done
+
+# The write path: POST /cart/ by 32 users, over 400 products with ample
+# stock, so every add is a 201 (a line stays far below 10,000 units).
+msg "write path: registering 32 users, 400 products with stock 1000000"
+psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE products SET stock = 1000000 WHERE id IN
+    (SELECT id FROM products WHERE active ORDER BY id LIMIT 400)"
+pids="$(psql -X -At -v ON_ERROR_STOP=1 -c \
+    "SELECT string_agg(id::text, ',') FROM (SELECT id FROM products WHERE active ORDER BY id LIMIT 400) s")"
+tokens=""
+for u in $(seq 1 32); do
+    tok="$(curl -s -X POST -H 'Content-Type: application/json' \
+        -d "{\"email\": \"bench-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
+        "$BASE/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
+    [ -n "$tok" ] || die "could not register a bench user"
+    tokens="$tokens\"$tok\","
+done
+wlua="$RUNDIR/bench-cart.lua"
+{
+    printf 'local tokens = {%s}\nlocal pids = {%s}\n' "$tokens" "$pids"
+    cat <<'LUA'
+local n = 0
+request = function()
+  n = n + 1
+  local tok = tokens[(n % #tokens) + 1]
+  local pid = pids[((n * 7) % #pids) + 1]
+  return wrk.format("POST", "/cart/", {
+    ["Authorization"] = "Bearer " .. tok,
+    ["Content-Type"] = "application/json" },
+    string.format('{"product_id": %d, "quantity": 1}', pid))
+end
+LUA
+    cat "$lua"
+} >"$wlua"
+names+=(cart-add)
+paths+=("/cart/")
+n=cart-add
+msg "wrk -t$THREADS -c$CONNS -d$DURATION --latency POST $BASE/cart/"
+out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$wlua" "$BASE/cart/")"
+printf '%s\n' "$out" | grep -v '^ECOM_RESULT' | sed 's/^/    /'
+line="$(printf '%s\n' "$out" | grep '^ECOM_RESULT' | tail -n1)"
+[ -n "$line" ] || die "no result line from wrk for POST /cart/"
+record "$n" "$line"
 
 if grep -Eq 'child pid [0-9]+ exit signal' "$RUNDIR/error.log" 2>/dev/null; then
     warn "httpd children crashed during the benchmark (see $RUNDIR/error.log)"
