@@ -66,7 +66,7 @@ sub bg_psql {
     my $staff = staff_token();
     my $p = create_product(price => 700, stock => 3, name => 'Before ' . uniq());
     # the PATCH (one UPDATE, outside any transaction) waits for this lock ...
-    my $holder = bg_psql("BEGIN; SELECT id FROM products WHERE id = $p->{id} FOR UPDATE; SELECT pg_sleep(1.5); COMMIT;");
+    my $holder = bg_psql("BEGIN; SELECT id FROM products WHERE id = $p->{id} FOR UPDATE; SELECT pg_sleep(2.5); COMMIT;");
     sleep 0.4;
     my $client = fork // die "fork: $!";
     if (!$client) {
@@ -78,7 +78,8 @@ sub bg_psql {
     }
     # ... and its session is terminated while it waits: PostgreSQL may or may
     # not have run such a write, so the module must not send it again
-    my $deadline = time + 1;
+    # (well inside the PATCH's 2 s lock_timeout)
+    my $deadline = time + 1.6;
     my $n = 0;
     while (time < $deadline && !$n) {
         $n = psql_value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
