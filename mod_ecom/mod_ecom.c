@@ -97,14 +97,14 @@ typedef struct {
     int persist;    /* -1: not set here */
 } dbd_limits;
 
-static void read_limits(const ap_directive_t *d, dbd_limits *top,
-                        apr_array_header_t *vhosts, dbd_limits *cur)
+static void read_limits(const ap_directive_t *d, apr_array_header_t *vhosts,
+                        dbd_limits *cur)
 {
     for (; d; d = d->next) {
         if (!strcasecmp(d->directive, "<VirtualHost")) {
             dbd_limits *v = apr_array_push(vhosts);
             v->max = v->persist = -1;
-            read_limits(d->first_child, top, vhosts, v);
+            read_limits(d->first_child, vhosts, v);
         }
         else if (!strcasecmp(d->directive, "DBDMax") && d->args) {
             long long v;
@@ -116,7 +116,7 @@ static void read_limits(const ap_directive_t *d, dbd_limits *top,
                            && strcmp(d->args, "0") != 0;
         }
         else if (d->first_child) {
-            read_limits(d->first_child, top, vhosts, cur);
+            read_limits(d->first_child, vhosts, cur);
         }
     }
 }
@@ -131,7 +131,7 @@ static int check_pool_size(apr_pool_t *ptemp, server_rec *s)
         || threads <= 1) {
         return OK;
     }
-    read_limits(ap_conftree, &top, vhosts, &top);
+    read_limits(ap_conftree, vhosts, &top);
     if (top.max < 0) {
         top.max = 10;
     }
@@ -167,11 +167,16 @@ static int ecom_handler(request_rec *r)
     return ecom_dispatch(r);
 }
 
+/* s's mod_dbd server config (NULL without mod_dbd). */
+static void *dbd_config(module *dbd, const server_rec *s)
+{
+    return dbd ? ap_get_module_config(s->module_config, dbd) : NULL;
+}
+
 static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                             apr_pool_t *ptemp, server_rec *s)
 {
     module *dbd = ap_find_linked_module("mod_dbd.c");
-    apr_array_header_t *seen = apr_array_make(ptemp, 4, sizeof(void *));
     apr_array_header_t *servers = apr_array_make(pconf, 4,
                                                  sizeof(server_rec *));
     server_rec *sp;
@@ -187,16 +192,17 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     for (sp = s; sp; sp = sp->next) {
         /* virtual hosts without DBD directives share the main server's
-         * mod_dbd config: register once per distinct config */
-        void *cfg = dbd ? ap_get_module_config(sp->module_config, dbd) : NULL;
+         * mod_dbd config: register once per distinct config (servers
+         * keeps the first server of each) */
+        void *cfg = dbd_config(dbd, sp);
         int dup = 0;
-        for (int i = 0; i < seen->nelts && !dup; i++) {
-            dup = APR_ARRAY_IDX(seen, i, void *) == cfg;
+        for (int i = 0; i < servers->nelts && !dup; i++) {
+            dup = dbd_config(dbd, APR_ARRAY_IDX(servers, i, server_rec *))
+                  == cfg;
         }
         if (dup) {
             continue;
         }
-        APR_ARRAY_PUSH(seen, void *) = cfg;
         APR_ARRAY_PUSH(servers, server_rec *) = sp;
         ecom_db_register(sp);
     }
