@@ -233,12 +233,12 @@ typedef enum {
     DBE_OTHER
 } dberr;
 
-static dberr classify(ecom_req *q, int rv, char state[6])
+static dberr classify(ecom_req *q, int rv)
 {
     const char *msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
+    char state[6];
 
     if (ecom_pg_sqlstate(msg, state) != 0) {
-        memcpy(state, "-----", 6);
         /* libpq's own errors: the socket broke, or no server at all */
         return DBE_GONE;
     }
@@ -263,51 +263,56 @@ static dberr classify(ecom_req *q, int rv, char state[6])
     return DBE_OTHER;
 }
 
-/* Logs a failure without row values: SQLSTATE, constraint, primary text. */
-static void log_failure(ecom_req *q, int level, const char *label, int rv,
-                        const char *state)
+/* A failure's text for the log, without row values: "SQLSTATE s[,
+ * constraint c]: primary message" (libpq's own first line when the server
+ * sent none; it holds no server data). */
+static const char *failure_text(apr_pool_t *p, apr_dbd_t *handle,
+                                const apr_dbd_driver_t *driver, int rv)
 {
-    const char *msg = apr_dbd_error(q->dbd->driver, q->dbd->handle, rv);
-    char primary[256] = "", constraint[128] = "";
+    const char *msg = apr_dbd_error(driver, handle, rv);
+    char state[6] = "-----", primary[256] = "", constraint[128] = "";
 
+    ecom_pg_sqlstate(msg, state);
     if (ecom_pg_primary(msg, primary, sizeof(primary)) != 0 && msg) {
-        /* libpq's own text (no server data in it) */
         size_t n = strcspn(msg, "\r\n");
         apr_cpystrn(primary, msg, n + 1 < sizeof(primary) ? n + 1
                                                          : sizeof(primary));
     }
     ecom_pg_field(msg, "CONSTRAINT NAME", constraint, sizeof(constraint));
+    return apr_psprintf(p, "SQLSTATE %s%s%s: %s", state,
+                        *constraint ? ", constraint " : "", constraint,
+                        primary);
+}
+
+static void log_failure(ecom_req *q, int level, const char *label, int rv)
+{
     ap_log_rerror(APLOG_MARK, level, 0, q->r, APLOGNO(10905)
-                  "statement %s failed: SQLSTATE %s%s%s: %s", label, state,
-                  *constraint ? ", constraint " : "", constraint, primary);
+                  "statement %s failed: %s", label,
+                  failure_text(q->r->pool, q->dbd->handle, q->dbd->driver, rv));
 }
 
 static int failed(ecom_req *q, const char *label, int rv)
 {
-    char state[6];
-
-    switch (classify(q, rv, state)) {
+    switch (classify(q, rv)) {
     case DBE_GONE:
+    case DBE_NO_STMT:
         /* mod_dbd checks (and if need be replaces) the connection when
          * the next request acquires it */
-        log_failure(q, APLOG_WARNING, label, rv, state);
+        log_failure(q, APLOG_WARNING, label, rv);
         return unavailable(q);
     case DBE_BUSY:
-        log_failure(q, APLOG_WARNING, label, rv, state);
+        log_failure(q, APLOG_WARNING, label, rv);
         return busy(q);
-    case DBE_NO_STMT:
-        log_failure(q, APLOG_WARNING, label, rv, state);
-        return unavailable(q);
     case DBE_DUPLICATE:
-        log_failure(q, APLOG_INFO, label, rv, state);
+        log_failure(q, APLOG_INFO, label, rv);
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "A resource with these values already exists.");
     case DBE_INTEGRITY:
-        log_failure(q, APLOG_INFO, label, rv, state);
+        log_failure(q, APLOG_INFO, label, rv);
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "The change would break a data constraint.");
     default:
-        log_failure(q, APLOG_ERR, label, rv, state);
+        log_failure(q, APLOG_ERR, label, rv);
         break;
     }
     return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
@@ -343,12 +348,11 @@ static int missing(ecom_req *q, const char *label)
 static int retry_after(ecom_req *q, const char *label, int rv)
 {
     const ecom_stmt *st;
-    char state[6];
 
     if (!rv || q->in_tx) {
         return 0;
     }
-    switch (classify(q, rv, state)) {
+    switch (classify(q, rv)) {
     case DBE_NO_STMT:
         return reprepare(q->r, q->dbd);
     case DBE_GONE:
@@ -547,10 +551,9 @@ int ecom_db_begin(ecom_req *q)
     }
     rv = control(q, "BEGIN");
     if (rv) {
-        char state[6];
         /* a pooled session that died while idle: nothing has run yet, so
          * reconnect and begin again */
-        if (classify(q, rv, state) == DBE_GONE && reconnect(q)) {
+        if (classify(q, rv) == DBE_GONE && reconnect(q)) {
             rv = control(q, "BEGIN");
         }
         if (rv) {
@@ -675,13 +678,9 @@ static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
         n = 0;
         rv = apr_dbd_pquery(dbd->driver, p, dbd->handle, &n, st, 0, NULL);
         if (rv) {
-            char primary[256] = "", state[6] = "-----";
-            const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
-            ecom_pg_sqlstate(msg, state);
-            ecom_pg_primary(msg, primary, sizeof(primary));
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(10930)
-                         "purge %s failed: SQLSTATE %s: %s", label, state,
-                         primary);
+                         "purge %s failed: %s", label,
+                         failure_text(p, dbd->handle, dbd->driver, rv));
             return -1;
         }
         total += n;
