@@ -195,25 +195,31 @@ typedef struct {
     long long order_id;
 } checkout_ctx;
 
-/* Appends v to a PostgreSQL array literal being built in *buf. */
-static void array_add(ecom_req *q, const char **buf, long long v)
+/* Appends v to a list of integers (as strings) bound for array_text(). */
+static void array_add(ecom_req *q, apr_array_header_t *a, long long v)
 {
-    *buf = *buf ? apr_psprintf(q->r->pool, "%s,%" APR_INT64_T_FMT, *buf,
-                               (apr_int64_t)v)
-                : apr_psprintf(q->r->pool, "%" APR_INT64_T_FMT,
-                               (apr_int64_t)v);
+    APR_ARRAY_PUSH(a, const char *) = ECOM_LL(q, v);
 }
 
-static const char *array_done(ecom_req *q, const char *buf)
+/* The PostgreSQL array literal of a, e.g. {1,2,3}, for a bigint[] or int[]
+ * parameter. */
+static const char *array_text(ecom_req *q, const apr_array_header_t *a)
 {
-    return apr_pstrcat(q->r->pool, "{", buf ? buf : "", "}", NULL);
+    return apr_pstrcat(q->r->pool, "{", apr_array_pstrcat(q->r->pool, a, ','),
+                       "}", NULL);
 }
 
 static int checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
     const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[4];
-    const char *line_ids = NULL, *pids = NULL, *qtys = NULL;
+    const char *locked_lines, *locked_pids, *locked_qtys;
+    apr_array_header_t *line_ids = apr_array_make(q->r->pool, 16,
+                                                  sizeof(const char *));
+    apr_array_header_t *pids = apr_array_make(q->r->pool, 16,
+                                              sizeof(const char *));
+    apr_array_header_t *qtys = apr_array_make(q->r->pool, 16,
+                                              sizeof(const char *));
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     long long total = 0;
@@ -245,9 +251,9 @@ static int checkout(ecom_req *q, void *data)
         if (ecom_money_add_line(&total, ecom_db_ll(q, row, 4), qty) != 0) {
             overflow = 1;
         }
-        array_add(q, &line_ids, ecom_db_ll(q, row, 7));
-        array_add(q, &pids, ecom_db_ll(q, row, 0));
-        array_add(q, &qtys, qty);
+        array_add(q, line_ids, ecom_db_ll(q, row, 7));
+        array_add(q, pids, ecom_db_ll(q, row, 0));
+        array_add(q, qtys, qty);
         lines++;
     }
     if (lines == 0) {
@@ -274,9 +280,9 @@ static int checkout(ecom_req *q, void *data)
                                            (json_int_t)total,
                                            "currency", currency));
     }
-    line_ids = array_done(q, line_ids);
-    pids = array_done(q, pids);
-    qtys = array_done(q, qtys);
+    locked_lines = array_text(q, line_ids);
+    locked_pids = array_text(q, pids);
+    locked_qtys = array_text(q, qtys);
     args[0] = uid;
     args[1] = currency;
     args[2] = args[3] = ECOM_LL(q, total);
@@ -286,8 +292,8 @@ static int checkout(ecom_req *q, void *data)
     row = ecom_db_row(q, res);
     c->order_id = row ? ecom_db_ll(q, row, 0) : 0;
     args[0] = ECOM_LL(q, c->order_id);
-    args[1] = pids;
-    args[2] = qtys;
+    args[1] = locked_pids;
+    args[2] = locked_qtys;
     if ((rv = ecom_db_query(q, "ecom_order_lines_insert", &n, 3, args))) {
         return rv;
     }
@@ -297,8 +303,8 @@ static int checkout(ecom_req *q, void *data)
                             "The cart changed during checkout; nothing was "
                             "ordered.");
     }
-    args[0] = pids;
-    args[1] = qtys;
+    args[0] = locked_pids;
+    args[1] = locked_qtys;
     if ((rv = ecom_db_query(q, "ecom_stock_take", &n, 2, args))) {
         return rv;
     }
@@ -317,7 +323,7 @@ static int checkout(ecom_req *q, void *data)
         return rv;
     }
     args[0] = uid;
-    args[1] = line_ids;
+    args[1] = locked_lines;
     return ecom_db_query(q, "ecom_cart_clear", NULL, 2, args);
 }
 
