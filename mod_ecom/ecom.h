@@ -24,41 +24,7 @@ extern module AP_MODULE_DECLARE_DATA ecom_module;
 APLOG_USE_MODULE(ecom);
 #endif
 
-/* ---- configuration (ecom_config.c) ---- */
-
-typedef struct {
-    apr_off_t max_body;      /* EcomMaxBodySize */
-    apr_off_t max_anon_body; /* EcomMaxAnonBodySize: routes that need no user */
-    const char *currency;    /* EcomCurrency */
-    int page_size;           /* EcomPageSize */
-    int page_max;            /* EcomPageSizeMax */
-    const char *base;        /* EcomBasePath, or the <Location> path */
-    int base_set;
-    int idem_per_day;        /* EcomIdempotencyKeysPerDay */
-} ecom_dir_conf;
-
-typedef struct ecom_cache ecom_cache;
-typedef struct ecom_cache_site ecom_cache_site;
-
-typedef struct {
-    int token_lifetime;      /* EcomTokenLifetime, seconds */
-    ecom_cache *cache;       /* EcomCache, shared by every virtual host */
-    int cache_set;
-    int cache_ttl;           /* EcomCacheTTL, seconds */
-    int purge_interval;      /* EcomPurgeInterval, seconds; 0: off */
-    ecom_cache_site *cache_site; /* this virtual host's part of the cache
-                                  * keys (ecom_cache.c), when cache is on */
-} ecom_srv_conf;
-
-/* Defaults of the directives that have no natural zero. */
-#define ECOM_DEFAULT_IDEM_PER_DAY   1000
-#define ECOM_DEFAULT_PURGE_INTERVAL 3600
-
-extern const command_rec ecom_cmds[];
-void *ecom_create_dir_conf(apr_pool_t *p, char *dir);
-void *ecom_merge_dir_conf(apr_pool_t *p, void *base, void *add);
-void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s);
-void *ecom_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+#include "ecom_config.h"
 
 /* ---- the request ---- */
 
@@ -86,6 +52,8 @@ typedef struct ecom_req {
 } ecom_req;
 
 typedef int (*ecom_handler_fn)(ecom_req *q);
+
+#include "ecom_cache.h"
 
 /* ---- responses (ecom_http.c) ---- */
 
@@ -232,26 +200,6 @@ int ecom_order_get(ecom_req *q);
 int ecom_order_create(ecom_req *q);
 int ecom_health(ecom_req *q);
 int ecom_openapi(ecom_req *q);
-
-/* ---- cache (ecom_cache.c) ---- */
-const char *ecom_cache_configure(cmd_parms *cmd, ecom_srv_conf *sc,
-                                 const char *arg);
-void ecom_cache_pre_config(apr_pool_t *pconf);
-int ecom_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
-void ecom_cache_child_init(apr_pool_t *p, server_rec *s);
-/* Sets *key to the key of this request's answer of the given kind, made of
- * the query parameters named in params (NULL-terminated) and nothing else
- * of the query string; NULL when there is no cache. Returns 0, or the
- * status of the problem it set when the database could not be asked what
- * it is (503 when it is unreachable). */
-int ecom_cache_key(ecom_req *q, const char *kind, const char *const *params,
-                   const char **key);
-/* Answers from the cache (returns 200) or returns 0 on a miss. */
-int ecom_cache_serve(ecom_req *q, const char *key);
-/* Stores the 200 answer the handler built under key. */
-void ecom_cache_store(ecom_req *q, const char *key);
-/* Called after every write that changes what cached pages show. */
-void ecom_cache_invalidate(ecom_req *q);
 
 /* ---- router (ecom_router.c) ---- */
 int ecom_dispatch(request_rec *r);
