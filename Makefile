@@ -15,13 +15,10 @@ CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
 BUILD    := build
 SRCDIR   := mod_ecom
 # The httpd-free layer: plain C, unit-tested without httpd.
-CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c
-# The httpd glue.
-HTTPD_SRC := $(SRCDIR)/mod_ecom.c $(SRCDIR)/ecom_config.c $(SRCDIR)/ecom_router.c \
-             $(SRCDIR)/ecom_http.c $(SRCDIR)/ecom_db.c $(SRCDIR)/ecom_auth.c \
-             $(SRCDIR)/ecom_products.c $(SRCDIR)/ecom_cart.c $(SRCDIR)/ecom_orders.c \
-             $(SRCDIR)/ecom_idempotency.c $(SRCDIR)/ecom_misc.c \
-             $(SRCDIR)/ecom_cache.c
+CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c $(SRCDIR)/ecom_err.c
+# The httpd glue: every other source file, so a new resource needs no edit
+# here (see ecom_registry.c).
+HTTPD_SRC := $(filter-out $(CORE_SRC),$(sort $(wildcard $(SRCDIR)/*.c)))
 GEN_SRC  := $(BUILD)/gen/ecom_openapi.c
 SRC      := $(HTTPD_SRC) $(CORE_SRC)
 HDR      := $(wildcard $(SRCDIR)/*.h)

@@ -14,13 +14,22 @@
  * every token in one transaction) either finished first, and its token is
  * revoked, or finds the hash changed and gets no token.
  */
-#include "ecom.h"
+#include "ecom_auth.h"
+#include "ecom_resource.h"
+#include "ecom_http.h"
 #include "ecom_crypto.h"
 #include "ecom_util.h"
 
+/* The user columns every user SELECT starts with (user_cols' order). */
 #define USER_COLS "u.id, u.email, u.name, u.is_staff, " ECOM_TS("u.created_at")
+enum { U_ID, U_EMAIL, U_NAME, U_IS_STAFF, U_CREATED_AT,
+       U_PASSWORD_HASH /* ecom_user_by_email only */ };
+/* ecom_token_user */
+enum { T_USER_ID, T_IS_STAFF, T_TOKEN_HASH };
+/* ecom_token_insert */
+enum { TI_EXPIRES_AT };
 
-const ecom_stmt ecom_auth_sql[] = {
+static const ecom_stmt auth_sql[] = {
     { "ecom_user_insert",
       "INSERT INTO users (email, name, password_hash) VALUES (%s, %s, %s) "
       "ON CONFLICT ((lower(email))) DO NOTHING "
@@ -42,8 +51,9 @@ const ecom_stmt ecom_auth_sql[] = {
 };
 
 static const ecom_col user_cols[] = {
-    { "id", EC_INT }, { "email", EC_STR }, { "name", EC_STR },
-    { "is_staff", EC_BOOL }, { "created_at", EC_TIME }, { NULL, 0 }
+    [U_ID] = { "id", EC_INT }, [U_EMAIL] = { "email", EC_STR },
+    [U_NAME] = { "name", EC_STR }, [U_IS_STAFF] = { "is_staff", EC_BOOL },
+    [U_CREATED_AT] = { "created_at", EC_TIME }, [U_PASSWORD_HASH] = { NULL, 0 }
 };
 
 static int unauthorized(ecom_req *q, const char *detail, int token_sent)
@@ -60,10 +70,9 @@ int ecom_authenticate(ecom_req *q, int need)
     const char *tok;
     char hash[ECOM_SHA256_HEX];
     const char *args[1];
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     const char *stored;
-    int rv;
+    ecom_err e;
 
     if (!h) {
         return need ? unauthorized(q, "Authentication required: send "
@@ -82,16 +91,16 @@ int ecom_authenticate(ecom_req *q, int need)
     }
     ecom_sha256_hex(tok, ECOM_TOKEN_LEN, hash);
     args[0] = hash;
-    if ((rv = ecom_db_select(q, "ecom_token_user", &res, 1, args))) {
-        return rv;
+    e = ecom_db_one(q, "ecom_token_user", &row, 1, args);
+    if (e && e != ECOM_E_NOT_FOUND) {
+        return ecom_fail(q, e);
     }
-    row = ecom_db_row(q, res);
-    stored = row ? ecom_db_get(q, row, 2) : NULL;
+    stored = row ? ecom_db_get(q, row, T_TOKEN_HASH) : NULL;
     if (!stored || strlen(stored) != 64 || !ecom_ct_equal(stored, hash, 64)) {
         return unauthorized(q, "The token is invalid or has expired.", 1);
     }
-    q->user_id = ecom_db_ll(q, row, 0);
-    q->is_staff = ecom_db_get(q, row, 1)[0] == 't';
+    q->user_id = ecom_db_ll(q, row, T_USER_ID);
+    q->is_staff = ecom_db_bool(q, row, T_IS_STAFF);
     if (need == 2 && !q->is_staff) {
         return ecom_problem(q, HTTP_FORBIDDEN, "forbidden",
                             "This action needs a staff account.");
@@ -107,13 +116,12 @@ static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
 {
     char tok[ECOM_TOKEN_LEN + 1], hash[ECOM_SHA256_HEX];
     const char *args[4];
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    int rv;
+    ecom_err e;
 
     if (ecom_token_new(tok) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, APLOGNO(10910)
-                      "random generator failed");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
+                      "ECOM0310: random generator failed");
         return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
                             "Could not create a token.");
     }
@@ -122,17 +130,18 @@ static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
     args[1] = apr_itoa(q->r->pool, q->sc->token_lifetime);
     args[2] = ECOM_LL(q, user_id);
     args[3] = pw_hash;
-    if ((rv = ecom_db_select(q, "ecom_token_insert", &res, 4, args))) {
-        return rv;
-    }
-    if (!(row = ecom_db_row(q, res))) {
+    if ((e = ecom_db_one(q, "ecom_token_insert", &row, 4, args))
+        == ECOM_E_NOT_FOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r,
-                      "ECOM0912: no token issued: the password changed "
+                      "ECOM0312: no token issued: the password changed "
                       "during the request");
         return unauthorized(q, "The account's password has just changed; "
                             "log in again.", 0);
     }
-    *expires = ecom_db_time(q, row, 0);
+    if (e) {
+        return ecom_fail(q, e);
+    }
+    *expires = ecom_db_time(q, row, TI_EXPIRES_AT);
     *token = apr_pstrdup(q->r->pool, tok);
     return 0;
 }
@@ -140,21 +149,22 @@ static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
 static int auth_result(ecom_req *q, int status, json_t *user,
                        const char *token, const char *expires)
 {
-    return ecom_json(q, status, json_pack("{s:o, s:s, s:s}", "user", user,
-                                          "token", token,
-                                          "expires_at", expires));
+    return ecom_json(q, status, ecom_jown(q, json_pack("{s:O, s:s, s:s}",
+                                                       "user", user,
+                                                       "token", token,
+                                                       "expires_at",
+                                                       expires)));
 }
 
-int ecom_register(ecom_req *q)
+static int ecom_register(ecom_req *q)
 {
-    json_t *errs = ecom_json_pool(q, json_array());
+    json_t *errs = ecom_jarray(q);
     const char *email = NULL, *password = NULL, *name = "", *args[3];
     const char *token = NULL, *expires = NULL;
     char hash[ECOM_PWHASH_MAX];
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     json_t *user;
-    long long uid;
+    ecom_err e;
     int rv;
 
     if (ecom_get_str(q->body, "email", 3, 254, &email, errs) == 0) {
@@ -168,7 +178,7 @@ int ecom_register(ecom_req *q)
     }
     ecom_get_str(q->body, "name", 0, 200, &name, errs);
     if (json_array_size(errs)) {
-        return ecom_invalid(q, json_incref(errs));
+        return ecom_invalid(q, errs);
     }
     if (ecom_password_hash(password, strlen(password), hash) != 0) {
         return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
@@ -177,31 +187,31 @@ int ecom_register(ecom_req *q)
     args[0] = email;
     args[1] = name;
     args[2] = hash;
-    if ((rv = ecom_db_select(q, "ecom_user_insert", &res, 3, args))) {
-        return rv;
-    }
-    if (!(row = ecom_db_row(q, res))) {
+    if ((e = ecom_db_one(q, "ecom_user_insert", &row, 3, args))
+        == ECOM_E_NOT_FOUND) {
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "An account with this e-mail already exists.");
     }
+    if (e) {
+        return ecom_fail(q, e);
+    }
     user = ecom_row_json(q, row, user_cols, 0);
-    uid = ecom_db_ll(q, row, 0);
-    if ((rv = issue_token(q, uid, hash, &token, &expires))) {
-        json_decref(user);
+    if ((rv = issue_token(q, ecom_db_ll(q, row, U_ID), hash, &token,
+                          &expires))) {
         return rv;
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
     return auth_result(q, HTTP_CREATED, user, token, expires);
 }
 
-int ecom_login(ecom_req *q)
+static int ecom_login(ecom_req *q)
 {
-    json_t *errs = ecom_json_pool(q, json_array());
+    json_t *errs = ecom_jarray(q);
     const char *email = NULL, *password = NULL, *token = NULL, *expires = NULL;
     const char *pw_hash, *args[1];
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     json_t *user;
+    ecom_err e;
     int rv;
 
     if (ecom_get_str(q->body, "email", 1, 254, &email, errs) == 0) {
@@ -211,32 +221,41 @@ int ecom_login(ecom_req *q)
         ecom_field_error(errs, "password", "is required");
     }
     if (json_array_size(errs)) {
-        return ecom_invalid(q, json_incref(errs));
+        return ecom_invalid(q, errs);
     }
     args[0] = email;
-    if ((rv = ecom_db_select(q, "ecom_user_by_email", &res, 1, args))) {
-        return rv;
+    e = ecom_db_one(q, "ecom_user_by_email", &row, 1, args);
+    if (e && e != ECOM_E_NOT_FOUND) {
+        return ecom_fail(q, e);
     }
-    row = ecom_db_row(q, res);
     /* unknown e-mail and wrong password: same work, same answer */
     if (!row) {
         ecom_password_burn(password, strlen(password));
     }
-    if (!row || !ecom_password_verify(ecom_db_get(q, row, 5), password,
-                                      strlen(password))) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, APLOGNO(10911)
-                      "failed login");
+    if (!row || !ecom_password_verify(ecom_db_get(q, row, U_PASSWORD_HASH),
+                                      password, strlen(password))) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r,
+                      "ECOM0311: failed login");
         return unauthorized(q, "Wrong e-mail or password.", 0);
     }
-    pw_hash = apr_pstrdup(q->r->pool, ecom_db_get(q, row, 5));
+    pw_hash = apr_pstrdup(q->r->pool, ecom_db_get(q, row, U_PASSWORD_HASH));
     user = ecom_row_json(q, row, user_cols, 0);
-    if ((rv = issue_token(q, ecom_db_ll(q, row, 0), pw_hash, &token,
+    if ((rv = issue_token(q, ecom_db_ll(q, row, U_ID), pw_hash, &token,
                           &expires))) {
-        json_decref(user);
         return rv;
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
-    return ecom_json(q, HTTP_OK, json_pack("{s:s, s:s, s:o}", "token", token,
-                                           "expires_at", expires,
-                                           "user", user));
+    return auth_result(q, HTTP_OK, user, token, expires);
 }
+
+static const ecom_route auth_routes[] = {
+    { M_POST, "auth/register", ecom_register, ECOM_AUTH_NONE, ECOM_BODY, 0,
+      "auth.register" },
+    { M_POST, "auth/login", ecom_login, ECOM_AUTH_NONE, ECOM_BODY, 0,
+      "auth.login" },
+    { 0, NULL, NULL, 0, 0, 0, NULL }
+};
+
+const ecom_resource ecom_auth_resource = {
+    "auth", auth_sql, auth_routes, NULL
+};

@@ -38,7 +38,9 @@
  * The Ecom-Cache: hit|miss response header is a diagnostic: it is sent only
  * when mod_ecom logs at debug level for the request.
  */
-#include "ecom.h"
+#include "ecom_cache.h"
+#include "ecom_resource.h"
+#include "ecom_http.h"
 #include "ecom_crypto.h"
 
 #include "ap_socache.h"
@@ -69,7 +71,7 @@ struct ecom_cache_site {
     char db[DB_TAG_LEN + 1];
 };
 
-const ecom_stmt ecom_cache_sql[] = {
+static const ecom_stmt cache_sql[] = {
     /* what the database is, for the cache keys (see the top of the file);
      * not the server's address, so that the same database reached another
      * way (a pooler, another address) keeps one generation */
@@ -271,9 +273,9 @@ static void put(ecom_req *q, const char *key, const char *val, apr_size_t len,
 
 /* The tag of this virtual host's database in the keys, from the child's
  * memory or else asked of PostgreSQL (once per child and virtual host).
- * Returns 0, or the status of the problem the lookup set; *tag is NULL when
- * there is no answer to cache under. */
-static int db_tag(ecom_req *q, const char **tag)
+ * Returns ECOM_OK or the lookup's failure (already logged by the data
+ * layer); *tag is NULL when there is no answer to cache under. */
+static ecom_err db_tag(ecom_req *q, const char **tag)
 {
     ecom_cache_site *site = q->sc->cache_site;
     const char *sys, *oid, *name;
@@ -281,19 +283,19 @@ static int db_tag(ecom_req *q, const char **tag)
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     char *id;
-    int rv;
+    ecom_err e;
 
     *tag = NULL;
     if (apr_atomic_read32(&site->db_state) == DB_KNOWN) {
         *tag = site->db;
-        return 0;
+        return ECOM_OK;
     }
-    if ((rv = ecom_db_select(q, "ecom_cache_db", &res, 0, NULL))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_cache_db", &res, 0, NULL))) {
+        return e;
     }
     if (!(row = ecom_db_row(q, res)) || !(sys = ecom_db_get(q, row, 0))
         || !(oid = ecom_db_get(q, row, 1)) || !(name = ecom_db_get(q, row, 2))) {
-        return 0;
+        return ECOM_OK;
     }
     id = apr_pstrcat(q->r->pool, sys, "/", oid, "/", name, NULL);
     ecom_sha256_hex(id, strlen(id), hex);
@@ -309,7 +311,7 @@ static int db_tag(ecom_req *q, const char **tag)
                       "EcomCache: database %s (system %s, oid %s) is %s in "
                       "the keys of %s", name, sys, oid, site->db, site->host);
     }
-    return 0;
+    return ECOM_OK;
 }
 
 /* The key of the current catalog generation of a database. */
@@ -349,14 +351,15 @@ int ecom_cache_key(ecom_req *q, const char *kind, const char *const *params,
     apr_pool_t *p = q->r->pool;
     const char *db, *text = "";
     char hex[ECOM_SHA256_HEX];
-    int rv, i;
+    int i;
 
     *key = NULL;
     if (!q->sc->cache) {
         return 0;
     }
-    if ((rv = db_tag(q, &db)) || !db) {
-        return rv;
+    if (db_tag(q, &db) || !db) {
+        /* best effort: the handler's own query reports the database */
+        return 0;
     }
     /* the mount point and page sizes are part of the key: two <Location>s
      * with different settings never share pages */
@@ -410,26 +413,13 @@ void ecom_cache_store(ecom_req *q, const char *key)
     }
 }
 
-/* db_tag() after a write that succeeded: a failed lookup must not change
- * the write's answer, so the response the handler had is put back. */
+/* db_tag() after a write that succeeded: the data layer writes no answer,
+ * so a failed lookup cannot change the write's. */
 static const char *db_tag_after_write(ecom_req *q)
 {
-    int status = q->status;
-    const char *out = q->out, *ctype = q->ctype, *tag = NULL;
-    apr_size_t out_len = q->out_len;
-    apr_table_t *err_headers;
+    const char *tag = NULL;
 
-    if (apr_atomic_read32(&q->sc->cache_site->db_state) == DB_KNOWN) {
-        return q->sc->cache_site->db;
-    }
-    err_headers = apr_table_copy(q->r->pool, q->r->err_headers_out);
-    if (db_tag(q, &tag)) {
-        q->status = status;
-        q->out = out;
-        q->out_len = out_len;
-        q->ctype = ctype;
-        q->r->err_headers_out = err_headers;
-    }
+    db_tag(q, &tag);
     if (!tag) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, APLOGNO(10924)
                       "EcomCache: database unknown, cached pages could not "
@@ -455,3 +445,5 @@ void ecom_cache_invalidate(ecom_req *q)
     g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now());
     put(q, gen_key(q, db), g, strlen(g), 86400);
 }
+
+const ecom_resource ecom_cache_resource = { "cache", cache_sql, NULL, NULL };

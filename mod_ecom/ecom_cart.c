@@ -13,7 +13,9 @@
  * "cart full" and "other currency" (409). Every statement is scoped by
  * user_id, so another user's line is simply not found (404).
  */
-#include "ecom.h"
+#include "ecom_resource.h"
+#include "ecom_http.h"
+#include "ecom_cache.h"
 #include "ecom_util.h"
 
 /* A cart holds at most this many distinct products, and a line at most
@@ -28,8 +30,14 @@
 #define LINE_COLS \
     "ci.id, ci.product_id, p.name, ci.quantity, p.price, " \
     "p.price * ci.quantity, p.currency"
+enum { L_ID, L_PRODUCT_ID, L_NAME, L_QUANTITY, L_UNIT_PRICE, L_LINE_TOTAL,
+       L_CURRENCY, L_NCOLS };
+/* ecom_cart_why */
+enum { W_STOCK, W_IN_CART, W_OTHER_CURRENCY, W_LINES };
+/* ecom_cart_add, ecom_cart_set_qty */
+enum { ONE_COL };
 
-const ecom_stmt ecom_cart_sql[] = {
+static const ecom_stmt cart_sql[] = {
     { "ecom_cart_lines",
       "SELECT " LINE_COLS " FROM cart_items ci "
       "JOIN products p ON p.id = ci.product_id "
@@ -80,12 +88,14 @@ const ecom_stmt ecom_cart_sql[] = {
 };
 
 static const ecom_col line_cols[] = {
-    { "id", EC_INT }, { "product_id", EC_INT }, { "name", EC_STR },
-    { "quantity", EC_INT }, { "unit_price", EC_INT }, { "line_total", EC_INT },
-    { "currency", EC_STR }, { NULL, 0 }
+    [L_ID] = { "id", EC_INT }, [L_PRODUCT_ID] = { "product_id", EC_INT },
+    [L_NAME] = { "name", EC_STR }, [L_QUANTITY] = { "quantity", EC_INT },
+    [L_UNIT_PRICE] = { "unit_price", EC_INT },
+    [L_LINE_TOTAL] = { "line_total", EC_INT },
+    [L_CURRENCY] = { "currency", EC_STR }, [L_NCOLS] = { NULL, 0 }
 };
 
-int ecom_cart_get(ecom_req *q)
+static int ecom_cart_get(ecom_req *q)
 {
     const char *args[1] = { ECOM_LL(q, q->user_id) };
     const char *currency = q->dc->currency;
@@ -93,46 +103,45 @@ int ecom_cart_get(ecom_req *q)
     apr_dbd_row_t *row;
     long long subtotal = 0;
     json_t *items;
-    int rv;
+    ecom_err e;
 
-    if ((rv = ecom_db_select(q, "ecom_cart_lines", &res, 1, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_cart_lines", &res, 1, args))) {
+        return ecom_fail(q, e);
     }
-    items = ecom_json_pool(q, json_array());
+    items = ecom_jarray(q);
     row = NULL;
     while (ecom_db_next(q, res, &row)) {
-        json_array_append_new(items, ecom_row_json(q, row, line_cols, 0));
-        if (ecom_money_add_line(&subtotal, ecom_db_ll(q, row, 4),
-                                ecom_db_ll(q, row, 3)) != 0) {
+        json_array_append(items, ecom_row_json(q, row, line_cols, 0));
+        if (ecom_money_add_line(&subtotal, ecom_db_ll(q, row, L_UNIT_PRICE),
+                                ecom_db_ll(q, row, L_QUANTITY)) != 0) {
             /* unreachable with the schema's caps; never wrap */
             return ecom_problem(q, HTTP_CONFLICT, "conflict",
                                 "The cart total exceeds what an amount can "
                                 "hold; remove some lines.");
         }
-        currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, 6));
+        currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, L_CURRENCY));
     }
-    json_incref(items);
     return ecom_json(q, HTTP_OK,
-                     json_pack("{s:o, s:I, s:i, s:I, s:s}", "items", items,
-                               "subtotal", (json_int_t)subtotal,
-                               "discount", 0,
-                               "total", (json_int_t)subtotal,
-                               "currency", currency));
+                     ecom_jown(q, json_pack("{s:O, s:I, s:i, s:I, s:s}",
+                                            "items", items,
+                                            "subtotal", (json_int_t)subtotal,
+                                            "discount", 0,
+                                            "total", (json_int_t)subtotal,
+                                            "currency", currency)));
 }
 
 static int send_line(ecom_req *q, long long line_id, int status)
 {
     const char *args[2] = { ECOM_LL(q, line_id), ECOM_LL(q, q->user_id) };
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    int rv;
+    ecom_err e = ecom_db_one(q, "ecom_cart_line", &row, 2, args);
 
-    if ((rv = ecom_db_select(q, "ecom_cart_line", &res, 2, args))) {
-        return rv;
-    }
-    if (!(row = ecom_db_row(q, res))) {
+    if (e == ECOM_E_NOT_FOUND) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
                             "No such line in your cart.");
+    }
+    if (e) {
+        return ecom_fail(q, e);
     }
     return ecom_json(q, status, ecom_row_json(q, row, line_cols, 0));
 }
@@ -150,64 +159,68 @@ typedef struct {
 } add_ctx;
 
 /* The transaction of POST /cart/: lock, upsert, or explain the refusal. */
-static int cart_add_tx(ecom_req *q, void *data)
+static ecom_tx_end cart_add_tx(ecom_req *q, void *data)
 {
     add_ctx *c = data;
     const char *args[3], *why[4];
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     long long stock, in_cart;
-    int rv;
+    ecom_err e;
 
     args[0] = ECOM_LL(q, q->user_id);
-    if ((rv = ecom_db_select(q, "ecom_cart_lock_user", &res, 1, args))) {
-        return rv;
+    if ((e = ecom_db_one(q, "ecom_cart_lock_user", &row, 1, args))) {
+        return ecom_tx_fail(e);
     }
-    ecom_db_row(q, res);
     args[0] = ECOM_LL(q, c->product_id);
     args[1] = ECOM_LL(q, q->user_id);
     args[2] = ECOM_LL(q, c->qty);
-    if ((rv = ecom_db_select(q, "ecom_cart_add", &res, 3, args))) {
-        return rv;
+    e = ecom_db_one(q, "ecom_cart_add", &row, 3, args);
+    if (e == ECOM_OK) {
+        c->line_id = ecom_db_ll(q, row, ONE_COL);
+        return ECOM_TX_COMMIT;
     }
-    if ((row = ecom_db_row(q, res))) {
-        c->line_id = ecom_db_ll(q, row, 0);
-        return 0;
+    if (e != ECOM_E_NOT_FOUND) {
+        return ecom_tx_fail(e);
     }
     why[0] = why[1] = why[2] = ECOM_LL(q, q->user_id);
     why[3] = ECOM_LL(q, c->product_id);
-    if ((rv = ecom_db_select(q, "ecom_cart_why", &res, 4, why))) {
-        return rv;
+    e = ecom_db_one(q, "ecom_cart_why", &row, 4, why);
+    if (e == ECOM_E_NOT_FOUND) {
+        ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
+        return ECOM_TX_REFUSE;
     }
-    if (!(row = ecom_db_row(q, res))) {
-        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
+    if (e) {
+        return ecom_tx_fail(e);
     }
-    if (ecom_db_get(q, row, 2)[0] == 't') {
-        return ecom_problem(q, HTTP_CONFLICT, "conflict",
-                            "Your cart holds products in another currency.");
+    if (ecom_db_bool(q, row, W_OTHER_CURRENCY)) {
+        ecom_problem(q, HTTP_CONFLICT, "conflict",
+                     "Your cart holds products in another currency.");
+        return ECOM_TX_REFUSE;
     }
-    stock = ecom_db_ll(q, row, 0);
-    in_cart = ecom_db_ll(q, row, 1);
-    if (in_cart == 0 && ecom_db_ll(q, row, 3) >= ECOM_CART_MAX_LINES) {
-        return ecom_problem(q, HTTP_CONFLICT, "conflict",
-                            "Your cart is full (500 different products).");
+    stock = ecom_db_ll(q, row, W_STOCK);
+    in_cart = ecom_db_ll(q, row, W_IN_CART);
+    if (in_cart == 0 && ecom_db_ll(q, row, W_LINES) >= ECOM_CART_MAX_LINES) {
+        ecom_problem(q, HTTP_CONFLICT, "conflict",
+                     "Your cart is full (500 different products).");
+        return ECOM_TX_REFUSE;
     }
     if (in_cart + c->qty > ECOM_CART_MAX_QTY && in_cart + c->qty <= stock) {
-        return ecom_problem(q, HTTP_CONFLICT, "conflict",
-                            apr_psprintf(q->r->pool, "A cart line holds at "
-                                         "most %d units (%" APR_INT64_T_FMT
-                                         " already in your cart).",
-                                         ECOM_CART_MAX_QTY,
-                                         (apr_int64_t)in_cart));
+        ecom_problem(q, HTTP_CONFLICT, "conflict",
+                     apr_psprintf(q->r->pool, "A cart line holds at most %d "
+                                  "units (%" APR_INT64_T_FMT " already in "
+                                  "your cart).", ECOM_CART_MAX_QTY,
+                                  (apr_int64_t)in_cart));
+        return ECOM_TX_REFUSE;
     }
-    return over_stock(q, stock, in_cart);
+    over_stock(q, stock, in_cart);
+    return ECOM_TX_REFUSE;
 }
 
-int ecom_cart_add(ecom_req *q)
+static int ecom_cart_add(ecom_req *q)
 {
-    json_t *errs = ecom_json_pool(q, json_array());
+    json_t *errs = ecom_jarray(q);
     add_ctx c = { 0, 1, 0 };
-    int rv;
+    ecom_err e;
 
     if (ecom_get_int(q->body, "product_id", 1, 999999999999999999LL,
                      &c.product_id, errs) == 0) {
@@ -215,58 +228,60 @@ int ecom_cart_add(ecom_req *q)
     }
     ecom_get_int(q->body, "quantity", 1, ECOM_CART_MAX_QTY, &c.qty, errs);
     if (json_array_size(errs)) {
-        return ecom_invalid(q, json_incref(errs));
+        return ecom_invalid(q, errs);
     }
-    if ((rv = ecom_db_tx(q, cart_add_tx, &c))) {
-        return rv;
+    if ((e = ecom_db_tx(q, cart_add_tx, &c))) {
+        return ecom_fail(q, e);
     }
     return send_line(q, c.line_id, HTTP_CREATED);
 }
 
-int ecom_cart_update(ecom_req *q)
+static int ecom_cart_update(ecom_req *q)
 {
-    json_t *errs = ecom_json_pool(q, json_array());
+    json_t *errs = ecom_jarray(q);
     const char *args[4];
-    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
     long long qty = 0;
-    int rv;
+    ecom_err e;
 
     if (ecom_get_int(q->body, "quantity", 1, ECOM_CART_MAX_QTY, &qty,
                      errs) == 0) {
         ecom_field_error(errs, "quantity", "is required");
     }
     if (json_array_size(errs)) {
-        return ecom_invalid(q, json_incref(errs));
+        return ecom_invalid(q, errs);
     }
     args[0] = ECOM_LL(q, qty);
     args[1] = ECOM_LL(q, q->id[0]);
     args[2] = ECOM_LL(q, q->user_id);
     args[3] = args[0];
-    if ((rv = ecom_db_select(q, "ecom_cart_set_qty", &res, 4, args))) {
-        return rv;
-    }
-    if (!ecom_db_row(q, res)) {
+    e = ecom_db_one(q, "ecom_cart_set_qty", &row, 4, args);
+    if (e == ECOM_E_NOT_FOUND) {
         /* either not the caller's line (404) or not enough stock (409) */
-        if ((rv = ecom_db_select(q, "ecom_cart_line", &res, 2, args + 1))) {
-            return rv;
-        }
-        if (!ecom_db_row(q, res)) {
+        e = ecom_db_one(q, "ecom_cart_line", &row, 2, args + 1);
+        if (e == ECOM_E_NOT_FOUND) {
             return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
                                 "No such line in your cart.");
         }
-        return ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                            "Not enough stock for that quantity.");
+        if (e == ECOM_OK) {
+            return ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
+                                "Not enough stock for that quantity.");
+        }
+    }
+    if (e) {
+        return ecom_fail(q, e);
     }
     return send_line(q, q->id[0], HTTP_OK);
 }
 
-int ecom_cart_delete(ecom_req *q)
+static int ecom_cart_delete(ecom_req *q)
 {
     const char *args[2] = { ECOM_LL(q, q->id[0]), ECOM_LL(q, q->user_id) };
-    int rv, n = 0;
+    ecom_err e;
+    int n = 0;
 
-    if ((rv = ecom_db_query(q, "ecom_cart_delete", &n, 2, args))) {
-        return rv;
+    if ((e = ecom_db_query(q, "ecom_cart_delete", &n, 2, args))) {
+        return ecom_fail(q, e);
     }
     if (n == 0) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
@@ -274,3 +289,18 @@ int ecom_cart_delete(ecom_req *q)
     }
     return ecom_no_content(q, HTTP_NO_CONTENT);
 }
+
+static const ecom_route cart_routes[] = {
+    { M_GET, "cart", ecom_cart_get, ECOM_AUTH_USER, 0, 0, "cart.get" },
+    { M_POST, "cart", ecom_cart_add, ECOM_AUTH_USER,
+      ECOM_BODY | ECOM_IDEMPOTENT, 0, "cart.add" },
+    { M_PATCH, "cart/{id}", ecom_cart_update, ECOM_AUTH_USER, ECOM_BODY, 0,
+      "cart.update" },
+    { M_DELETE, "cart/{id}", ecom_cart_delete, ECOM_AUTH_USER, 0, 0,
+      "cart.delete" },
+    { 0, NULL, NULL, 0, 0, 0, NULL }
+};
+
+const ecom_resource ecom_cart_resource = {
+    "cart", cart_sql, cart_routes, NULL
+};

@@ -5,7 +5,8 @@
  * clear message rather than at request time. Merge rule everywhere: the
  * child's value if set, else the parent's. See README.md for the table.
  */
-#include "ecom.h"
+#include "ecom_req.h"
+#include "ecom_cache.h"
 #include "ecom_util.h"
 
 #define UNSET (-1)

@@ -16,21 +16,24 @@
  *
  * Failures are classified by SQLSTATE, which libpq puts in the message
  * once the connection's error verbosity is PQERRORS_VERBOSE (set on every
- * acquire):
+ * acquire), into an ecom_err kind (ecom_err.h), and logged here once; this
+ * file never writes an HTTP answer (ecom_fail() in ecom_http.c does):
  *  - the connection is gone (class 08, 57P01..57P03, or libpq's own
- *    errors with a broken connection): 503, Retry-After: 1;
+ *    errors with a broken connection): UNAVAILABLE;
  *  - statement_timeout (57014), lock_timeout (55P03), deadlock (40P01),
- *    serialization failure (40001), too many connections (53300): 503,
- *    Retry-After: 1 (the shipped DBDParams bound every wait);
- *  - unique (23505) and other integrity violations (class 23): 409;
- *  - anything else: 500, logged with its SQLSTATE, constraint and primary
- *    message only (never DETAIL, which quotes row values).
+ *    serialization failure (40001), too many connections (53300): BUSY
+ *    (the shipped DBDParams bound every wait);
+ *  - unique (23505): CONFLICT; other integrity violations (class 23):
+ *    CONSTRAINT;
+ *  - anything else: INTERNAL, logged with its SQLSTATE, constraint and
+ *    primary message only (never DETAIL, which quotes row values).
  * A statement is run a second time only when it is known not to have
  * executed (its prepared statement was missing, 26000) or when it is a
  * read (ECOM_STMT_READ) whose connection broke: a write that may have
  * reached the server is never repeated.
  */
-#include "ecom.h"
+#include "ecom_db.h"
+#include "ecom_resource.h"
 #include "ecom_util.h"
 
 #include <libpq-fe.h>
@@ -40,11 +43,10 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close_fn;
 
-/* Every resource's statement table. */
-static const ecom_stmt *const all_tables[] = {
-    ecom_auth_sql, ecom_product_sql, ecom_cart_sql, ecom_order_sql,
-    ecom_idem_sql, ecom_misc_sql, ecom_purge_sql, ecom_cache_sql, NULL
-};
+/* Iterates over every statement of every registered resource. */
+#define EACH_STMT(st) \
+    for (const ecom_resource *const *res_ = ecom_resources; *res_; res_++) \
+        for (const ecom_stmt *st = (*res_)->stmts; st && st->label; st++)
 
 void ecom_db_register(server_rec *s)
 {
@@ -53,20 +55,16 @@ void ecom_db_register(server_rec *s)
     dbd_acquire_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
     dbd_open_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     dbd_close_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
-    for (int t = 0; all_tables[t]; t++) {
-        for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
-            dbd_prepare_fn(s, st->sql, st->label);
-        }
+    EACH_STMT(st) {
+        dbd_prepare_fn(s, st->sql, st->label);
     }
 }
 
 static const ecom_stmt *find_stmt(const char *label)
 {
-    for (int t = 0; all_tables[t]; t++) {
-        for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
-            if (strcmp(st->label, label) == 0) {
-                return st;
-            }
+    EACH_STMT(st) {
+        if (strcmp(st->label, label) == 0) {
+            return st;
         }
     }
     return NULL;
@@ -157,22 +155,19 @@ static int reprepare(request_rec *r, ap_dbd_t *dbd)
     int failures = 0;
 
     verbose_errors(dbd);
-    for (int t = 0; all_tables[t]; t++) {
-        for (const ecom_stmt *st = all_tables[t]; st->label; st++) {
-            apr_dbd_prepared_t *stmt = NULL;
-            if (apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle,
-                                st->sql, st->label, &stmt) == 0) {
-                apr_hash_set(dbd->prepared, st->label, APR_HASH_KEY_STRING,
-                             stmt);
-            }
-            else {
-                failures++;
-            }
+    EACH_STMT(st) {
+        apr_dbd_prepared_t *stmt = NULL;
+        if (apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, st->sql,
+                            st->label, &stmt) == 0) {
+            apr_hash_set(dbd->prepared, st->label, APR_HASH_KEY_STRING, stmt);
+        }
+        else {
+            failures++;
         }
     }
     remember_session(dbd);
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, APLOGNO(10907)
-                  "database session was reset; statements prepared again "
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, 
+                  "ECOM0107: database session was reset; statements prepared again "
                   "(%d failed)", failures);
     return failures == 0;
 }
@@ -185,43 +180,28 @@ static int reconnect(ecom_req *q)
            == APR_SUCCESS && reprepare(q->r, q->dbd);
 }
 
-static int unavailable(ecom_req *q)
-{
-    apr_table_setn(q->r->err_headers_out, "Retry-After", "1");
-    return ecom_problem(q, HTTP_SERVICE_UNAVAILABLE, "database-unavailable",
-                        "The database is unavailable; try again shortly.");
-}
-
-static int busy(ecom_req *q)
-{
-    apr_table_setn(q->r->err_headers_out, "Retry-After", "1");
-    return ecom_problem(q, HTTP_SERVICE_UNAVAILABLE, "database-busy",
-                        "The database did not answer in time (a timeout or "
-                        "a lock held elsewhere); try again shortly.");
-}
-
-static int acquire(ecom_req *q)
+static ecom_err acquire(ecom_req *q)
 {
     if (!q->dbd) {
         q->dbd = dbd_acquire_fn ? dbd_acquire_fn(q->r) : NULL;
         if (!q->dbd) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, APLOGNO(10902)
-                          "no database connection");
-            return unavailable(q);
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r,
+                          "ECOM0102: no database connection");
+            return ECOM_E_UNAVAILABLE;
         }
         verbose_errors(q->dbd);
         if (session_lost(q->dbd)) {
             /* found dead before anything was sent: reconnecting now keeps
              * a write from ever meeting a dead session it could not retry */
             if (!reconnect(q)) {
-                return unavailable(q);
+                return ECOM_E_UNAVAILABLE;
             }
         }
         else if (session_was_reset(q->dbd)) {
             reprepare(q->r, q->dbd);
         }
     }
-    return 0;
+    return ECOM_OK;
 }
 
 typedef enum {
@@ -286,12 +266,13 @@ static const char *failure_text(apr_pool_t *p, apr_dbd_t *handle,
 
 static void log_failure(ecom_req *q, int level, const char *label, int rv)
 {
-    ap_log_rerror(APLOG_MARK, level, 0, q->r, APLOGNO(10905)
-                  "statement %s failed: %s", label,
+    ap_log_rerror(APLOG_MARK, level, 0, q->r,
+                  "ECOM0105: statement %s failed: %s", label,
                   failure_text(q->r->pool, q->dbd->handle, q->dbd->driver, rv));
 }
 
-static int failed(ecom_req *q, const char *label, int rv)
+/* Classifies a failure into its kind and logs it, once. */
+static ecom_err failed(ecom_req *q, const char *label, int rv)
 {
     switch (classify(q, rv)) {
     case DBE_GONE:
@@ -299,24 +280,20 @@ static int failed(ecom_req *q, const char *label, int rv)
         /* mod_dbd checks (and if need be replaces) the connection when
          * the next request acquires it */
         log_failure(q, APLOG_WARNING, label, rv);
-        return unavailable(q);
+        return ECOM_E_UNAVAILABLE;
     case DBE_BUSY:
         log_failure(q, APLOG_WARNING, label, rv);
-        return busy(q);
+        return ECOM_E_BUSY;
     case DBE_DUPLICATE:
         log_failure(q, APLOG_INFO, label, rv);
-        return ecom_problem(q, HTTP_CONFLICT, "conflict",
-                            "A resource with these values already exists.");
+        return ECOM_E_CONFLICT;
     case DBE_INTEGRITY:
         log_failure(q, APLOG_INFO, label, rv);
-        return ecom_problem(q, HTTP_CONFLICT, "conflict",
-                            "The change would break a data constraint.");
+        return ECOM_E_CONSTRAINT;
     default:
         log_failure(q, APLOG_ERR, label, rv);
-        break;
+        return ECOM_E_INTERNAL;
     }
-    return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
-                        "The request could not be completed.");
 }
 
 static apr_dbd_prepared_t *statement(ecom_req *q, const char *label)
@@ -324,15 +301,14 @@ static apr_dbd_prepared_t *statement(ecom_req *q, const char *label)
     return apr_hash_get(q->dbd->prepared, label, APR_HASH_KEY_STRING);
 }
 
-static int missing(ecom_req *q, const char *label)
+static ecom_err missing(ecom_req *q, const char *label)
 {
     /* Prepared statements are missing when preparing failed on this
      * connection, e.g. the schema is not migrated. */
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, APLOGNO(10906)
-                  "prepared statement %s is not available (is the schema "
-                  "migrated?)", label);
-    return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
-                        "The request could not be completed.");
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
+                  "ECOM0106: prepared statement %s is not available (is the "
+                  "schema migrated?)", label);
+    return ECOM_E_INTERNAL;
 }
 
 /*
@@ -367,14 +343,15 @@ static int retry_after(ecom_req *q, const char *label, int rv)
     }
 }
 
-int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
-                   int nargs, const char **args)
+ecom_err ecom_db_select(ecom_req *q, const char *label,
+                        apr_dbd_results_t **res, int nargs, const char **args)
 {
     apr_dbd_prepared_t *st;
+    ecom_err e;
     int rv;
 
-    if ((rv = acquire(q))) {
-        return rv;
+    if ((e = acquire(q))) {
+        return e;
     }
     if (!(st = statement(q, label))) {
         return missing(q, label);
@@ -390,14 +367,15 @@ int ecom_db_select(ecom_req *q, const char *label, apr_dbd_results_t **res,
     return rv ? failed(q, label, rv) : 0;
 }
 
-int ecom_db_query(ecom_req *q, const char *label, int *nrows, int nargs,
-                  const char **args)
+ecom_err ecom_db_query(ecom_req *q, const char *label, int *nrows,
+                       int nargs, const char **args)
 {
     apr_dbd_prepared_t *st;
+    ecom_err e;
     int rv, n = 0;
 
-    if ((rv = acquire(q))) {
-        return rv;
+    if ((e = acquire(q))) {
+        return e;
     }
     if (!(st = statement(q, label))) {
         return missing(q, label);
@@ -411,7 +389,21 @@ int ecom_db_query(ecom_req *q, const char *label, int *nrows, int nargs,
     if (nrows) {
         *nrows = n;
     }
-    return rv ? failed(q, label, rv) : 0;
+    return rv ? failed(q, label, rv) : ECOM_OK;
+}
+
+ecom_err ecom_db_one(ecom_req *q, const char *label, apr_dbd_row_t **row,
+                     int nargs, const char **args)
+{
+    apr_dbd_results_t *res = NULL;
+    ecom_err e = ecom_db_select(q, label, &res, nargs, args);
+
+    *row = NULL;
+    if (e) {
+        return e;
+    }
+    *row = ecom_db_row(q, res);
+    return *row ? ECOM_OK : ECOM_E_NOT_FOUND;
 }
 
 apr_dbd_row_t *ecom_db_row(ecom_req *q, apr_dbd_results_t *res)
@@ -452,6 +444,13 @@ long long ecom_db_ll(ecom_req *q, apr_dbd_row_t *row, int col)
     return v ? apr_atoi64(v) : 0;
 }
 
+int ecom_db_bool(ecom_req *q, apr_dbd_row_t *row, int col)
+{
+    const char *v = ecom_db_get(q, row, col);
+
+    return v && v[0] == 't';
+}
+
 const char *ecom_db_time(ecom_req *q, apr_dbd_row_t *row, int col)
 {
     char *buf = apr_palloc(q->r->pool, ECOM_RFC3339_LEN);
@@ -463,7 +462,7 @@ const char *ecom_db_time(ecom_req *q, apr_dbd_row_t *row, int col)
 json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
                       int first_col)
 {
-    json_t *o = json_object();
+    json_t *o = ecom_jobject(q);
     int i;
 
     for (i = 0; cols[i].name; i++) {
@@ -498,33 +497,6 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
     return o;
 }
 
-int ecom_db_page(ecom_req *q, apr_dbd_results_t *res, int limit,
-                 const ecom_col *cols, char tag, int key1, int key2)
-{
-    json_t *items = json_array();
-    apr_dbd_row_t *row = NULL;
-    long long k1 = 0, k2 = 0;
-    char next[ECOM_CURSOR_MAX];
-    int n = 0;
-
-    while (ecom_db_next(q, res, &row)) {
-        if (n == limit) {
-            /* a next page exists: the cursor points after the last item
-             * (rows of res stay readable: the result is not exhausted) */
-            break;
-        }
-        json_array_append_new(items, ecom_row_json(q, row, cols, 0));
-        k1 = ecom_db_ll(q, row, key1);
-        k2 = key2 >= 0 ? ecom_db_ll(q, row, key2) : 0;
-        n++;
-    }
-    if (row) {
-        ecom_cursor_encode(tag, k1, k2, next);
-    }
-    return ecom_json(q, HTTP_OK, json_pack("{s:o, s:s?}", "items", items,
-                                           "next_cursor", row ? next : NULL));
-}
-
 /* Runs one of the constant transaction-control statements. */
 static int control(ecom_req *q, const char *sql)
 {
@@ -542,12 +514,13 @@ static apr_status_t tx_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-int ecom_db_begin(ecom_req *q)
+ecom_err ecom_db_begin(ecom_req *q)
 {
+    ecom_err e;
     int rv;
 
-    if ((rv = acquire(q))) {
-        return rv;
+    if ((e = acquire(q))) {
+        return e;
     }
     rv = control(q, "BEGIN");
     if (rv) {
@@ -566,21 +539,22 @@ int ecom_db_begin(ecom_req *q)
                                   apr_pool_cleanup_null);
         q->tx_cleanup = 1;
     }
-    return 0;
+    return ECOM_OK;
 }
 
-int ecom_db_commit(ecom_req *q)
+ecom_err ecom_db_commit(ecom_req *q)
 {
     int rv;
 
     if (!q->in_tx) {
-        return 0;
+        return ECOM_OK;
     }
     rv = control(q, "COMMIT");
     q->in_tx = 0;
-    /* when the session died during COMMIT the outcome is unknown: 503
-     * (a client that sent an Idempotency-Key can safely retry with it) */
-    return rv ? failed(q, "COMMIT", rv) : 0;
+    /* when the session died during COMMIT the outcome is unknown:
+     * UNAVAILABLE (a client that sent an Idempotency-Key can safely retry
+     * with it) */
+    return rv ? failed(q, "COMMIT", rv) : ECOM_OK;
 }
 
 void ecom_db_rollback(ecom_req *q)
@@ -591,34 +565,55 @@ void ecom_db_rollback(ecom_req *q)
     }
 }
 
-int ecom_db_savepoint(ecom_req *q)
+ecom_err ecom_db_savepoint(ecom_req *q)
 {
     int rv = control(q, "SAVEPOINT ecom_sp");
 
-    return rv ? failed(q, "SAVEPOINT", rv) : 0;
+    return rv ? failed(q, "SAVEPOINT", rv) : ECOM_OK;
 }
 
-int ecom_db_rollback_to_savepoint(ecom_req *q)
+ecom_err ecom_db_rollback_to_savepoint(ecom_req *q)
 {
     int rv = control(q, "ROLLBACK TO SAVEPOINT ecom_sp");
 
-    return rv ? failed(q, "ROLLBACK TO SAVEPOINT", rv) : 0;
+    return rv ? failed(q, "ROLLBACK TO SAVEPOINT", rv) : ECOM_OK;
 }
 
-int ecom_db_tx(ecom_req *q, int (*fn)(ecom_req *q, void *ctx), void *ctx)
+/* The body's end against the answer it set (see ecom_db.h): returns the
+ * end to act on, logging a body that broke the contract. */
+static ecom_err checked_end(ecom_req *q, ecom_tx_end end)
 {
-    int rv, status;
+    int answered_error = q->status >= 400;
+
+    if (end.err == ECOM_OK && answered_error) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0110: a "
+                      "transaction body asked to commit after setting a %d "
+                      "answer: rolled back", q->status);
+        return ECOM_E_INTERNAL;
+    }
+    if (end.err == ECOM_E_REFUSED && !answered_error) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0111: a "
+                      "transaction body refused without setting an error "
+                      "answer: rolled back");
+        return ECOM_E_INTERNAL;
+    }
+    return end.err;
+}
+
+ecom_err ecom_db_tx(ecom_req *q, ecom_tx_fn fn, void *ctx)
+{
+    ecom_err e;
 
     if (q->in_tx) {
-        return fn(q, ctx);
+        /* the outer transaction's owner commits or rolls back */
+        return checked_end(q, fn(q, ctx));
     }
-    if ((rv = ecom_db_begin(q))) {
-        return rv;
+    if ((e = ecom_db_begin(q))) {
+        return e;
     }
-    status = fn(q, ctx);
-    if (status) {
+    if ((e = checked_end(q, fn(q, ctx)))) {
         ecom_db_rollback(q);
-        return status;
+        return e;
     }
     return ecom_db_commit(q);
 }
@@ -630,7 +625,8 @@ int ecom_db_tx(ecom_req *q, int (*fn)(ecom_req *q, void *ctx), void *ctx)
  * hosts sharing one database take turns; a host that finds it taken skips
  * this round.
  */
-const ecom_stmt ecom_purge_sql[] = {
+static const ecom_stmt db_sql[] = {
+    { "ecom_ping", "SELECT 1", ECOM_STMT_READ },
     { "ecom_purge_lock", "SELECT pg_try_advisory_lock(7316001)", 0 },
     { "ecom_purge_unlock", "SELECT pg_advisory_unlock(7316001)", 0 },
     { "ecom_purge_tokens",
@@ -678,8 +674,8 @@ static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
         n = 0;
         rv = apr_dbd_pquery(dbd->driver, p, dbd->handle, &n, st, 0, NULL);
         if (rv) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(10930)
-                         "purge %s failed: %s", label,
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "ECOM0130: purge %s failed: %s", label,
                          failure_text(p, dbd->handle, dbd->driver, rv));
             return -1;
         }
@@ -695,8 +691,8 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
     int got;
 
     if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10931)
-                     "purge skipped: no database connection");
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "ECOM0131: purge skipped: no database connection");
         return APR_EGENERAL;
     }
     verbose_errors(dbd);
@@ -710,21 +706,21 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
     purge_select_bool(p, dbd, "ecom_purge_unlock");
     dbd_close_fn(s, dbd);
     if (tokens > 0 || keys > 0) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10932)
-                     "purged %ld expired or revoked tokens and %ld "
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "ECOM0132: purged %ld expired or revoked tokens and %ld "
                      "idempotency records", tokens > 0 ? tokens : 0,
                      keys > 0 ? keys : 0);
     }
     return (tokens < 0 || keys < 0) ? APR_EGENERAL : APR_SUCCESS;
 }
 
-int ecom_db_ping(ecom_req *q)
-{
-    apr_dbd_results_t *res = NULL;
-    int rv = ecom_db_select(q, "ecom_ping", &res, 0, NULL);
+/* The data layer's own statements: the health ping and the purge. */
+const ecom_resource ecom_db_resource = { "db", db_sql, NULL, NULL };
 
-    if (!rv && !ecom_db_row(q, res)) {
-        return unavailable(q);
-    }
-    return rv;
+ecom_err ecom_db_ping(ecom_req *q)
+{
+    apr_dbd_row_t *row;
+    ecom_err e = ecom_db_one(q, "ecom_ping", &row, 0, NULL);
+
+    return e == ECOM_E_NOT_FOUND ? ECOM_E_UNAVAILABLE : e;
 }

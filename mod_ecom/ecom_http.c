@@ -2,29 +2,15 @@
  * ecom_http.c: JSON in and out, RFC 9457 problems, body reading and the
  * typed readers of body fields.
  *
- * jansson allocates with malloc; every tree a handler builds is either
- * handed to ecom_json() (which frees it after serialising into r->pool) or
- * tied to the request pool with ecom_json_pool(), so no error path leaks.
+ * jansson allocates with malloc; every value a handler holds is tied to
+ * the request pool when it is made (ecom_jown(), ecom_req.h), so no error
+ * path leaks and none decrefs. ecom_fail() is the one place a data-layer
+ * failure kind (ecom_err.h) becomes an HTTP answer.
  */
-#include "ecom.h"
+#include "ecom_http.h"
 #include "ecom_util.h"
 
 #include <stdarg.h>
-
-static apr_status_t json_cleanup(void *j)
-{
-    json_decref((json_t *)j);
-    return APR_SUCCESS;
-}
-
-json_t *ecom_json_pool(ecom_req *q, json_t *j)
-{
-    if (j) {
-        apr_pool_cleanup_register(q->r->pool, j, json_cleanup,
-                                  apr_pool_cleanup_null);
-    }
-    return j;
-}
 
 typedef struct {
     apr_pool_t *pool;
@@ -66,10 +52,13 @@ char *ecom_json_dump(ecom_req *q, const json_t *j, apr_size_t *len)
 
 int ecom_json(ecom_req *q, int status, json_t *j)
 {
+    if (!j) {
+        /* jansson could not allocate */
+        return ecom_fail(q, ECOM_E_INTERNAL);
+    }
     q->status = status;
     q->out = ecom_json_dump(q, j, &q->out_len);
     q->ctype = "application/json; charset=utf-8";
-    json_decref(j);
     return status;
 }
 
@@ -90,20 +79,19 @@ int ecom_problem_with(ecom_req *q, int status, const char *slug,
 
     /* "404 Not Found" -> "Not Found" */
     title = (title && strlen(title) > 4) ? title + 4 : "Error";
-    j = json_pack("{s:s, s:s, s:i, s:s}",
+    j = ecom_jown(q, json_pack("{s:s, s:s, s:i, s:s}",
                   "type", apr_pstrcat(q->r->pool, "urn:mod-ecom:problem:",
                                       slug, NULL),
                   "title", title,
                   "status", status,
-                  "detail", detail ? detail : title);
-    if (extra) {
+                  "detail", detail ? detail : title));
+    if (j && extra) {
         json_object_update_missing(j, extra);
-        json_decref(extra);
     }
     q->status = status;
-    q->out = ecom_json_dump(q, j, &q->out_len);
+    q->out = j ? ecom_json_dump(q, j, &q->out_len) : NULL;
+    q->out_len = j ? q->out_len : 0;
     q->ctype = "application/problem+json";
-    json_decref(j);
     return status;
 }
 
@@ -112,11 +100,31 @@ int ecom_problem(ecom_req *q, int status, const char *slug, const char *detail)
     return ecom_problem_with(q, status, slug, detail, NULL);
 }
 
+int ecom_fail(ecom_req *q, ecom_err e)
+{
+    const ecom_err_info *info = ecom_err_describe(e);
+
+    if (e == ECOM_E_REFUSED && q->status >= 400) {
+        return q->status;
+    }
+    if (!info->status) {
+        /* ECOM_OK, or REFUSED without an answer: a handler bug */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0210: no answer "
+                      "for outcome %s", ecom_err_name(e));
+        info = ecom_err_describe(ECOM_E_INTERNAL);
+    }
+    if (info->retry_after) {
+        apr_table_setn(q->r->err_headers_out, "Retry-After",
+                       apr_itoa(q->r->pool, info->retry_after));
+    }
+    return ecom_problem(q, info->status, info->slug, info->detail);
+}
+
 int ecom_invalid(ecom_req *q, json_t *errs)
 {
     return ecom_problem_with(q, HTTP_UNPROCESSABLE_ENTITY, "validation",
                              "The request has invalid fields.",
-                             json_pack("{s:o}", "errors", errs));
+                             ecom_jown(q, json_pack("{s:O}", "errors", errs)));
 }
 
 void ecom_field_error(json_t *errs, const char *field, const char *msg)

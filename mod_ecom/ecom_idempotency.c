@@ -27,11 +27,18 @@
  * body counts as {}), so "/cart" and "/cart/", or the same JSON spaced
  * differently, are the same request.
  */
-#include "ecom.h"
+#include "ecom_idempotency.h"
+#include "ecom_http.h"
+#include "ecom_cache.h"
 #include "ecom_crypto.h"
 #include "ecom_util.h"
 
-const ecom_stmt ecom_idem_sql[] = {
+/* ecom_idem_get */
+enum { K_REQUEST_HASH, K_STATUS_CODE, K_RESPONSE_BODY, K_LOCATION, K_LIVE_KEYS };
+/* ecom_idem_lock */
+enum { LOCK_TAKEN };
+
+static const ecom_stmt idem_sql[] = {
     { "ecom_idem_lock", "SELECT pg_try_advisory_xact_lock(%s::bigint)", 0 },
     /* one row always: the count of the caller's live keys (bounded by the
      * cap), and the stored answer for this key if there is one */
@@ -82,7 +89,8 @@ static void fingerprint(ecom_req *q, char hash[ECOM_SHA256_HEX])
     }
     material = apr_psprintf(q->r->pool, "%s\n%s\n%" APR_INT64_T_FMT ","
                             "%" APR_INT64_T_FMT "\n%s", q->r->method,
-                            q->route ? q->route : "", (apr_int64_t)q->id[0],
+                            q->route ? q->route->pattern : "",
+                            (apr_int64_t)q->id[0],
                             (apr_int64_t)q->id[1], body);
     ecom_sha256_hex(material, strlen(material), hash);
 }
@@ -107,8 +115,9 @@ static const char *lock_key(ecom_req *q, const char *key)
 /* Answers with the stored response. */
 static int replay(ecom_req *q, apr_dbd_row_t *row)
 {
-    const char *code = ecom_db_get(q, row, 1), *body = ecom_db_get(q, row, 2);
-    const char *loc = ecom_db_get(q, row, 3);
+    const char *code = ecom_db_get(q, row, K_STATUS_CODE);
+    const char *body = ecom_db_get(q, row, K_RESPONSE_BODY);
+    const char *loc = ecom_db_get(q, row, K_LOCATION);
 
     q->status = (int)apr_atoi64(code);
     q->out = body ? apr_pstrdup(q->r->pool, body) : NULL;
@@ -127,31 +136,27 @@ static int replay(ecom_req *q, apr_dbd_row_t *row)
 static int look_up(ecom_req *q, const char *key, const char *hash)
 {
     const char *args[4];
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     const char *stored;
-    int rv, cap = q->dc->idem_per_day;
+    int cap = q->dc->idem_per_day;
+    ecom_err e;
 
     args[0] = lock_key(q, key);
-    if ((rv = ecom_db_select(q, "ecom_idem_lock", &res, 1, args))) {
-        return rv;
+    if ((e = ecom_db_one(q, "ecom_idem_lock", &row, 1, args))) {
+        return ecom_fail(q, e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
-    row = ecom_db_row(q, res);
-    if (!row || ecom_db_get(q, row, 0)[0] != 't') {
+    if (!ecom_db_bool(q, row, LOCK_TAKEN)) {
         return in_flight(q);
     }
     args[0] = args[2] = ECOM_LL(q, q->user_id);
     args[1] = apr_itoa(q->r->pool, cap);
     args[3] = key;
-    if ((rv = ecom_db_select(q, "ecom_idem_get", &res, 4, args))) {
-        return rv;
+    if ((e = ecom_db_one(q, "ecom_idem_get", &row, 4, args))) {
+        /* it always returns one row */
+        return ecom_fail(q, e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
-    if (!(row = ecom_db_row(q, res))) {
-        return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
-                            "The request could not be completed.");
-    }
-    if (!(stored = ecom_db_get(q, row, 0))) {
-        if (ecom_db_ll(q, row, 4) >= cap) {
+    if (!(stored = ecom_db_get(q, row, K_REQUEST_HASH))) {
+        if (ecom_db_ll(q, row, K_LIVE_KEYS) >= cap) {
             apr_table_setn(q->r->err_headers_out, "Retry-After", "3600");
             return ecom_problem(q, HTTP_TOO_MANY_REQUESTS, "rate-limited",
                                 apr_psprintf(q->r->pool, "At most %d "
@@ -162,14 +167,15 @@ static int look_up(ecom_req *q, const char *key, const char *hash)
         return 0;
     }
     if (strcmp(stored, hash) != 0) {
-        json_t *errs = json_array();
+        json_t *errs = ecom_jarray(q);
         ecom_field_error(errs, "Idempotency-Key", "was already used for a "
                          "different request");
         return ecom_problem_with(q, HTTP_UNPROCESSABLE_ENTITY,
                                  "idempotency-conflict",
                                  "This Idempotency-Key was used for a "
                                  "different request.",
-                                 json_pack("{s:o}", "errors", errs));
+                                 ecom_jown(q, json_pack("{s:O}", "errors",
+                                                        errs)));
     }
     return replay(q, row);
 }
@@ -178,8 +184,8 @@ static int look_up(ecom_req *q, const char *key, const char *hash)
 static int store(ecom_req *q, const char *key, const char *hash)
 {
     const char *args[6];
-    apr_dbd_results_t *res;
-    int rv;
+    apr_dbd_row_t *row;
+    ecom_err e;
 
     args[0] = ECOM_LL(q, q->user_id);
     args[1] = key;
@@ -187,18 +193,20 @@ static int store(ecom_req *q, const char *key, const char *hash)
     args[3] = apr_itoa(q->r->pool, q->status);
     args[4] = q->out ? q->out : "";
     args[5] = apr_table_get(q->r->headers_out, "Location");
-    if ((rv = ecom_db_select(q, "ecom_idem_store", &res, 6, args))) {
-        return rv;
+    e = ecom_db_one(q, "ecom_idem_store", &row, 6, args);
+    if (e == ECOM_E_NOT_FOUND) {
+        /* a live answer appeared under our lock: only a 64-bit lock-key
+         * collision with another request of this user could do that */
+        return in_flight(q);
     }
-    /* a live answer appeared under our lock: only a 64-bit lock-key
-     * collision with another request of this user could do that */
-    return ecom_db_row(q, res) ? 0 : in_flight(q);
+    return e ? ecom_fail(q, e) : 0;
 }
 
 int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn)
 {
     char hash[ECOM_SHA256_HEX];
     int rv, status;
+    ecom_err e;
 
     if (!ecom_idem_key_valid(key)) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
@@ -206,12 +214,16 @@ int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn)
                             "characters.");
     }
     fingerprint(q, hash);
-    if ((rv = ecom_db_begin(q))) {
-        return rv;
+    if ((e = ecom_db_begin(q))) {
+        return ecom_fail(q, e);
     }
-    if ((rv = look_up(q, key, hash)) || (rv = ecom_db_savepoint(q))) {
+    if ((rv = look_up(q, key, hash))) {
         ecom_db_rollback(q);
         return rv;
+    }
+    if ((e = ecom_db_savepoint(q))) {
+        ecom_db_rollback(q);
+        return ecom_fail(q, e);
     }
     status = fn(q);
     if (q->status == 0 || q->status >= 500) {
@@ -222,16 +234,20 @@ int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn)
     }
     if (q->status >= 400) {
         /* the refusal is the answer; whatever the handler wrote is not */
-        if ((rv = ecom_db_rollback_to_savepoint(q))) {
+        if ((e = ecom_db_rollback_to_savepoint(q))) {
             ecom_db_rollback(q);
-            return rv;
+            return ecom_fail(q, e);
         }
         q->cache_dirty = 0;
     }
-    if ((rv = store(q, key, hash)) || (rv = ecom_db_commit(q))) {
+    if ((rv = store(q, key, hash))) {
         ecom_db_rollback(q);
         q->cache_dirty = 0;
         return rv;
+    }
+    if ((e = ecom_db_commit(q))) {
+        q->cache_dirty = 0;
+        return ecom_fail(q, e);
     }
     if (q->cache_dirty) {
         /* deferred until the effect is visible to other requests */
@@ -240,3 +256,8 @@ int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn)
     }
     return status;
 }
+
+/* No routes: the router runs ecom_idem_run for routes with ECOM_IDEMPOTENT. */
+const ecom_resource ecom_idempotency_resource = {
+    "idempotency", idem_sql, NULL, NULL
+};

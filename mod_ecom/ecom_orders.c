@@ -23,7 +23,10 @@
  * Another user's order is never visible: reads are scoped by user_id
  * unless the caller is staff, so a foreign id is a 404.
  */
-#include "ecom.h"
+#include "ecom_resource.h"
+#include "ecom_http.h"
+#include "ecom_cache.h"
+#include "ecom_page.h"
 #include "ecom_util.h"
 
 #define ORDER_COLS \
@@ -31,11 +34,20 @@
     "(SELECT COALESCE(sum(quantity), 0) FROM order_lines WHERE order_id = o.id), " \
     ECOM_TS("o.created_at") ", " ECOM_TS("o.updated_at")
 
+enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
+       O_ITEM_COUNT, O_CREATED_AT, O_UPDATED_AT, O_NCOLS };
+
 /* The locked set travels as three parallel arrays: cart line ids,
  * product ids and quantities ({1,2,3} text, bound as parameters). */
 #define LOCKED_SET "unnest(%s::bigint[], %s::int[]) AS l(pid, qty)"
 
-const ecom_stmt ecom_order_sql[] = {
+/* ecom_checkout_lock */
+enum { C_PRODUCT_ID, C_NAME, C_STOCK, C_ACTIVE, C_PRICE, C_CURRENCY,
+       C_QUANTITY, C_LINE_ID };
+/* ecom_order_insert */
+enum { ONE_COL };
+
+static const ecom_stmt order_sql[] = {
     { "ecom_checkout_lock",
       "SELECT p.id, p.name, p.stock, p.active, p.price, p.currency, "
       "ci.quantity, ci.id FROM cart_items ci "
@@ -81,10 +93,12 @@ const ecom_stmt ecom_order_sql[] = {
 };
 
 static const ecom_col order_cols[] = {
-    { "id", EC_INT }, { "status", EC_STR }, { "currency", EC_STR },
-    { "subtotal", EC_INT }, { "discount", EC_INT }, { "total", EC_INT },
-    { "item_count", EC_INT }, { "created_at", EC_TIME },
-    { "updated_at", EC_TIME }, { NULL, 0 }
+    [O_ID] = { "id", EC_INT }, [O_STATUS] = { "status", EC_STR },
+    [O_CURRENCY] = { "currency", EC_STR },
+    [O_SUBTOTAL] = { "subtotal", EC_INT }, [O_DISCOUNT] = { "discount", EC_INT },
+    [O_TOTAL] = { "total", EC_INT }, [O_ITEM_COUNT] = { "item_count", EC_INT },
+    [O_CREATED_AT] = { "created_at", EC_TIME },
+    [O_UPDATED_AT] = { "updated_at", EC_TIME }, [O_NCOLS] = { NULL, 0 }
 };
 static const ecom_col line_cols[] = {
     { "id", EC_INT }, { "product_id", EC_INT_NULL }, { "sku", EC_STR_NULL },
@@ -100,65 +114,64 @@ static const char *const statuses[] = {
     "pending", "paid", "shipped", "delivered", "cancelled", "refunded", NULL
 };
 
-/* Appends every row of label(id) to a new array of objects. */
-static int rows_array(ecom_req *q, const char *label, long long id,
-                      const ecom_col *cols, json_t **out)
+/* Appends every row of label(id) to a new pool-owned array of objects. */
+static ecom_err rows_array(ecom_req *q, const char *label, long long id,
+                           const ecom_col *cols, json_t **out)
 {
     const char *args[1] = { ECOM_LL(q, id) };
     apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
-    int rv;
+    apr_dbd_row_t *row = NULL;
+    ecom_err e;
 
-    if ((rv = ecom_db_select(q, label, &res, 1, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, label, &res, 1, args))) {
+        return e;
     }
-    *out = ecom_json_pool(q, json_array());
-    row = NULL;
+    *out = ecom_jarray(q);
     while (ecom_db_next(q, res, &row)) {
-        json_array_append_new(*out, ecom_row_json(q, row, cols, 0));
+        json_array_append(*out, ecom_row_json(q, row, cols, 0));
     }
-    return 0;
+    return ECOM_OK;
 }
 
 static int send_order(ecom_req *q, long long id, int status)
 {
     const char *args[3] = { ECOM_LL(q, id), ECOM_LL(q, q->user_id),
                             q->is_staff ? "true" : "false" };
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     json_t *o, *lines, *events;
-    int rv;
+    ecom_err e = ecom_db_one(q, "ecom_order_get", &row, 3, args);
 
-    if ((rv = ecom_db_select(q, "ecom_order_get", &res, 3, args))) {
-        return rv;
-    }
-    if (!(row = ecom_db_row(q, res))) {
+    if (e == ECOM_E_NOT_FOUND) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such order.");
     }
-    o = ecom_json_pool(q, ecom_row_json(q, row, order_cols, 0));
-    if ((rv = rows_array(q, "ecom_order_lines", id, line_cols, &lines))
-        || (rv = rows_array(q, "ecom_order_events", id, event_cols, &events))) {
-        return rv;
+    if (e) {
+        return ecom_fail(q, e);
+    }
+    o = ecom_row_json(q, row, order_cols, 0);
+    if ((e = rows_array(q, "ecom_order_lines", id, line_cols, &lines))
+        || (e = rows_array(q, "ecom_order_events", id, event_cols, &events))) {
+        return ecom_fail(q, e);
     }
     json_object_set(o, "lines", lines);
     json_object_set(o, "events", events);
     json_object_set_new(o, "payments", json_array());
     json_object_set_new(o, "shipments", json_array());
-    return ecom_json(q, status, json_incref(o));
+    return ecom_json(q, status, o);
 }
 
-int ecom_order_get(ecom_req *q)
+static int ecom_order_get(ecom_req *q)
 {
     return send_order(q, q->id[0], HTTP_OK);
 }
 
-int ecom_orders_list(ecom_req *q)
+static int ecom_orders_list(ecom_req *q)
 {
     const char *status = apr_table_get(q->args, "status");
     const char *cursor = apr_table_get(q->args, "cursor");
     const char *args[7];
     long long k1 = 0, k2 = 0;
     apr_dbd_results_t *res;
+    ecom_err e;
     int limit, rv, i;
 
     if ((rv = ecom_page_args(q, &limit))) {
@@ -183,10 +196,10 @@ int ecom_orders_list(ecom_req *q)
     args[2] = args[3] = status;
     args[4] = args[5] = cursor ? ECOM_LL(q, k1) : NULL;
     args[6] = apr_itoa(q->r->pool, limit + 1);
-    if ((rv = ecom_db_select(q, "ecom_orders_list", &res, 7, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_orders_list", &res, 7, args))) {
+        return ecom_fail(q, e);
     }
-    return ecom_db_page(q, res, limit, order_cols, 'o', 0, -1);
+    return ecom_page(q, res, limit, order_cols, 'o', O_ID, -1);
 }
 
 typedef struct {
@@ -209,7 +222,7 @@ static const char *array_text(ecom_req *q, const apr_array_header_t *a)
                        "}", NULL);
 }
 
-static int checkout(ecom_req *q, void *data)
+static ecom_tx_end checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
     const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[4];
@@ -223,62 +236,70 @@ static int checkout(ecom_req *q, void *data)
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     long long total = 0;
-    int rv, lines = 0, n = 0, overflow = 0;
-    json_t *short_of = ecom_json_pool(q, json_array());
+    int lines = 0, n = 0, overflow = 0;
+    json_t *short_of = ecom_jarray(q);
+    ecom_err e;
 
     args[0] = uid;
-    if ((rv = ecom_db_select(q, "ecom_checkout_lock", &res, 1, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 1, args))) {
+        return ecom_tx_fail(e);
     }
     row = NULL;
     while (ecom_db_next(q, res, &row)) {
-        long long qty = ecom_db_ll(q, row, 6), stock = ecom_db_ll(q, row, 2);
-        const char *cur = ecom_db_get(q, row, 5);
-        int active = ecom_db_get(q, row, 3)[0] == 't';
+        long long qty = ecom_db_ll(q, row, C_QUANTITY);
+        long long stock = ecom_db_ll(q, row, C_STOCK);
+        const char *cur = ecom_db_get(q, row, C_CURRENCY);
+        int active = ecom_db_bool(q, row, C_ACTIVE);
 
         if (!active || stock < qty) {
             json_array_append_new(short_of, json_pack(
                 "{s:I, s:s, s:I, s:I}", "product_id",
-                (json_int_t)ecom_db_ll(q, row, 0), "name",
-                ecom_db_get(q, row, 1), "requested", (json_int_t)qty,
+                (json_int_t)ecom_db_ll(q, row, C_PRODUCT_ID), "name",
+                ecom_db_get(q, row, C_NAME), "requested", (json_int_t)qty,
                 "available", (json_int_t)(active ? stock : 0)));
         }
         if (currency && strcmp(currency, cur) != 0) {
-            return ecom_problem(q, HTTP_CONFLICT, "conflict",
-                                "The cart mixes currencies.");
+            ecom_problem(q, HTTP_CONFLICT, "conflict",
+                         "The cart mixes currencies.");
+            return ECOM_TX_REFUSE;
         }
         currency = apr_pstrdup(q->r->pool, cur);
-        if (ecom_money_add_line(&total, ecom_db_ll(q, row, 4), qty) != 0) {
+        if (ecom_money_add_line(&total, ecom_db_ll(q, row, C_PRICE), qty) != 0) {
             overflow = 1;
         }
-        array_add(q, line_ids, ecom_db_ll(q, row, 7));
-        array_add(q, pids, ecom_db_ll(q, row, 0));
+        array_add(q, line_ids, ecom_db_ll(q, row, C_LINE_ID));
+        array_add(q, pids, ecom_db_ll(q, row, C_PRODUCT_ID));
         array_add(q, qtys, qty);
         lines++;
     }
     if (lines == 0) {
-        json_t *errs = json_array();
+        json_t *errs = ecom_jarray(q);
         ecom_field_error(errs, "cart", "is empty");
-        return ecom_invalid(q, errs);
+        ecom_invalid(q, errs);
+        return ECOM_TX_REFUSE;
     }
     if (json_array_size(short_of)) {
-        return ecom_problem_with(q, HTTP_CONFLICT, "out-of-stock",
-                                 "Some products do not have enough stock; "
-                                 "nothing was ordered.",
-                                 json_pack("{s:O}", "products", short_of));
+        ecom_problem_with(q, HTTP_CONFLICT, "out-of-stock",
+                          "Some products do not have enough stock; nothing "
+                          "was ordered.",
+                          ecom_jown(q, json_pack("{s:O}", "products",
+                                                 short_of)));
+        return ECOM_TX_REFUSE;
     }
     if (overflow) {
-        return ecom_problem(q, HTTP_CONFLICT, "conflict",
-                            "The order total would exceed what an amount "
-                            "can hold; split the order.");
+        ecom_problem(q, HTTP_CONFLICT, "conflict",
+                     "The order total would exceed what an amount can hold; "
+                     "split the order.");
+        return ECOM_TX_REFUSE;
     }
     if (c->has_expected && c->expected != total) {
-        return ecom_problem_with(q, HTTP_CONFLICT, "price-changed",
-                                 "Prices changed since the cart was shown; "
-                                 "review the new total.",
-                                 json_pack("{s:I, s:s}", "total",
-                                           (json_int_t)total,
-                                           "currency", currency));
+        ecom_problem_with(q, HTTP_CONFLICT, "price-changed",
+                          "Prices changed since the cart was shown; review "
+                          "the new total.",
+                          ecom_jown(q, json_pack("{s:I, s:s}", "total",
+                                                 (json_int_t)total,
+                                                 "currency", currency)));
+        return ECOM_TX_REFUSE;
     }
     locked_lines = array_text(q, line_ids);
     locked_pids = array_text(q, pids);
@@ -286,66 +307,82 @@ static int checkout(ecom_req *q, void *data)
     args[0] = uid;
     args[1] = currency;
     args[2] = args[3] = ECOM_LL(q, total);
-    if ((rv = ecom_db_select(q, "ecom_order_insert", &res, 4, args))) {
-        return rv;
+    if ((e = ecom_db_one(q, "ecom_order_insert", &row, 4, args))) {
+        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
-    row = ecom_db_row(q, res);
-    c->order_id = row ? ecom_db_ll(q, row, 0) : 0;
+    c->order_id = ecom_db_ll(q, row, ONE_COL);
     args[0] = ECOM_LL(q, c->order_id);
     args[1] = locked_pids;
     args[2] = locked_qtys;
-    if ((rv = ecom_db_query(q, "ecom_order_lines_insert", &n, 3, args))) {
-        return rv;
+    if ((e = ecom_db_query(q, "ecom_order_lines_insert", &n, 3, args))) {
+        return ecom_tx_fail(e);
     }
     if (n != lines) {
         /* cannot happen while the rows are locked */
-        return ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                            "The cart changed during checkout; nothing was "
-                            "ordered.");
+        ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
+                     "The cart changed during checkout; nothing was ordered.");
+        return ECOM_TX_REFUSE;
     }
     args[0] = locked_pids;
     args[1] = locked_qtys;
-    if ((rv = ecom_db_query(q, "ecom_stock_take", &n, 2, args))) {
-        return rv;
+    if ((e = ecom_db_query(q, "ecom_stock_take", &n, 2, args))) {
+        return ecom_tx_fail(e);
     }
     if (n != lines) {
         /* cannot happen while the rows are locked; refuse rather than
          * oversell if it ever does */
-        return ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                            "Stock changed during checkout; nothing was "
-                            "ordered.");
+        ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
+                     "Stock changed during checkout; nothing was ordered.");
+        return ECOM_TX_REFUSE;
     }
     args[0] = ECOM_LL(q, c->order_id);
     args[1] = uid;
     args[2] = NULL;
     args[3] = "pending";
-    if ((rv = ecom_db_query(q, "ecom_order_event", NULL, 4, args))) {
-        return rv;
+    if ((e = ecom_db_query(q, "ecom_order_event", NULL, 4, args))) {
+        return ecom_tx_fail(e);
     }
     args[0] = uid;
     args[1] = locked_lines;
-    return ecom_db_query(q, "ecom_cart_clear", NULL, 2, args);
+    if ((e = ecom_db_query(q, "ecom_cart_clear", NULL, 2, args))) {
+        return ecom_tx_fail(e);
+    }
+    return ECOM_TX_COMMIT;
 }
 
-int ecom_order_create(ecom_req *q)
+static int ecom_order_create(ecom_req *q)
 {
     checkout_ctx c = { 0, 0, 0 };
+    ecom_err e;
     int rv;
 
     if (q->body) {
-        json_t *errs = ecom_json_pool(q, json_array());
+        json_t *errs = ecom_jarray(q);
         rv = ecom_get_int(q->body, "expected_total", 0, 1000000000000000LL,
                           &c.expected, errs);
         if (rv < 0) {
-            return ecom_invalid(q, json_incref(errs));
+            return ecom_invalid(q, errs);
         }
         c.has_expected = rv == 1;
     }
-    if ((rv = ecom_db_tx(q, checkout, &c))) {
-        return rv;
+    if ((e = ecom_db_tx(q, checkout, &c))) {
+        return ecom_fail(q, e);
     }
     ecom_cache_invalidate(q);   /* list pages show stock */
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
     return send_order(q, c.order_id, HTTP_CREATED);
 }
+
+static const ecom_route order_routes[] = {
+    { M_GET, "orders", ecom_orders_list, ECOM_AUTH_USER, 0, 0, "orders.list" },
+    { M_POST, "orders", ecom_order_create, ECOM_AUTH_USER,
+      ECOM_BODY_OPT | ECOM_IDEMPOTENT, 0, "orders.create" },
+    { M_GET, "orders/{id}", ecom_order_get, ECOM_AUTH_USER, 0, 0,
+      "orders.get" },
+    { 0, NULL, NULL, 0, 0, 0, NULL }
+};
+
+const ecom_resource ecom_orders_resource = {
+    "orders", order_sql, order_routes, NULL
+};

@@ -8,13 +8,20 @@
  * (price, id) for price sorts, id for the rest; limit + 1 rows are fetched
  * to know whether a next page exists.
  */
-#include "ecom.h"
+#include "ecom_resource.h"
+#include "ecom_http.h"
+#include "ecom_cache.h"
+#include "ecom_page.h"
 #include "ecom_crypto.h"
 #include "ecom_util.h"
 
 #define PRODUCT_COLS \
     "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
     "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at")
+
+/* PRODUCT_COLS' columns, in order (product_cols names them for JSON) */
+enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
+       P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_NCOLS };
 
 #define LIST_SELECT \
     "SELECT " PRODUCT_COLS " FROM products p " \
@@ -44,7 +51,7 @@
     "AND (-p.price, p.id) > (-COALESCE(%s::bigint, 9223372036854775807), " \
     "COALESCE(%s::bigint, 0)) ORDER BY -p.price, p.id LIMIT %s::int"
 
-const ecom_stmt ecom_product_sql[] = {
+static const ecom_stmt product_sql[] = {
     { "ecom_products_i", LIST_SELECT KEY_ID, ECOM_STMT_READ },
     { "ecom_products_n", LIST_SELECT KEY_NEWEST, ECOM_STMT_READ },
     { "ecom_products_p", LIST_SELECT KEY_PRICE, ECOM_STMT_READ },
@@ -89,11 +96,17 @@ const ecom_stmt ecom_product_sql[] = {
 };
 
 static const ecom_col product_cols[] = {
-    { "id", EC_INT }, { "sku", EC_STR_NULL }, { "name", EC_STR },
-    { "description", EC_STR }, { "price", EC_INT }, { "currency", EC_STR },
-    { "stock", EC_INT }, { "active", EC_BOOL }, { "category", EC_STR_NULL },
-    { "created_at", EC_TIME }, { "updated_at", EC_TIME }, { NULL, 0 }
+    [P_ID] = { "id", EC_INT }, [P_SKU] = { "sku", EC_STR_NULL },
+    [P_NAME] = { "name", EC_STR }, [P_DESCRIPTION] = { "description", EC_STR },
+    [P_PRICE] = { "price", EC_INT }, [P_CURRENCY] = { "currency", EC_STR },
+    [P_STOCK] = { "stock", EC_INT }, [P_ACTIVE] = { "active", EC_BOOL },
+    [P_CATEGORY] = { "category", EC_STR_NULL },
+    [P_CREATED_AT] = { "created_at", EC_TIME },
+    [P_UPDATED_AT] = { "updated_at", EC_TIME }, [P_NCOLS] = { NULL, 0 }
 };
+/* single-column statements: ecom_category_id, ecom_product_insert,
+ * ecom_product_update, ecom_product_stock, ecom_sku_taken */
+enum { ONE_COL };
 
 /* Every query parameter the list reads, and so all that its cache key is
  * made of: a parameter the list starts to read must be added here. */
@@ -125,7 +138,7 @@ static int money_arg(ecom_req *q, const char *name, const char **out)
     return 0;
 }
 
-int ecom_products_list(ecom_req *q)
+static int ecom_products_list(ecom_req *q)
 {
     const char *sort = apr_table_get(q->args, "sort");
     const char *cursor = apr_table_get(q->args, "cursor");
@@ -138,6 +151,7 @@ int ecom_products_list(ecom_req *q)
     int limit, rv, nargs = 0, by_price, filtered;
     const char *ckey;
     apr_dbd_results_t *res;
+    ecom_err e;
 
     if ((rv = ecom_cache_key(q, "products", list_params, &ckey))) {
         return rv;
@@ -202,14 +216,15 @@ int ecom_products_list(ecom_req *q)
     }
     args[nargs++] = apr_itoa(q->r->pool, limit + 1);
     /* labels are case-folded by PostgreSQL: 'P' is spelled 'd' there */
-    if ((rv = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%s%c",
+    if ((e = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%s%c",
                                              filtered ? "f" : "",
                                              tag == 'P' ? 'd' : tag),
                              &res, nargs, args))) {
-        return rv;
+        return ecom_fail(q, e);
     }
     /* price orderings page on (price, id), the others on id */
-    ecom_db_page(q, res, limit, product_cols, tag, by_price ? 4 : 0, 0);
+    ecom_page(q, res, limit, product_cols, tag, by_price ? P_PRICE : P_ID,
+              P_ID);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
 }
@@ -255,11 +270,12 @@ static int load_product(ecom_req *q, long long id, int status)
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     int rv;
+    ecom_err e;
 
     args[0] = ECOM_LL(q, id);
     args[1] = q->is_staff ? "true" : "false";
-    if ((rv = ecom_db_select(q, "ecom_product_get", &res, 2, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_product_get", &res, 2, args))) {
+        return ecom_fail(q, e);
     }
     if (!(row = ecom_db_row(q, res))) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
@@ -274,7 +290,7 @@ static int load_product(ecom_req *q, long long id, int status)
     return rv;
 }
 
-int ecom_product_get(ecom_req *q)
+static int ecom_product_get(ecom_req *q)
 {
     return load_product(q, q->id[0], HTTP_OK);
 }
@@ -290,10 +306,11 @@ typedef struct {
  * statement). Returns 0 or the status of the 422 it set. */
 static int read_fields(ecom_req *q, product_fields *f, int creating)
 {
-    json_t *errs = ecom_json_pool(q, json_array());
+    json_t *errs = ecom_jarray(q);
     json_t *b = q->body, *v;
     long long n;
     int flag, rv;
+    ecom_err e;
 
     if (ecom_get_str(b, "name", 1, 300, &f->name, errs) == 0 && creating) {
         ecom_field_error(errs, "name", "is required");
@@ -353,12 +370,12 @@ static int read_fields(ecom_req *q, product_fields *f, int creating)
                 const char *args[1] = { slug };
                 apr_dbd_results_t *res;
                 apr_dbd_row_t *row;
-                if ((rv = ecom_db_select(q, "ecom_category_id", &res, 1, args))) {
-                    return rv;
+                if ((e = ecom_db_select(q, "ecom_category_id", &res, 1, args))) {
+                    return ecom_fail(q, e);
                 }
                 if ((row = ecom_db_row(q, res))) {
                     f->category_id = apr_pstrdup(q->r->pool,
-                                                 ecom_db_get(q, row, 0));
+                                                 ecom_db_get(q, row, ONE_COL));
                 }
                 else {
                     ecom_field_error(errs, "category", "is not a known category");
@@ -367,12 +384,12 @@ static int read_fields(ecom_req *q, product_fields *f, int creating)
         }
     }
     if (json_array_size(errs)) {
-        return ecom_invalid(q, json_incref(errs));
+        return ecom_invalid(q, errs);
     }
     return 0;
 }
 
-int ecom_product_create(ecom_req *q)
+static int ecom_product_create(ecom_req *q)
 {
     product_fields f = { 0 };
     const char *args[8];
@@ -380,6 +397,7 @@ int ecom_product_create(ecom_req *q)
     apr_dbd_row_t *row;
     long long id;
     int rv;
+    ecom_err e;
 
     if ((rv = read_fields(q, &f, 1))) {
         return rv;
@@ -392,15 +410,14 @@ int ecom_product_create(ecom_req *q)
     args[5] = f.active ? f.active : "true";
     args[6] = f.sku;
     args[7] = f.category_id;
-    if ((rv = ecom_db_select(q, "ecom_product_insert", &res, 8, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_product_insert", &res, 8, args))) {
+        return ecom_fail(q, e);
     }
     if (!(row = ecom_db_row(q, res))) {
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "Another product already has this sku.");
     }
-    id = ecom_db_ll(q, row, 0);
-    ecom_cache_invalidate(q);
+    id = ecom_db_ll(q, row, ONE_COL);
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/products/%" APR_INT64_T_FMT "/", (apr_int64_t)id));
     return load_product(q, id, HTTP_CREATED);
@@ -414,42 +431,45 @@ static int update_refused(ecom_req *q, const product_fields *f)
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     long long stock;
-    int rv;
+    ecom_err e;
 
-    if ((rv = ecom_db_select(q, "ecom_product_stock", &res, 1, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_product_stock", &res, 1, args))) {
+        return ecom_fail(q, e);
     }
     if (!(row = ecom_db_row(q, res))) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
     }
-    stock = ecom_db_ll(q, row, 0);
+    stock = ecom_db_ll(q, row, ONE_COL);
     if (f->expected_stock) {
         return ecom_problem_with(q, HTTP_CONFLICT, "stock-changed",
                                  "The stock is no longer the expected_stock "
                                  "you sent (a sale or another change came "
                                  "first); nothing was changed.",
-                                 json_pack("{s:I}", "stock", (json_int_t)stock));
+                                 ecom_jown(q, json_pack("{s:I}", "stock",
+                                                    (json_int_t)stock)));
     }
     return ecom_problem_with(q, HTTP_CONFLICT, "out-of-stock",
                              "The adjustment would take the stock below 0 "
                              "(or past 2147483647); nothing was changed.",
-                             json_pack("{s:I}", "stock", (json_int_t)stock));
+                             ecom_jown(q, json_pack("{s:I}", "stock",
+                                                    (json_int_t)stock)));
 }
 
-int ecom_product_update(ecom_req *q)
+static int ecom_product_update(ecom_req *q)
 {
     product_fields f = { 0 };
     const char *args[15];
     apr_dbd_results_t *res;
     int rv;
+    ecom_err e;
 
     if ((rv = read_fields(q, &f, 0))) {
         return rv;
     }
     if (f.sku) {
         const char *a[2] = { f.sku, ECOM_LL(q, q->id[0]) };
-        if ((rv = ecom_db_select(q, "ecom_sku_taken", &res, 2, a))) {
-            return rv;
+        if ((e = ecom_db_select(q, "ecom_sku_taken", &res, 2, a))) {
+            return ecom_fail(q, e);
         }
         if (ecom_db_row(q, res)) {
             return ecom_problem(q, HTTP_CONFLICT, "conflict",
@@ -470,12 +490,29 @@ int ecom_product_update(ecom_req *q)
     args[11] = ECOM_LL(q, q->id[0]);
     args[12] = args[13] = f.expected_stock;
     args[14] = args[5];
-    if ((rv = ecom_db_select(q, "ecom_product_update", &res, 15, args))) {
-        return rv;
+    if ((e = ecom_db_select(q, "ecom_product_update", &res, 15, args))) {
+        return ecom_fail(q, e);
     }
     if (!ecom_db_row(q, res)) {
         return update_refused(q, &f);
     }
-    ecom_cache_invalidate(q);
     return load_product(q, q->id[0], HTTP_OK);
 }
+
+static const ecom_route product_routes[] = {
+    { M_GET, "products", ecom_products_list, ECOM_AUTH_NONE, 0, 0,
+      "products.list" },
+    { M_POST, "products", ecom_product_create, ECOM_AUTH_STAFF,
+      ECOM_BODY | ECOM_IDEMPOTENT, ECOM_CACHE_CATALOG | ECOM_CACHE_CATEGORIES,
+      "products.create" },
+    { M_GET, "products/{id}", ecom_product_get, ECOM_AUTH_NONE, 0, 0,
+      "products.get" },
+    { M_PATCH, "products/{id}", ecom_product_update, ECOM_AUTH_STAFF,
+      ECOM_BODY, ECOM_CACHE_CATALOG | ECOM_CACHE_CATEGORIES,
+      "products.update" },
+    { 0, NULL, NULL, 0, 0, 0, NULL }
+};
+
+const ecom_resource ecom_products_resource = {
+    "products", product_sql, product_routes, NULL
+};

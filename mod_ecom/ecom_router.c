@@ -1,50 +1,33 @@
 /*
  * ecom_router.c: from request_rec to handler and back.
  *
- * One table maps (path pattern, method) to a handler and what it needs:
- * authentication level, a JSON body, idempotency. The dispatcher strips the
- * mount point and one trailing slash, matches the pattern ("{id}" segments
- * must be positive integers, else the path is unknown), answers 404 / 405
- * with Allow, authenticates, reads and parses the body (413, 415, 400), runs
- * the handler and finally writes the response it built.
+ * The routes are the registered resources' (ecom_registry.c); the router
+ * knows none by name. The dispatcher strips the mount point and one
+ * trailing slash, matches the pattern ("{id}" segments must be positive
+ * integers, else the path is unknown), answers 404 / 405 with Allow,
+ * authenticates by the route's auth kind, reads and parses the body (413,
+ * 415, 400), runs the handler (through the Idempotency-Key contract when
+ * the route honours it), invalidates the cache sections the route names
+ * after a 2xx, and finally writes the answer the handler set.
+ *
+ * Operator routes (ECOM_AUTH_OPERATOR) are never reachable under the API's
+ * handler: each is served under its resource's own handler name
+ * (SetHandler ecom-status), where httpd's Require decides who may ask, as
+ * for mod_status.
+ *
+ * Routing decisions are logged at LogLevel ecom:trace1.
  */
-#include "ecom.h"
+#include "ecom_resource.h"
+#include "ecom_http.h"
+#include "ecom_auth.h"
+#include "ecom_cache.h"
+#include "ecom_idempotency.h"
 #include "ecom_util.h"
 
 #include "util_script.h"
 
-enum {
-    NEED_USER  = 1 << 0,
-    NEED_STAFF = 1 << 1,
-    BODY       = 1 << 2,   /* a JSON object body is required */
-    BODY_OPT   = 1 << 3,   /* a JSON object body may be sent */
-    IDEMPOTENT = 1 << 4    /* honours Idempotency-Key */
-};
-
-typedef struct {
-    const char *pattern;   /* segments joined by '/', "{id}" captures */
-    ecom_handler_fn fn;
-    int method;            /* M_GET, M_POST, ... */
-    unsigned flags;
-} ecom_route;
-
-static const ecom_route routes[] = {
-    { "auth/register", ecom_register, M_POST, BODY },
-    { "auth/login", ecom_login, M_POST, BODY },
-    { "products", ecom_products_list, M_GET, 0 },
-    { "products", ecom_product_create, M_POST, NEED_STAFF | BODY | IDEMPOTENT },
-    { "products/{id}", ecom_product_get, M_GET, 0 },
-    { "products/{id}", ecom_product_update, M_PATCH, NEED_STAFF | BODY },
-    { "cart", ecom_cart_get, M_GET, NEED_USER },
-    { "cart", ecom_cart_add, M_POST, NEED_USER | BODY | IDEMPOTENT },
-    { "cart/{id}", ecom_cart_update, M_PATCH, NEED_USER | BODY },
-    { "cart/{id}", ecom_cart_delete, M_DELETE, NEED_USER },
-    { "orders", ecom_orders_list, M_GET, NEED_USER },
-    { "orders", ecom_order_create, M_POST, NEED_USER | BODY_OPT | IDEMPOTENT },
-    { "orders/{id}", ecom_order_get, M_GET, NEED_USER },
-    { "health", ecom_health, M_GET, 0 },
-    { "openapi.json", ecom_openapi, M_GET, 0 },
-    { NULL, NULL, 0, 0 }
+static const char *const auth_names[] = {
+    "none", "user", "staff", "webhook", "operator"
 };
 
 /* Matches path (no leading or trailing slash) against pattern, capturing
@@ -169,21 +152,22 @@ static int is_json_type(const char *ct)
 }
 
 /* Reads and parses the body; returns 0 or the status of the problem set.
- * A route that anyone may call (no NEED_USER or NEED_STAFF) gets the small
- * EcomMaxAnonBodySize cap: its body is parsed before anything is known of
- * the caller, and jansson's tree takes many times the body's size. */
-static int parse_body(ecom_req *q, unsigned flags)
+ * A route that anyone may call gets the small EcomMaxAnonBodySize cap: its
+ * body is parsed before anything is known of the caller, and jansson's
+ * tree takes many times the body's size. */
+static int parse_body(ecom_req *q, const ecom_route *rt)
 {
     request_rec *r = q->r;
     apr_off_t limit = q->dc->max_body;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     const char *te = apr_table_get(r->headers_in, "Transfer-Encoding");
     int has_body = (cl && strcmp(cl, "0") != 0) || te;
+    int optional = (rt->flags & ECOM_BODY_OPT) != 0;
     json_error_t err;
     json_t *j;
     int rv;
 
-    if (!has_body && (flags & BODY_OPT)) {
+    if (!has_body && optional) {
         return 0;
     }
     if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
@@ -192,29 +176,50 @@ static int parse_body(ecom_req *q, unsigned flags)
                             "unsupported-media-type",
                             "Send the body as application/json.");
     }
-    if (!(flags & (NEED_USER | NEED_STAFF)) && q->dc->max_anon_body < limit) {
+    if (rt->auth == ECOM_AUTH_NONE && q->dc->max_anon_body < limit) {
         limit = q->dc->max_anon_body;
     }
     if ((rv = ecom_read_body(q, limit))) {
         return rv;
     }
-    if (q->raw_len == 0 && (flags & BODY_OPT)) {
+    if (q->raw_len == 0 && optional) {
         return 0;
     }
-    j = json_loadb(q->raw_body, q->raw_len, JSON_REJECT_DUPLICATES, &err);
+    j = ecom_jown(q, json_loadb(q->raw_body, q->raw_len,
+                                JSON_REJECT_DUPLICATES, &err));
     if (!j) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             apr_psprintf(r->pool, "Malformed JSON at line %d, "
                                          "column %d: %s", err.line, err.column,
                                          err.text));
     }
-    ecom_json_pool(q, j);
     if (!json_is_object(j)) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "The body must be a JSON object.");
     }
     q->body = j;
     return 0;
+}
+
+/* Authenticates the caller the way the route asks; 0 or the status set. */
+static int authenticate(ecom_req *q, const ecom_route *rt)
+{
+    switch (rt->auth) {
+    case ECOM_AUTH_NONE:
+        return ecom_authenticate(q, 0);
+    case ECOM_AUTH_USER:
+        return ecom_authenticate(q, 1);
+    case ECOM_AUTH_STAFF:
+        return ecom_authenticate(q, 2);
+    case ECOM_AUTH_OPERATOR:
+        /* httpd's Require has decided */
+        return 0;
+    default:
+        break;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
+                  "ECOM0205: route %s has no usable auth kind", rt->name);
+    return ecom_fail(q, ECOM_E_INTERNAL);
 }
 
 static void send_response(ecom_req *q)
@@ -240,62 +245,51 @@ static void send_response(ecom_req *q)
     }
 }
 
-static int run(ecom_req *q)
+/* Finds the API route for path and method; *allow collects the methods
+ * the path has when the method is not one of them. */
+static const ecom_route *find_route(ecom_req *q, const char *path,
+                                    const char **allow)
 {
-    request_rec *r = q->r;
-    const ecom_route *rt, *hit = NULL;
-    const char *path = relative_path(q), *allow = NULL, *idem = NULL;
-    int m = r->method_number, rv;
+    int m = q->r->method_number;   /* HEAD is M_GET */
 
-    if (path) {
-        for (rt = routes; rt->pattern; rt++) {
+    for (const ecom_resource *const *res = ecom_resources; *res; res++) {
+        for (const ecom_route *rt = (*res)->routes; rt && rt->pattern; rt++) {
             long long id[2] = { 0, 0 };
-            if (!match(rt->pattern, path, id)) {
+            if (rt->auth == ECOM_AUTH_OPERATOR || !match(rt->pattern, path, id)) {
                 continue;
             }
             if (rt->method == m) {
-                hit = rt;
-                q->route = rt->pattern;
                 q->id[0] = id[0];
                 q->id[1] = id[1];
-                break;
+                return rt;
             }
-            allow = allow ? apr_pstrcat(r->pool, allow, ", ",
-                                        method_name(rt->method), NULL)
-                          : method_name(rt->method);
+            *allow = *allow ? apr_pstrcat(q->r->pool, *allow, ", ",
+                                          method_name(rt->method), NULL)
+                            : method_name(rt->method);
         }
     }
-    if (!hit) {
-        if (!allow) {
-            return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
-                                "No such resource.");
-        }
-        apr_table_setn(r->err_headers_out, "Allow", allow);
-        if (m == M_OPTIONS) {
-            return ecom_no_content(q, HTTP_NO_CONTENT);
-        }
-        return ecom_problem(q, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",
-                            apr_psprintf(r->pool, "%s is not allowed here; "
-                                         "allowed: %s.", r->method, allow));
-    }
+    return NULL;
+}
+
+static int run_route(ecom_req *q, const ecom_route *rt)
+{
+    request_rec *r = q->r;
+    const char *idem;
+    int rv;
+
     if (r->args && strstr(r->args, "%00")) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "The query string may not contain NUL bytes.");
     }
+    q->args = apr_table_make(r->pool, r->args ? 8 : 1);
     if (r->args) {
-        q->args = apr_table_make(r->pool, 8);
         ap_args_to_table(r, &q->args);
     }
-    else {
-        q->args = apr_table_make(r->pool, 1);
-    }
-    rv = ecom_authenticate(q, (hit->flags & NEED_STAFF) ? 2
-                              : (hit->flags & NEED_USER) ? 1 : 0);
-    if (rv) {
+    if ((rv = authenticate(q, rt))) {
         return rv;
     }
-    if (hit->flags & (BODY | BODY_OPT)) {
-        if ((rv = parse_body(q, hit->flags))) {
+    if (rt->flags & (ECOM_BODY | ECOM_BODY_OPT)) {
+        if ((rv = parse_body(q, rt))) {
             return rv;
         }
     }
@@ -303,40 +297,114 @@ static int run(ecom_req *q)
         ap_discard_request_body(r);
     }
     idem = apr_table_get(r->headers_in, "Idempotency-Key");
-    if ((hit->flags & IDEMPOTENT) && q->user_id && idem) {
-        return ecom_idem_run(q, idem, hit->fn);
+    if ((rt->flags & ECOM_IDEMPOTENT) && q->user_id && idem) {
+        rv = ecom_idem_run(q, idem, rt->fn);
     }
-    return hit->fn(q);
+    else {
+        rv = rt->fn(q);
+    }
+    if (rt->invalidates && q->status >= 200 && q->status < 300) {
+        /* the write is committed by now (ecom_db_tx, ecom_idem_run) */
+        ecom_cache_invalidate(q);
+    }
+    return rv;
+}
+
+static int run(ecom_req *q)
+{
+    request_rec *r = q->r;
+    const ecom_route *rt = NULL;
+    const char *path = relative_path(q), *allow = NULL;
+
+    if (!path) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "ECOM0201: %s is not "
+                      "under the mount point %s", r->uri,
+                      q->dc->base ? q->dc->base : "/");
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
+                            "No such resource.");
+    }
+    rt = find_route(q, path, &allow);
+    if (!rt) {
+        if (!allow) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "ECOM0202: no "
+                          "route for \"%s\"", path);
+            return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
+                                "No such resource.");
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "ECOM0203: \"%s\" "
+                      "has no %s route (allowed: %s)", path, r->method, allow);
+        apr_table_setn(r->err_headers_out, "Allow", allow);
+        if (r->method_number == M_OPTIONS) {
+            return ecom_no_content(q, HTTP_NO_CONTENT);
+        }
+        return ecom_problem(q, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",
+                            apr_psprintf(r->pool, "%s is not allowed here; "
+                                         "allowed: %s.", r->method, allow));
+    }
+    q->route = rt;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "ECOM0204: %s \"%s\" -> "
+                  "%s (auth %s, ids %" APR_INT64_T_FMT ",%" APR_INT64_T_FMT
+                  ")", r->method, path, rt->name, auth_names[rt->auth],
+                  (apr_int64_t)q->id[0], (apr_int64_t)q->id[1]);
+    return run_route(q, rt);
+}
+
+/* An operator handler: the resource that registered r->handler serves the
+ * whole <Location>, by method. */
+static int run_operator(ecom_req *q, const ecom_resource *res)
+{
+    request_rec *r = q->r;
+    const char *allow = NULL;
+
+    for (const ecom_route *rt = res->routes; rt && rt->pattern; rt++) {
+        if (rt->auth != ECOM_AUTH_OPERATOR) {
+            continue;
+        }
+        if (rt->method == r->method_number) {
+            q->route = rt;
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "ECOM0206: %s "
+                          "%s -> %s (operator handler %s)", r->method,
+                          r->uri, rt->name, res->handler);
+            return run_route(q, rt);
+        }
+        allow = allow ? apr_pstrcat(r->pool, allow, ", ",
+                                    method_name(rt->method), NULL)
+                      : method_name(rt->method);
+    }
+    apr_table_setn(r->err_headers_out, "Allow", allow ? allow : "");
+    return ecom_problem(q, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",
+                        apr_psprintf(r->pool, "%s is not allowed here.",
+                                     r->method));
 }
 
 int ecom_dispatch(request_rec *r)
 {
-    ecom_req *q = apr_pcalloc(r->pool, sizeof(*q));
+    const ecom_resource *op = NULL;
+    ecom_req *q;
 
+    if (!r->handler || strncmp(r->handler, "ecom", 4) != 0) {
+        return DECLINED;
+    }
+    if (r->handler[4]) {
+        for (const ecom_resource *const *res = ecom_resources; *res && !op;
+             res++) {
+            if ((*res)->handler && !strcmp((*res)->handler, r->handler)) {
+                op = *res;
+            }
+        }
+        if (!op) {
+            return DECLINED;
+        }
+    }
+    q = apr_pcalloc(r->pool, sizeof(*q));
     q->r = r;
     apply_defaults(q);
-    run(q);
+    if (op) {
+        run_operator(q, op);
+    }
+    else {
+        run(q);
+    }
     send_response(q);
     return OK;
-}
-
-int ecom_page_args(ecom_req *q, int *limit)
-{
-    const char *l = apr_table_get(q->args, "limit");
-    size_t n = l ? strspn(l, "0123456789") : 0;
-    long long v;
-
-    *limit = q->dc->page_size;
-    if (l) {
-        /* any positive integer, however large, is capped to the maximum */
-        if (n == 0 || l[n] != '\0' || l[strspn(l, "0")] == '\0') {
-            return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                                "limit must be an integer >= 1.");
-        }
-        if (n > 9 || ecom_parse_ll(l, 1, 999999999LL, &v) != 0) {
-            v = q->dc->page_max;
-        }
-        *limit = v > q->dc->page_max ? q->dc->page_max : (int)v;
-    }
-    return 0;
 }

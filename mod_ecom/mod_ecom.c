@@ -1,8 +1,9 @@
 /*
  * mod_ecom.c: the module record and its hooks.
  *
- * The handler declines anything not set to "ecom" and hands the rest to
- * the router. post_config registers every SQL statement with mod_dbd, once
+ * The handler hands "ecom" (the API) and the operator handler names of
+ * the registered resources ("ecom-status") to the router, and declines
+ * the rest. post_config registers every SQL statement with mod_dbd, once
  * per distinct mod_dbd configuration, so each pooled connection prepares
  * them when it opens; refuses a DBDMax below ThreadsPerChild (a thread
  * would wait for ever for a connection: mod_dbd's pool has no timeout);
@@ -11,7 +12,8 @@
  * child at a time). This file owns no request logic.
  */
 #define ECOM_MODULE_C
-#include "ecom.h"
+#include "ecom_resource.h"
+#include "ecom_cache.h"
 #include "ecom_util.h"
 
 #include "http_request.h"
@@ -61,23 +63,23 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!get_instance || !register_cb) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(10933)
-                     "mod_watchdog is not loaded: expired tokens and "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, 
+                     "ECOM0033: mod_watchdog is not loaded: expired tokens and "
                      "idempotency records are not purged (EcomPurgeInterval)");
         return OK;
     }
     /* a child-process watchdog in singleton mode: one child at a time */
     if ((rv = get_instance(&wd, ECOM_WATCHDOG, 0, 1, pconf)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10934)
-                     "could not create the mod_ecom watchdog");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, 
+                     "ECOM0034: could not create the mod_ecom watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ctx = apr_pcalloc(pconf, sizeof(*ctx));
     ctx->servers = servers;
     rv = register_cb(wd, apr_time_from_sec(interval), ctx, purge_callback);
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10935)
-                     "could not register the mod_ecom purge callback");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, 
+                     "ECOM0035: could not register the mod_ecom purge callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
@@ -146,8 +148,8 @@ static int check_pool_size(apr_pool_t *ptemp, server_rec *s)
             l.persist = v->persist >= 0 ? v->persist : top.persist;
         }
         if (l.persist && l.max < threads) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10936)
-                         "mod_ecom: DBDMax %d is below ThreadsPerChild %d%s: "
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, 
+                         "ECOM0036: DBDMax %d is below ThreadsPerChild %d%s: "
                          "requests could wait for ever for a database "
                          "connection. Set DBDMax to at least %d (and keep "
                          "DBDMax x the number of child processes below "
@@ -157,14 +159,6 @@ static int check_pool_size(apr_pool_t *ptemp, server_rec *s)
         }
     }
     return OK;
-}
-
-static int ecom_handler(request_rec *r)
-{
-    if (!r->handler || strcmp(r->handler, "ecom") != 0) {
-        return DECLINED;
-    }
-    return ecom_dispatch(r);
 }
 
 /* s's mod_dbd server config (NULL without mod_dbd). */
@@ -186,8 +180,8 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     if (!APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare)
         || !APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire)) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, APLOGNO(10901)
-                     "mod_ecom needs mod_dbd: LoadModule dbd_module first");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, 
+                     "ECOM0001: mod_ecom needs mod_dbd: LoadModule dbd_module first");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (sp = s; sp; sp = sp->next) {
@@ -232,7 +226,7 @@ static void ecom_register_hooks(apr_pool_t *p)
     ap_hook_post_config(ecom_post_config, NULL, succ, APR_HOOK_MIDDLE);
     ap_hook_pre_config(ecom_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ecom_cache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_handler(ecom_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(ecom_dispatch, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* ALWAYS_MERGE: every virtual host gets a server config of its own, even

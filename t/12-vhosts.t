@@ -62,11 +62,11 @@ sub write_in {
                 body => { name => "Shop $shop renamed $u" });
     is $w->{status}, 200, "staff PATCH in shop $shop";
     my $mine = api(GET => $url, base => $base);
-    is cache_of($mine), 'miss', "the write invalidates shop $shop's pages";
+    is cache_of($mine), 'miss', "the write invalidates shop ${shop}'s pages";
     is_deeply names($mine), ["Shop $shop renamed $u"], "shop $shop shows the change at once";
     my $theirs = api(GET => $url, base => $other_base);
-    is cache_of($theirs), 'hit', "shop $other's cached page survives a write in shop $shop";
-    is_deeply names($theirs), [$other_name], "and is still shop $other's";
+    is cache_of($theirs), 'hit', "shop ${other}'s cached page survives a write in shop $shop";
+    is_deeply names($theirs), [$other_name], "and is still shop ${other}'s";
 }
 write_in('B', $B, scalar staff_token(base => $B, db => $db2), $pb, 'A', $A, "Shop A product $u");
 write_in('A', $A, scalar staff_token(), $pa, 'B', $B, "Shop B renamed $u");

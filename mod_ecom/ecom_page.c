@@ -1,0 +1,61 @@
+/*
+ * ecom_page.c: keyset-paginated list pages, for every list resource.
+ *
+ * A list statement fetches limit + 1 rows in its order; the extra row only
+ * says that a next page exists. The cursor is opaque to clients: the list's
+ * ordering tag and the keys of the last item shown (ecom_util.c encodes it),
+ * so a cursor of one list or ordering is refused by another.
+ */
+#include "ecom_page.h"
+#include "ecom_http.h"
+#include "ecom_util.h"
+
+int ecom_page_args(ecom_req *q, int *limit)
+{
+    const char *l = apr_table_get(q->args, "limit");
+    size_t n = l ? strspn(l, "0123456789") : 0;
+    long long v;
+
+    *limit = q->dc->page_size;
+    if (l) {
+        /* any positive integer, however large, is capped to the maximum */
+        if (n == 0 || l[n] != '\0' || l[strspn(l, "0")] == '\0') {
+            return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                                "limit must be an integer >= 1.");
+        }
+        if (n > 9 || ecom_parse_ll(l, 1, 999999999LL, &v) != 0) {
+            v = q->dc->page_max;
+        }
+        *limit = v > q->dc->page_max ? q->dc->page_max : (int)v;
+    }
+    return 0;
+}
+
+int ecom_page(ecom_req *q, apr_dbd_results_t *res, int limit,
+              const ecom_col *cols, char tag, int key1, int key2)
+{
+    json_t *items = ecom_jarray(q);
+    apr_dbd_row_t *row = NULL;
+    long long k1 = 0, k2 = 0;
+    char next[ECOM_CURSOR_MAX];
+    int n = 0;
+
+    while (ecom_db_next(q, res, &row)) {
+        if (n == limit) {
+            /* a next page exists: the cursor points after the last item
+             * (rows of res stay readable: the result is not exhausted) */
+            break;
+        }
+        json_array_append(items, ecom_row_json(q, row, cols, 0));
+        k1 = ecom_db_ll(q, row, key1);
+        k2 = key2 >= 0 ? ecom_db_ll(q, row, key2) : 0;
+        n++;
+    }
+    if (row) {
+        ecom_cursor_encode(tag, k1, k2, next);
+    }
+    return ecom_json(q, HTTP_OK,
+                     ecom_jown(q, json_pack("{s:O, s:s?}", "items", items,
+                                            "next_cursor",
+                                            row ? next : NULL)));
+}

@@ -1,0 +1,22 @@
+/*
+ * ecom_page.h: keyset-paginated list pages (ecom_page.c), a helper below
+ * the resources: it reads limit and cursor, and answers {items,
+ * next_cursor} from a result holding limit + 1 rows.
+ */
+#ifndef ECOM_PAGE_H
+#define ECOM_PAGE_H
+
+#include "ecom_req.h"
+#include "ecom_db.h"
+
+/* Reads ?limit= (any positive integer, capped at EcomPageSizeMax; none:
+ * EcomPageSize) into *limit. Returns 0 or the status of the 400 set. */
+int ecom_page_args(ecom_req *q, int *limit);
+/* Answers the first limit rows of res (limit + 1 when a next page exists)
+ * as {items, next_cursor}, the cursor carrying columns key1 and key2 (-1:
+ * none) of the last item under the tag of the list's ordering. Returns
+ * the status. */
+int ecom_page(ecom_req *q, apr_dbd_results_t *res, int limit,
+              const ecom_col *cols, char tag, int key1, int key2);
+
+#endif /* ECOM_PAGE_H */

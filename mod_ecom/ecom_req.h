@@ -1,0 +1,82 @@
+/*
+ * ecom_req.h: the per-request state every glue layer shares, and the
+ * module record. Below the data layer (ecom_db.h) and the handler layer
+ * (ecom_http.h): it renders nothing and runs nothing.
+ *
+ * A request's path: mod_ecom.c (handler) -> ecom_router.c (route, auth,
+ * body; the routes come from the resource descriptors of ecom_registry.c)
+ * -> a resource's handler -> ecom_db.c (prepared statements) ->
+ * PostgreSQL, and back through ecom_http.c (JSON and problem+json).
+ * The per-request state is one ecom_req, allocated from r->pool.
+ */
+#ifndef ECOM_REQ_H
+#define ECOM_REQ_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "apr_strings.h"
+#include "apr_dbd.h"
+#include "mod_dbd.h"
+
+#include <jansson.h>
+
+#include "ecom_config.h"
+
+extern module AP_MODULE_DECLARE_DATA ecom_module;
+#if defined(APLOG_USE_MODULE) && !defined(ECOM_MODULE_C)
+APLOG_USE_MODULE(ecom);
+#endif
+
+struct ecom_route;
+
+typedef struct ecom_req {
+    request_rec *r;
+    const ecom_dir_conf *dc;
+    const ecom_srv_conf *sc;
+    const struct ecom_route *route;  /* the matched route */
+    apr_table_t *args;         /* decoded query string */
+    long long id[2];           /* ids captured from the path */
+    ap_dbd_t *dbd;             /* acquired on first use */
+    int in_tx;                 /* a BEGIN of ours is open on dbd */
+    int tx_cleanup;            /* the pool cleanup that rolls back is set */
+    unsigned cache_dirty;      /* cache sections to invalidate once the
+                                * transaction commits */
+    long long user_id;         /* 0: anonymous */
+    int is_staff;
+    json_t *body;              /* parsed request body (object) or NULL */
+    const char *raw_body;
+    apr_size_t raw_len;
+    /* the response, written out by the router once the handler returns */
+    int status;
+    const char *out;
+    apr_size_t out_len;
+    const char *ctype;
+} ecom_req;
+
+static inline apr_status_t ecom_json_cleanup(void *j)
+{
+    json_decref((json_t *)j);
+    return APR_SUCCESS;
+}
+
+/* Ties j to the request pool (decref'd when the pool goes); returns j (a
+ * NULL j, jansson out of memory, is returned as is). Every json_t the
+ * module holds is owned this way from birth, so no error path decrefs. */
+static inline json_t *ecom_jown(ecom_req *q, json_t *j)
+{
+    if (j) {
+        apr_pool_cleanup_register(q->r->pool, j, ecom_json_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    return j;
+}
+#define ecom_jobject(q) ecom_jown((q), json_object())
+#define ecom_jarray(q)  ecom_jown((q), json_array())
+
+/* Formats a long long into pool memory, for statement arguments. */
+#define ECOM_LL(q, v) apr_psprintf((q)->r->pool, "%" APR_INT64_T_FMT, \
+                                   (apr_int64_t)(v))
+
+#endif /* ECOM_REQ_H */

@@ -1,0 +1,78 @@
+/*
+ * ecom_status.c: the operator's view of the module, as JSON, under its own
+ * handler name:
+ *
+ *     <Location "/ecom-status">
+ *         SetHandler ecom-status
+ *         Require ip 127.0.0.1
+ *     </Location>
+ *
+ * httpd's Require decides who may ask (ECOM_AUTH_OPERATOR), as for
+ * mod_status; the API's handler ("ecom") never serves it. It shows every
+ * registered resource with its routes and auth kinds, and the virtual
+ * host's resolved server-level settings. It reads no database and holds
+ * no secret (only whether one is configured).
+ */
+#include "ecom_resource.h"
+#include "ecom_http.h"
+
+static const char *const auth_names[] = {
+    "none", "user", "staff", "webhook", "operator"
+};
+
+static json_t *routes_json(ecom_req *q, const ecom_resource *res)
+{
+    json_t *a = ecom_jarray(q);
+
+    for (const ecom_route *rt = res->routes; rt && rt->pattern; rt++) {
+        json_array_append_new(a, json_pack(
+            "{s:s, s:s, s:s, s:s, s:b, s:b}",
+            "name", rt->name,
+            "method", ap_method_name_of(q->r->pool, rt->method),
+            "path", rt->auth == ECOM_AUTH_OPERATOR
+                    ? apr_pstrcat(q->r->pool, "(SetHandler ", res->handler,
+                                  ")", NULL)
+                    : apr_pstrcat(q->r->pool, "/", rt->pattern,
+                                  *rt->pattern ? "/" : "", NULL),
+            "auth", auth_names[rt->auth],
+            "idempotent", (rt->flags & ECOM_IDEMPOTENT) != 0,
+            "invalidates_cache", rt->invalidates != 0));
+    }
+    return a;
+}
+
+static int status_get(ecom_req *q)
+{
+    json_t *resources = ecom_jarray(q);
+    const ecom_srv_conf *sc = q->sc;
+
+    for (const ecom_resource *const *res = ecom_resources; *res; res++) {
+        int nstmts = 0;
+        for (const ecom_stmt *st = (*res)->stmts; st && st->label; st++) {
+            nstmts++;
+        }
+        json_array_append_new(resources, json_pack(
+            "{s:s, s:i, s:O}", "name", (*res)->name, "statements", nstmts,
+            "routes", routes_json(q, *res)));
+    }
+    apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
+    return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack(
+        "{s:s, s:O, s:{s:i, s:b, s:i, s:i}}",
+        "server", q->r->server->server_hostname
+                  ? q->r->server->server_hostname : "",
+        "resources", resources,
+        "config",
+        "token_lifetime", sc->token_lifetime,
+        "cache", sc->cache != NULL,
+        "cache_ttl", sc->cache_ttl,
+        "purge_interval", sc->purge_interval)));
+}
+
+static const ecom_route status_routes[] = {
+    { M_GET, "", status_get, ECOM_AUTH_OPERATOR, 0, 0, "status" },
+    { 0, NULL, NULL, 0, 0, 0, NULL }
+};
+
+const ecom_resource ecom_status_resource = {
+    "status", NULL, status_routes, "ecom-status"
+};
