@@ -43,26 +43,50 @@ static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close_fn;
 
-/* Iterates over every statement of every registered resource. */
-#define EACH_STMT(st) \
-    for (const ecom_resource *const *res_ = ecom_resources; *res_; res_++) \
-        for (const ecom_stmt *st = (*res_)->stmts; st && st->label; st++)
+/* Every statement of every registered resource, in registry order: start
+ * with a zeroed iterator; NULL at the end. */
+typedef struct {
+    const ecom_resource *const *res;
+    const ecom_stmt *st;
+} stmt_iter;
+
+static const ecom_stmt *next_stmt(stmt_iter *it)
+{
+    if (!it->res) {
+        it->res = ecom_resources;
+        it->st = *it->res ? (*it->res)->stmts : NULL;
+    }
+    else if (it->st) {
+        it->st++;
+    }
+    while (*it->res && (!it->st || !it->st->label)) {
+        it->res++;
+        it->st = *it->res ? (*it->res)->stmts : NULL;
+    }
+    return *it->res ? it->st : NULL;
+}
 
 void ecom_db_register(server_rec *s)
 {
+    stmt_iter it = { NULL, NULL };
+    const ecom_stmt *st;
+
     /* Looked up once per (re)configuration, as mod_authn_dbd does. */
     dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
     dbd_acquire_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
     dbd_open_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     dbd_close_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
-    EACH_STMT(st) {
+    while ((st = next_stmt(&it))) {
         dbd_prepare_fn(s, st->sql, st->label);
     }
 }
 
 static const ecom_stmt *find_stmt(const char *label)
 {
-    EACH_STMT(st) {
+    stmt_iter it = { NULL, NULL };
+    const ecom_stmt *st;
+
+    while ((st = next_stmt(&it))) {
         if (strcmp(st->label, label) == 0) {
             return st;
         }
@@ -152,10 +176,12 @@ static int session_was_reset(ap_dbd_t *dbd)
  */
 static int reprepare(request_rec *r, ap_dbd_t *dbd)
 {
+    stmt_iter it = { NULL, NULL };
+    const ecom_stmt *st;
     int failures = 0;
 
     verbose_errors(dbd);
-    EACH_STMT(st) {
+    while ((st = next_stmt(&it))) {
         apr_dbd_prepared_t *stmt = NULL;
         if (apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, st->sql,
                             st->label, &stmt) == 0) {
@@ -166,9 +192,9 @@ static int reprepare(request_rec *r, ap_dbd_t *dbd)
         }
     }
     remember_session(dbd);
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, 
-                  "ECOM0107: database session was reset; statements prepared again "
-                  "(%d failed)", failures);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "ECOM0107: database "
+                  "session was reset; statements prepared again (%d failed)",
+                  failures);
     return failures == 0;
 }
 

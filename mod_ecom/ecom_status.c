@@ -20,6 +20,24 @@ static const char *const auth_names[] = {
     "none", "user", "staff", "webhook", "operator"
 };
 
+static const char *method_text(int m)
+{
+    switch (m) {
+    case M_GET:
+        return "GET";
+    case M_POST:
+        return "POST";
+    case M_PATCH:
+        return "PATCH";
+    case M_PUT:
+        return "PUT";
+    case M_DELETE:
+        return "DELETE";
+    default:
+        return "?";
+    }
+}
+
 static json_t *routes_json(ecom_req *q, const ecom_resource *res)
 {
     json_t *a = ecom_jarray(q);
@@ -28,7 +46,7 @@ static json_t *routes_json(ecom_req *q, const ecom_resource *res)
         json_array_append_new(a, json_pack(
             "{s:s, s:s, s:s, s:s, s:b, s:b}",
             "name", rt->name,
-            "method", ap_method_name_of(q->r->pool, rt->method),
+            "method", method_text(rt->method),
             "path", rt->auth == ECOM_AUTH_OPERATOR
                     ? apr_pstrcat(q->r->pool, "(SetHandler ", res->handler,
                                   ")", NULL)

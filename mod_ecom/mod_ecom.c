@@ -63,14 +63,14 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!get_instance || !register_cb) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, 
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "ECOM0033: mod_watchdog is not loaded: expired tokens and "
                      "idempotency records are not purged (EcomPurgeInterval)");
         return OK;
     }
     /* a child-process watchdog in singleton mode: one child at a time */
     if ((rv = get_instance(&wd, ECOM_WATCHDOG, 0, 1, pconf)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, 
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "ECOM0034: could not create the mod_ecom watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -78,7 +78,7 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
     ctx->servers = servers;
     rv = register_cb(wd, apr_time_from_sec(interval), ctx, purge_callback);
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, 
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "ECOM0035: could not register the mod_ecom purge callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -148,7 +148,7 @@ static int check_pool_size(apr_pool_t *ptemp, server_rec *s)
             l.persist = v->persist >= 0 ? v->persist : top.persist;
         }
         if (l.persist && l.max < threads) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, 
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                          "ECOM0036: DBDMax %d is below ThreadsPerChild %d%s: "
                          "requests could wait for ever for a database "
                          "connection. Set DBDMax to at least %d (and keep "
@@ -180,7 +180,7 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     if (!APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare)
         || !APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire)) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, 
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      "ECOM0001: mod_ecom needs mod_dbd: LoadModule dbd_module first");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
