@@ -37,7 +37,7 @@ typedef struct ecom_req {
     ap_dbd_t *dbd;             /* acquired on first use */
     int in_tx;                 /* a BEGIN of ours is open on dbd */
     int tx_cleanup;            /* the pool cleanup that rolls back is set */
-    int cache_dirty;           /* invalidate the cache once committed */
+    unsigned cache_dirty;      /* cache sections to invalidate once committed */
     const char *route;         /* the matched route pattern */
     long long user_id;         /* 0: anonymous */
     int is_staff;

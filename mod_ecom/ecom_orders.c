@@ -344,7 +344,7 @@ int ecom_order_create(ecom_req *q)
     if ((rv = ecom_db_tx(q, checkout, &c))) {
         return rv;
     }
-    ecom_cache_invalidate(q);   /* list pages show stock */
+    ecom_cache_invalidate(q, ECOM_CACHE_CATALOG);   /* list pages show stock */
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
     return send_order(q, c.order_id, HTTP_CREATED);

@@ -136,12 +136,10 @@ int ecom_products_list(ecom_req *q)
     char tag;
     long long k1 = 0, k2 = 0;
     int limit, rv, nargs = 0, by_price, filtered;
-    const char *ckey;
+    const char *ckey = ecom_cache_key(q, ECOM_CACHE_CATALOG, "products",
+                                      list_params);
     apr_dbd_results_t *res;
 
-    if ((rv = ecom_cache_key(q, "products", list_params, &ckey))) {
-        return rv;
-    }
     if (ecom_cache_serve(q, ckey)) {
         return HTTP_OK;
     }
@@ -400,7 +398,7 @@ int ecom_product_create(ecom_req *q)
                             "Another product already has this sku.");
     }
     id = ecom_db_ll(q, row, 0);
-    ecom_cache_invalidate(q);
+    ecom_cache_invalidate(q, ECOM_CACHE_CATALOG | ECOM_CACHE_CATEGORIES);
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/products/%" APR_INT64_T_FMT "/", (apr_int64_t)id));
     return load_product(q, id, HTTP_CREATED);
@@ -476,6 +474,6 @@ int ecom_product_update(ecom_req *q)
     if (!ecom_db_row(q, res)) {
         return update_refused(q, &f);
     }
-    ecom_cache_invalidate(q);
+    ecom_cache_invalidate(q, ECOM_CACHE_CATALOG | ECOM_CACHE_CATEGORIES);
     return load_product(q, q->id[0], HTTP_OK);
 }
