@@ -18,6 +18,10 @@
  *   4. decrement stock with one conditional UPDATE (stock >= quantity) and
  *      check it touched every line, so even a path that skipped the lock
  *      could never oversell (the CHECK (stock >= 0) is the last guard);
+ *      it returns the new stocks: a product whose stock reached 0 changed
+ *      its in_stock, the only change of a checkout that invalidates cached
+ *      catalog pages (ecom_cache.c; the stock count they show may lag by
+ *      up to EcomCacheTTL seconds otherwise);
  *   5. delete exactly the cart lines that were ordered: a line added while
  *      checkout ran stays in the cart.
  * Another user's order is never visible: reads are scoped by user_id
@@ -52,7 +56,8 @@ const ecom_stmt ecom_order_sql[] = {
       "JOIN products p ON p.id = l.pid ORDER BY p.id", 0 },
     { "ecom_stock_take",
       "UPDATE products p SET stock = p.stock - l.qty, updated_at = now() "
-      "FROM " LOCKED_SET " WHERE p.id = l.pid AND p.stock >= l.qty", 0 },
+      "FROM " LOCKED_SET " WHERE p.id = l.pid AND p.stock >= l.qty "
+      "RETURNING p.stock", 0 },
     { "ecom_order_event",
       "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
       "VALUES (%s::bigint, %s::bigint, %s, %s)", 0 },
@@ -193,6 +198,7 @@ typedef struct {
     int has_expected;
     long long expected;
     long long order_id;
+    int sold_out;          /* products whose stock the order took to 0 */
 } checkout_ctx;
 
 /* Appends v to a list of integers (as strings) bound for array_text(). */
@@ -305,8 +311,14 @@ static int checkout(ecom_req *q, void *data)
     }
     args[0] = locked_pids;
     args[1] = locked_qtys;
-    if ((rv = ecom_db_query(q, "ecom_stock_take", &n, 2, args))) {
+    if ((rv = ecom_db_select(q, "ecom_stock_take", &res, 2, args))) {
         return rv;
+    }
+    n = 0;
+    row = NULL;
+    while (ecom_db_next(q, res, &row)) {
+        n++;
+        c->sold_out += ecom_db_ll(q, row, 0) == 0;
     }
     if (n != lines) {
         /* cannot happen while the rows are locked; refuse rather than
@@ -329,7 +341,7 @@ static int checkout(ecom_req *q, void *data)
 
 int ecom_order_create(ecom_req *q)
 {
-    checkout_ctx c = { 0, 0, 0 };
+    checkout_ctx c = { 0, 0, 0, 0 };
     int rv;
 
     if (q->body) {
@@ -344,7 +356,11 @@ int ecom_order_create(ecom_req *q)
     if ((rv = ecom_db_tx(q, checkout, &c))) {
         return rv;
     }
-    ecom_cache_invalidate(q, ECOM_CACHE_CATALOG);   /* list pages show stock */
+    if (c.sold_out) {
+        /* in_stock changed: list pages filter on it (a mere stock count
+         * in a cached page may lag, see the top of the file) */
+        ecom_cache_invalidate(q, ECOM_CACHE_CATALOG);
+    }
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
     return send_order(q, c.order_id, HTTP_CREATED);
