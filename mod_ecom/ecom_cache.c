@@ -14,7 +14,11 @@
  *    differs) and the database's oid and name (a dump restored beside it in
  *    the same cluster differs). Each child process asks once per virtual
  *    host (db_tag()) and keeps the answer; until it knows, nothing is cached
- *    or served from the cache;
+ *    or served from the cache, and the handler answers from its own query
+ *    (which reports the database's problem if it has one): the cache never
+ *    answers an error itself;
+ *  - the section of the cache the answer belongs to and that section's
+ *    current generation (below);
  *  - the mount point and page sizes of the <Location>;
  *  - the query parameters the handler reads, in a fixed order, each value
  *    length-prefixed so that none can pass for two; any other parameter is
@@ -22,21 +26,41 @@
  * That text is hashed with SHA-256, which bounds the key for every provider
  * (memcache refuses keys over about 120 bytes).
  *
- * Invalidation without enumerating keys: every key embeds the current
- * catalog "generation" of its database, itself a cache entry. A write that
- * changes what a list shows (product create/update, checkout's stock
- * decrement) stores a new generation for its database, so older pages of
+ * Invalidation without enumerating keys, by section: an answer belongs to
+ * one section (ECOM_CACHE_CATALOG, _CATEGORIES, _REVIEWS), and its key
+ * embeds the current generation of that section in its database, itself a
+ * cache entry ("ecom:gen:<db>:<section>"). A write stores a new generation
+ * for each section it changes, so the older answers of those sections of
  * that database, on every virtual host that serves it, are never looked up
- * again and age out, while other databases' pages stay valid. The
- * generation follows the database, not the virtual host: the HTTP and
- * HTTPS hosts of one shop must see each other's writes at once.
- * A missing generation (cache restarted or evicted) is re-seeded from the
- * clock, never reset to an old value. Every entry also expires after
- * EcomCacheTTL seconds, which bounds staleness if a write on another host
- * could not reach a host-local cache. Everything here is safe to lose.
+ * again and age out, while other sections and other databases stay valid.
+ * The generation follows the database, not the virtual host: the HTTP and
+ * HTTPS hosts of one shop must see each other's writes at once. A missing
+ * generation (cache restarted or evicted) is re-seeded from the clock,
+ * never reset to an old value. Every entry also expires after EcomCacheTTL
+ * seconds, which bounds staleness if a write on another host could not
+ * reach a host-local cache. Everything here is safe to lose.
+ *
+ * What invalidates what: a product create or update, the catalog and the
+ * categories. A checkout, the catalog only when the order took some
+ * product's stock to 0, i.e. changed its in_stock (the product leaves
+ * in_stock=true lists and joins in_stock=false ones). Any other checkout
+ * leaves cached list pages in place, so the stock count a cached list page
+ * shows may lag by at most EcomCacheTTL seconds: a deliberate choice, since
+ * a busy shop's every order would otherwise empty the catalog (with 8
+ * connections placing orders, a quarter of catalog page requests were
+ * misses). The product detail, the cart and checkout always read live
+ * stock, and checkout refuses to oversell whatever a list showed.
+ *
+ * Counters for operators (hits, misses, stores, invalidations by section)
+ * live in an anonymous shared-memory segment made at post_config and
+ * inherited by every child process, updated with apr_atomic's 64-bit
+ * operations: they are the whole server's since it last (re)started.
+ * mod_status shows them with the provider's own status (entries, ...)
+ * through its status_hook, in HTML and in the ?auto form;
+ * ecom_cache_counters() reads them for other reports.
  *
  * The Ecom-Cache: hit|miss response header is a diagnostic: it is sent only
- * when mod_ecom logs at debug level for the request.
+ * when mod_ecom logs at debug level for the request. Log tags: ECOM06xx.
  */
 #include "ecom_cache.h"
 #include "ecom_resource.h"
@@ -45,18 +69,29 @@
 
 #include "ap_socache.h"
 #include "ap_provider.h"
+#include "http_main.h"
+#include "mod_status.h"
 #include "util_mutex.h"
 #include "apr_atomic.h"
 #include "apr_global_mutex.h"
+#include "apr_shm.h"
 
 #define CACHE_MUTEX "ecom-cache"
 #define MAX_VALUE   262144u   /* 256 KiB: a 100-item page is ~40 KiB */
 #define DB_TAG_LEN  32        /* hex digits of the database identity's hash */
+#define GEN_TTL     86400     /* seconds a generation entry is kept */
+
+/* The counters, in shared memory (see the top of the file). */
+typedef struct {
+    volatile apr_uint64_t hits, misses, stores;
+    volatile apr_uint64_t invalidations[ECOM_CACHE_NSECTIONS];
+} cache_stats;
 
 struct ecom_cache {
     const ap_socache_provider_t *provider;
     ap_socache_instance_t *inst;
     apr_global_mutex_t *mutex;   /* for providers that are not MP-safe */
+    cache_stats *stats;          /* NULL when shared memory was refused */
 };
 
 enum { DB_UNKNOWN, DB_WRITING, DB_KNOWN };
@@ -71,6 +106,16 @@ struct ecom_cache_site {
     char db[DB_TAG_LEN + 1];
 };
 
+/* Section bit 1u << i: its name in generation keys and reports, and in
+ * mod_status's ?auto form. */
+static const struct {
+    const char *name, *label;
+} section_tab[ECOM_CACHE_NSECTIONS] = {
+    { "catalog", "Catalog" },
+    { "categories", "Categories" },
+    { "reviews", "Reviews" },
+};
+
 static const ecom_stmt cache_sql[] = {
     /* what the database is, for the cache keys (see the top of the file);
      * not the server's address, so that the same database reached another
@@ -81,6 +126,11 @@ static const ecom_stmt cache_sql[] = {
       "WHERE d.datname = current_database()", ECOM_STMT_READ },
     { NULL, NULL, 0 }
 };
+
+const char *ecom_cache_section_name(int i)
+{
+    return i >= 0 && i < ECOM_CACHE_NSECTIONS ? section_tab[i].name : NULL;
+}
 
 const char *ecom_cache_configure(cmd_parms *cmd, ecom_srv_conf *sc,
                                  const char *arg)
@@ -123,9 +173,23 @@ static apr_status_t cache_destroy(void *data)
     return APR_SUCCESS;
 }
 
-void ecom_cache_pre_config(apr_pool_t *pconf)
+static int cache_status_hook(request_rec *r, int flags);
+
+int ecom_cache_pre_config(apr_pool_t *pconf, apr_pool_t *plog)
 {
-    ap_mutex_register(pconf, CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+    apr_status_t rv = ap_mutex_register(pconf, CACHE_MUTEX, NULL,
+                                        APR_LOCK_DEFAULT, 0);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_perror(APLOG_MARK, APLOG_CRIT, rv, plog,
+                      "ECOM0600: EcomCache: could not register the %s mutex",
+                      CACHE_MUTEX);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* mod_status calls it when it is loaded; nothing happens otherwise */
+    APR_OPTIONAL_HOOK(ap, status_hook, cache_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
+    return OK;
 }
 
 /* With no EcomCache directive the cache is on where shmcb is available:
@@ -141,6 +205,25 @@ static ecom_cache *default_cache(apr_pool_t *pconf, apr_pool_t *ptemp)
         return NULL;
     }
     return c;
+}
+
+/* The counters' segment: anonymous, so every child forked from the parent
+ * shares it and nothing is left on disk; it goes with pconf. The cache
+ * works without it (counters read 0). */
+static void make_stats(ecom_cache *c, apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm;
+    apr_status_t rv = apr_shm_create(&shm, sizeof(cache_stats), NULL, pconf);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "ECOM0603: EcomCache: no shared memory for the cache's "
+                     "counters; the cache works, its counters read 0");
+        c->stats = NULL;
+        return;
+    }
+    c->stats = apr_shm_baseaddr_get(shm);
+    memset(c->stats, 0, sizeof(*c->stats));
 }
 
 /* The virtual host in the keys: ServerName:port, then for a <VirtualHost>
@@ -189,29 +272,38 @@ int ecom_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         rv = ap_global_mutex_create(&c->mutex, NULL, CACHE_MUTEX, NULL, s,
                                     pconf, 0);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10920)
-                         "EcomCache: could not create the cache mutex");
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "ECOM0601: EcomCache: could not create the cache "
+                         "mutex");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
     rv = c->provider->init(c->inst, "mod_ecom", &hints, s, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, APLOGNO(10921)
-                     "EcomCache: could not initialise the cache");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "ECOM0602: EcomCache: could not initialise the cache");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, cache_destroy, apr_pool_cleanup_null);
+    make_stats(c, pconf, s);
     return OK;
 }
 
 void ecom_cache_child_init(apr_pool_t *p, server_rec *s)
 {
     ecom_srv_conf *sc = ap_get_module_config(s->module_config, &ecom_module);
+    apr_status_t rv;
 
+    /* the counters' segment needs nothing here: it is inherited */
     if (sc->cache && sc->cache->mutex) {
-        apr_global_mutex_child_init(&sc->cache->mutex,
-                                    apr_global_mutex_lockfile(sc->cache->mutex),
-                                    p);
+        rv = apr_global_mutex_child_init(&sc->cache->mutex,
+                                         apr_global_mutex_lockfile(
+                                             sc->cache->mutex), p);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "ECOM0604: EcomCache: could not attach the cache "
+                         "mutex in this child");
+        }
     }
 }
 
@@ -226,6 +318,10 @@ static void unlock(ecom_cache *c)
         apr_global_mutex_unlock(c->mutex);
     }
 }
+
+/* Adds one to a counter, when there are counters. */
+#define COUNT(c, field) \
+    do { if ((c)->stats) apr_atomic_inc64(&(c)->stats->field); } while (0)
 
 static int get(ecom_req *q, const char *key, char **val, apr_size_t *len)
 {
@@ -250,14 +346,15 @@ static int get(ecom_req *q, const char *key, char **val, apr_size_t *len)
     return 1;
 }
 
-static void put(ecom_req *q, const char *key, const char *val, apr_size_t len,
-                int ttl)
+/* Returns 1 when the value was stored. */
+static int put(ecom_req *q, const char *key, const char *val, apr_size_t len,
+               int ttl)
 {
     ecom_cache *c = q->sc->cache;
     apr_status_t rv;
 
     if (len > MAX_VALUE || !locked(c)) {
-        return;
+        return 0;
     }
     rv = c->provider->store(c->inst, q->r->server, (const unsigned char *)key,
                             (unsigned int)strlen(key),
@@ -266,64 +363,75 @@ static void put(ecom_req *q, const char *key, const char *val, apr_size_t len,
                             q->r->pool);
     unlock(c);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, q->r, APLOGNO(10922)
-                      "EcomCache: store failed");
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, q->r,
+                      "ECOM0610: EcomCache: store failed");
+        return 0;
     }
+    return 1;
 }
 
 /* The tag of this virtual host's database in the keys, from the child's
  * memory or else asked of PostgreSQL (once per child and virtual host).
- * Returns ECOM_OK or the lookup's failure (already logged by the data
- * layer); *tag is NULL when there is no answer to cache under. */
-static ecom_err db_tag(ecom_req *q, const char **tag)
+ * Best effort: the data layer writes no answer, so a failed lookup leaves
+ * no trace on the request's (the handler's own work decides what is
+ * answered); it is logged there once. NULL when the database is not
+ * known. */
+static const char *db_tag(ecom_req *q)
 {
     ecom_cache_site *site = q->sc->cache_site;
     const char *sys, *oid, *name;
     char hex[ECOM_SHA256_HEX];
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     char *id;
-    ecom_err e;
 
-    *tag = NULL;
     if (apr_atomic_read32(&site->db_state) == DB_KNOWN) {
-        *tag = site->db;
-        return ECOM_OK;
+        return site->db;
     }
-    if ((e = ecom_db_select(q, "ecom_cache_db", &res, 0, NULL))) {
-        return e;
-    }
-    if (!(row = ecom_db_row(q, res)) || !(sys = ecom_db_get(q, row, 0))
-        || !(oid = ecom_db_get(q, row, 1)) || !(name = ecom_db_get(q, row, 2))) {
-        return ECOM_OK;
+    if (ecom_db_one(q, "ecom_cache_db", &row, 0, NULL) != ECOM_OK
+        || !(sys = ecom_db_get(q, row, 0)) || !(oid = ecom_db_get(q, row, 1))
+        || !(name = ecom_db_get(q, row, 2))) {
+        return NULL;
     }
     id = apr_pstrcat(q->r->pool, sys, "/", oid, "/", name, NULL);
     ecom_sha256_hex(id, strlen(id), hex);
     hex[DB_TAG_LEN] = '\0';
-    *tag = apr_pstrdup(q->r->pool, hex);
     /* the first thread to get here keeps it for the child; any other one
      * uses its own copy, the same */
     if (apr_atomic_cas32(&site->db_state, DB_WRITING, DB_UNKNOWN)
         == DB_UNKNOWN) {
         memcpy(site->db, hex, DB_TAG_LEN + 1);
         apr_atomic_cas32(&site->db_state, DB_KNOWN, DB_WRITING);
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, APLOGNO(10923)
-                      "EcomCache: database %s (system %s, oid %s) is %s in "
-                      "the keys of %s", name, sys, oid, site->db, site->host);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r,
+                      "ECOM0611: EcomCache: database %s (system %s, oid %s) "
+                      "is %s in the keys of %s", name, sys, oid, site->db,
+                      site->host);
     }
-    return ECOM_OK;
+    return apr_pstrdup(q->r->pool, hex);
 }
 
-/* The key of the current catalog generation of a database. */
-static const char *gen_key(ecom_req *q, const char *db)
+/* The index of a single known section bit, or -1. */
+static int section_index(unsigned section)
 {
-    return apr_pstrcat(q->r->pool, "ecom:gen:", db, NULL);
+    for (int i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
+        if (section == 1u << i) {
+            return i;
+        }
+    }
+    return -1;
 }
 
-/* The current catalog generation (seeded from the clock when missing). */
-static const char *generation(ecom_req *q, const char *db)
+/* The key of the current generation of a section of a database. */
+static const char *gen_key(ecom_req *q, const char *db, int section)
 {
-    const char *key = gen_key(q, db);
+    return apr_pstrcat(q->r->pool, "ecom:gen:", db, ":",
+                       section_tab[section].name, NULL);
+}
+
+/* The current generation of a section (seeded from the clock when
+ * missing). */
+static const char *generation(ecom_req *q, const char *db, int section)
+{
+    const char *key = gen_key(q, db, section);
     char *g;
     apr_size_t n;
 
@@ -331,7 +439,7 @@ static const char *generation(ecom_req *q, const char *db)
         return g;
     }
     g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now());
-    put(q, key, g, strlen(g), 86400);
+    put(q, key, g, strlen(g), GEN_TTL);
     return g;
 }
 
@@ -345,28 +453,34 @@ static const char *field(apr_pool_t *p, const char *text, const char *v)
     return apr_psprintf(p, "%s%" APR_SIZE_T_FMT ":%s", text, strlen(v), v);
 }
 
-int ecom_cache_key(ecom_req *q, const char *kind, const char *const *params,
-                   const char **key)
+const char *ecom_cache_key(ecom_req *q, unsigned section, const char *kind,
+                           const char *const *params)
 {
     apr_pool_t *p = q->r->pool;
     const char *db, *text = "";
     char hex[ECOM_SHA256_HEX];
-    int i;
+    int i, s = section_index(section);
 
-    *key = NULL;
     if (!q->sc->cache) {
-        return 0;
+        return NULL;
     }
-    if (db_tag(q, &db) || !db) {
-        /* best effort: the handler's own query reports the database */
-        return 0;
+    if (s < 0) {
+        /* a caller's mistake: the answer would belong to no generation */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
+                      "ECOM0612: EcomCache: %s answers are not cached: "
+                      "section %#x is not one cache section", kind, section);
+        return NULL;
+    }
+    if (!(db = db_tag(q))) {
+        return NULL;
     }
     /* the mount point and page sizes are part of the key: two <Location>s
      * with different settings never share pages */
     text = field(p, text, kind);
     text = field(p, text, q->sc->cache_site->host);
     text = field(p, text, db);
-    text = field(p, text, generation(q, db));
+    text = field(p, text, section_tab[s].name);
+    text = field(p, text, generation(q, db, s));
     text = field(p, text, q->dc->base ? q->dc->base : "");
     text = field(p, text, apr_itoa(p, q->dc->page_size));
     text = field(p, text, apr_itoa(p, q->dc->page_max));
@@ -374,8 +488,7 @@ int ecom_cache_key(ecom_req *q, const char *kind, const char *const *params,
         text = field(p, text, apr_table_get(q->args, params[i]));
     }
     ecom_sha256_hex(text, strlen(text), hex);
-    *key = apr_pstrcat(p, "ecom:page:", hex, NULL);
-    return 0;
+    return apr_pstrcat(p, "ecom:page:", hex, NULL);
 }
 
 /* Ecom-Cache is for operators and tests, not part of the API: only when
@@ -392,12 +505,15 @@ int ecom_cache_serve(ecom_req *q, const char *key)
     char *val;
     apr_size_t len;
 
-    if (!key || !get(q, key, &val, &len)) {
-        if (key) {
-            note(q, "miss");
-        }
+    if (!key) {
         return 0;
     }
+    if (!get(q, key, &val, &len)) {
+        COUNT(q->sc->cache, misses);
+        note(q, "miss");
+        return 0;
+    }
+    COUNT(q->sc->cache, hits);
     note(q, "hit");
     q->status = HTTP_OK;
     q->out = val;
@@ -408,42 +524,140 @@ int ecom_cache_serve(ecom_req *q, const char *key)
 
 void ecom_cache_store(ecom_req *q, const char *key)
 {
-    if (key && q->status == HTTP_OK && q->out) {
-        put(q, key, q->out, q->out_len, q->sc->cache_ttl);
+    if (key && q->status == HTTP_OK && q->out
+        && put(q, key, q->out, q->out_len, q->sc->cache_ttl)) {
+        COUNT(q->sc->cache, stores);
     }
 }
 
-/* db_tag() after a write that succeeded: the data layer writes no answer,
- * so a failed lookup cannot change the write's. */
-static const char *db_tag_after_write(ecom_req *q)
+void ecom_cache_invalidate(ecom_req *q, unsigned sections)
 {
-    const char *tag = NULL;
-
-    db_tag(q, &tag);
-    if (!tag) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, APLOGNO(10924)
-                      "EcomCache: database unknown, cached pages could not "
-                      "be invalidated (they expire within EcomCacheTTL)");
-    }
-    return tag;
-}
-
-void ecom_cache_invalidate(ecom_req *q)
-{
+    ecom_cache *c = q->sc->cache;
     const char *db, *g;
+    apr_uint64_t n;
 
+    sections &= ECOM_CACHE_ALL;
+    if (!c || !sections) {
+        return;
+    }
     if (q->in_tx) {
         /* inside the request's transaction (an Idempotency-Key request):
          * invalidating now would let another request cache the old state
          * again before the commit; ecom_idem_run does it after COMMIT */
-        q->cache_dirty = 1;
+        q->cache_dirty |= sections;
         return;
     }
-    if (!q->sc->cache || !(db = db_tag_after_write(q))) {
+    if (!(db = db_tag(q))) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r,
+                      "ECOM0613: EcomCache: database unknown, cached pages "
+                      "could not be invalidated (they expire within "
+                      "EcomCacheTTL)");
         return;
     }
-    g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT, apr_time_now());
-    put(q, gen_key(q, db), g, strlen(g), 86400);
+    for (int i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
+        if (!(sections & (1u << i))) {
+            continue;
+        }
+        /* the clock, and this server's count of bumps of the section, so
+         * two bumps in the same microsecond still differ */
+        n = c->stats ? apr_atomic_inc64(&c->stats->invalidations[i]) : 0;
+        g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT ".%" APR_UINT64_T_FMT,
+                         apr_time_now(), n);
+        put(q, gen_key(q, db, i), g, strlen(g), GEN_TTL);
+    }
+}
+
+/* ---- counters and mod_status ---- */
+
+static ecom_cache *server_cache(const server_rec *s)
+{
+    const ecom_srv_conf *sc = s ? ap_get_module_config(s->module_config,
+                                                       &ecom_module) : NULL;
+
+    return sc ? sc->cache : NULL;
+}
+
+static void read_counters(const ecom_cache *c, struct ecom_cache_counters *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!c) {
+        return;
+    }
+    out->enabled = 1;
+    if (!c->stats) {
+        return;
+    }
+    out->hits = apr_atomic_read64(&c->stats->hits);
+    out->misses = apr_atomic_read64(&c->stats->misses);
+    out->stores = apr_atomic_read64(&c->stats->stores);
+    for (int i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
+        out->invalidations[i] = apr_atomic_read64(&c->stats->invalidations[i]);
+    }
+}
+
+void ecom_cache_counters(struct ecom_cache_counters *out)
+{
+    /* every virtual host shares the main server's cache */
+    read_counters(server_cache(ap_server_conf), out);
+}
+
+/* mod_status's report: the counters, then the provider's own status
+ * (entries, memory, ...), as mod_cache_socache does; lines of "Name: value"
+ * in the ?auto form (AP_STATUS_SHORT). */
+static int cache_status_hook(request_rec *r, int flags)
+{
+    ecom_cache *c = server_cache(r->server);
+    struct ecom_cache_counters n;
+    int i, is_short = (flags & AP_STATUS_SHORT) != 0;
+
+    if (!c || !c->inst) {
+        return DECLINED;
+    }
+    read_counters(c, &n);
+    if (is_short) {
+        /* a heading line first, as mod_ssl's and mod_cache_socache's
+         * sections have: the provider's own lines that follow use the
+         * same names as theirs */
+        ap_rprintf(r, "EcomCacheStatus\n"
+                   "EcomCacheProvider: %s\n"
+                   "EcomCacheCounters: %s\n"
+                   "EcomCacheHits: %" APR_UINT64_T_FMT "\n"
+                   "EcomCacheMisses: %" APR_UINT64_T_FMT "\n"
+                   "EcomCacheStores: %" APR_UINT64_T_FMT "\n",
+                   c->provider->name, c->stats ? "on" : "off",
+                   n.hits, n.misses, n.stores);
+        for (i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
+            ap_rprintf(r, "EcomCacheInvalidations%s: %" APR_UINT64_T_FMT "\n",
+                       section_tab[i].label, n.invalidations[i]);
+        }
+    }
+    else {
+        ap_rprintf(r, "<hr />\n<h2>mod_ecom cache (EcomCache %s)</h2>\n",
+                   ap_escape_html(r->pool, c->provider->name));
+        if (!c->stats) {
+            ap_rputs("<p>No counters: shared memory was refused at "
+                     "start-up (see the error log, ECOM0603).</p>\n", r);
+        }
+        ap_rprintf(r, "<dl>\n<dt>hits (answers served from the cache)</dt>"
+                   "<dd>%" APR_UINT64_T_FMT "</dd>\n"
+                   "<dt>misses</dt><dd>%" APR_UINT64_T_FMT "</dd>\n"
+                   "<dt>stores</dt><dd>%" APR_UINT64_T_FMT "</dd>\n",
+                   n.hits, n.misses, n.stores);
+        for (i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
+            ap_rprintf(r, "<dt>invalidations of %s</dt><dd>%"
+                       APR_UINT64_T_FMT "</dd>\n", section_tab[i].name,
+                       n.invalidations[i]);
+        }
+        ap_rputs("</dl>\n<h3>Provider status</h3>\n", r);
+    }
+    if (!locked(c)) {
+        ap_rputs(is_short ? "EcomCacheProviderStatus: unavailable\n"
+                          : "<p>Provider status unavailable.</p>\n", r);
+        return OK;
+    }
+    c->provider->status(c->inst, r, flags);
+    unlock(c);
+    return OK;
 }
 
 const ecom_resource ecom_cache_resource = { "cache", cache_sql, NULL, NULL };

@@ -42,9 +42,7 @@ static int categories_list(ecom_req *q)
     ecom_err e;
     int limit, rv;
 
-    if ((rv = ecom_cache_key(q, "categories", list_params, &ckey))) {
-        return rv;
-    }
+    ckey = ecom_cache_key(q, ECOM_CACHE_CATEGORIES, "categories", list_params);
     if (ecom_cache_serve(q, ckey)) {
         return HTTP_OK;
     }

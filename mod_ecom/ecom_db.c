@@ -208,11 +208,15 @@ static int reconnect(ecom_req *q)
 
 static ecom_err acquire(ecom_req *q)
 {
+    if (q->db_unreachable) {
+        return ECOM_E_UNAVAILABLE;
+    }
     if (!q->dbd) {
         q->dbd = dbd_acquire_fn ? dbd_acquire_fn(q->r) : NULL;
         if (!q->dbd) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r,
                           "ECOM0102: no database connection");
+            q->db_unreachable = 1;
             return ECOM_E_UNAVAILABLE;
         }
         verbose_errors(q->dbd);
@@ -220,6 +224,7 @@ static ecom_err acquire(ecom_req *q)
             /* found dead before anything was sent: reconnecting now keeps
              * a write from ever meeting a dead session it could not retry */
             if (!reconnect(q)) {
+                q->db_unreachable = 1;
                 return ECOM_E_UNAVAILABLE;
             }
         }

@@ -251,8 +251,9 @@ int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn)
     }
     if (q->cache_dirty) {
         /* deferred until the effect is visible to other requests */
+        unsigned sections = q->cache_dirty;
         q->cache_dirty = 0;
-        ecom_cache_invalidate(q);
+        ecom_cache_invalidate(q, sections);
     }
     return status;
 }

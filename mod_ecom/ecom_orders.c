@@ -18,6 +18,10 @@
  *   4. decrement stock with one conditional UPDATE (stock >= quantity) and
  *      check it touched every line, so even a path that skipped the lock
  *      could never oversell (the CHECK (stock >= 0) is the last guard);
+ *      it returns the new stocks: a product whose stock reached 0 changed
+ *      its in_stock, the only change of a checkout that invalidates cached
+ *      catalog pages (ecom_cache.c; the stock count they show may lag by
+ *      up to EcomCacheTTL seconds otherwise);
  *   5. delete exactly the cart lines that were ordered: a line added while
  *      checkout ran stays in the cart.
  * Another user's order is never visible: reads are scoped by user_id
@@ -44,7 +48,7 @@ enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
 /* ecom_checkout_lock */
 enum { C_PRODUCT_ID, C_NAME, C_STOCK, C_ACTIVE, C_PRICE, C_CURRENCY,
        C_QUANTITY, C_LINE_ID };
-/* ecom_order_insert */
+/* ecom_order_insert; ecom_stock_take (the new stock of each line) */
 enum { ONE_COL };
 
 static const ecom_stmt order_sql[] = {
@@ -64,7 +68,8 @@ static const ecom_stmt order_sql[] = {
       "JOIN products p ON p.id = l.pid ORDER BY p.id", 0 },
     { "ecom_stock_take",
       "UPDATE products p SET stock = p.stock - l.qty, updated_at = now() "
-      "FROM " LOCKED_SET " WHERE p.id = l.pid AND p.stock >= l.qty", 0 },
+      "FROM " LOCKED_SET " WHERE p.id = l.pid AND p.stock >= l.qty "
+      "RETURNING p.stock", 0 },
     { "ecom_order_event",
       "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
       "VALUES (%s::bigint, %s::bigint, %s, %s)", 0 },
@@ -206,6 +211,7 @@ typedef struct {
     int has_expected;
     long long expected;
     long long order_id;
+    int sold_out;          /* products whose stock the order took to 0 */
 } checkout_ctx;
 
 /* Appends v to a list of integers (as strings) bound for array_text(). */
@@ -325,8 +331,14 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
     }
     args[0] = locked_pids;
     args[1] = locked_qtys;
-    if ((e = ecom_db_query(q, "ecom_stock_take", &n, 2, args))) {
+    if ((e = ecom_db_select(q, "ecom_stock_take", &res, 2, args))) {
         return ecom_tx_fail(e);
+    }
+    n = 0;
+    row = NULL;
+    while (ecom_db_next(q, res, &row)) {
+        n++;
+        c->sold_out += ecom_db_ll(q, row, ONE_COL) == 0;
     }
     if (n != lines) {
         /* cannot happen while the rows are locked; refuse rather than
@@ -352,7 +364,7 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
 
 static int ecom_order_create(ecom_req *q)
 {
-    checkout_ctx c = { 0, 0, 0 };
+    checkout_ctx c = { 0, 0, 0, 0 };
     ecom_err e;
     int rv;
 
@@ -368,7 +380,11 @@ static int ecom_order_create(ecom_req *q)
     if ((e = ecom_db_tx(q, checkout, &c))) {
         return ecom_fail(q, e);
     }
-    ecom_cache_invalidate(q);   /* list pages show stock */
+    if (c.sold_out) {
+        /* in_stock changed: list pages filter on it (a mere stock count
+         * in a cached page may lag, see the top of the file) */
+        ecom_cache_invalidate(q, ECOM_CACHE_CATALOG);
+    }
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
     return send_order(q, c.order_id, HTTP_CREATED);

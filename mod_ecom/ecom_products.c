@@ -149,13 +149,11 @@ static int ecom_products_list(ecom_req *q)
     char tag;
     long long k1 = 0, k2 = 0;
     int limit, rv, nargs = 0, by_price, filtered;
-    const char *ckey;
+    const char *ckey = ecom_cache_key(q, ECOM_CACHE_CATALOG, "products",
+                                      list_params);
     apr_dbd_results_t *res;
     ecom_err e;
 
-    if ((rv = ecom_cache_key(q, "products", list_params, &ckey))) {
-        return rv;
-    }
     if (ecom_cache_serve(q, ckey)) {
         return HTTP_OK;
     }
@@ -239,34 +237,41 @@ static const char *etag_of(ecom_req *q, const char *body, apr_size_t len)
     return apr_pstrcat(q->r->pool, "\"", hex, "\"", NULL);
 }
 
-/* RFC 9110 If-None-Match: weak comparison, a list, or "*". */
-static int none_match(const char *header, const char *etag)
+/* If-Match, If-None-Match (RFC 9110 section 13) against the ETag the
+ * answer carries, by httpd's own rules (ap_meets_conditions: lists, "*",
+ * strong comparison for If-Match, weak for If-None-Match on GET and HEAD).
+ * The representation has no Last-Modified, so the date conditions are not
+ * evaluated: ap_meets_conditions would compare them with r->mtime, which
+ * is 0 here and so taken as "now", and an If-Modified-Since would then
+ * misfire (a 304 for a date in the current second, or no 304 when the
+ * ETag matched). They are hidden from it, and only from it. */
+static int preconditions(ecom_req *q)
 {
-    const char *p = header;
+    request_rec *r = q->r;
+    apr_table_t *in = r->headers_in;
+    int rv;
 
-    while (p && *p) {
-        size_t n;
-        while (*p == ' ' || *p == ',' || *p == '\t') {
-            p++;
-        }
-        if (*p == '*') {
-            return 1;
-        }
-        if (p[0] == 'W' && p[1] == '/') {
-            p += 2;
-        }
-        n = strcspn(p, ", \t");
-        if (n == strlen(etag) && strncmp(p, etag, n) == 0) {
-            return 1;
-        }
-        p += n;
+    r->headers_in = apr_table_copy(r->pool, in);
+    apr_table_unset(r->headers_in, "If-Modified-Since");
+    apr_table_unset(r->headers_in, "If-Unmodified-Since");
+    rv = ap_meets_conditions(r);
+    r->headers_in = in;
+    if (rv == HTTP_NOT_MODIFIED) {
+        return ecom_no_content(q, HTTP_NOT_MODIFIED);
     }
-    return 0;
+    if (rv == HTTP_PRECONDITION_FAILED) {
+        /* the ETag describes the product, not this problem document */
+        apr_table_unset(r->headers_out, "ETag");
+        return ecom_problem(q, HTTP_PRECONDITION_FAILED, "precondition-failed",
+                            "The product's current ETag matches none of "
+                            "If-Match.");
+    }
+    return q->status;
 }
 
 static int load_product(ecom_req *q, long long id, int status)
 {
-    const char *args[2], *etag, *inm;
+    const char *args[2], *etag;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     int rv;
@@ -283,16 +288,16 @@ static int load_product(ecom_req *q, long long id, int status)
     rv = ecom_json(q, status, ecom_row_json(q, row, product_cols, 0));
     etag = etag_of(q, q->out, q->out_len);
     apr_table_setn(q->r->headers_out, "ETag", etag);
-    inm = apr_table_get(q->r->headers_in, "If-None-Match");
-    if (status == HTTP_OK && inm && none_match(inm, etag)) {
-        return ecom_no_content(q, HTTP_NOT_MODIFIED);
-    }
     return rv;
 }
 
 static int ecom_product_get(ecom_req *q)
 {
-    return load_product(q, q->id[0], HTTP_OK);
+    int rv = load_product(q, q->id[0], HTTP_OK);
+
+    /* preconditions only on reads: after a write (which answers with
+     * load_product too) they would judge the new state */
+    return rv == HTTP_OK ? preconditions(q) : rv;
 }
 
 typedef struct {

@@ -39,6 +39,8 @@ typedef struct ecom_req {
     apr_table_t *args;         /* decoded query string */
     long long id[2];           /* ids captured from the path */
     ap_dbd_t *dbd;             /* acquired on first use */
+    int db_unreachable;        /* acquiring failed once: do not wait for
+                                * the database twice in one request */
     int in_tx;                 /* a BEGIN of ours is open on dbd */
     int tx_cleanup;            /* the pool cleanup that rolls back is set */
     unsigned cache_dirty;      /* cache sections to invalidate once the

@@ -305,7 +305,7 @@ static int run_route(ecom_req *q, const ecom_route *rt)
     }
     if (rt->invalidates && q->status >= 200 && q->status < 300) {
         /* the write is committed by now (ecom_db_tx, ecom_idem_run) */
-        ecom_cache_invalidate(q);
+        ecom_cache_invalidate(q, rt->invalidates);
     }
     return rv;
 }

@@ -9,12 +9,14 @@
  *
  * httpd's Require decides who may ask (ECOM_AUTH_OPERATOR), as for
  * mod_status; the API's handler ("ecom") never serves it. It shows every
- * registered resource with its routes and auth kinds, and the virtual
- * host's resolved server-level settings. It reads no database and holds
+ * registered resource with its routes and auth kinds, the virtual host's
+ * resolved server-level settings, and the response cache's counters
+ * (shared by every child; mod_status shows them too). It reads no database and holds
  * no secret (only whether one is configured).
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
+#include "ecom_cache.h"
 
 static const char *const auth_names[] = {
     "none", "user", "staff", "webhook", "operator"
@@ -59,6 +61,25 @@ static json_t *routes_json(ecom_req *q, const ecom_resource *res)
     return a;
 }
 
+static json_t *cache_json(ecom_req *q)
+{
+    struct ecom_cache_counters c;
+    json_t *inv = ecom_jobject(q);
+    const char *name;
+
+    ecom_cache_counters(&c);
+    for (int i = 0; (name = ecom_cache_section_name(i)); i++) {
+        json_object_set_new(inv, name,
+                            json_integer((json_int_t)c.invalidations[i]));
+    }
+    return ecom_jown(q, json_pack("{s:b, s:I, s:I, s:I, s:O}",
+                                  "enabled", c.enabled,
+                                  "hits", (json_int_t)c.hits,
+                                  "misses", (json_int_t)c.misses,
+                                  "stores", (json_int_t)c.stores,
+                                  "invalidations", inv));
+}
+
 static int status_get(ecom_req *q)
 {
     json_t *resources = ecom_jarray(q);
@@ -75,10 +96,11 @@ static int status_get(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
     return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack(
-        "{s:s, s:O, s:{s:i, s:b, s:i, s:i}}",
+        "{s:s, s:O, s:O, s:{s:i, s:b, s:i, s:i}}",
         "server", q->r->server->server_hostname
                   ? q->r->server->server_hostname : "",
         "resources", resources,
+        "cache", cache_json(q),
         "config",
         "token_lifetime", sc->token_lifetime,
         "cache", sc->cache != NULL,

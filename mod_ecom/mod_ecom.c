@@ -213,8 +213,7 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 static int ecom_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp)
 {
-    ecom_cache_pre_config(pconf);
-    return OK;
+    return ecom_cache_pre_config(pconf, plog);
 }
 
 static void ecom_register_hooks(apr_pool_t *p)

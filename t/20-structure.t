@@ -120,6 +120,14 @@ my $denied = api(GET => '/ecom-status-denied', base => $origin);
 is $denied->{status}, 403, "behind 'Require all denied' httpd answers 403 itself";
 unlike $denied->{content}, qr/"resources"/, 'and nothing of the view leaks';
 is api(POST => '/ecom-status', base => $origin, body => {})->{status}, 405, 'POST is 405';
+my $c0 = $st->{json}{cache};
+ok $c0 && is_true($c0->{enabled}), 'the view shows the response cache';
+my $u0 = uniq();
+api(GET => "/products/?limit=2&q=nothing$u0") for 1 .. 5;
+my $c1 = api(GET => '/ecom-status', base => $origin)->{json}{cache};
+is(($c1->{hits} + $c1->{misses}) - ($c0->{hits} + $c0->{misses}), 5,
+   'five list requests count five lookups (hits + misses), across children');
+is $c1->{misses} - $c0->{misses}, 1, 'one of them a miss (the first)';
 is api(GET => '/status/')->{status}, 404, 'the operator route is not part of the API';
 
 # every API route is in the OpenAPI document, and every documented operation is a route

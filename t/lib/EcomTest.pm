@@ -15,7 +15,8 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  psql_value psql_do is_problem has_field_error uniq json_encode
                  json_decode is_rfc3339 is_true is_false is_int base_url
                  error_log_text error_log_size content_type is_json_ct
-                 bearer_challenge_ok ecom_root parallel spare_httpd free_port);
+                 bearer_challenge_ok ecom_root parallel spare_httpd free_port
+                 server_status);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -413,6 +414,27 @@ sub spare_httpd {
         sleep 0.1 unless $h{started};
     }
     return \%h;
+}
+
+# server_status(base => $url): mod_status's ?auto report (the test server
+# has it at /server-status) as a hashref. Lines before the first heading
+# line (a line without ": ", such as "EcomCacheStatus") are stored under
+# their own names; the lines after a heading under "Heading/Name", since
+# several sections use the same names (CacheType, CacheCurrentEntries...).
+# undef when the report cannot be had.
+sub server_status {
+    my (%o) = @_;
+    my $r = api(GET => '/server-status?auto', base => $o{base});
+    return undef unless $r->{status} == 200;
+    my (%s, $section);
+    for my $line (split /\n/, $r->{content}) {
+        if ($line =~ /^([^:]+): ?(.*)$/) {
+            $s{defined $section ? "$section/$1" : $1} = $2;
+        } elsif ($line =~ /^(\S+)$/) {
+            $section = $1;
+        }
+    }
+    return \%s;
 }
 
 sub error_log_path { defined $ENV{ECOM_RUNDIR} ? "$ENV{ECOM_RUNDIR}/error.log" : undef }
