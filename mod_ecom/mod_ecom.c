@@ -53,8 +53,7 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
         return OK;
     }
     sc = ap_get_module_config(s->module_config, &ecom_module);
-    interval = sc->purge_interval < 0 ? ECOM_DEFAULT_PURGE_INTERVAL
-                                      : sc->purge_interval;
+    interval = sc->purge_interval;
     if (interval == 0) {
         return OK;
     }
