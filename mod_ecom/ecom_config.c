@@ -26,6 +26,7 @@
 #include "ecom.h"
 #include "ecom_util.h"
 
+#include "apr_file_io.h"
 
 /* Where a directive may be used, and so which config it sets. A limit is
  * the operator's: never .htaccess. */
@@ -71,7 +72,11 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(PURGE_INTERVAL, "EcomPurgeInterval", MAIN,                            \
       purge_interval, purge_interval, 3600, 0, 604800, NONE,                \
       "Seconds between purges of expired tokens and idempotency records, "  \
-      "from mod_watchdog; 0 turns it off; main server only")
+      "from mod_watchdog; 0 turns it off; main server only")               \
+    X(WEBHOOK_TOLERANCE, "EcomWebhookTolerance", SRV,                       \
+      webhook_tolerance, webhook_tolerance, 300, 1, 3600, NONE,             \
+      "Largest age in seconds of a webhook signature's timestamp; needs "   \
+      "EcomWebhookSecret")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };
@@ -99,7 +104,9 @@ static const int_directive int_directives[N_INT_DIRECTIVES] = {
 #undef ROW
 
 /* The string directives' defaults. */
-#define CURRENCY_DEFAULT "EUR"
+#define CURRENCY_DEFAULT    "EUR"
+#define WEBHOOK_SECRET_MIN  32      /* bytes: a 256-bit HMAC key */
+#define WEBHOOK_SECRET_MAX  4096
 
 /* ---- values of the integer directives ---- */
 
@@ -270,6 +277,14 @@ void *ecom_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     merge_ints(c, base, add, add->set, 0);
     c->cache = add->cache_set ? add->cache : base->cache;
     c->cache_set = add->cache_set || base->cache_set;
+    if (add->webhook_secret) {
+        c->webhook_secret = add->webhook_secret;
+        c->webhook_secret_len = add->webhook_secret_len;
+    }
+    else {
+        c->webhook_secret = base->webhook_secret;
+        c->webhook_secret_len = base->webhook_secret_len;
+    }
     return c;
 }
 
@@ -314,6 +329,79 @@ static const char *set_cache(cmd_parms *cmd, void *cfg, const char *arg)
     return ecom_cache_configure(cmd, srv_conf(cmd), arg);
 }
 
+/* Reads the secret of "EcomWebhookSecret file:<name>" (relative to
+ * ServerRoot) into *buf, without one trailing newline. */
+static const char *read_secret_file(cmd_parms *cmd, const char *name,
+                                    char **buf, apr_size_t *len)
+{
+    const char *path = *name ? ap_server_root_relative(cmd->temp_pool, name)
+                             : NULL;
+    apr_file_t *f;
+    apr_status_t rv;
+
+    if (!path) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret: not a file name: "
+                            "'file:%s'", name);
+    }
+    /* one byte more than allowed, to tell a file that is too long */
+    *buf = apr_palloc(cmd->temp_pool, WEBHOOK_SECRET_MAX + 1);
+    *len = 0;
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_FPROT_OS_DEFAULT, cmd->temp_pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read_full(f, *buf, WEBHOOK_SECRET_MAX + 1, len);
+        apr_file_close(f);
+        if (rv == APR_EOF) {
+            rv = APR_SUCCESS;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret: cannot read %s: "
+                            "%pm", path, &rv);
+    }
+    if (*len > WEBHOOK_SECRET_MAX) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret: %s holds more "
+                            "than %d bytes", path, WEBHOOK_SECRET_MAX);
+    }
+    /* as echo and editors leave it */
+    if (*len > 0 && (*buf)[*len - 1] == '\n') {
+        (*len)--;
+        if (*len > 0 && (*buf)[*len - 1] == '\r') {
+            (*len)--;
+        }
+    }
+    return NULL;
+}
+
+/* The secret itself is never part of a message. */
+static const char *set_webhook_secret(cmd_parms *cmd, void *cfg,
+                                      const char *arg)
+{
+    ecom_srv_conf *c = srv_conf(cmd);
+    char *secret = NULL;
+    apr_size_t len = strlen(arg);
+    const char *err;
+
+    if (strncmp(arg, "file:", 5) == 0) {
+        if ((err = read_secret_file(cmd, arg + 5, &secret, &len)) != NULL) {
+            return err;
+        }
+    }
+    if (len < WEBHOOK_SECRET_MIN) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret must be at least "
+                            "%d bytes (this one has %" APR_SIZE_T_FMT "), "
+                            "e.g. the output of openssl rand -hex 32",
+                            WEBHOOK_SECRET_MIN, len);
+    }
+    c->webhook_secret = apr_pmemdup(cmd->pool, secret ? secret : arg, len);
+    c->webhook_secret_len = len;
+    if (secret) {
+        /* the temporary pool's memory is reused, not given back */
+        memset(secret, 0, len);
+    }
+    return NULL;
+}
+
 #define CMD(id, name, scope, field, written, def, min, max, cap, help)      \
     AP_INIT_TAKE1(name, set_int_directive, (void *)&int_directives[I_##id], \
                   WHERE_##scope, help " (" #min ".." #max ", default " #def ")"),
@@ -332,6 +420,10 @@ const command_rec ecom_cmds[] = {
                   "shmcb:/run/ecom_cache(1048576); main server only (default: "
                   "anonymous shmcb when mod_socache_shmcb is loaded, else "
                   "none)"),
+    AP_INIT_TAKE1("EcomWebhookSecret", set_webhook_secret, NULL, WHERE_SRV,
+                  "Key of the webhook signatures (Ecom-Signature), at least "
+                  "32 bytes: the secret itself, or file:<path> to read it "
+                  "from a file at start-up (default: none, webhooks refused)"),
     { NULL }
 };
 #undef CMD

@@ -42,6 +42,11 @@ typedef struct {
     int purge_interval;      /* EcomPurgeInterval, seconds; 0: off */
     ecom_cache_site *cache_site; /* this virtual host's part of the cache
                                   * keys (ecom_cache.c), when cache is on */
+    /* EcomWebhookSecret, the key of the webhook signatures (Ecom-Signature);
+     * NULL and 0 when unset. Never logged. */
+    const unsigned char *webhook_secret;
+    apr_size_t webhook_secret_len;
+    int webhook_tolerance;   /* EcomWebhookTolerance, seconds */
     unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
 } ecom_srv_conf;
 
