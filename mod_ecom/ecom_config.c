@@ -21,11 +21,16 @@
  * a larger cap may come back.
  *
  * A bad value stops start-up with a message naming the directive.
- * README.md's directive table and conf/ecom.conf follow this file.
+ * Relations that need the whole configuration (EcomCacheTTL and EcomCache,
+ * EcomWebhookTolerance and EcomWebhookSecret) are checked after it is
+ * read, by ecom_config_check() (log tags ECOM05xx). README.md's directive
+ * table and conf/ecom.conf follow this file: t/21-directives.t fails when
+ * they drift from what `httpd -L` says.
  */
 #include "ecom.h"
 #include "ecom_util.h"
 
+#include "http_core.h"
 #include "apr_file_io.h"
 
 /* Where a directive may be used, and so which config it sets. A limit is
@@ -427,3 +432,66 @@ const command_rec ecom_cmds[] = {
     { NULL }
 };
 #undef CMD
+
+/* ---- after configuration ---- */
+
+/* Names s for a message: the main server, or where its <VirtualHost> is. */
+static const char *server_name(apr_pool_t *p, const server_rec *s)
+{
+    if (!s->is_virtual) {
+        return "the main server";
+    }
+    return apr_psprintf(p, "the <VirtualHost> at %s:%u",
+                        s->defn_name ? s->defn_name : "?",
+                        s->defn_line_number);
+}
+
+int ecom_config_check(apr_pool_t *ptemp, server_rec *s)
+{
+    const ecom_srv_conf *top = ap_get_module_config(s->module_config,
+                                                    &ecom_module);
+    /* warnings only once, not in the configuration test pass of a start */
+    int warn = ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG;
+    int rv = OK;
+    server_rec *sp;
+
+    for (sp = s; sp; sp = sp->next) {
+        const ecom_srv_conf *sc = ap_get_module_config(sp->module_config,
+                                                       &ecom_module);
+        /* a virtual host that inherits the main server's contradiction
+         * is not reported again */
+        int same_ttl = sp != s && (top->set & BIT(I_CACHE_TTL))
+                       && sc->cache_ttl == top->cache_ttl;
+        int same_tolerance = sp != s && !top->webhook_secret
+                             && (top->set & BIT(I_WEBHOOK_TOLERANCE))
+                             && sc->webhook_tolerance == top->webhook_tolerance;
+
+        if ((sc->set & BIT(I_CACHE_TTL)) && !sc->cache && !same_ttl) {
+            if (sc->cache_set) {
+                ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                             "ECOM0501: EcomCacheTTL %d in %s has no effect "
+                             "with EcomCache none: remove one of the two",
+                             sc->cache_ttl, server_name(ptemp, sp));
+                rv = HTTP_INTERNAL_SERVER_ERROR;
+            }
+            else if (warn) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                             "ECOM0502: EcomCacheTTL %d in %s has no effect: "
+                             "there is no cache (no EcomCache, and "
+                             "mod_socache_shmcb is not loaded)",
+                             sc->cache_ttl, server_name(ptemp, sp));
+            }
+        }
+        if ((sc->set & BIT(I_WEBHOOK_TOLERANCE)) && !sc->webhook_secret
+            && !same_tolerance) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "ECOM0503: EcomWebhookTolerance %d in %s has no "
+                         "effect without EcomWebhookSecret: set the secret "
+                         "there (a virtual host inherits the main server's), "
+                         "or remove the tolerance",
+                         sc->webhook_tolerance, server_name(ptemp, sp));
+            rv = HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return rv;
+}

@@ -6,7 +6,8 @@
  * operator's value or the default, resolved when the configuration is
  * created and merged, so a request reads them as they are and never fills
  * in anything of its own. The defaults, minimums and maximums are in one
- * table in ecom_config.c (and in README.md's directive table).
+ * table in ecom_config.c (and README.md's directive table, which a test
+ * keeps equal to it).
  */
 #ifndef ECOM_CONFIG_H
 #define ECOM_CONFIG_H
@@ -55,5 +56,12 @@ void *ecom_create_dir_conf(apr_pool_t *p, char *dir);
 void *ecom_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *ecom_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+
+/* After configuration (post_config): refuses contradictions between
+ * directives that no single directive can see, in any server, and warns of
+ * settings that have no effect. Logs each at CRIT (refused) or WARNING,
+ * naming the directives and their values; returns OK or
+ * HTTP_INTERNAL_SERVER_ERROR. */
+int ecom_config_check(apr_pool_t *ptemp, server_rec *s);
 
 #endif /* ECOM_CONFIG_H */

@@ -205,7 +205,9 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         APR_ARRAY_PUSH(servers, server_rec *) = sp;
         ecom_db_register(sp);
     }
-    if (check_pool_size(ptemp, s) != OK) {
+    /* contradictions between directives (ecom_config.c), then the pool */
+    if (ecom_config_check(ptemp, s) != OK
+        || check_pool_size(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* the watchdog only in the real start, not the config-test pass */
