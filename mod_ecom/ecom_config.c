@@ -1,25 +1,238 @@
 /*
- * ecom_config.c: the Ecom* directives, their defaults and merging.
+ * ecom_config.c: the Ecom* directives: their defaults, ranges and merging,
+ * and the relations between them.
  *
- * Values are validated here, so a bad httpd.conf fails at start-up with a
- * clear message rather than at request time. Merge rule everywhere: the
- * child's value if set, else the parent's. See README.md for the table.
+ * Every integer directive is one row of INT_DIRECTIVES below, the one place
+ * its numbers are written: the field it sets, where it may be used, its
+ * default, minimum and maximum, and its help text for `httpd -L`, whose
+ * "(min..max, default n)" is made from the same numbers. Its command_rec,
+ * parsing, default and merge all come from that row.
+ *
+ * create_*_conf fill in every default, so a configuration is complete from
+ * the start, and a "set" mask records what the operator wrote; merge takes
+ * the child's value if set, else the parent's. Requests read the merged
+ * configuration as it is. Two values are capped by another: EcomPageSize
+ * by EcomPageSizeMax (so its default is min(20, EcomPageSizeMax)) and
+ * EcomMaxAnonBodySize by EcomMaxBodySize. Written above their cap in one
+ * section (or at one server's top level), they are refused when httpd
+ * reads its configuration; inherited from different sections (a
+ * server-wide EcomPageSize, a <Location>'s EcomPageSizeMax) the cap
+ * applies, and the value as written is kept for the sections below, where
+ * a larger cap may come back.
+ *
+ * A bad value stops start-up with a message naming the directive.
+ * Relations that need the whole configuration (EcomCacheTTL and EcomCache,
+ * EcomWebhookTolerance and EcomWebhookSecret) are checked after it is
+ * read, by ecom_config_check() (log tags ECOM05xx). README.md's directive
+ * table and conf/ecom.conf follow this file: t/21-directives.t fails when
+ * they drift from what `httpd -L` says.
  */
 #include "ecom_req.h"
 #include "ecom_cache.h"
 #include "ecom_util.h"
 
-#define UNSET (-1)
+#include "http_core.h"
+#include "apr_file_io.h"
+
+/* Where a directive may be used, and so which config it sets. A limit is
+ * the operator's: never .htaccess. */
+enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
+#define WHERE_DIR  (ACCESS_CONF | RSRC_CONF) /* + <Directory>, <Location> */
+#define WHERE_SRV  RSRC_CONF                 /* server, <VirtualHost> */
+#define WHERE_MAIN RSRC_CONF                 /* main server (GLOBAL_ONLY) */
+#define CONF_DIR   ecom_dir_conf
+#define CONF_SRV   ecom_srv_conf
+#define CONF_MAIN  ecom_srv_conf
+
+/*
+ * X(id, directive, scope, field, written, default, min, max, cap, help)
+ *
+ * written: where the value as written is kept, the field itself unless the
+ * value is capped by another directive's (cap: that row's id, or NONE).
+ */
+#define INT_DIRECTIVES(X)                                                   \
+    X(MAX_BODY, "EcomMaxBodySize", DIR, max_body, max_body,                 \
+      65536, 1024, 1073741824, NONE,                                        \
+      "Largest accepted request body in bytes")                             \
+    X(MAX_ANON_BODY, "EcomMaxAnonBodySize", DIR,                            \
+      max_anon_body, max_anon_body_written,                                 \
+      8192, 512, 1073741824, MAX_BODY,                                      \
+      "Largest accepted request body in bytes on routes that need no "      \
+      "user, such as login; at most EcomMaxBodySize")                       \
+    X(PAGE_SIZE, "EcomPageSize", DIR, page_size, page_size_written,         \
+      20, 1, 1000, PAGE_MAX,                                                \
+      "Items per list page when the client sends no limit; at most "        \
+      "EcomPageSizeMax")                                                    \
+    X(PAGE_MAX, "EcomPageSizeMax", DIR, page_max, page_max,                 \
+      100, 1, 1000, NONE,                                                   \
+      "Largest limit a client may ask for; larger ones are capped")        \
+    X(IDEM_PER_DAY, "EcomIdempotencyKeysPerDay", DIR,                       \
+      idem_per_day, idem_per_day, 1000, 1, 1000000, NONE,                   \
+      "New Idempotency-Keys a user may send per 24 hours; more get 429")   \
+    X(TOKEN_LIFETIME, "EcomTokenLifetime", SRV,                             \
+      token_lifetime, token_lifetime, 86400, 60, 31536000, NONE,            \
+      "Lifetime of bearer tokens in seconds")                               \
+    X(CACHE_TTL, "EcomCacheTTL", SRV, cache_ttl, cache_ttl,                 \
+      5, 1, 86400, NONE,                                                    \
+      "Longest time in seconds a cached page is served; needs a cache")    \
+    X(PURGE_INTERVAL, "EcomPurgeInterval", MAIN,                            \
+      purge_interval, purge_interval, 3600, 0, 604800, NONE,                \
+      "Seconds between purges of expired tokens and idempotency records, "  \
+      "from mod_watchdog; 0 turns it off; main server only")               \
+    X(WEBHOOK_TOLERANCE, "EcomWebhookTolerance", SRV,                       \
+      webhook_tolerance, webhook_tolerance, 300, 1, 3600, NONE,             \
+      "Largest age in seconds of a webhook signature's timestamp; needs "   \
+      "EcomWebhookSecret")
+
+#define ROW_ID(id, ...) I_##id,
+enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };
+#undef ROW_ID
+
+#define BIT(i)       (1u << (unsigned)(i))
+#define SET_CURRENCY BIT(N_INT_DIRECTIVES)
+
+typedef struct {
+    const char *name;
+    int scope;              /* SCOPE_* */
+    apr_size_t field;       /* offset of the int in CONF_<scope> */
+    apr_size_t written;     /* offset of the value as written (see above) */
+    int def, min, max;
+    int cap;                /* the row whose value caps this one, I_NONE */
+} int_directive;
+
+#define ROW(id, name, scope, field, written, def, min, max, cap, help)      \
+    [I_##id] = { name, SCOPE_##scope, APR_OFFSETOF(CONF_##scope, field),   \
+                 APR_OFFSETOF(CONF_##scope, written), def, min, max,        \
+                 I_##cap },
+static const int_directive int_directives[N_INT_DIRECTIVES] = {
+    INT_DIRECTIVES(ROW)
+};
+#undef ROW
+
+/* The string directives' defaults. */
+#define CURRENCY_DEFAULT    "EUR"
+#define WEBHOOK_SECRET_MIN  32      /* bytes: a 256-bit HMAC key */
+#define WEBHOOK_SECRET_MAX  4096
+
+/* ---- values of the integer directives ---- */
+
+static int *int_at(void *conf, apr_size_t off)
+{
+    return (int *)((char *)conf + off);
+}
+
+static int int_of(const void *conf, apr_size_t off)
+{
+    return *(const int *)((const char *)conf + off);
+}
+
+/* Whether row d belongs to the per-directory config (else the server's). */
+static int in_dir(const int_directive *d)
+{
+    return d->scope == SCOPE_DIR;
+}
+
+/* Each capped value of c (a dir config when dir, else a server config)
+ * from its value as written and its cap. */
+static void apply_caps(void *c, int dir)
+{
+    for (int i = 0; i < N_INT_DIRECTIVES; i++) {
+        const int_directive *d = &int_directives[i];
+        if (in_dir(d) == dir && d->cap != I_NONE) {
+            int v = int_of(c, d->written);
+            int cap = int_of(c, int_directives[d->cap].field);
+            *int_at(c, d->field) = v < cap ? v : cap;
+        }
+    }
+}
+
+static void set_defaults(void *c, int dir)
+{
+    for (int i = 0; i < N_INT_DIRECTIVES; i++) {
+        const int_directive *d = &int_directives[i];
+        if (in_dir(d) == dir) {
+            *int_at(c, d->field) = d->def;
+            *int_at(c, d->written) = d->def;
+        }
+    }
+    apply_caps(c, dir);
+}
+
+/* The child's value if it set one, else the parent's (its own or the
+ * default), then the caps. */
+static void merge_ints(void *c, const void *base, const void *add,
+                       unsigned add_set, int dir)
+{
+    for (int i = 0; i < N_INT_DIRECTIVES; i++) {
+        const int_directive *d = &int_directives[i];
+        if (in_dir(d) == dir) {
+            const void *from = (add_set & BIT(i)) ? add : base;
+            *int_at(c, d->written) = int_of(from, d->written);
+            *int_at(c, d->field) = int_of(from, d->written);
+        }
+    }
+    apply_caps(c, dir);
+}
+
+/* A value written above its cap in the same section is refused, whichever
+ * of the two came first. */
+static const char *check_caps(cmd_parms *cmd, const void *c, unsigned set,
+                              int dir)
+{
+    for (int i = 0; i < N_INT_DIRECTIVES; i++) {
+        const int_directive *d = &int_directives[i];
+        if (in_dir(d) == dir && d->cap != I_NONE && (set & BIT(i))
+            && (set & BIT(d->cap))
+            && int_of(c, d->written) > int_of(c, int_directives[d->cap].field)) {
+            return apr_psprintf(cmd->pool, "%s (%d) may not exceed %s (%d)",
+                                d->name, int_of(c, d->written),
+                                int_directives[d->cap].name,
+                                int_of(c, int_directives[d->cap].field));
+        }
+    }
+    return NULL;
+}
+
+static ecom_srv_conf *srv_conf(const cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &ecom_module);
+}
+
+/* Every integer directive (cmd->info: its row). */
+static const char *set_int_directive(cmd_parms *cmd, void *dcfg,
+                                     const char *arg)
+{
+    const int_directive *d = cmd->info;
+    int dir = in_dir(d);
+    void *c = dir ? dcfg : (void *)srv_conf(cmd);
+    unsigned *set = dir ? &((ecom_dir_conf *)c)->set
+                        : &((ecom_srv_conf *)c)->set;
+    const char *err;
+    long long v;
+
+    if (d->scope == SCOPE_MAIN
+        && (err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) != NULL) {
+        return err;
+    }
+    if (ecom_parse_ll(arg, d->min, d->max, &v) != 0) {
+        return apr_psprintf(cmd->pool, "%s must be an integer from %d to %d",
+                            d->name, d->min, d->max);
+    }
+    *int_at(c, d->written) = (int)v;
+    *int_at(c, d->field) = (int)v;
+    *set |= BIT(d - int_directives);
+    apply_caps(c, dir);
+    return check_caps(cmd, c, *set, dir);
+}
+
+/* ---- create and merge ---- */
 
 void *ecom_create_dir_conf(apr_pool_t *p, char *dir)
 {
     ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
-    c->max_body = UNSET;
-    c->max_anon_body = UNSET;
-    c->page_size = UNSET;
-    c->page_max = UNSET;
-    c->idem_per_day = UNSET;
+    set_defaults(c, 1);
+    c->currency = CURRENCY_DEFAULT;
     /* the <Location> path is the API's mount point unless EcomBasePath says
      * otherwise; a trailing slash is dropped so paths join cleanly */
     if (dir && dir[0] == '/') {
@@ -37,14 +250,9 @@ void *ecom_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     const ecom_dir_conf *base = basev, *add = addv;
     ecom_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
-    c->max_body = add->max_body != UNSET ? add->max_body : base->max_body;
-    c->max_anon_body = add->max_anon_body != UNSET ? add->max_anon_body
-                                                   : base->max_anon_body;
-    c->currency = add->currency ? add->currency : base->currency;
-    c->page_size = add->page_size != UNSET ? add->page_size : base->page_size;
-    c->page_max = add->page_max != UNSET ? add->page_max : base->page_max;
-    c->idem_per_day = add->idem_per_day != UNSET ? add->idem_per_day
-                                                 : base->idem_per_day;
+    c->set = base->set | add->set;
+    merge_ints(c, base, add, add->set, 1);
+    c->currency = (add->set & SET_CURRENCY) ? add->currency : base->currency;
     c->base_set = add->base_set || base->base_set;
     if (add->base_set) {
         c->base = add->base;
@@ -62,9 +270,7 @@ void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s)
 {
     ecom_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
-    c->token_lifetime = UNSET;
-    c->cache_ttl = UNSET;
-    c->purge_interval = UNSET;
+    set_defaults(c, 0);
     return c;
 }
 
@@ -73,98 +279,33 @@ void *ecom_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     const ecom_srv_conf *base = basev, *add = addv;
     ecom_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
-    c->token_lifetime = add->token_lifetime != UNSET ? add->token_lifetime
-                                                     : base->token_lifetime;
+    c->set = base->set | add->set;
+    merge_ints(c, base, add, add->set, 0);
     c->cache = add->cache_set ? add->cache : base->cache;
     c->cache_set = add->cache_set || base->cache_set;
-    c->cache_ttl = add->cache_ttl != UNSET ? add->cache_ttl : base->cache_ttl;
-    c->purge_interval = add->purge_interval != UNSET ? add->purge_interval
-                                                     : base->purge_interval;
+    if (add->webhook_secret) {
+        c->webhook_secret = add->webhook_secret;
+        c->webhook_secret_len = add->webhook_secret_len;
+    }
+    else {
+        c->webhook_secret = base->webhook_secret;
+        c->webhook_secret_len = base->webhook_secret_len;
+    }
     return c;
 }
 
-static const char *set_int(cmd_parms *cmd, const char *arg, long long min,
-                           long long max, long long *out)
-{
-    if (ecom_parse_ll(arg, min, max, out) != 0) {
-        return apr_psprintf(cmd->pool, "%s must be an integer from %" APR_INT64_T_FMT " to %" APR_INT64_T_FMT,
-                            cmd->directive->directive, (apr_int64_t)min, (apr_int64_t)max);
-    }
-    return NULL;
-}
-
-/* EcomMaxAnonBodySize may not exceed EcomMaxBodySize. When both are set in
- * the same section that is checked here, whatever their order; across
- * sections the router uses the smaller of the two. */
-static const char *check_anon_body(cmd_parms *cmd, const ecom_dir_conf *c)
-{
-    if (c->max_body != UNSET && c->max_anon_body != UNSET
-        && c->max_anon_body > c->max_body) {
-        return apr_psprintf(cmd->pool, "EcomMaxAnonBodySize (%" APR_OFF_T_FMT
-                            ") may not exceed EcomMaxBodySize (%"
-                            APR_OFF_T_FMT ")", c->max_anon_body, c->max_body);
-    }
-    return NULL;
-}
-
-static const char *set_max_body(cmd_parms *cmd, void *cfg, const char *arg)
-{
-    long long v;
-    const char *err = set_int(cmd, arg, 1024, 1073741824LL, &v);
-
-    if (!err) {
-        ((ecom_dir_conf *)cfg)->max_body = (apr_off_t)v;
-        err = check_anon_body(cmd, cfg);
-    }
-    return err;
-}
-
-static const char *set_max_anon_body(cmd_parms *cmd, void *cfg,
-                                     const char *arg)
-{
-    long long v;
-    const char *err = set_int(cmd, arg, 512, 1073741824LL, &v);
-
-    if (!err) {
-        ((ecom_dir_conf *)cfg)->max_anon_body = (apr_off_t)v;
-        err = check_anon_body(cmd, cfg);
-    }
-    return err;
-}
-
-/* An int field of ecom_dir_conf with its range, for set_dir_int (the
- * directive's cmd->info). */
-typedef struct {
-    apr_size_t offset;
-    long long min, max;
-} dir_int;
-
-static const dir_int page_size_slot = {
-    APR_OFFSETOF(ecom_dir_conf, page_size), 1, 1000 };
-static const dir_int page_max_slot = {
-    APR_OFFSETOF(ecom_dir_conf, page_max), 1, 1000 };
-static const dir_int idem_per_day_slot = {
-    APR_OFFSETOF(ecom_dir_conf, idem_per_day), 1, 1000000 };
-
-static const char *set_dir_int(cmd_parms *cmd, void *cfg, const char *arg)
-{
-    const dir_int *slot = cmd->info;
-    long long v;
-    const char *err = set_int(cmd, arg, slot->min, slot->max, &v);
-
-    if (!err) {
-        *(int *)((char *)cfg + slot->offset) = (int)v;
-    }
-    return err;
-}
+/* ---- the other directives ---- */
 
 static const char *set_currency(cmd_parms *cmd, void *cfg, const char *arg)
 {
+    ecom_dir_conf *c = cfg;
+
     if (!ecom_currency_valid(arg)) {
         return "EcomCurrency must be an ISO 4217 code of three upper-case "
                "letters, e.g. EUR";
     }
-    ((ecom_dir_conf *)cfg)->currency = arg;
+    c->currency = arg;
+    c->set |= SET_CURRENCY;
     return NULL;
 }
 
@@ -184,20 +325,6 @@ static const char *set_base(cmd_parms *cmd, void *cfg, const char *arg)
     return NULL;
 }
 
-static const char *set_token_lifetime(cmd_parms *cmd, void *cfg,
-                                      const char *arg)
-{
-    ecom_srv_conf *c = ap_get_module_config(cmd->server->module_config,
-                                            &ecom_module);
-    long long v;
-    const char *err = set_int(cmd, arg, 60, 31536000LL, &v);
-
-    if (!err) {
-        c->token_lifetime = (int)v;
-    }
-    return err;
-}
-
 static const char *set_cache(cmd_parms *cmd, void *cfg, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -205,82 +332,168 @@ static const char *set_cache(cmd_parms *cmd, void *cfg, const char *arg)
     if (err) {
         return err;
     }
-    return ecom_cache_configure(cmd, ap_get_module_config(
-                                    cmd->server->module_config, &ecom_module),
-                                arg);
+    return ecom_cache_configure(cmd, srv_conf(cmd), arg);
 }
 
-static const char *set_cache_ttl(cmd_parms *cmd, void *cfg, const char *arg)
+/* Reads the secret of "EcomWebhookSecret file:<name>" (relative to
+ * ServerRoot) into *buf, without one trailing newline. */
+static const char *read_secret_file(cmd_parms *cmd, const char *name,
+                                    char **buf, apr_size_t *len)
 {
-    ecom_srv_conf *c = ap_get_module_config(cmd->server->module_config,
-                                            &ecom_module);
-    long long v;
-    const char *err = set_int(cmd, arg, 1, 86400, &v);
+    const char *path = *name ? ap_server_root_relative(cmd->temp_pool, name)
+                             : NULL;
+    apr_file_t *f;
+    apr_status_t rv;
 
-    if (!err) {
-        c->cache_ttl = (int)v;
+    if (!path) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret: not a file name: "
+                            "'file:%s'", name);
     }
-    return err;
+    /* one byte more than allowed, to tell a file that is too long */
+    *buf = apr_palloc(cmd->temp_pool, WEBHOOK_SECRET_MAX + 1);
+    *len = 0;
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY,
+                       APR_FPROT_OS_DEFAULT, cmd->temp_pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read_full(f, *buf, WEBHOOK_SECRET_MAX + 1, len);
+        apr_file_close(f);
+        if (rv == APR_EOF) {
+            rv = APR_SUCCESS;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret: cannot read %s: "
+                            "%pm", path, &rv);
+    }
+    if (*len > WEBHOOK_SECRET_MAX) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret: %s holds more "
+                            "than %d bytes", path, WEBHOOK_SECRET_MAX);
+    }
+    /* as echo and editors leave it */
+    if (*len > 0 && (*buf)[*len - 1] == '\n') {
+        (*len)--;
+        if (*len > 0 && (*buf)[*len - 1] == '\r') {
+            (*len)--;
+        }
+    }
+    return NULL;
 }
 
-static const char *set_purge_interval(cmd_parms *cmd, void *cfg,
+/* The secret itself is never part of a message. */
+static const char *set_webhook_secret(cmd_parms *cmd, void *cfg,
                                       const char *arg)
 {
-    ecom_srv_conf *c = ap_get_module_config(cmd->server->module_config,
-                                            &ecom_module);
-    long long v;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    ecom_srv_conf *c = srv_conf(cmd);
+    char *secret = NULL;
+    apr_size_t len = strlen(arg);
+    const char *err;
 
-    if (!err) {
-        err = set_int(cmd, arg, 0, 604800, &v);
+    if (strncmp(arg, "file:", 5) == 0) {
+        if ((err = read_secret_file(cmd, arg + 5, &secret, &len)) != NULL) {
+            return err;
+        }
     }
-    if (!err) {
-        c->purge_interval = (int)v;
+    if (len < WEBHOOK_SECRET_MIN) {
+        return apr_psprintf(cmd->pool, "EcomWebhookSecret must be at least "
+                            "%d bytes (this one has %" APR_SIZE_T_FMT "), "
+                            "e.g. the output of openssl rand -hex 32",
+                            WEBHOOK_SECRET_MIN, len);
     }
-    return err;
+    c->webhook_secret = apr_pmemdup(cmd->pool, secret ? secret : arg, len);
+    c->webhook_secret_len = len;
+    if (secret) {
+        /* the temporary pool's memory is reused, not given back */
+        memset(secret, 0, len);
+    }
+    return NULL;
 }
 
-/* Limits are the operator's: server, virtual host, <Directory> and
- * <Location>, never .htaccess (ACCESS_CONF | RSRC_CONF, no override). */
+#define CMD(id, name, scope, field, written, def, min, max, cap, help)      \
+    AP_INIT_TAKE1(name, set_int_directive, (void *)&int_directives[I_##id], \
+                  WHERE_##scope, help " (" #min ".." #max ", default " #def ")"),
+
 const command_rec ecom_cmds[] = {
-    AP_INIT_TAKE1("EcomMaxBodySize", set_max_body, NULL,
-                  ACCESS_CONF | RSRC_CONF,
-                  "Largest accepted request body in bytes (default 65536)"),
-    AP_INIT_TAKE1("EcomMaxAnonBodySize", set_max_anon_body, NULL,
-                  ACCESS_CONF | RSRC_CONF,
-                  "Largest accepted request body in bytes on routes that "
-                  "need no user, such as login (default 8192)"),
-    AP_INIT_TAKE1("EcomCurrency", set_currency, NULL, OR_ALL,
+    INT_DIRECTIVES(CMD)
+    AP_INIT_TAKE1("EcomCurrency", set_currency, NULL, WHERE_DIR,
                   "Default ISO 4217 currency of new products and empty carts "
-                  "(default EUR)"),
-    AP_INIT_TAKE1("EcomPageSize", set_dir_int, (void *)&page_size_slot,
-                  ACCESS_CONF | RSRC_CONF,
-                  "Items per list page when the client sends no limit "
-                  "(default 20)"),
-    AP_INIT_TAKE1("EcomPageSizeMax", set_dir_int, (void *)&page_max_slot,
-                  ACCESS_CONF | RSRC_CONF,
-                  "Largest limit a client may ask for; larger ones are capped "
-                  "(default 100)"),
-    AP_INIT_TAKE1("EcomBasePath", set_base, NULL, ACCESS_CONF | RSRC_CONF,
+                  "(default " CURRENCY_DEFAULT ")"),
+    AP_INIT_TAKE1("EcomBasePath", set_base, NULL, WHERE_DIR,
                   "URL path the API is mounted at (default: the enclosing "
                   "<Location>)"),
-    AP_INIT_TAKE1("EcomTokenLifetime", set_token_lifetime, NULL, RSRC_CONF,
-                  "Lifetime of bearer tokens in seconds (default 86400)"),
-    AP_INIT_TAKE1("EcomCache", set_cache, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("EcomCache", set_cache, NULL, WHERE_MAIN,
                   "Response cache for catalog pages: none, or a socache "
                   "provider with its arguments, e.g. "
-                  "shmcb:/run/ecom_cache(1048576) (default: anonymous shmcb "
-                  "when mod_socache_shmcb is loaded)"),
-    AP_INIT_TAKE1("EcomCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
-                  "Longest time in seconds a cached page is served "
-                  "(default 5)"),
-    AP_INIT_TAKE1("EcomIdempotencyKeysPerDay", set_dir_int,
-                  (void *)&idem_per_day_slot,
-                  ACCESS_CONF | RSRC_CONF,
-                  "New Idempotency-Keys a user may send per 24 hours; more "
-                  "get 429 (default 1000)"),
-    AP_INIT_TAKE1("EcomPurgeInterval", set_purge_interval, NULL, RSRC_CONF,
-                  "Seconds between purges of expired tokens and idempotency "
-                  "records, from mod_watchdog; 0 turns it off (default 3600)"),
+                  "shmcb:/run/ecom_cache(1048576); main server only (default: "
+                  "anonymous shmcb when mod_socache_shmcb is loaded, else "
+                  "none)"),
+    AP_INIT_TAKE1("EcomWebhookSecret", set_webhook_secret, NULL, WHERE_SRV,
+                  "Key of the webhook signatures (Ecom-Signature), at least "
+                  "32 bytes: the secret itself, or file:<path> to read it "
+                  "from a file at start-up (default: none, webhooks refused)"),
     { NULL }
 };
+#undef CMD
+
+/* ---- after configuration ---- */
+
+/* Names s for a message: the main server, or where its <VirtualHost> is. */
+static const char *server_name(apr_pool_t *p, const server_rec *s)
+{
+    if (!s->is_virtual) {
+        return "the main server";
+    }
+    return apr_psprintf(p, "the <VirtualHost> at %s:%u",
+                        s->defn_name ? s->defn_name : "?",
+                        s->defn_line_number);
+}
+
+int ecom_config_check(apr_pool_t *ptemp, server_rec *s, int warnings)
+{
+    const ecom_srv_conf *top = ap_get_module_config(s->module_config,
+                                                    &ecom_module);
+    /* warnings only once, not in the configuration test pass of a start */
+    int warn = warnings
+               && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG;
+    int rv = OK;
+    server_rec *sp;
+
+    for (sp = s; sp; sp = sp->next) {
+        const ecom_srv_conf *sc = ap_get_module_config(sp->module_config,
+                                                       &ecom_module);
+        /* a virtual host that inherits the main server's contradiction
+         * is not reported again */
+        int same_ttl = sp != s && (top->set & BIT(I_CACHE_TTL))
+                       && sc->cache_ttl == top->cache_ttl;
+        int same_tolerance = sp != s && !top->webhook_secret
+                             && (top->set & BIT(I_WEBHOOK_TOLERANCE))
+                             && sc->webhook_tolerance == top->webhook_tolerance;
+
+        if ((sc->set & BIT(I_CACHE_TTL)) && !sc->cache && !same_ttl) {
+            if (sc->cache_set) {
+                ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                             "ECOM0501: EcomCacheTTL %d in %s has no effect "
+                             "with EcomCache none: remove one of the two",
+                             sc->cache_ttl, server_name(ptemp, sp));
+                rv = HTTP_INTERNAL_SERVER_ERROR;
+            }
+            else if (warn) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                             "ECOM0502: EcomCacheTTL %d in %s has no effect: "
+                             "there is no cache (no EcomCache, and "
+                             "mod_socache_shmcb is not loaded)",
+                             sc->cache_ttl, server_name(ptemp, sp));
+            }
+        }
+        if ((sc->set & BIT(I_WEBHOOK_TOLERANCE)) && !sc->webhook_secret
+            && !same_tolerance) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "ECOM0503: EcomWebhookTolerance %d in %s has no "
+                         "effect without EcomWebhookSecret: set the secret "
+                         "there (a virtual host inherits the main server's), "
+                         "or remove the tolerance",
+                         sc->webhook_tolerance, server_name(ptemp, sp));
+            rv = HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return rv;
+}

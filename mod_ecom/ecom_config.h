@@ -1,6 +1,13 @@
 /*
  * ecom_config.h: the Ecom* directives' per-server and per-directory
  * configuration (ecom_config.c), as the rest of the module reads it.
+ *
+ * Both structs are complete as they come from httpd: every field holds the
+ * operator's value or the default, resolved when the configuration is
+ * created and merged, so a request reads them as they are and never fills
+ * in anything of its own. The defaults, minimums and maximums are in one
+ * table in ecom_config.c (and README.md's directive table, which a test
+ * keeps equal to it).
  */
 #ifndef ECOM_CONFIG_H
 #define ECOM_CONFIG_H
@@ -9,14 +16,20 @@
 #include "http_config.h"
 
 typedef struct {
-    apr_off_t max_body;      /* EcomMaxBodySize */
-    apr_off_t max_anon_body; /* EcomMaxAnonBodySize: routes that need no user */
+    int max_body;            /* EcomMaxBodySize, bytes */
+    int max_anon_body;       /* EcomMaxAnonBodySize: routes that need no
+                              * user; never above max_body */
     const char *currency;    /* EcomCurrency */
-    int page_size;           /* EcomPageSize */
+    int page_size;           /* EcomPageSize; never above page_max */
     int page_max;            /* EcomPageSizeMax */
     const char *base;        /* EcomBasePath, or the <Location> path */
     int base_set;
     int idem_per_day;        /* EcomIdempotencyKeysPerDay */
+    /* ecom_config.c's own: which directives this section or one it
+     * inherits from set, and the capped values as they were written */
+    unsigned set;
+    int max_anon_body_written;
+    int page_size_written;
 } ecom_dir_conf;
 
 typedef struct ecom_cache ecom_cache;
@@ -30,16 +43,26 @@ typedef struct {
     int purge_interval;      /* EcomPurgeInterval, seconds; 0: off */
     ecom_cache_site *cache_site; /* this virtual host's part of the cache
                                   * keys (ecom_cache.c), when cache is on */
+    /* EcomWebhookSecret, the key of the webhook signatures (Ecom-Signature);
+     * NULL and 0 when unset. Never logged. */
+    const unsigned char *webhook_secret;
+    apr_size_t webhook_secret_len;
+    int webhook_tolerance;   /* EcomWebhookTolerance, seconds */
+    unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
 } ecom_srv_conf;
-
-/* Defaults of the directives that have no natural zero. */
-#define ECOM_DEFAULT_IDEM_PER_DAY   1000
-#define ECOM_DEFAULT_PURGE_INTERVAL 3600
 
 extern const command_rec ecom_cmds[];
 void *ecom_create_dir_conf(apr_pool_t *p, char *dir);
 void *ecom_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *ecom_merge_srv_conf(apr_pool_t *p, void *base, void *add);
+
+/* After configuration (check_config, so `apachectl configtest` sees it;
+ * and at post_config with warnings): refuses contradictions between
+ * directives that no single directive can see, in any server, and with
+ * warnings set warns of settings that have no effect. Logs each at CRIT
+ * (refused) or WARNING, naming the directives and their values; returns
+ * OK or HTTP_INTERNAL_SERVER_ERROR. */
+int ecom_config_check(apr_pool_t *ptemp, server_rec *s, int warnings);
 
 #endif /* ECOM_CONFIG_H */

@@ -75,43 +75,6 @@ static const char *method_name(int m)
     }
 }
 
-static void apply_defaults(ecom_req *q)
-{
-    const ecom_dir_conf *c = ap_get_module_config(q->r->per_dir_config,
-                                                  &ecom_module);
-    const ecom_srv_conf *s = ap_get_module_config(q->r->server->module_config,
-                                                  &ecom_module);
-    ecom_dir_conf *d = apr_pmemdup(q->r->pool, c, sizeof(*c));
-    ecom_srv_conf *sv = apr_pmemdup(q->r->pool, s, sizeof(*s));
-
-    if (d->max_body < 0) {
-        d->max_body = 65536;
-    }
-    if (d->max_anon_body < 0) {
-        d->max_anon_body = 8192;
-    }
-    if (!d->currency) {
-        d->currency = "EUR";
-    }
-    if (d->page_max < 0) {
-        d->page_max = 100;
-    }
-    if (d->page_size < 0) {
-        d->page_size = d->page_max < 20 ? d->page_max : 20;
-    }
-    if (sv->token_lifetime < 0) {
-        sv->token_lifetime = 86400;
-    }
-    if (sv->cache_ttl < 0) {
-        sv->cache_ttl = 5;
-    }
-    if (d->idem_per_day < 0) {
-        d->idem_per_day = ECOM_DEFAULT_IDEM_PER_DAY;
-    }
-    q->dc = d;
-    q->sc = sv;
-}
-
 /* The path below the mount point, without its leading slash and one
  * trailing slash; NULL when r->uri is not under the mount point. */
 static const char *relative_path(ecom_req *q)
@@ -398,7 +361,8 @@ int ecom_dispatch(request_rec *r)
     }
     q = apr_pcalloc(r->pool, sizeof(*q));
     q->r = r;
-    apply_defaults(q);
+    q->dc = ap_get_module_config(r->per_dir_config, &ecom_module);
+    q->sc = ap_get_module_config(r->server->module_config, &ecom_module);
     if (op) {
         run_operator(q, op);
     }

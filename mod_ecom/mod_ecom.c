@@ -55,8 +55,7 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
         return OK;
     }
     sc = ap_get_module_config(s->module_config, &ecom_module);
-    interval = sc->purge_interval < 0 ? ECOM_DEFAULT_PURGE_INTERVAL
-                                      : sc->purge_interval;
+    interval = sc->purge_interval;
     if (interval == 0) {
         return OK;
     }
@@ -200,7 +199,10 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         APR_ARRAY_PUSH(servers, server_rec *) = sp;
         ecom_db_register(sp);
     }
-    if (check_pool_size(ptemp, s) != OK) {
+    /* the warnings of ecom_config.c's check (its refusals stopped
+     * ecom_check_config already), then the pool */
+    if (ecom_config_check(ptemp, s, 1) != OK
+        || check_pool_size(ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* the watchdog only in the real start, not the config-test pass */
@@ -208,6 +210,15 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     return start_purge(pconf, s, servers);
+}
+
+/* Contradictions between directives refuse the configuration here, after
+ * the virtual hosts are merged and before "Syntax OK", so `apachectl
+ * configtest` and a graceful restart see them, not only a full start. */
+static int ecom_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s)
+{
+    return ecom_config_check(ptemp, s, 0);
 }
 
 static int ecom_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -224,6 +235,7 @@ static void ecom_register_hooks(apr_pool_t *p)
 
     ap_hook_post_config(ecom_post_config, NULL, succ, APR_HOOK_MIDDLE);
     ap_hook_pre_config(ecom_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(ecom_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ecom_cache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(ecom_dispatch, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -32,6 +32,7 @@ my %htaccess = (
     EcomMaxAnonBodySize => 1048576,
     EcomPageSize    => 1000,
     EcomPageSizeMax => 1000,
+    EcomCurrency    => 'USD',
 );
 my $base = "http://127.0.0.1:$h->{ports}[0]";
 for my $d (sort keys %htaccess) {

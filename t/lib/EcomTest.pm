@@ -16,7 +16,7 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  json_decode is_rfc3339 is_true is_false is_int base_url
                  error_log_text error_log_size content_type is_json_ct
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
-                 server_status);
+                 server_status module_directives);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -435,6 +435,49 @@ sub server_status {
         }
     }
     return \%s;
+}
+
+# module_directives(): mod_ecom's directives as `apache2 -L` lists them with
+# the module of the test pass loaded (MODULE, else build/mod_ecom.so).
+# Returns { name => { help, allowed (the "Allowed in" text), context,
+# default, min, max } } or a string why it cannot. context is written as
+# README.md's table writes it: "server, virtual host, directory" (anywhere in
+# *.conf), "server, virtual host" (outside sections), "server config" (the
+# help says "main server only"), plus ", .htaccess" when allowed there.
+# default, min and max come from the help's closing "(min..max, default n)"
+# or "(default: text)"; min and max are undef for non-integer directives.
+sub module_directives {
+    my $apache2 = '/usr/sbin/apache2';
+    return 'apache2 not found' unless -x $apache2;
+    my $module = $ENV{MODULE} // ecom_root() . '/build/mod_ecom.so';
+    return "no module at $module (make)" unless -e $module;
+    require File::Temp;
+    my $dir = File::Temp::tempdir('ecom-L-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    open my $fh, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!\n";
+    print $fh map { "$_\n" } 'ServerRoot "/etc/apache2"', "PidFile \"$dir/httpd.pid\"",
+        "ErrorLog \"$dir/error.log\"",
+        'LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so',
+        'LoadModule dbd_module /usr/lib/apache2/modules/mod_dbd.so',
+        "LoadModule ecom_module \"$module\"";
+    close $fh;
+    my @env = length($ENV{ECOM_PRELOAD} // '') ? ('env', "LD_PRELOAD=$ENV{ECOM_PRELOAD}") : ();
+    my $out = `@env $apache2 -f $dir/httpd.conf -L 2>&1`;
+    return "apache2 -L failed (exit $?): $out" if $?;
+    my %d;
+    while ($out =~ /^(\w+) \(mod_ecom\.c\)\n\t([^\n]*)\n\t(Allowed in [^\n]*)(\n\twhen AllowOverride[^\n]*)?/mg) {
+        my ($name, $help, $allowed, $htaccess) = ($1, $2, $3, $4);
+        my %e = (help => $help, allowed => $allowed);
+        if ($help =~ /\((?:(-?\d+)\.\.(-?\d+), )?default:? ([^()]*)\)\s*\z/) {
+            @e{qw(min max default)} = ($1, $2, $3);
+        }
+        $e{context} = $allowed =~ /anywhere/ ? 'server, virtual host, directory'
+                    : $help =~ /main server only/ ? 'server config'
+                    : 'server, virtual host';
+        $e{context} .= ', .htaccess' if $allowed =~ /htaccess/ || $htaccess;
+        $d{$name} = \%e;
+    }
+    return "apache2 -L lists no mod_ecom directive: $out" unless %d;
+    return \%d;
 }
 
 sub error_log_path { defined $ENV{ECOM_RUNDIR} ? "$ENV{ECOM_RUNDIR}/error.log" : undef }
