@@ -15,7 +15,7 @@ CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
 BUILD    := build
 SRCDIR   := mod_ecom
 # The httpd-free layer: plain C, unit-tested without httpd.
-CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c
+CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c $(SRCDIR)/ecom_money.c
 # The httpd glue.
 HTTPD_SRC := $(SRCDIR)/mod_ecom.c $(SRCDIR)/ecom_config.c $(SRCDIR)/ecom_router.c \
              $(SRCDIR)/ecom_http.c $(SRCDIR)/ecom_db.c $(SRCDIR)/ecom_auth.c \
@@ -66,9 +66,11 @@ $(BUILD)/ecom-passwd: tools/ecom_passwd.c $(CORE_SRC) $(HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(WARN) -O2 -I$(SRCDIR) -o $@ tools/ecom_passwd.c $(CORE_SRC) -largon2 -lcrypto
 
-$(BUILD)/unit_tests: t/unit/unit_tests.c $(CORE_SRC) $(HDR)
+# One binary: unit_tests.c has main(), each other t/unit/*.c tests one core file.
+UNIT_SRC := $(wildcard t/unit/*.c)
+$(BUILD)/unit_tests: $(UNIT_SRC) t/unit/unit.h $(CORE_SRC) $(HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(WARN) -O1 -g $(SAN) -I$(SRCDIR) -o $@ t/unit/unit_tests.c $(CORE_SRC) -largon2 -lcrypto
+	$(CC) $(WARN) -O1 -g $(SAN) -I$(SRCDIR) -o $@ $(UNIT_SRC) $(CORE_SRC) -largon2 -lcrypto
 
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests

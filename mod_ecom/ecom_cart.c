@@ -14,6 +14,7 @@
  * user_id, so another user's line is simply not found (404).
  */
 #include "ecom.h"
+#include "ecom_money.h"
 #include "ecom_util.h"
 
 /* A cart holds at most this many distinct products, and a line at most

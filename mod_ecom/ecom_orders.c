@@ -24,6 +24,7 @@
  * unless the caller is staff, so a foreign id is a 404.
  */
 #include "ecom.h"
+#include "ecom_money.h"
 #include "ecom_util.h"
 
 #define ORDER_COLS \
