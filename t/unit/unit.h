@@ -31,5 +31,6 @@ static inline unsigned long long unit_rand(unsigned long long *state)
 }
 
 void test_money(void);
+void test_order_state(void);
 
 #endif /* ECOM_UNIT_H */

@@ -186,6 +186,7 @@ static void test_pg_errors(void)
 int main(void)
 {
     test_money();
+    test_order_state();
     test_pg_errors();
     test_parse();
     test_validation();
