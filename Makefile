@@ -16,7 +16,8 @@ BUILD    := build
 SRCDIR   := mod_ecom
 # The httpd-free layer: plain C, unit-tested without httpd.
 CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c $(SRCDIR)/ecom_money.c \
-            $(SRCDIR)/ecom_order_state.c $(SRCDIR)/ecom_signature.c
+            $(SRCDIR)/ecom_order_state.c $(SRCDIR)/ecom_signature.c \
+            $(SRCDIR)/ecom_path.c
 # The httpd glue.
 HTTPD_SRC := $(SRCDIR)/mod_ecom.c $(SRCDIR)/ecom_config.c $(SRCDIR)/ecom_router.c \
              $(SRCDIR)/ecom_http.c $(SRCDIR)/ecom_db.c $(SRCDIR)/ecom_auth.c \

@@ -5,7 +5,7 @@
  * keys, UTF-8), base64url, the opaque pagination cursor and PostgreSQL
  * error text. Nothing here includes an httpd or APR header, so the unit
  * tests (t/unit/) exercise it as plain C. Money arithmetic lives in
- * ecom_money.h.
+ * ecom_money.h, the router's path work in ecom_path.h.
  */
 #ifndef ECOM_UTIL_H
 #define ECOM_UTIL_H

@@ -32,6 +32,7 @@ static inline unsigned long long unit_rand(unsigned long long *state)
 
 void test_money(void);
 void test_order_state(void);
+void test_path(void);
 void test_signature(void);
 
 #endif /* ECOM_UNIT_H */

@@ -188,6 +188,7 @@ int main(void)
     test_money();
     test_order_state();
     test_signature();
+    test_path();
     test_pg_errors();
     test_parse();
     test_validation();
