@@ -71,7 +71,7 @@ int ecom_path_relative(const char *uri, const char *base, const char **rel,
 
 int ecom_parse_limit(const char *s, int page_size, int page_max, int *out)
 {
-    size_t n;
+    size_t n, zeros;
     long long v;
 
     if (!out) {
@@ -82,11 +82,13 @@ int ecom_parse_limit(const char *s, int page_size, int page_max, int *out)
         return 0;
     }
     n = strspn(s, "0123456789");
+    zeros = strspn(s, "0");
     /* any positive integer, however large, is capped to the maximum */
-    if (n == 0 || s[n] != '\0' || s[strspn(s, "0")] == '\0') {
+    if (n == 0 || s[n] != '\0' || s[zeros] == '\0') {
         return -1;
     }
-    if (n > 9 || ecom_parse_ll(s, 1, 999999999LL, &v) != 0) {
+    /* leading zeros say nothing of its size: "0000000005" is 5 */
+    if (n - zeros > 9 || ecom_parse_ll(s + zeros, 1, 999999999LL, &v) != 0) {
         v = page_max;
     }
     *out = v > page_max ? page_max : (int)v;

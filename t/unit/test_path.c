@@ -142,6 +142,12 @@ static void test_limit(void)
     OK(ecom_parse_limit("101", 20, 100, &v) == 0 && v == 100, "101 capped to 100");
     OK(ecom_parse_limit("05", 20, 100, &v) == 0 && v == 5, "leading zero: 05 is 5");
     OK(ecom_parse_limit("000000005", 20, 100, &v) == 0 && v == 5, "000000005 is 5");
+    OK(ecom_parse_limit("0000000005", 20, 100, &v) == 0 && v == 5,
+       "0000000005 is 5, not the maximum (leading zeros are not digits of size)");
+    OK(ecom_parse_limit("000000000000000000000000000042", 20, 100, &v) == 0 && v == 42,
+       "42 after 28 zeros is 42");
+    OK(ecom_parse_limit("0000000001000000000", 20, 100, &v) == 0 && v == 100,
+       "10 significant digits after zeros capped");
     OK(ecom_parse_limit("999999999", 20, 100, &v) == 0 && v == 100, "9 digits capped");
     OK(ecom_parse_limit("1000000000", 20, 100, &v) == 0 && v == 100, "10 digits capped");
     OK(ecom_parse_limit("99999999999999999999999", 20, 100, &v) == 0 && v == 100,
