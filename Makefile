@@ -151,8 +151,9 @@ import:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -I$(SRCDIR) --suppress=missingIncludeSystem \
-	    --suppress=missingInclude --include=tools/cppcheck-macros.h $(SRCDIR) tools
-	clang-tidy --quiet $(SRC) -- -std=gnu11 -I$(SRCDIR) -I$(PGINC) -I$$($(APXS) -q INCLUDEDIR) \
+	    --suppress=missingInclude --include=tools/cppcheck-macros.h $(SRCDIR) tools \
+	    t/unit t/fuzz
+	clang-tidy --quiet $(SRC) $(UNIT_SRC) $(wildcard t/fuzz/*.c) -- -std=gnu11 -I$(SRCDIR) -I$(PGINC) -I$$($(APXS) -q INCLUDEDIR) \
 	    $$(apr-1-config --includes) $$(apu-1-config --includes)
 
 clean:

@@ -57,6 +57,7 @@ static void test_names(void)
         "pending", "paid", "shipped", "delivered", "cancelled", "refunded"
     };
     char joined[128] = "";
+    size_t len = 0;
     int roundtrip = 1;
 
     OK(ECOM_ORDER_NSTATES == 6, "six states");
@@ -69,10 +70,8 @@ static void test_names(void)
             roundtrip = 0;
         }
         if (n) {
-            if (s) {
-                strcat(joined, ", ");
-            }
-            strcat(joined, n);
+            len += (size_t)snprintf(joined + len, sizeof(joined) - len, "%s%s",
+                                    s ? ", " : "", n);
         }
     }
     OK(roundtrip, "name and parse round trip for every state");

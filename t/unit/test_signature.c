@@ -250,6 +250,7 @@ static void test_reason(void)
         r[i] = ecom_signature_reason((ecom_sig_result)i);
         if (!r[i] || !*r[i] || r[i][strlen(r[i]) - 1] != '.') {
             ok = 0;
+            r[i] = "";
         }
         for (int j = 0; j < i; j++) {
             if (strcmp(r[i], r[j]) == 0) {
