@@ -3,7 +3,8 @@
 #   make            build build/mod_ecom.so (apxs, -Wall -Wextra -Werror) and tools
 #   make asan       the same module with AddressSanitizer + UBSan in build/asan/
 #   make unit       build and run the C unit tests of the httpd-free layer
-#   make fuzz       libFuzzer on the input parsers for FUZZ_SECONDS (30)
+#   make fuzz       libFuzzer on each input parser (core, path, signature,
+#                   money) for FUZZ_SECONDS (30) each
 #   make install    apxs -i, plus conf/ecom.load and conf/ecom.conf in mods-available
 #   make run        dev server on :8080/:8443 with demo data (installs what it needs)
 #   make test       the whole test suite (plain build, then sanitizer build)
@@ -15,7 +16,9 @@ CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
 BUILD    := build
 SRCDIR   := mod_ecom
 # The httpd-free layer: plain C, unit-tested without httpd.
-CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c $(SRCDIR)/ecom_err.c
+CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c $(SRCDIR)/ecom_err.c \
+            $(SRCDIR)/ecom_money.c $(SRCDIR)/ecom_order_state.c \
+            $(SRCDIR)/ecom_signature.c $(SRCDIR)/ecom_path.c
 # The httpd glue: every other source file, so a new resource needs no edit
 # here (see ecom_registry.c).
 HTTPD_SRC := $(filter-out $(CORE_SRC),$(sort $(wildcard $(SRCDIR)/*.c)))
@@ -63,23 +66,68 @@ $(BUILD)/ecom-passwd: tools/ecom_passwd.c $(CORE_SRC) $(HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(WARN) -O2 -I$(SRCDIR) -o $@ tools/ecom_passwd.c $(CORE_SRC) -largon2 -lcrypto
 
-$(BUILD)/unit_tests: t/unit/unit_tests.c $(CORE_SRC) $(HDR)
+# One binary: unit_tests.c has main(), each other t/unit/*.c tests one core file.
+UNIT_SRC := $(wildcard t/unit/*.c)
+$(BUILD)/unit_tests: $(UNIT_SRC) t/unit/unit.h $(CORE_SRC) $(HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(WARN) -O1 -g $(SAN) -I$(SRCDIR) -o $@ t/unit/unit_tests.c $(CORE_SRC) -largon2 -lcrypto
+	$(CC) $(WARN) -O1 -g $(SAN) -I$(SRCDIR) -o $@ $(UNIT_SRC) $(CORE_SRC) -largon2 -lcrypto
 
 unit: $(BUILD)/unit_tests
 	$(BUILD)/unit_tests
 
-# libFuzzer on the httpd-free parsers (needs clang and libclang-rt-dev).
+# libFuzzer, one target per parser of client input (needs clang and
+# libclang-rt-dev): t/fuzz/fuzz_<target>.c, built with ASan + UBSan.
+# `make fuzz` runs every target for FUZZ_SECONDS, each with its own corpus
+# in build/fuzz-corpus/<target>/ (kept between runs), plus the seeds in
+# t/fuzz/seeds/<target>/ and the dictionary t/fuzz/<target>.dict where they
+# exist, and its log in build/fuzz_<target>.log;
+# it prints one line per target and fails if any target found a crash
+# (the input is saved as build/fuzz_<target>-crash-*).
 FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := core path signature money
+FUZZ_CC := clang -g -O1 -fsanitize=fuzzer,address,undefined \
+           -fno-sanitize-recover=undefined -I$(SRCDIR)
+# longest input per target: a header over the 4096-byte limit plus a body
+FUZZ_LEN_core      := 512
+FUZZ_LEN_path      := 1024
+FUZZ_LEN_signature := 8192
+FUZZ_LEN_money     := 512
+
 $(BUILD)/fuzz_core: t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c $(HDR)
 	@mkdir -p $(BUILD)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    -I$(SRCDIR) -o $@ t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c
+	$(FUZZ_CC) -o $@ t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c
 
-fuzz: $(BUILD)/fuzz_core
-	@mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/fuzz_core -max_total_time=$(FUZZ_SECONDS) -max_len=512 $(BUILD)/fuzz-corpus
+$(BUILD)/fuzz_path: t/fuzz/fuzz_path.c $(SRCDIR)/ecom_path.c $(SRCDIR)/ecom_util.c $(HDR)
+	@mkdir -p $(BUILD)
+	$(FUZZ_CC) -o $@ t/fuzz/fuzz_path.c $(SRCDIR)/ecom_path.c $(SRCDIR)/ecom_util.c
+
+$(BUILD)/fuzz_signature: t/fuzz/fuzz_signature.c $(SRCDIR)/ecom_signature.c \
+                         $(SRCDIR)/ecom_util.c $(HDR)
+	@mkdir -p $(BUILD)
+	$(FUZZ_CC) -o $@ t/fuzz/fuzz_signature.c $(SRCDIR)/ecom_signature.c \
+	    $(SRCDIR)/ecom_util.c -lcrypto
+
+$(BUILD)/fuzz_money: t/fuzz/fuzz_money.c $(SRCDIR)/ecom_money.c $(HDR)
+	@mkdir -p $(BUILD)
+	$(FUZZ_CC) -o $@ t/fuzz/fuzz_money.c $(SRCDIR)/ecom_money.c
+
+# $(call fuzz_run,target): one shell step of the fuzz recipe; sets rc=1 on a crash.
+define fuzz_run
+mkdir -p $(BUILD)/fuzz-corpus/$(1); \
+if $(BUILD)/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_LEN_$(1)) \
+    -artifact_prefix=$(BUILD)/fuzz_$(1)- \
+    $(if $(wildcard t/fuzz/$(1).dict),-dict=t/fuzz/$(1).dict) \
+    $(BUILD)/fuzz-corpus/$(1) $(wildcard t/fuzz/seeds/$(1)) \
+    >$(BUILD)/fuzz_$(1).log 2>&1; then \
+    echo "fuzz_$(1): $$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' $(BUILD)/fuzz_$(1).log | tail -n 1)"; \
+else \
+    tail -n 40 $(BUILD)/fuzz_$(1).log; \
+    echo "fuzz_$(1): FAILED (see $(BUILD)/fuzz_$(1).log)"; rc=1; \
+fi;
+endef
+
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+	@rc=0; $(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t))) exit $$rc
 
 install: $(BUILD)/mod_ecom.so
 	$(APXS) -i -n ecom $(BUILD)/mod_ecom.so
@@ -100,9 +148,11 @@ import:
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -I$(SRCDIR) --suppress=missingIncludeSystem \
-	    --suppress=missingInclude --include=tools/cppcheck-macros.h $(SRCDIR) tools
-	clang-tidy --quiet $(SRC) -- -std=gnu11 -I$(SRCDIR) -I$(PGINC) -I$$($(APXS) -q INCLUDEDIR) \
+	    --suppress=missingInclude --include=tools/cppcheck-macros.h $(SRCDIR) tools \
+	    t/unit t/fuzz
+	clang-tidy --quiet $(SRC) $(UNIT_SRC) $(wildcard t/fuzz/*.c) -- -std=gnu11 -I$(SRCDIR) -I$(PGINC) -I$$($(APXS) -q INCLUDEDIR) \
 	    $$(apr-1-config --includes) $$(apu-1-config --includes)
 
 clean:
-	rm -rf $(BUILD)/*.so $(BUILD)/asan $(BUILD)/src $(BUILD)/gen $(BUILD)/ecom-passwd $(BUILD)/unit_tests
+	rm -rf $(BUILD)/*.so $(BUILD)/asan $(BUILD)/src $(BUILD)/gen $(BUILD)/ecom-passwd $(BUILD)/unit_tests \
+	    $(BUILD)/fuzz_*

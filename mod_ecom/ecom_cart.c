@@ -16,6 +16,7 @@
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
+#include "ecom_money.h"
 #include "ecom_util.h"
 
 /* A cart holds at most this many distinct products, and a line at most

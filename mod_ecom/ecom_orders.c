@@ -31,6 +31,8 @@
 #include "ecom_http.h"
 #include "ecom_cache.h"
 #include "ecom_page.h"
+#include "ecom_money.h"
+#include "ecom_orders.h"
 #include "ecom_util.h"
 
 #define ORDER_COLS \
@@ -73,6 +75,12 @@ static const ecom_stmt order_sql[] = {
     { "ecom_order_event",
       "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
       "VALUES (%s::bigint, %s::bigint, %s, %s)", 0 },
+    /* ecom_order_transition(): the move and its event, or nothing */
+    { "ecom_order_transition",
+      "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
+      "               WHERE id = %s::bigint AND status = %s RETURNING id) "
+      "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
+      "SELECT id, %s::bigint, %s, %s FROM moved RETURNING order_id", 0 },
     { "ecom_cart_clear",
       "DELETE FROM cart_items WHERE user_id = %s::bigint "
       "AND id = ANY (%s::bigint[])", 0 },
@@ -115,9 +123,6 @@ static const ecom_col event_cols[] = {
     { "at", EC_TIME }, { NULL, 0 }
 };
 
-static const char *const statuses[] = {
-    "pending", "paid", "shipped", "delivered", "cancelled", "refunded", NULL
-};
 
 /* Appends every row of label(id) to a new pool-owned array of objects. */
 static ecom_err rows_array(ecom_req *q, const char *label, long long id,
@@ -176,20 +181,17 @@ static int ecom_orders_list(ecom_req *q)
     const char *args[7];
     long long k1 = 0, k2 = 0;
     apr_dbd_results_t *res;
+    ecom_order_state state;
     ecom_err e;
-    int limit, rv, i;
+    int limit, rv;
 
     if ((rv = ecom_page_args(q, &limit))) {
         return rv;
     }
-    if (status) {
-        for (i = 0; statuses[i] && strcmp(statuses[i], status) != 0; i++) {
-        }
-        if (!statuses[i]) {
-            return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                                "status must be one of pending, paid, "
-                                "shipped, delivered, cancelled, refunded.");
-        }
+    if (status && ecom_order_state_parse(status, &state) != 0) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            apr_pstrcat(q->r->pool, "status must be one of ",
+                                        ecom_order_states_list(), ".", NULL));
     }
     if (cursor && ecom_cursor_decode(cursor, 'o', &k1, &k2) != 0) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
@@ -350,7 +352,7 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
     args[0] = ECOM_LL(q, c->order_id);
     args[1] = uid;
     args[2] = NULL;
-    args[3] = "pending";
+    args[3] = ecom_order_state_name(ECOM_ORDER_PENDING);
     if ((e = ecom_db_query(q, "ecom_order_event", NULL, 4, args))) {
         return ecom_tx_fail(e);
     }
@@ -388,6 +390,30 @@ static int ecom_order_create(ecom_req *q)
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
     return send_order(q, c.order_id, HTTP_CREATED);
+}
+
+ecom_err ecom_order_transition(ecom_req *q, long long order_id,
+                               ecom_order_state from, ecom_order_state to)
+{
+    const char *args[6];
+    apr_dbd_row_t *row;
+
+    if (!ecom_order_transition_allowed(from, to) || !q->in_tx) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0401: order %"
+                      APR_INT64_T_FMT " %s -> %s refused: %s",
+                      (apr_int64_t)order_id, ecom_order_state_name(from),
+                      ecom_order_state_name(to), q->in_tx
+                      ? "not a transition of the order states"
+                      : "no transaction is open");
+        return ECOM_E_INTERNAL;
+    }
+    args[0] = ecom_order_state_name(to);
+    args[1] = ECOM_LL(q, order_id);
+    args[2] = ecom_order_state_name(from);
+    args[3] = q->user_id ? ECOM_LL(q, q->user_id) : NULL;
+    args[4] = args[2];
+    args[5] = args[0];
+    return ecom_db_one(q, "ecom_order_transition", &row, 6, args);
 }
 
 static const ecom_route order_routes[] = {

@@ -8,25 +8,16 @@
  */
 #include "ecom_page.h"
 #include "ecom_http.h"
+#include "ecom_path.h"
 #include "ecom_util.h"
 
 int ecom_page_args(ecom_req *q, int *limit)
 {
-    const char *l = apr_table_get(q->args, "limit");
-    size_t n = l ? strspn(l, "0123456789") : 0;
-    long long v;
-
-    *limit = q->dc->page_size;
-    if (l) {
-        /* any positive integer, however large, is capped to the maximum */
-        if (n == 0 || l[n] != '\0' || l[strspn(l, "0")] == '\0') {
-            return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                                "limit must be an integer >= 1.");
-        }
-        if (n > 9 || ecom_parse_ll(l, 1, 999999999LL, &v) != 0) {
-            v = q->dc->page_max;
-        }
-        *limit = v > q->dc->page_max ? q->dc->page_max : (int)v;
+    /* any positive integer, however large, is capped to the maximum */
+    if (ecom_parse_limit(apr_table_get(q->args, "limit"), q->dc->page_size,
+                         q->dc->page_max, limit) != 0) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "limit must be an integer >= 1.");
     }
     return 0;
 }

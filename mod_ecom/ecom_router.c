@@ -22,41 +22,14 @@
 #include "ecom_auth.h"
 #include "ecom_cache.h"
 #include "ecom_idempotency.h"
-#include "ecom_util.h"
+#include "ecom_path.h"
+#include "ecom_signature.h"
 
 #include "util_script.h"
 
 static const char *const auth_names[] = {
     "none", "user", "staff", "webhook", "operator"
 };
-
-/* Matches path (no leading or trailing slash) against pattern, capturing
- * ids. Returns 1 on a match. */
-static int match(const char *pattern, const char *path, long long id[2])
-{
-    int nid = 0;
-
-    for (;;) {
-        const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
-        size_t plen = pe ? (size_t)(pe - pattern) : strlen(pattern);
-        size_t slen = se ? (size_t)(se - path) : strlen(path);
-
-        if (plen == 4 && memcmp(pattern, "{id}", 4) == 0) {
-            if (nid == 2 || ecom_parse_id(path, slen, &id[nid]) != 0) {
-                return 0;
-            }
-            nid++;
-        }
-        else if (plen != slen || memcmp(pattern, path, plen) != 0) {
-            return 0;
-        }
-        if (!pe || !se) {
-            return !pe && !se;
-        }
-        pattern = pe + 1;
-        path = se + 1;
-    }
-}
 
 /* Allow header names; GET routes answer HEAD too. */
 static const char *method_name(int m)
@@ -76,28 +49,18 @@ static const char *method_name(int m)
 }
 
 /* The path below the mount point, without its leading slash and one
- * trailing slash; NULL when r->uri is not under the mount point. */
+ * trailing slash (ecom_path_relative); NULL when r->uri is not under the
+ * mount point. */
 static const char *relative_path(ecom_req *q)
 {
-    const char *uri = q->r->uri, *base = q->dc->base ? q->dc->base : "";
-    size_t blen = strlen(base), n;
+    const char *rel;
+    size_t n;
 
-    if (strncmp(uri, base, blen) != 0 || (uri[blen] && uri[blen] != '/')) {
+    if (ecom_path_relative(q->r->uri, q->dc->base ? q->dc->base : "", &rel,
+                           &n) != 0) {
         return NULL;
     }
-    uri += blen;
-    while (*uri == '/') {
-        /* "/api" and "/api/" are both the root; "//x" is not a path we use */
-        if (uri[1] == '/') {
-            return NULL;
-        }
-        uri++;
-    }
-    n = strlen(uri);
-    if (n && uri[n - 1] == '/') {
-        n--;
-    }
-    return apr_pstrmemdup(q->r->pool, uri, n);
+    return apr_pstrmemdup(q->r->pool, rel, n);
 }
 
 static int is_json_type(const char *ct)
@@ -142,7 +105,8 @@ static int parse_body(ecom_req *q, const ecom_route *rt)
     if (rt->auth == ECOM_AUTH_NONE && q->dc->max_anon_body < limit) {
         limit = q->dc->max_anon_body;
     }
-    if ((rv = ecom_read_body(q, limit))) {
+    /* a signed route's body was read (and verified) by authenticate() */
+    if (!q->raw_body && (rv = ecom_read_body(q, limit))) {
         return rv;
     }
     if (q->raw_len == 0 && optional) {
@@ -164,6 +128,44 @@ static int parse_body(ecom_req *q, const ecom_route *rt)
     return 0;
 }
 
+/* ECOM_AUTH_WEBHOOK: the raw body, as received, must carry a valid
+ * Ecom-Signature under EcomWebhookSecret (ecom_signature.c: HMAC-SHA256
+ * of "<t>.<body>", t within EcomWebhookTolerance seconds, any of several
+ * v1 values, compared in constant time). No bearer token is looked at.
+ * Without a secret the route is refused with 503 (a provider retries, so
+ * no event is lost while the operator sets it). */
+static int verify_webhook(ecom_req *q)
+{
+    const ecom_srv_conf *sc = q->sc;
+    ecom_sig_result v;
+    int rv;
+
+    if (!sc->webhook_secret || !sc->webhook_secret_len) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, "ECOM0207: signed "
+                      "route %s refused: EcomWebhookSecret is not set",
+                      q->route->name);
+        apr_table_setn(q->r->err_headers_out, "Retry-After", "60");
+        return ecom_problem(q, HTTP_SERVICE_UNAVAILABLE, "webhook-not-configured",
+                            "This server does not accept signed deliveries "
+                            "yet; try again later.");
+    }
+    if ((rv = ecom_read_body(q, q->dc->max_body))) {
+        return rv;
+    }
+    v = ecom_signature_verify(apr_table_get(q->r->headers_in, "Ecom-Signature"),
+                              sc->webhook_secret, sc->webhook_secret_len,
+                              q->raw_body, q->raw_len,
+                              (long long)apr_time_sec(apr_time_now()),
+                              sc->webhook_tolerance);
+    if (v != ECOM_SIG_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM0208: signed "
+                      "route %s: %s", q->route->name, ecom_signature_reason(v));
+        return ecom_problem(q, HTTP_BAD_REQUEST, "invalid-signature",
+                            ecom_signature_reason(v));
+    }
+    return 0;
+}
+
 /* Authenticates the caller the way the route asks; 0 or the status set. */
 static int authenticate(ecom_req *q, const ecom_route *rt)
 {
@@ -174,6 +176,8 @@ static int authenticate(ecom_req *q, const ecom_route *rt)
         return ecom_authenticate(q, 1);
     case ECOM_AUTH_STAFF:
         return ecom_authenticate(q, 2);
+    case ECOM_AUTH_WEBHOOK:
+        return verify_webhook(q);
     case ECOM_AUTH_OPERATOR:
         /* httpd's Require has decided */
         return 0;
@@ -218,7 +222,8 @@ static const ecom_route *find_route(ecom_req *q, const char *path,
     for (const ecom_resource *const *res = ecom_resources; *res; res++) {
         for (const ecom_route *rt = (*res)->routes; rt && rt->pattern; rt++) {
             long long id[2] = { 0, 0 };
-            if (rt->auth == ECOM_AUTH_OPERATOR || !match(rt->pattern, path, id)) {
+            if (rt->auth == ECOM_AUTH_OPERATOR
+                || !ecom_path_match(rt->pattern, path, id)) {
                 continue;
             }
             if (rt->method == m) {

@@ -96,7 +96,7 @@ static int status_get(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
     return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack(
-        "{s:s, s:O, s:O, s:{s:i, s:b, s:i, s:i}}",
+        "{s:s, s:O, s:O, s:{s:i, s:b, s:i, s:i, s:b, s:i}}",
         "server", q->r->server->server_hostname
                   ? q->r->server->server_hostname : "",
         "resources", resources,
@@ -105,7 +105,9 @@ static int status_get(ecom_req *q)
         "token_lifetime", sc->token_lifetime,
         "cache", sc->cache != NULL,
         "cache_ttl", sc->cache_ttl,
-        "purge_interval", sc->purge_interval)));
+        "purge_interval", sc->purge_interval,
+        "webhook_secret", sc->webhook_secret != NULL,
+        "webhook_tolerance", sc->webhook_tolerance)));
 }
 
 static const ecom_route status_routes[] = {

@@ -297,18 +297,6 @@ void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN])
              tm.tm_min, tm.tm_sec);
 }
 
-int ecom_money_add_line(long long *acc, long long price, long long qty)
-{
-    long long line, sum;
-
-    if (price < 0 || qty < 0 || __builtin_mul_overflow(price, qty, &line)
-        || __builtin_add_overflow(*acc, line, &sum)) {
-        return -1;
-    }
-    *acc = sum;
-    return 0;
-}
-
 static int is_state_char(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');

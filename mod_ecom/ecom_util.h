@@ -2,9 +2,10 @@
  * ecom_util.h: the httpd-free helpers of mod_ecom.
  *
  * Strict number parsing, input validation (e-mail, currency, idempotency
- * keys, UTF-8), base64url and the opaque pagination cursor. Nothing here
- * includes an httpd or APR header, so t/unit/unit_tests.c exercises it as
- * plain C.
+ * keys, UTF-8), base64url, the opaque pagination cursor and PostgreSQL
+ * error text. Nothing here includes an httpd or APR header, so the unit
+ * tests (t/unit/) exercise it as plain C. Money arithmetic lives in
+ * ecom_money.h, the router's path work in ecom_path.h.
  */
 #ifndef ECOM_UTIL_H
 #define ECOM_UTIL_H
@@ -57,14 +58,6 @@ int ecom_cursor_decode(const char *s, char tag, long long *a, long long *b);
  * ECOM_RFC3339_LEN bytes. Years outside 0000..9999 are clamped. */
 #define ECOM_RFC3339_LEN 80   /* 21 used; room for any int widths */
 void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN]);
-
-/*
- * Money: checked arithmetic. Amounts are minor units in a long long; a sum
- * or product that would leave the range is refused, never wrapped.
- * Returns 0 and sets *acc += price * qty, or -1 (and leaves *acc) when
- * either operation overflows or an operand is negative.
- */
-int ecom_money_add_line(long long *acc, long long price, long long qty);
 
 /*
  * PostgreSQL error messages as libpq formats them with

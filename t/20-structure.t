@@ -115,6 +115,9 @@ ok ref $resources eq 'ARRAY' && @$resources >= 8, 'it lists the registered resou
 my %res = map { $_->{name} => $_ } @{ $resources || [] };
 ok $res{categories} && $res{products} && $res{orders}, 'products, orders and categories are registered';
 is $st->{json}{config}{cache_ttl}, 5, 'it shows the resolved EcomCacheTTL (default 5)';
+is $st->{json}{config}{webhook_tolerance}, 300, 'and EcomWebhookTolerance (default 300)';
+ok exists $st->{json}{config}{webhook_secret} && !grep({ defined && /[0-9a-f]{32}/ } values %{ $st->{json}{config} }),
+   'whether a webhook secret is set, never its value';
 is $st->{headers}{'cache-control'}, 'no-store', 'never cached';
 my $denied = api(GET => '/ecom-status-denied', base => $origin);
 is $denied->{status}, 403, "behind 'Require all denied' httpd answers 403 itself";

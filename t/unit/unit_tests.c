@@ -1,22 +1,16 @@
 /*
- * unit_tests.c: plain C tests of mod_ecom's httpd-free layer (ecom_util.c,
- * ecom_crypto.c), printing TAP so prove can run them (t/00-unit.t).
- * Built with ASan and UBSan by `make unit`.
+ * unit_tests.c: plain C tests of mod_ecom's httpd-free layer, printing TAP
+ * so prove can run them (t/00-unit.t). This file holds main() and the tests
+ * of ecom_util.c and ecom_crypto.c; each t/unit/test_*.c file tests one
+ * other core file (see unit.h). Built with ASan and UBSan by `make unit`.
  */
 #include "ecom_crypto.h"
 #include "ecom_util.h"
+#include "unit.h"
 
-#include <stdio.h>
 #include <string.h>
 
-static int n_tests, n_failed;
-
-#define OK(cond, name) do { \
-    n_tests++; \
-    if (cond) { printf("ok %d - %s\n", n_tests, name); } \
-    else { n_failed++; printf("not ok %d - %s (%s:%d)\n", n_tests, name, \
-                              __FILE__, __LINE__); } \
-} while (0)
+int unit_n_tests, unit_n_failed;
 
 static void test_parse(void)
 {
@@ -156,21 +150,6 @@ static void test_crypto(void)
        "constant-time equality");
 }
 
-static void test_money(void)
-{
-    long long acc = 0;
-
-    OK(ecom_money_add_line(&acc, 1000000000000LL, 10000) == 0
-       && acc == 10000000000000000LL, "price 10^12 x 10^4 fits");
-    OK(ecom_money_add_line(&acc, 9223372036854775807LL, 2) == -1
-       && acc == 10000000000000000LL, "multiplication overflow refused, acc kept");
-    acc = 9223372036854775000LL;
-    OK(ecom_money_add_line(&acc, 1000, 1) == -1, "addition overflow refused");
-    acc = 0;
-    OK(ecom_money_add_line(&acc, -1, 1) == -1, "negative price refused");
-    OK(ecom_money_add_line(&acc, 5, 0) == 0 && acc == 0, "zero quantity adds 0");
-}
-
 static void test_pg_errors(void)
 {
     const char *check =
@@ -206,13 +185,17 @@ static void test_pg_errors(void)
 
 int main(void)
 {
+    test_err();
     test_money();
+    test_order_state();
+    test_signature();
+    test_path();
     test_pg_errors();
     test_parse();
     test_validation();
     test_encoding();
     test_time();
     test_crypto();
-    printf("1..%d\n", n_tests);
-    return n_failed ? 1 : 0;
+    printf("1..%d\n", unit_n_tests);
+    return unit_n_failed ? 1 : 0;
 }
