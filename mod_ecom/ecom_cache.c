@@ -116,6 +116,9 @@ static const struct {
     { "reviews", "Reviews" },
 };
 
+/* ecom_cache_db */
+enum { DB_SYSTEM_ID, DB_OID, DB_NAME };
+
 static const ecom_stmt cache_sql[] = {
     /* what the database is, for the cache keys (see the top of the file);
      * not the server's address, so that the same database reached another
@@ -388,8 +391,9 @@ static const char *db_tag(ecom_req *q)
         return site->db;
     }
     if (ecom_db_one(q, "ecom_cache_db", &row, 0, NULL) != ECOM_OK
-        || !(sys = ecom_db_get(q, row, 0)) || !(oid = ecom_db_get(q, row, 1))
-        || !(name = ecom_db_get(q, row, 2))) {
+        || !(sys = ecom_db_get(q, row, DB_SYSTEM_ID))
+        || !(oid = ecom_db_get(q, row, DB_OID))
+        || !(name = ecom_db_get(q, row, DB_NAME))) {
         return NULL;
     }
     id = apr_pstrcat(q->r->pool, sys, "/", oid, "/", name, NULL);
