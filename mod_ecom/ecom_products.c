@@ -251,9 +251,16 @@ static int preconditions(ecom_req *q)
     apr_table_t *in = r->headers_in;
     int rv;
 
-    r->headers_in = apr_table_copy(r->pool, in);
-    apr_table_unset(r->headers_in, "If-Modified-Since");
-    apr_table_unset(r->headers_in, "If-Unmodified-Since");
+    if (!apr_table_get(in, "If-Match") && !apr_table_get(in, "If-None-Match")) {
+        /* the common case: nothing for the ETag to decide */
+        return q->status;
+    }
+    if (apr_table_get(in, "If-Modified-Since")
+        || apr_table_get(in, "If-Unmodified-Since")) {
+        r->headers_in = apr_table_copy(r->pool, in);
+        apr_table_unset(r->headers_in, "If-Modified-Since");
+        apr_table_unset(r->headers_in, "If-Unmodified-Since");
+    }
     rv = ap_meets_conditions(r);
     r->headers_in = in;
     if (rv == HTTP_NOT_MODIFIED) {
