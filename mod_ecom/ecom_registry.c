@@ -2,6 +2,8 @@
  * ecom_registry.c: the list of resources. Adding a resource is one line
  * here (X(name) for a descriptor ecom_<name>_resource in its own file).
  * Order matters only for statements' registration and the Allow header.
+ * Also the names of the descriptors' auth kinds and methods, shared by the
+ * router (logs, Allow) and the operator view.
  */
 #include "ecom_resource.h"
 
@@ -26,3 +28,30 @@ const ecom_resource *const ecom_resources[] = {
     ECOM_REGISTRY(ENTRY)
     NULL
 };
+
+const char *ecom_auth_kind_name(ecom_auth_kind k)
+{
+    static const char *const names[] = {
+        "none", "user", "staff", "webhook", "operator"
+    };
+
+    return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}
+
+const char *ecom_method_text(int method)
+{
+    switch (method) {
+    case M_GET:
+        return "GET";
+    case M_POST:
+        return "POST";
+    case M_PATCH:
+        return "PATCH";
+    case M_PUT:
+        return "PUT";
+    case M_DELETE:
+        return "DELETE";
+    default:
+        return "?";
+    }
+}

@@ -60,6 +60,11 @@ typedef struct {
 /* Every resource, NULL-terminated (ecom_registry.c). */
 extern const ecom_resource *const ecom_resources[];
 
+/* Names for logs, Allow and the operator view (ecom_registry.c): "none",
+ * "user"...; "GET", "POST"... ("?" for anything else). */
+const char *ecom_auth_kind_name(ecom_auth_kind k);
+const char *ecom_method_text(int method);
+
 /* The API handler ("ecom") and the operator handlers ("ecom-..."):
  * DECLINED for any other handler name. */
 int ecom_dispatch(request_rec *r);

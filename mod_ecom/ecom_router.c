@@ -27,25 +27,12 @@
 
 #include "util_script.h"
 
-static const char *const auth_names[] = {
-    "none", "user", "staff", "webhook", "operator"
-};
-
-/* Allow header names; GET routes answer HEAD too. */
-static const char *method_name(int m)
+/* allow with method's Allow name added (GET routes answer HEAD too). */
+static const char *allow_add(apr_pool_t *p, const char *allow, int method)
 {
-    switch (m) {
-    case M_GET:
-        return "GET, HEAD";
-    case M_POST:
-        return "POST";
-    case M_PATCH:
-        return "PATCH";
-    case M_PUT:
-        return "PUT";
-    default:
-        return "DELETE";
-    }
+    const char *m = method == M_GET ? "GET, HEAD" : ecom_method_text(method);
+
+    return allow ? apr_pstrcat(p, allow, ", ", m, NULL) : m;
 }
 
 /* The path below the mount point, without its leading slash and one
@@ -231,9 +218,7 @@ static const ecom_route *find_route(ecom_req *q, const char *path,
                 q->id[1] = id[1];
                 return rt;
             }
-            *allow = *allow ? apr_pstrcat(q->r->pool, *allow, ", ",
-                                          method_name(rt->method), NULL)
-                            : method_name(rt->method);
+            *allow = allow_add(q->r->pool, *allow, rt->method);
         }
     }
     return NULL;
@@ -312,7 +297,7 @@ static int run(ecom_req *q)
     q->route = rt;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "ECOM0204: %s \"%s\" -> "
                   "%s (auth %s, ids %" APR_INT64_T_FMT ",%" APR_INT64_T_FMT
-                  ")", r->method, path, rt->name, auth_names[rt->auth],
+                  ")", r->method, path, rt->name, ecom_auth_kind_name(rt->auth),
                   (apr_int64_t)q->id[0], (apr_int64_t)q->id[1]);
     return run_route(q, rt);
 }
@@ -335,9 +320,7 @@ static int run_operator(ecom_req *q, const ecom_resource *res)
                           r->uri, rt->name, res->handler);
             return run_route(q, rt);
         }
-        allow = allow ? apr_pstrcat(r->pool, allow, ", ",
-                                    method_name(rt->method), NULL)
-                      : method_name(rt->method);
+        allow = allow_add(r->pool, allow, rt->method);
     }
     apr_table_setn(r->err_headers_out, "Allow", allow ? allow : "");
     return ecom_problem(q, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",

@@ -11,34 +11,12 @@
  * mod_status; the API's handler ("ecom") never serves it. It shows every
  * registered resource with its routes and auth kinds, the virtual host's
  * resolved server-level settings, and the response cache's counters
- * (shared by every child; mod_status shows them too). It reads no database and holds
- * no secret (only whether one is configured).
+ * (shared by every child; mod_status shows them too). It reads no
+ * database and holds no secret (only whether one is configured).
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
-
-static const char *const auth_names[] = {
-    "none", "user", "staff", "webhook", "operator"
-};
-
-static const char *method_text(int m)
-{
-    switch (m) {
-    case M_GET:
-        return "GET";
-    case M_POST:
-        return "POST";
-    case M_PATCH:
-        return "PATCH";
-    case M_PUT:
-        return "PUT";
-    case M_DELETE:
-        return "DELETE";
-    default:
-        return "?";
-    }
-}
 
 static json_t *routes_json(ecom_req *q, const ecom_resource *res)
 {
@@ -48,13 +26,13 @@ static json_t *routes_json(ecom_req *q, const ecom_resource *res)
         json_array_append_new(a, json_pack(
             "{s:s, s:s, s:s, s:s, s:b, s:b}",
             "name", rt->name,
-            "method", method_text(rt->method),
+            "method", ecom_method_text(rt->method),
             "path", rt->auth == ECOM_AUTH_OPERATOR
                     ? apr_pstrcat(q->r->pool, "(SetHandler ", res->handler,
                                   ")", NULL)
                     : apr_pstrcat(q->r->pool, "/", rt->pattern,
                                   *rt->pattern ? "/" : "", NULL),
-            "auth", auth_names[rt->auth],
+            "auth", ecom_auth_kind_name(rt->auth),
             "idempotent", (rt->flags & ECOM_IDEMPOTENT) != 0,
             "invalidates_cache", rt->invalidates != 0));
     }
