@@ -79,8 +79,9 @@ static const ecom_stmt order_sql[] = {
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
       "               WHERE id = %s::bigint AND status = %s RETURNING id) "
-      "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
-      "SELECT id, %s::bigint, %s, %s FROM moved RETURNING order_id", 0 },
+      "INSERT INTO order_events (order_id, actor_id, from_status, to_status, "
+      "actor) SELECT id, %s::bigint, %s, %s, %s FROM moved "
+      "RETURNING order_id", 0 },
     { "ecom_cart_clear",
       "DELETE FROM cart_items WHERE user_id = %s::bigint "
       "AND id = ANY (%s::bigint[])", 0 },
@@ -392,28 +393,40 @@ static int ecom_order_create(ecom_req *q)
     return send_order(q, c.order_id, HTTP_CREATED);
 }
 
-ecom_err ecom_order_transition(ecom_req *q, long long order_id,
-                               ecom_order_state from, ecom_order_state to)
+const char *ecom_actor_name(ecom_actor a)
 {
-    const char *args[6];
+    static const char *const names[] = { "user", "staff", "system",
+                                         "provider" };
+
+    return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : NULL;
+}
+
+ecom_err ecom_order_transition(ecom_req *q, long long order_id,
+                               ecom_order_state from, ecom_order_state to,
+                               ecom_actor actor)
+{
+    const char *args[7];
     apr_dbd_row_t *row;
 
-    if (!ecom_order_transition_allowed(from, to) || !q->in_tx) {
+    if (!ecom_order_transition_allowed(from, to) || !q->in_tx
+        || !ecom_actor_name(actor)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0401: order %"
                       APR_INT64_T_FMT " %s -> %s refused: %s",
                       (apr_int64_t)order_id, ecom_order_state_name(from),
-                      ecom_order_state_name(to), q->in_tx
-                      ? "not a transition of the order states"
-                      : "no transaction is open");
+                      ecom_order_state_name(to), !q->in_tx
+                      ? "no transaction is open" : !ecom_actor_name(actor)
+                      ? "unknown actor" : "not a transition of the order states");
         return ECOM_E_INTERNAL;
     }
     args[0] = ecom_order_state_name(to);
     args[1] = ECOM_LL(q, order_id);
     args[2] = ecom_order_state_name(from);
-    args[3] = q->user_id ? ECOM_LL(q, q->user_id) : NULL;
+    args[3] = (actor == ECOM_ACTOR_USER || actor == ECOM_ACTOR_STAFF)
+              && q->user_id ? ECOM_LL(q, q->user_id) : NULL;
     args[4] = args[2];
     args[5] = args[0];
-    return ecom_db_one(q, "ecom_order_transition", &row, 6, args);
+    args[6] = ecom_actor_name(actor);
+    return ecom_db_one(q, "ecom_order_transition", &row, 7, args);
 }
 
 static const ecom_route order_routes[] = {
