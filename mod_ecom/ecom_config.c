@@ -23,12 +23,15 @@
  * A bad value stops start-up with a message naming the directive.
  * Relations that need the whole configuration (EcomCacheTTL and EcomCache,
  * EcomWebhookTolerance and EcomWebhookSecret) are checked after it is
- * read, by ecom_config_check() (log tags ECOM05xx). README.md's directive
+ * read, by ecom_config_check() (log tags ECOM05xx), and so is the name of
+ * EcomPaymentProvider, once every module registered its providers
+ * (ECOM0701). README.md's directive
  * table and conf/ecom.conf follow this file: t/21-directives.t fails when
  * they drift from what `httpd -L` says.
  */
 #include "ecom_req.h"
 #include "ecom_cache.h"
+#include "ecom_payment.h"
 #include "ecom_util.h"
 
 #include "http_core.h"
@@ -90,6 +93,7 @@ enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };
 
 #define BIT(i)       (1u << (unsigned)(i))
 #define SET_CURRENCY BIT(N_INT_DIRECTIVES)
+#define SET_PAYMENT_PROVIDER BIT(N_INT_DIRECTIVES + 1)
 
 typedef struct {
     const char *name;
@@ -271,6 +275,7 @@ void *ecom_create_srv_conf(apr_pool_t *p, server_rec *s)
     ecom_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     set_defaults(c, 0);
+    c->payment_provider = ECOM_PAYMENT_DEFAULT;
     return c;
 }
 
@@ -283,6 +288,8 @@ void *ecom_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     merge_ints(c, base, add, add->set, 0);
     c->cache = add->cache_set ? add->cache : base->cache;
     c->cache_set = add->cache_set || base->cache_set;
+    c->payment_provider = (add->set & SET_PAYMENT_PROVIDER)
+                          ? add->payment_provider : base->payment_provider;
     if (add->webhook_secret) {
         c->webhook_secret = add->webhook_secret;
         c->webhook_secret_len = add->webhook_secret_len;
@@ -408,6 +415,18 @@ static const char *set_webhook_secret(cmd_parms *cmd, void *cfg,
     return NULL;
 }
 
+/* The name is checked once every module has registered its providers
+ * (ecom_config_check, ECOM0701). */
+static const char *set_payment_provider(cmd_parms *cmd, void *cfg,
+                                        const char *arg)
+{
+    ecom_srv_conf *c = srv_conf(cmd);
+
+    c->payment_provider = arg;
+    c->set |= SET_PAYMENT_PROVIDER;
+    return NULL;
+}
+
 #define CMD(id, name, scope, field, written, def, min, max, cap, help)      \
     AP_INIT_TAKE1(name, set_int_directive, (void *)&int_directives[I_##id], \
                   WHERE_##scope, help " (" #min ".." #max ", default " #def ")"),
@@ -430,6 +449,9 @@ const command_rec ecom_cmds[] = {
                   "Key of the webhook signatures (Ecom-Signature), at least "
                   "32 bytes: the secret itself, or file:<path> to read it "
                   "from a file at start-up (default: none, webhooks refused)"),
+    AP_INIT_TAKE1("EcomPaymentProvider", set_payment_provider, NULL, WHERE_SRV,
+                  "Payment provider of POST /orders/{id}/payments/, by the "
+                  "name it registered (default " ECOM_PAYMENT_DEFAULT ")"),
     { NULL }
 };
 #undef CMD
@@ -483,6 +505,16 @@ int ecom_config_check(apr_pool_t *ptemp, server_rec *s, int warnings)
                              "mod_socache_shmcb is not loaded)",
                              sc->cache_ttl, server_name(ptemp, sp));
             }
+        }
+        if (!ecom_payment_provider_find(sc->payment_provider)
+            && (sp == s || sc->payment_provider != top->payment_provider)) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "ECOM0701: EcomPaymentProvider %s in %s: no payment "
+                         "provider of that name is registered (registered: "
+                         "%s); load the module that provides it first",
+                         sc->payment_provider, server_name(ptemp, sp),
+                         ecom_payment_provider_names(ptemp));
+            rv = HTTP_INTERNAL_SERVER_ERROR;
         }
         if ((sc->set & BIT(I_WEBHOOK_TOLERANCE)) && !sc->webhook_secret
             && !same_tolerance) {

@@ -48,6 +48,9 @@ typedef struct {
     const unsigned char *webhook_secret;
     apr_size_t webhook_secret_len;
     int webhook_tolerance;   /* EcomWebhookTolerance, seconds */
+    const char *payment_provider; /* EcomPaymentProvider: a name registered
+                                   * in the "ecom_payment" provider group
+                                   * (ecom_payment.h), checked at start-up */
     unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
 } ecom_srv_conf;
 

@@ -628,21 +628,40 @@ static ecom_err checked_end(ecom_req *q, ecom_tx_end end)
                       "answer: rolled back");
         return ECOM_E_INTERNAL;
     }
+    if (end.keep && (end.err != ECOM_E_REFUSED || q->status >= 500)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0112: a "
+                      "transaction body asked to commit with a refusal "
+                      "but set a %d answer: rolled back", q->status);
+        return ECOM_E_INTERNAL;
+    }
     return end.err;
 }
 
 ecom_err ecom_db_tx(ecom_req *q, ecom_tx_fn fn, void *ctx)
 {
+    ecom_tx_end end;
     ecom_err e;
 
     if (q->in_tx) {
-        /* the outer transaction's owner commits or rolls back */
-        return checked_end(q, fn(q, ctx));
+        /* the outer transaction's owner commits or rolls back; a refusal
+         * to keep tells it so (ecom_idem_run) */
+        end = fn(q, ctx);
+        e = checked_end(q, end);
+        if (e == ECOM_E_REFUSED && end.keep) {
+            q->keep_refusal = 1;
+        }
+        return e;
     }
     if ((e = ecom_db_begin(q))) {
         return e;
     }
-    if ((e = checked_end(q, fn(q, ctx)))) {
+    end = fn(q, ctx);
+    e = checked_end(q, end);
+    if (e == ECOM_E_REFUSED && end.keep) {
+        /* the refusal's record is kept: commit it, answer the refusal */
+        return (e = ecom_db_commit(q)) ? e : ECOM_E_REFUSED;
+    }
+    if (e) {
         ecom_db_rollback(q);
         return e;
     }

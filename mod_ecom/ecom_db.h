@@ -80,33 +80,44 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
  * Transactions. A transaction body returns an ecom_tx_end, never an int:
  * a renderer's HTTP status (ecom_json() returns 201...) cannot be
  * returned from it by mistake, so a body cannot roll back silently
- * because something rendered. Its three ends:
+ * because something rendered. Its four ends:
  *  - ECOM_TX_COMMIT: commit;
  *  - ECOM_TX_REFUSE: the body set a 4xx answer (ecom_problem...): roll
  *    back and answer with it;
+ *  - ECOM_TX_COMMIT_REFUSAL: the body set a 4xx answer AND what it wrote
+ *    must be kept (a declined payment is recorded, ecom_payments.c):
+ *    commit, then answer with the refusal. ecom_db_tx returns
+ *    ECOM_E_REFUSED once committed (the caller renders it with ecom_fail,
+ *    which keeps the answer), or the COMMIT's failure. Inside the
+ *    Idempotency-Key transaction it sets q->keep_refusal, and
+ *    ecom_idem_run then keeps the effect with the stored 4xx answer
+ *    instead of rolling back to its savepoint;
  *  - ecom_tx_fail(e): a data-layer failure e: roll back, the caller
  *    renders e.
  * ecom_db_tx also checks the answer against the end: COMMIT with a 4xx
- * or 5xx answer set, or REFUSE without one, is a bug: it rolls back, logs
- * it and returns INTERNAL.
+ * or 5xx answer set, REFUSE without one, or COMMIT_REFUSAL without a 4xx
+ * (a 5xx included) is a bug: it rolls back, logs it and returns INTERNAL.
  */
 typedef struct {
     ecom_err err;
+    int keep;      /* COMMIT_REFUSAL: commit although err is REFUSED */
 } ecom_tx_end;
 
-#define ECOM_TX_COMMIT ((ecom_tx_end){ ECOM_OK })
-#define ECOM_TX_REFUSE ((ecom_tx_end){ ECOM_E_REFUSED })
+#define ECOM_TX_COMMIT ((ecom_tx_end){ ECOM_OK, 0 })
+#define ECOM_TX_REFUSE ((ecom_tx_end){ ECOM_E_REFUSED, 0 })
+#define ECOM_TX_COMMIT_REFUSAL ((ecom_tx_end){ ECOM_E_REFUSED, 1 })
 
 static inline ecom_tx_end ecom_tx_fail(ecom_err e)
 {
-    ecom_tx_end end = { e };
+    ecom_tx_end end = { e, 0 };
     return end;
 }
 
 typedef ecom_tx_end (*ecom_tx_fn)(ecom_req *q, void *ctx);
 
 /* Runs fn in one transaction (see above). Returns ECOM_OK once committed,
- * ECOM_E_REFUSED when fn refused (the answer is set), or a failure kind.
+ * ECOM_E_REFUSED when fn refused (the answer is set; committed for
+ * ECOM_TX_COMMIT_REFUSAL, else rolled back), or a failure kind.
  * Every multi-row write goes through it. Inside a transaction the request
  * already opened (an Idempotency-Key request, ecom_idempotency.c) fn
  * simply runs in it, and the owner of the outer transaction commits or

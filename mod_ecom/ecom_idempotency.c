@@ -18,8 +18,9 @@
  *   3. SAVEPOINT, the handler runs (its own ecom_db_tx joins this
  *      transaction), and its answer is stored by the same transaction:
  *      a 2xx with its effect, a 4xx after rolling the effect back to the
- *      savepoint, a 5xx not at all (everything rolls back: the key can be
- *      retried). COMMIT makes effect and stored answer visible together;
+ *      savepoint (or with its effect, when the handler's transaction
+ *      body ended ECOM_TX_COMMIT_REFUSAL, ecom_db.h), a 5xx not at all
+ *      (everything rolls back: the key can be retried). COMMIT makes effect and stored answer visible together;
  *      if COMMIT's outcome is unknown the client retries with its key and
  *      gets either the stored answer or a fresh run, never a second effect.
  * The fingerprint is SHA-256 of the method, the route pattern, the ids in
@@ -232,8 +233,10 @@ int ecom_idem_run(ecom_req *q, const char *key, ecom_handler_fn fn)
         q->cache_dirty = 0;
         return q->status;
     }
-    if (q->status >= 400) {
-        /* the refusal is the answer; whatever the handler wrote is not */
+    if (q->status >= 400 && !q->keep_refusal) {
+        /* the refusal is the answer; whatever the handler wrote is not
+         * (unless its body ended ECOM_TX_COMMIT_REFUSAL: a declined
+         * payment's record is kept with the stored refusal) */
         if ((e = ecom_db_rollback_to_savepoint(q))) {
             ecom_db_rollback(q);
             return ecom_fail(q, e);

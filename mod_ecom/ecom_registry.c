@@ -13,6 +13,7 @@
     X(categories)    \
     X(cart)          \
     X(orders)        \
+    X(payments)      \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

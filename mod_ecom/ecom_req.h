@@ -43,6 +43,10 @@ typedef struct ecom_req {
                                 * the database twice in one request */
     int in_tx;                 /* a BEGIN of ours is open on dbd */
     int tx_cleanup;            /* the pool cleanup that rolls back is set */
+    int keep_refusal;          /* a body inside the Idempotency-Key
+                                * transaction ended ECOM_TX_COMMIT_REFUSAL:
+                                * its 4xx answer is stored WITH its effect
+                                * (ecom_db.h, ecom_idempotency.c) */
     unsigned cache_dirty;      /* cache sections to invalidate once the
                                 * transaction commits */
     long long user_id;         /* 0: anonymous */

@@ -14,6 +14,7 @@
 #define ECOM_MODULE_C
 #include "ecom_resource.h"
 #include "ecom_cache.h"
+#include "ecom_payment.h"
 #include "ecom_util.h"
 
 #include "http_request.h"
@@ -238,6 +239,9 @@ static void ecom_register_hooks(apr_pool_t *p)
     ap_hook_check_config(ecom_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ecom_cache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(ecom_dispatch, NULL, NULL, APR_HOOK_MIDDLE);
+    /* the built-in payment provider; other modules register theirs the
+     * same way (ecom_payment.h) */
+    ecom_pay_sandbox_register(p);
 }
 
 /* ALWAYS_MERGE: every virtual host gets a server config of its own, even
