@@ -44,6 +44,8 @@ my $bob = register_user();
 
 # --- tok_ok: 201, the payment, the order paid ----------------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 1250, qty => 2);
     is $o->{total}, 2500, 'order total 2500';
     my $r = pay($alice, $o, 'tok_ok');
@@ -73,6 +75,8 @@ my $bob = register_user();
 
 # --- tok_declined: 402, recorded, the order still pending and payable ---------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 700, qty => 1);
     my $r = pay($alice, $o, 'tok_declined');
     is_problem $r, 402, 'payment-declined', 'tok_declined: 402 payment-declined';
@@ -90,6 +94,8 @@ my $bob = register_user();
 
 # --- tok_declined with an Idempotency-Key: committed with the stored 402 -------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 300, qty => 3);
     my $key = 'decl-' . uniq();
     my $r = pay($alice, $o, 'tok_declined', headers => { 'Idempotency-Key' => $key });
@@ -112,6 +118,8 @@ my $bob = register_user();
 
 # --- Idempotency-Key replays the same successful payment ------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 400, qty => 1);
     my %h = ('Idempotency-Key' => 'pay-' . uniq());
     my $r1 = pay($alice, $o, 'tok_ok', headers => \%h);
@@ -126,6 +134,8 @@ my $bob = register_user();
 
 # --- tok_async: 202 processing; a second attempt is 409 -------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 999, qty => 1);
     my $r = pay($alice, $o, 'tok_async');
     is $r->{status}, 202, 'tok_async: 202';
@@ -140,6 +150,8 @@ my $bob = register_user();
 
 # --- invalid tokens 422, nothing recorded ----------------------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 100, qty => 1);
     for my $case ([ { token => 'tok_bogus' }, 'an unknown token' ],
                   [ {}, 'no token' ],
@@ -159,6 +171,8 @@ my $bob = register_user();
 
 # --- mass assignment: amount, status, provider, currency ------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 5000, qty => 1);
     for my $f ([ amount => 1 ], [ status => 'succeeded' ], [ provider => 'free' ],
                [ currency => 'XXX' ], [ order_id => 1 ]) {
@@ -173,6 +187,8 @@ my $bob = register_user();
 
 # --- BOLA: another user's order is 404, staff's too; unknown 404 ---------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 100, qty => 1);
     is_problem pay($bob, $o, 'tok_ok'), 404, 'not-found', "another user's order: 404";
     is_problem pay($bob, $o, 'tok_ok', body => { token => 'tok_ok', amount => 1 }), 422, undef,
@@ -189,6 +205,8 @@ my $bob = register_user();
 
 # --- not pending: 409 ------------------------------------------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 100, qty => 1);
     psql_do("UPDATE orders SET status = 'cancelled' WHERE id = $o->{id}");
     is_problem pay($alice, $o, 'tok_ok'), 409, 'invalid-state', 'a cancelled order: 409 invalid-state';
@@ -197,6 +215,8 @@ my $bob = register_user();
 
 # --- ten concurrent payments with different keys: one 201, nine 409 ------------
 for my $round (1 .. 2) {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 1111, qty => 1);
     my @res = parallel(10, 1, sub {
         my ($i) = @_;
@@ -215,6 +235,8 @@ for my $round (1 .. 2) {
 }
 # the same without keys
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 2222, qty => 1);
     my @res = parallel(10, 1, sub { my $r = pay($alice, $o, 'tok_ok'); return { status => $r->{status} } });
     my %n;
@@ -226,6 +248,8 @@ for my $round (1 .. 2) {
 
 # --- the schema's last guard: a unique violation is 409, never 500 --------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     # a processing payment the lock did not see (written behind the
     # module's back, as a racing path that skipped the lock would)
     my $o = new_order($alice, price => 100, qty => 1);

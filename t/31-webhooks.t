@@ -66,6 +66,8 @@ my $alice = register_user();
 # --- payment.succeeded: processing -> succeeded, the order paid ----------------
 my ($o1, $p1);
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     $o1 = new_order($alice, price => 1999);
     $p1 = async_payment($alice, $o1);
     is $p1->{status}, 'processing', 'tok_async: processing';
@@ -99,6 +101,8 @@ my ($o1, $p1);
 
 # --- payment.failed: processing -> failed, the order stays pending ------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 450);
     my $p = async_payment($alice, $o);
     my $r = hook(ev('payment.failed', $p->{id}));
@@ -115,6 +119,8 @@ my ($o1, $p1);
 
 # --- payment.succeeded for an order no longer pending: refunded in full ------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 3210);
     my $p = async_payment($alice, $o);
     # cancelled meanwhile (as the payment timeout would)
@@ -132,6 +138,8 @@ my ($o1, $p1);
 
 # --- unknown types: 200, recorded, ignored -------------------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 100);
     my $p = async_payment($alice, $o);
     my $e = ev('charge.dispute.created', $p->{id});
@@ -148,6 +156,8 @@ my ($o1, $p1);
 
 # --- an unknown payment: 404, nothing recorded -----------------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $e = ev('payment.succeeded', 999999999);
     is_problem hook($e), 404, 'not-found', 'an unknown payment: 404';
     is recorded($e->{id}), 'none', '... nothing recorded';
@@ -155,6 +165,8 @@ my ($o1, $p1);
 
 # --- wrong shape: 422 (or 400 for what is not a JSON object) ------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 100);
     my $p = async_payment($alice, $o);
     my $before = snapshot($p->{id});
@@ -180,6 +192,8 @@ my ($o1, $p1);
 
 # --- signature forgeries: 400, nothing changed -----------------------------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $o = new_order($alice, price => 777);
     my $p = async_payment($alice, $o);
     my $e = ev('payment.succeeded', $p->{id});
@@ -229,6 +243,8 @@ my ($o1, $p1);
 
 # --- scripts/ecom-admin webhook: the asynchronous flow offline ----------------
 {
+    # a user of its own: the per-account cap of pending orders stays far
+    my $alice = register_user();
     my $admin = ecom_root() . '/scripts/ecom-admin';
     my $run = sub {
         my (@args) = @_;
