@@ -120,13 +120,14 @@ const ecom_payment_provider *ecom_payment_provider_find(const char *name)
 
 const char *ecom_payment_provider_names(apr_pool_t *p)
 {
+    /* an array of ap_list_provider_names_t structs, not of pointers */
     apr_array_header_t *all = ap_list_provider_names(p, ECOM_PAYMENT_GROUP,
                                                      ECOM_PAYMENT_VERSION);
     apr_array_header_t *names = apr_array_make(p, 4, sizeof(const char *));
 
     for (int i = 0; all && i < all->nelts; i++) {
         APR_ARRAY_PUSH(names, const char *) =
-            APR_ARRAY_IDX(all, i, ap_list_provider_names_t *)->provider_name;
+            APR_ARRAY_IDX(all, i, ap_list_provider_names_t).provider_name;
     }
     return names->nelts ? apr_array_pstrcat(p, names, ',') : "none";
 }

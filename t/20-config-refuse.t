@@ -170,6 +170,14 @@ my $log = refused_at_start(
     "a virtual host's EcomWebhookTolerance, the secret only in another one", ports => 2);
 unlike $log, qr/k{40}/, '  and the message does not show the other host\'s secret';
 unlike $log, qr/in the main server/, '  nor blames the main server';
+# EcomPaymentProvider names a provider no module registered (ECOM0701)
+refused_at_start("EcomPaymentProvider nosuchpay\n",
+                 qr/ECOM0701: EcomPaymentProvider nosuchpay in the main server: no payment provider of that name is registered \(registered: sandbox\)/,
+                 'an unknown EcomPaymentProvider');
+refused_at_start("<VirtualHost 127.0.0.1:\@PORT0\@>\n    EcomPaymentProvider acme\n</VirtualHost>\n",
+                 qr/ECOM0701: EcomPaymentProvider acme in the <VirtualHost> at \S+:\d+: no payment provider/,
+                 "a virtual host's unknown EcomPaymentProvider");
+accepted_by_syntax($dbd . "EcomPaymentProvider sandbox\n", 'EcomPaymentProvider sandbox');
 
 # --- a good configuration starts, and requests see it resolved ----------------
 my $secret_main = 'm' . ('0123456789abcdef' x 4);
