@@ -17,16 +17,6 @@ plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{EC
 
 my ($staff) = staff_token();
 
-# A pending order of $u for $qty units of a new product at $price.
-sub new_order {
-    my ($u, %o) = @_;
-    my $p = create_product(price => $o{price} // 1250, stock => 100);
-    my $r = api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => $o{qty} // 2 });
-    die "cart: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    $r = api(POST => '/orders/', token => $u->{token});
-    die "checkout: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    return $r->{json};
-}
 sub pay {
     my ($u, $order, $token, %o) = @_;
     return api(POST => "/orders/$order->{id}/payments/", token => $u->{token},
@@ -46,7 +36,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 1250, qty => 2);
+    my $o = pending_order($alice, price => 1250, qty => 2);
     is $o->{total}, 2500, 'order total 2500';
     my $r = pay($alice, $o, 'tok_ok');
     is $r->{status}, 201, 'tok_ok: 201';
@@ -77,7 +67,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 700, qty => 1);
+    my $o = pending_order($alice, price => 700, qty => 1);
     my $r = pay($alice, $o, 'tok_declined');
     is_problem $r, 402, 'payment-declined', 'tok_declined: 402 payment-declined';
     like $r->{json}{type} // '', qr/payment-declined\z/, 'type ends in payment-declined';
@@ -96,7 +86,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 300, qty => 3);
+    my $o = pending_order($alice, price => 300, qty => 3);
     my $key = 'decl-' . uniq();
     my $r = pay($alice, $o, 'tok_declined', headers => { 'Idempotency-Key' => $key });
     is_problem $r, 402, 'payment-declined', 'tok_declined with a key: 402';
@@ -120,7 +110,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 400, qty => 1);
+    my $o = pending_order($alice, price => 400, qty => 1);
     my %h = ('Idempotency-Key' => 'pay-' . uniq());
     my $r1 = pay($alice, $o, 'tok_ok', headers => \%h);
     is $r1->{status}, 201, 'tok_ok with a key: 201';
@@ -136,7 +126,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 999, qty => 1);
+    my $o = pending_order($alice, price => 999, qty => 1);
     my $r = pay($alice, $o, 'tok_async');
     is $r->{status}, 202, 'tok_async: 202';
     is $r->{json}{status}, 'processing', 'status processing';
@@ -152,7 +142,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 100, qty => 1);
+    my $o = pending_order($alice, price => 100, qty => 1);
     for my $case ([ { token => 'tok_bogus' }, 'an unknown token' ],
                   [ {}, 'no token' ],
                   [ { token => '' }, 'an empty token' ],
@@ -173,7 +163,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 5000, qty => 1);
+    my $o = pending_order($alice, price => 5000, qty => 1);
     for my $f ([ amount => 1 ], [ status => 'succeeded' ], [ provider => 'free' ],
                [ currency => 'XXX' ], [ order_id => 1 ]) {
         my $r = pay($alice, $o, undef, body => { token => 'tok_ok', $f->[0] => $f->[1] });
@@ -189,7 +179,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 100, qty => 1);
+    my $o = pending_order($alice, price => 100, qty => 1);
     is_problem pay($bob, $o, 'tok_ok'), 404, 'not-found', "another user's order: 404";
     is_problem pay($bob, $o, 'tok_ok', body => { token => 'tok_ok', amount => 1 }), 422, undef,
         '... (a bad body is 422 before anything is looked up)';
@@ -207,7 +197,7 @@ my $bob = register_user();
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 100, qty => 1);
+    my $o = pending_order($alice, price => 100, qty => 1);
     psql_do("UPDATE orders SET status = 'cancelled' WHERE id = $o->{id}");
     is_problem pay($alice, $o, 'tok_ok'), 409, 'invalid-state', 'a cancelled order: 409 invalid-state';
     is n_payments($o->{id}), 0, 'nothing recorded';
@@ -217,7 +207,7 @@ my $bob = register_user();
 for my $round (1 .. 2) {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 1111, qty => 1);
+    my $o = pending_order($alice, price => 1111, qty => 1);
     my @res = parallel(10, 1, sub {
         my ($i) = @_;
         my $r = pay($alice, $o, 'tok_ok', headers => { 'Idempotency-Key' => "race-$round-$i-" . uniq() });
@@ -237,7 +227,7 @@ for my $round (1 .. 2) {
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 2222, qty => 1);
+    my $o = pending_order($alice, price => 2222, qty => 1);
     my @res = parallel(10, 1, sub { my $r = pay($alice, $o, 'tok_ok'); return { status => $r->{status} } });
     my %n;
     $n{ $_->{status} // 'error' }++ for @res;
@@ -252,7 +242,7 @@ for my $round (1 .. 2) {
     my $alice = register_user();
     # a processing payment the lock did not see (written behind the
     # module's back, as a racing path that skipped the lock would)
-    my $o = new_order($alice, price => 100, qty => 1);
+    my $o = pending_order($alice, price => 100, qty => 1);
     psql_do("INSERT INTO payments (order_id, provider, status, amount, currency) VALUES ($o->{id}, 'sandbox', 'succeeded', 100, 'EUR')");
     is_problem pay($alice, $o, 'tok_ok'), 409, 'payment-in-progress', 'a live payment on a pending order: 409';
 }
@@ -262,7 +252,7 @@ for my $round (1 .. 2) {
 # switch this block to assert through the API: the detail's payments array
 # has the failed payment {status: "failed", amount, failure_reason}.
 subtest 'order_detail_shows_failed_payment (psql until the detail reads payments)' => sub {
-    my $o = new_order($alice, price => 640, qty => 1);
+    my $o = pending_order($alice, price => 640, qty => 1);
     my $r = pay($alice, $o, 'tok_declined');
     is $r->{status}, 402, 'tok_declined: 402';
     is psql_value("SELECT status || ':' || amount || ':' || (failure_reason IS NOT NULL)::text FROM payments WHERE order_id = $o->{id}"),

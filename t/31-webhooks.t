@@ -37,15 +37,6 @@ sub hook {
 sub ev { my ($type, $pid, $id) = @_;
          return { id => $id // 'evt_' . uniq(), type => $type, data => { payment_id => $pid } } }
 
-sub new_order {
-    my ($u, %o) = @_;
-    my $p = create_product(price => $o{price} // 800, stock => 100);
-    my $r = api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 1 });
-    die "cart: $r->{status}\n" unless $r->{status} == 201;
-    $r = api(POST => '/orders/', token => $u->{token});
-    die "checkout: $r->{status}\n" unless $r->{status} == 201;
-    return $r->{json};
-}
 sub async_payment {
     my ($u, $o) = @_;
     my $r = api(POST => "/orders/$o->{id}/payments/", token => $u->{token}, body => { token => 'tok_async' });
@@ -68,7 +59,7 @@ my ($o1, $p1);
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    $o1 = new_order($alice, price => 1999);
+    $o1 = pending_order($alice, price => 1999);
     $p1 = async_payment($alice, $o1);
     is $p1->{status}, 'processing', 'tok_async: processing';
     my $e = ev('payment.succeeded', $p1->{id});
@@ -103,7 +94,7 @@ my ($o1, $p1);
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 450);
+    my $o = pending_order($alice, price => 450);
     my $p = async_payment($alice, $o);
     my $r = hook(ev('payment.failed', $p->{id}));
     is $r->{status}, 200, 'payment.failed: 200';
@@ -121,7 +112,7 @@ my ($o1, $p1);
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 3210);
+    my $o = pending_order($alice, price => 3210);
     my $p = async_payment($alice, $o);
     # cancelled meanwhile (as the payment timeout would)
     psql_do("UPDATE orders SET status = 'cancelled' WHERE id = $o->{id}");
@@ -140,7 +131,7 @@ my ($o1, $p1);
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 100);
+    my $o = pending_order($alice, price => 100);
     my $p = async_payment($alice, $o);
     my $e = ev('charge.dispute.created', $p->{id});
     my $r = hook($e);
@@ -167,7 +158,7 @@ my ($o1, $p1);
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 100);
+    my $o = pending_order($alice, price => 100);
     my $p = async_payment($alice, $o);
     my $before = snapshot($p->{id});
     for my $case ([ { type => 'payment.succeeded', data => { payment_id => $p->{id} } }, 'id', 'no id' ],
@@ -194,7 +185,7 @@ my ($o1, $p1);
 {
     # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    my $o = new_order($alice, price => 777);
+    my $o = pending_order($alice, price => 777);
     my $p = async_payment($alice, $o);
     my $e = ev('payment.succeeded', $p->{id});
     my $body = json_encode($e);
@@ -236,7 +227,7 @@ my ($o1, $p1);
     is $r->{json}{outcome}, 'applied', '... applied';
     is order_row($o->{id})->{status}, 'paid', '... the order is paid';
     # within the tolerance on both sides
-    my $o2 = new_order($alice, price => 10);
+    my $o2 = pending_order($alice, price => 10);
     my $p2 = async_payment($alice, $o2);
     is hook(ev('payment.failed', $p2->{id}), t => time - 250)->{status}, 200, 'a timestamp 250 s old: accepted';
 }
@@ -255,7 +246,7 @@ my ($o1, $p1);
         close $fh;
         return ($? >> 8, $out);
     };
-    my $o = new_order($alice, price => 1500);
+    my $o = pending_order($alice, price => 1500);
     my $p = async_payment($alice, $o);
     my $evid = 'evt_admin_' . uniq();
     my ($rc, $out) = $run->('--payment', $p->{id}, '--type', 'payment.succeeded', '--event-id', $evid);
@@ -275,7 +266,7 @@ my ($o1, $p1);
     my $sf = File::Temp->new;
     print $sf "$SECRET\n";
     close $sf;
-    my $o2 = new_order($alice, price => 250);
+    my $o2 = pending_order($alice, price => 250);
     my $p2 = async_payment($alice, $o2);
     ($rc, $out) = $run->('--payment', $p2->{id}, '--type', 'payment.failed', '--secret-file', $sf->filename);
     is $rc, 0, '--secret-file: exit 0' or diag $out;

@@ -21,15 +21,6 @@ plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{EC
 my $rundir = $ENV{ECOM_RUNDIR} or plan skip_all => 'ECOM_RUNDIR not set';
 my $pgsh = ecom_root() . '/scripts/pg.sh';
 
-sub new_order {
-    my ($u, %o) = @_;
-    my $p = create_product(price => $o{price} // 500, stock => 100);
-    my $r = api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 1 });
-    die "cart: $r->{status}\n" unless $r->{status} == 201;
-    $r = api(POST => '/orders/', token => $u->{token});
-    die "checkout: $r->{status}\n" unless $r->{status} == 201;
-    return $r->{json};
-}
 sub httpd_children {
     open my $fh, '<', "$rundir/httpd.pid" or die "httpd.pid: $!";
     chomp(my $ppid = <$fh>);
@@ -39,7 +30,7 @@ sub httpd_children {
 # --- a child killed mid-payment: one payment per key, no key stuck -----------
 for my $token (qw(tok_ok tok_declined)) {
     my $u = register_user();
-    my $o = new_order($u, price => 4321);
+    my $o = pending_order($u, price => 4321);
     my $key = "kill-$token-" . uniq();
     my $oid = $o->{id};
     # an outside session holds the order row, so the payment waits inside its
@@ -96,7 +87,7 @@ SKIP: {
     my @orders;
     for (1 .. 10) {
         my $u = register_user();
-        push @orders, map { [ $u, new_order($u, price => 100 + $_) ] } 1 .. 3;
+        push @orders, map { [ $u, pending_order($u, price => 100 + $_) ] } 1 .. 3;
     }
     # mostly declines, so orders stay payable while PostgreSQL restarts
     my @tokens = qw(tok_declined tok_declined tok_bogus tok_declined tok_ok tok_declined);

@@ -16,7 +16,7 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  json_decode is_rfc3339 is_true is_false is_int base_url
                  error_log_text error_log_size content_type is_json_ct
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
-                 server_status module_directives);
+                 server_status module_directives pending_order);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -254,6 +254,19 @@ sub create_product {
     die "create_product failed: $res->{status} $res->{content}\n"
         unless $res->{status} == 201 && ref $res->{json} eq 'HASH';
     return $res->{json};
+}
+
+# A pending order of user $u (from register_user) for qty (1) units of a
+# new product at price (500): cart, then checkout. Returns the order.
+sub pending_order {
+    my ($u, %o) = @_;
+    my $p = create_product(price => $o{price} // 500, stock => 100);
+    my $r = api(POST => '/cart/', token => $u->{token},
+                body => { product_id => $p->{id}, quantity => $o{qty} // 1 });
+    die "pending_order: cart: $r->{status} $r->{content}\n" unless $r->{status} == 201;
+    $r = api(POST => '/orders/', token => $u->{token});
+    die "pending_order: checkout: $r->{status} $r->{content}\n" unless $r->{status} == 201;
+    return $r->{json};
 }
 
 # psql with the test environment (PGHOST, PGPORT, PGUSER, PGDATABASE).
