@@ -11,6 +11,8 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use POSIX ();
+use Time::HiRes qw(sleep);
 use EcomTest;
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
@@ -238,13 +240,32 @@ for my $round (1 .. 2) {
 
 # --- the schema's last guard: a unique violation is 409, never 500 --------------
 {
-    # a user of its own: the per-account cap of pending orders stays far
     my $alice = register_user();
-    # a processing payment the lock did not see (written behind the
-    # module's back, as a racing path that skipped the lock would)
+    # a live payment the pre-check already reads: 409
     my $o = pending_order($alice, price => 100, qty => 1);
     psql_do("INSERT INTO payments (order_id, provider, status, amount, currency) VALUES ($o->{id}, 'sandbox', 'succeeded', 100, 'EUR')");
     is_problem pay($alice, $o, 'tok_ok'), 409, 'payment-in-progress', 'a live payment on a pending order: 409';
+
+    # one the pre-check cannot see: an outside transaction writes a
+    # processing payment without the foreign key's lock on the order (as a
+    # path that skipped the order lock would), and commits while the
+    # module's INSERT waits on payments_one_live: the unique violation
+    my $o2 = pending_order($alice, price => 100, qty => 1);
+    my $holder = fork // die "fork: $!";
+    if (!$holder) {
+        open STDOUT, '>', '/dev/null';
+        { exec 'psql', '-XAtq', '-c', "BEGIN; SET LOCAL session_replication_role = replica; "
+              . "INSERT INTO payments (order_id, provider, status, amount, currency) VALUES ($o2->{id}, 'other', 'processing', 100, 'EUR'); "
+              . "SELECT pg_sleep(1); COMMIT;" }
+        POSIX::_exit(127);
+    }
+    sleep 0.4;
+    my $r = pay($alice, $o2, 'tok_ok');
+    waitpid $holder, 0;
+    is_problem $r, 409, 'payment-in-progress', 'a unique violation of payments_one_live: 409, not 500';
+    is psql_value("SELECT string_agg(provider || ':' || status, ',') FROM payments WHERE order_id = $o2->{id}"),
+        'other:processing', '... only the outside payment exists';
+    is psql_value("SELECT status FROM orders WHERE id = $o2->{id}"), 'pending', '... the order stays pending';
 }
 
 # --- the order detail shows the failed payment ---------------------------------
