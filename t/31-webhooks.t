@@ -90,6 +90,31 @@ my ($o1, $p1);
     is order_row($o1->{id})->{status}, 'paid', '... the order stays paid';
 }
 
+# --- concurrent deliveries: the same id five times, and two different
+# outcomes for one payment: applied once ----------------------------------
+{
+    my $alice = register_user();
+    my $o = pending_order($alice, price => 606);
+    my $p = async_payment($alice, $o);
+    my $e = ev('payment.succeeded', $p->{id});
+    my @res = parallel(5, 1, sub { my $r = hook($e); return { status => $r->{status}, outcome => ($r->{json} // {})->{outcome} } });
+    is scalar(grep { ($_->{status} // 0) == 200 } @res), 5, 'the same event five times at once: five 200';
+    is scalar(grep { ($_->{outcome} // '') eq 'applied' } @res), 1, '... exactly one applied';
+    is scalar(grep { ($_->{outcome} // '') eq 'duplicate' } @res), 4, '... four duplicates' or diag explain \@res;
+    is_deeply order_row($o->{id}), { status => 'paid', paid => 606, refunded => 0 }, '... paid once';
+
+    my $o2 = pending_order($alice, price => 707);
+    my $p2 = async_payment($alice, $o2);
+    my @evs = (ev('payment.succeeded', $p2->{id}), ev('payment.failed', $p2->{id}));
+    @res = parallel(2, 1, sub { my $r = hook($evs[$_[0]]); return { status => $r->{status}, outcome => ($r->{json} // {})->{outcome} } });
+    is_deeply [sort map { $_->{outcome} // 'none' } @res], [qw(applied ignored)],
+        'payment.succeeded and payment.failed at once: one applied, the other ignored';
+    my $final = pay_status($p2->{id});
+    is_deeply order_row($o2->{id}), $final eq 'succeeded' ? { status => 'paid', paid => 707, refunded => 0 }
+                                                           : { status => 'pending', paid => 0, refunded => 0 },
+        "... and the order agrees with the payment ($final)";
+}
+
 # --- payment.failed: processing -> failed, the order stays pending ------------
 {
     # a user of its own: the per-account cap of pending orders stays far
