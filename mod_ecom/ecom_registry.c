@@ -13,6 +13,9 @@
     X(categories)    \
     X(cart)          \
     X(orders)        \
+    X(refunds)       \
+    X(shipments)     \
+    X(events)        \
     X(misc)          \
     X(status)        \
     X(idempotency)   \
