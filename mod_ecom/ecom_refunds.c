@@ -66,8 +66,9 @@ static ecom_tx_end refund(ecom_req *q, void *data)
         ecom_problem_with(q, HTTP_UNPROCESSABLE_ENTITY,
                           "refund-exceeds-payment",
                           apr_psprintf(q->r->pool, "Refunds may not exceed "
-                                       "the amount paid; %lld %s can still "
-                                       "be refunded.", left, o.currency),
+                                       "the amount paid; %s %s can still "
+                                       "be refunded.", ECOM_LL(q, left),
+                                       o.currency),
                           ecom_jown(q, json_pack(
                               "{s:I, s:I, s:I, s:s}", "refundable",
                               (json_int_t)left, "paid_amount",
