@@ -37,9 +37,9 @@ void test_country(void)
     strcpy(out, "xx");
     OK(ecom_country_normalise("QQ", out) != 0 && strcmp(out, "xx") == 0,
        "an invalid code leaves out untouched");
-    for (char a = 'A'; a <= 'Z'; a++) {
-        for (char b = 'A'; b <= 'Z'; b++) {
-            char c[3] = { a, b, '\0' };
+    for (int a = 'A'; a <= 'Z'; a++) {
+        for (int b = 'A'; b <= 'Z'; b++) {
+            char c[3] = { (char)a, (char)b, '\0' };
             n += ecom_country_valid(c);
         }
     }
