@@ -685,6 +685,16 @@ ecom_err ecom_order_tx(ecom_req *q, ecom_tx_fn fn, void *ctx)
     return e;
 }
 
+int ecom_order_write(ecom_req *q, json_t *errs, ecom_tx_fn fn, void *ctx)
+{
+    ecom_err e;
+
+    if (errs && json_array_size(errs)) {
+        return ecom_invalid(q, errs);
+    }
+    return (e = ecom_order_tx(q, fn, ctx)) ? ecom_fail(q, e) : 0;
+}
+
 /* POST /orders/{id}/cancel/: lock, refund what was paid, move, restock. */
 static ecom_tx_end cancel(ecom_req *q, void *data)
 {
@@ -725,9 +735,9 @@ static ecom_tx_end cancel(ecom_req *q, void *data)
 
 static int ecom_order_cancel(ecom_req *q)
 {
-    ecom_err e = ecom_order_tx(q, cancel, NULL);
+    int rv = ecom_order_write(q, NULL, cancel, NULL);
 
-    return e ? ecom_fail(q, e) : ecom_order_send(q, q->id[0], HTTP_OK);
+    return rv ? rv : ecom_order_send(q, q->id[0], HTTP_OK);
 }
 
 /* PATCH /orders/{id}/: the shipping address, while the order is pending. */

@@ -80,6 +80,11 @@ ecom_err ecom_order_restock(ecom_req *q, long long order_id);
  * (inside an Idempotency-Key transaction, ecom_idem_run does it). */
 ecom_err ecom_order_tx(ecom_req *q, ecom_tx_fn fn, void *ctx);
 
+/* A write handler's last steps: 422 when errs (NULL: none) holds field
+ * errors, else fn in ecom_order_tx. Returns 0 once committed, or the
+ * status of the answer set (the refusal, or the failure rendered). */
+int ecom_order_write(ecom_req *q, json_t *errs, ecom_tx_fn fn, void *ctx);
+
 /* Renders order_id as GET /orders/{id}/ does (lines, payments, refunds,
  * shipments, events), scoped to the caller; returns the status. */
 int ecom_order_send(ecom_req *q, long long order_id, int status);

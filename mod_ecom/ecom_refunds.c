@@ -111,7 +111,7 @@ static int ecom_refund_create(ecom_req *q)
                                          NULL };
     json_t *errs = ecom_jarray(q);
     refund_ctx c = { 0, NULL, 0, NULL };
-    ecom_err e;
+    int rv;
 
     ecom_body_unknown(q, q->body, "", known, errs);
     if (ecom_get_int(q->body, "amount", 1, 1000000000000000LL, &c.amount,
@@ -123,11 +123,8 @@ static int ecom_refund_create(ecom_req *q)
     }
     (void)ecom_get_str(q->body, "reason", 1, 500, &c.reason, errs);
     (void)ecom_get_bool(q->body, "restock", &c.restock, errs);
-    if (json_array_size(errs)) {
-        return ecom_invalid(q, errs);
-    }
-    if ((e = ecom_order_tx(q, refund, &c))) {
-        return ecom_fail(q, e);
+    if ((rv = ecom_order_write(q, errs, refund, &c))) {
+        return rv;
     }
     /* refunds have no URL of their own: they are listed on the order */
     apr_table_setn(q->r->headers_out, "Location",

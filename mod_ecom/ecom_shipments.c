@@ -122,7 +122,7 @@ static int ecom_shipment_create(ecom_req *q)
     static const char *const known[] = { "carrier", "tracking_number", NULL };
     json_t *errs = ecom_jarray(q);
     create_ctx c = { NULL, NULL, 0 };
-    ecom_err e;
+    int rv;
 
     ecom_body_unknown(q, q->body, "", known, errs);
     if (ecom_get_str(q->body, "carrier", 1, 100, &c.carrier, errs) == 0) {
@@ -132,11 +132,8 @@ static int ecom_shipment_create(ecom_req *q)
                      errs) == 0) {
         ecom_field_error(errs, "tracking_number", "is required");
     }
-    if (json_array_size(errs)) {
-        return ecom_invalid(q, errs);
-    }
-    if ((e = ecom_order_tx(q, create, &c))) {
-        return ecom_fail(q, e);
+    if ((rv = ecom_order_write(q, errs, create, &c))) {
+        return rv;
     }
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/shipments/%" APR_INT64_T_FMT "/",
@@ -240,7 +237,6 @@ static int ecom_shipment_update(ecom_req *q)
     json_t *errs = ecom_jarray(q);
     const char *status = NULL;
     move_ctx m = { ECOM_SHIP_PENDING };
-    ecom_err e;
     int rv;
 
     ecom_body_unknown(q, q->body, "", known, errs);
@@ -253,11 +249,8 @@ static int ecom_shipment_update(ecom_req *q)
                          apr_pstrcat(q->r->pool, "must be one of ",
                                      ecom_shipment_states_list(), NULL));
     }
-    if (json_array_size(errs)) {
-        return ecom_invalid(q, errs);
-    }
-    if ((e = ecom_order_tx(q, move, &m))) {
-        return ecom_fail(q, e);
+    if ((rv = ecom_order_write(q, errs, move, &m))) {
+        return rv;
     }
     return send_shipment(q, q->id[0], HTTP_OK);
 }

@@ -172,6 +172,33 @@ sub stock_of { psql_value("SELECT stock FROM products WHERE id = $_[0]{id}") }
     ok !exists $j->{payments}[0]{failure_reason}, '... no failure_reason on a succeeded payment';
 }
 
+# --- a product back in stock: the cached catalog pages go, after the commit --------
+{
+    my $price = 333_000 + int rand 1000;
+    my $p = create_product(price => $price, stock => 1);
+    my $q = "/products/?min_price=$price&max_price=$price&in_stock=true&limit=100";
+    my ($o) = place_order($alice, product => $p, quantity => 1);
+    my $before = api(GET => $q);
+    ok !grep({ $_->{id} == $p->{id} } @{ $before->{json}{items} || [] }), 'sold out: not on the in_stock page';
+    is api(GET => $q)->{headers}{'ecom-cache'}, 'hit', '... a page the cache holds';
+    is api(POST => "/orders/$o->{id}/cancel/", token => $alice->{token})->{status}, 200, 'cancel 200';
+    my $after = api(GET => $q);
+    is $after->{headers}{'ecom-cache'}, 'miss', 'the cancel that restocked from 0 invalidated the catalog';
+    ok grep({ $_->{id} == $p->{id} } @{ $after->{json}{items} || [] }), '... the product is listed in stock at once';
+
+    # the same through a refund with restock, with an Idempotency-Key (its
+    # transaction commits in ecom_idempotency.c)
+    my ($o2) = place_order($alice, product => $p, quantity => 1);
+    make_paid_sql($o2->{id});
+    api(GET => $q);
+    is api(GET => $q)->{headers}{'ecom-cache'}, 'hit', 'sold out again: the page is cached';
+    is api(POST => "/orders/$o2->{id}/refunds/", token => $staff, headers => { 'Idempotency-Key' => 'rs-' . uniq() },
+           body => { amount => 1, restock => JSON::PP::true })->{status}, 201, 'a refund with restock: 201';
+    my $again = api(GET => $q);
+    is $again->{headers}{'ecom-cache'}, 'miss', '... invalidated the catalog too';
+    ok grep({ $_->{id} == $p->{id} } @{ $again->{json}{items} || [] }), '... in stock again';
+}
+
 # --- cancel from other states: 409 ---------------------------------------------------
 for my $st (qw(shipped delivered refunded)) {
     my ($o) = place_order($alice);
