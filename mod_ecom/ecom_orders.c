@@ -219,7 +219,7 @@ static ecom_err rows_array(ecom_req *q, const char *label, long long id,
     return ECOM_OK;
 }
 
-int ecom_order_send(ecom_req *q, long long id, int status)
+static int send_order(ecom_req *q, long long id, int status)
 {
     const char *args[3] = { ECOM_LL(q, id), ECOM_LL(q, q->user_id),
                             q->is_staff ? "true" : "false" };
@@ -261,7 +261,7 @@ int ecom_order_send(ecom_req *q, long long id, int status)
 
 static int ecom_order_get(ecom_req *q)
 {
-    return ecom_order_send(q, q->id[0], HTTP_OK);
+    return send_order(q, q->id[0], HTTP_OK);
 }
 
 static int ecom_orders_list(ecom_req *q)
@@ -565,7 +565,7 @@ static int ecom_order_create(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
-    return ecom_order_send(q, c.order_id, HTTP_CREATED);
+    return send_order(q, c.order_id, HTTP_CREATED);
 }
 
 const char *ecom_actor_name(ecom_actor a)
@@ -737,7 +737,7 @@ static int ecom_order_cancel(ecom_req *q)
 {
     int rv = ecom_order_write(q, NULL, cancel, NULL);
 
-    return rv ? rv : ecom_order_send(q, q->id[0], HTTP_OK);
+    return rv ? rv : send_order(q, q->id[0], HTTP_OK);
 }
 
 /* PATCH /orders/{id}/: the shipping address, while the order is pending. */
@@ -770,7 +770,7 @@ static int ecom_order_update(ecom_req *q)
         return ecom_fail(q, e);
     }
     if (ecom_db_row(q, res)) {
-        return ecom_order_send(q, q->id[0], HTTP_OK);
+        return send_order(q, q->id[0], HTTP_OK);
     }
     /* not changed: not the caller's order (404), or no longer pending */
     e = ecom_db_one(q, "ecom_order_get", &row, 3, args + 1);

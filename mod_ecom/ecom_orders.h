@@ -85,10 +85,6 @@ ecom_err ecom_order_tx(ecom_req *q, ecom_tx_fn fn, void *ctx);
  * status of the answer set (the refusal, or the failure rendered). */
 int ecom_order_write(ecom_req *q, json_t *errs, ecom_tx_fn fn, void *ctx);
 
-/* Renders order_id as GET /orders/{id}/ does (lines, payments, refunds,
- * shipments, events), scoped to the caller; returns the status. */
-int ecom_order_send(ecom_req *q, long long order_id, int status);
-
 /* The refund object of the API: the columns of ECOM_REFUND_COLS (from
  * refunds r), read with ecom_refund_cols. */
 #define ECOM_REFUND_COLS \
