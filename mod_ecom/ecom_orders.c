@@ -120,12 +120,15 @@ static const ecom_stmt order_sql[] = {
       "SELECT " ECOM_SHIPMENT_COLS " FROM shipments s "
       "JOIN orders o ON o.id = s.order_id "
       "WHERE s.order_id = %s::bigint ORDER BY s.id", ECOM_STMT_READ },
-    /* ecom_order_lock(): scoped like ecom_order_get */
+    /* ecom_order_lock(): scoped like ecom_order_get. FOR NO KEY UPDATE:
+     * it serialises every writer of the order (each takes it, or updates
+     * the row) without waiting for the FOR KEY SHARE that inserts
+     * referencing the order (payments, events...) take */
     { "ecom_order_lock",
       "SELECT status, paid_amount, refunded_amount, currency, "
       "shipping_address IS NOT NULL FROM orders "
       "WHERE id = %s::bigint AND (user_id = %s::bigint OR %s::boolean) "
-      "FOR UPDATE", 0 },
+      "FOR NO KEY UPDATE", 0 },
     /* PATCH /orders/{id}/: only while pending */
     { "ecom_order_set_address",
       "UPDATE orders SET shipping_address = %s::jsonb, updated_at = now() "

@@ -47,7 +47,8 @@ typedef struct {
     int has_address;
 } ecom_order_row;
 
-/* For a transaction body: locks order_id's row (SELECT ... FOR UPDATE)
+/* For a transaction body: locks order_id's row (FOR NO KEY UPDATE, which
+ * every UPDATE of the row also takes)
  * and reads it into *o. Scoped like every order read: the caller's own
  * order, any order for staff. Returns an end whose err is ECOM_OK to go
  * on; else the body returns it: ECOM_TX_REFUSE after the 404 answer (an
