@@ -217,4 +217,34 @@ for my $st (qw(shipped delivered refunded)) {
     is stock_of($p), 4, '... the stock came back once';
 }
 
+# --- cancel racing a payment ---------------------------------------------------------
+# The payment is modelled as the payments resource will move the order: one
+# conditional statement (pending -> paid with its payment and event, or
+# nothing). Whichever commits first, the end is consistent: cancelled,
+# stock back, and a refund of everything paid when the payment won.
+for my $round (1 .. 5) {
+    my ($o, $p) = place_order($alice, price => 800, stock => 2, quantity => 2);
+    my $id = $o->{id};
+    my @res = parallel(2, 1, sub {
+        return api(POST => "/orders/$id/cancel/", token => $alice->{token})->{status} if $_[0] == 0;
+        psql_do(<<"SQL");
+WITH m AS (UPDATE orders SET status = 'paid', paid_amount = total, updated_at = now()
+           WHERE id = $id AND status = 'pending' RETURNING id, user_id, total, currency),
+     p AS (INSERT INTO payments (order_id, provider, status, amount, currency)
+           SELECT id, 'sandbox', 'succeeded', total, currency FROM m)
+INSERT INTO order_events (order_id, actor_id, from_status, to_status, actor)
+    SELECT id, user_id, 'pending', 'paid', 'user' FROM m
+SQL
+        return 'paid-attempted';
+    });
+    is $res[0], 200, "round $round: cancel racing a payment is 200 (from pending or from paid)";
+    my $paid = psql_value("SELECT count(*) FROM payments WHERE order_id = $id");
+    is psql_value("SELECT status || ' ' || paid_amount || ' ' || refunded_amount FROM orders WHERE id = $id"),
+        $paid ? 'cancelled 1600 1600' : 'cancelled 0 0',
+        '... cancelled, ' . ($paid ? 'after the payment: all of it refunded' : 'before the payment: nothing paid');
+    is psql_value("SELECT coalesce(sum(amount), 0) FROM refunds WHERE order_id = $id"), $paid ? 1600 : 0,
+        '... the refund rows match';
+    is stock_of($p), 2, '... the stock is back, once';
+}
+
 done_testing;
