@@ -18,7 +18,8 @@ SRCDIR   := mod_ecom
 # The httpd-free layer: plain C, unit-tested without httpd.
 CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c $(SRCDIR)/ecom_err.c \
             $(SRCDIR)/ecom_money.c $(SRCDIR)/ecom_order_state.c \
-            $(SRCDIR)/ecom_signature.c $(SRCDIR)/ecom_path.c
+            $(SRCDIR)/ecom_signature.c $(SRCDIR)/ecom_path.c \
+            $(SRCDIR)/ecom_country.c $(SRCDIR)/ecom_shipment_state.c
 # The httpd glue: every other source file, so a new resource needs no edit
 # here (see ecom_registry.c).
 HTTPD_SRC := $(filter-out $(CORE_SRC),$(sort $(wildcard $(SRCDIR)/*.c)))
@@ -93,9 +94,11 @@ FUZZ_LEN_path      := 1024
 FUZZ_LEN_signature := 8192
 FUZZ_LEN_money     := 512
 
-$(BUILD)/fuzz_core: t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c $(HDR)
+$(BUILD)/fuzz_core: t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_country.c \
+                    $(SRCDIR)/ecom_shipment_state.c $(HDR)
 	@mkdir -p $(BUILD)
-	$(FUZZ_CC) -o $@ t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c
+	$(FUZZ_CC) -o $@ t/fuzz/fuzz_core.c $(SRCDIR)/ecom_util.c \
+	    $(SRCDIR)/ecom_country.c $(SRCDIR)/ecom_shipment_state.c
 
 $(BUILD)/fuzz_path: t/fuzz/fuzz_path.c $(SRCDIR)/ecom_path.c $(SRCDIR)/ecom_util.c $(HDR)
 	@mkdir -p $(BUILD)

@@ -518,6 +518,10 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
                 jv = json_string(ts);
                 break;
             }
+            case EC_JSON:
+                /* PostgreSQL's own output of a json value: always valid */
+                jv = json_loads(v, JSON_DECODE_ANY, NULL);
+                break;
             default:
                 jv = json_string(v);
                 break;

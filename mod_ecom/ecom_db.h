@@ -24,9 +24,10 @@ typedef struct {
     unsigned flags;
 } ecom_stmt;
 
-/* Column kinds for ecom_row_json. */
+/* Column kinds for ecom_row_json. EC_JSON: a json or jsonb column sent
+ * as text (col::text), embedded as its JSON value (SQL NULL: null). */
 typedef enum {
-    EC_INT, EC_INT_NULL, EC_STR, EC_STR_NULL, EC_BOOL, EC_TIME
+    EC_INT, EC_INT_NULL, EC_STR, EC_STR_NULL, EC_BOOL, EC_TIME, EC_JSON
 } ecom_coltype;
 typedef struct {
     const char *name;

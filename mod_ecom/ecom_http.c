@@ -275,3 +275,24 @@ int ecom_get_bool(json_t *body, const char *field, int *out, json_t *errs)
     *out = json_is_true(v);
     return 1;
 }
+
+int ecom_body_unknown(ecom_req *q, json_t *body, const char *prefix,
+                      const char *const *known, json_t *errs)
+{
+    const char *name;
+    json_t *v;
+    int n = 0;
+
+    json_object_foreach(body, name, v) {
+        const char *const *k = known;
+        while (*k && strcmp(*k, name) != 0) {
+            k++;
+        }
+        if (!*k) {
+            ecom_field_error(errs, apr_pstrcat(q->r->pool, prefix, name, NULL),
+                             "is not a field this request takes");
+            n++;
+        }
+    }
+    return n;
+}

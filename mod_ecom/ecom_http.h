@@ -48,5 +48,11 @@ int ecom_get_str(json_t *body, const char *field, size_t minlen, size_t maxlen,
 int ecom_get_int(json_t *body, const char *field, long long min, long long max,
                  long long *out, json_t *errs);
 int ecom_get_bool(json_t *body, const char *field, int *out, json_t *errs);
+/* Adds a field error for every member of the object body whose name is
+ * not in known (NULL-terminated), named prefix + member ("" or
+ * "shipping_address."), so a client cannot set what the endpoint does not
+ * take (status, amount, user_id...). Returns how many there were. */
+int ecom_body_unknown(ecom_req *q, json_t *body, const char *prefix,
+                      const char *const *known, json_t *errs);
 
 #endif /* ECOM_HTTP_H */

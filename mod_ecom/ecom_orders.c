@@ -26,6 +26,14 @@
  *      checkout ran stays in the cart.
  * Another user's order is never visible: reads are scoped by user_id
  * unless the caller is staff, so a foreign id is a 404.
+ *
+ * After checkout (issue 7): the shipping address snapshot (validated here,
+ * set at checkout or by PATCH while pending), cancel (one transaction:
+ * lock the order row, a full refund record when it was paid, the
+ * transition, the restock), and the helpers the other lifecycle
+ * resources share (ecom_orders.h): the order lock, the restock (products
+ * locked in id order, restocked_at claimed so lines come back once) and
+ * the order detail with its payments, refunds, shipments and events.
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
@@ -34,14 +42,17 @@
 #include "ecom_money.h"
 #include "ecom_orders.h"
 #include "ecom_util.h"
+#include "ecom_country.h"
 
 #define ORDER_COLS \
     "o.id, o.status, o.currency, o.subtotal, o.discount, o.total, " \
     "(SELECT COALESCE(sum(quantity), 0) FROM order_lines WHERE order_id = o.id), " \
-    ECOM_TS("o.created_at") ", " ECOM_TS("o.updated_at")
+    ECOM_TS("o.created_at") ", " ECOM_TS("o.updated_at") ", " \
+    "o.shipping_address::text, o.paid_amount, o.refunded_amount"
 
 enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
-       O_ITEM_COUNT, O_CREATED_AT, O_UPDATED_AT, O_NCOLS };
+       O_ITEM_COUNT, O_CREATED_AT, O_UPDATED_AT, O_ADDRESS, O_PAID,
+       O_REFUNDED, O_NCOLS };
 
 /* The locked set travels as three parallel arrays: cart line ids,
  * product ids and quantities ({1,2,3} text, bound as parameters). */
@@ -61,8 +72,9 @@ static const ecom_stmt order_sql[] = {
       "WHERE ci.user_id = %s::bigint ORDER BY p.id "
       "FOR NO KEY UPDATE OF p, ci", 0 },
     { "ecom_order_insert",
-      "INSERT INTO orders (user_id, currency, subtotal, discount, total) "
-      "VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint) RETURNING id", 0 },
+      "INSERT INTO orders (user_id, currency, subtotal, discount, total, "
+      "shipping_address) VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint, "
+      "%s::jsonb) RETURNING id", 0 },
     { "ecom_order_lines_insert",
       "INSERT INTO order_lines (order_id, product_id, sku, name, unit_price, "
       "quantity, line_total) SELECT %s::bigint, p.id, p.sku, p.name, p.price, "
@@ -93,9 +105,62 @@ static const ecom_stmt order_sql[] = {
       "FROM order_lines WHERE order_id = %s::bigint ORDER BY id",
       ECOM_STMT_READ },
     { "ecom_order_events",
-      "SELECT from_status, to_status, actor_id, " ECOM_TS("created_at")
+      "SELECT from_status, to_status, actor, actor_id, " ECOM_TS("created_at")
       " FROM order_events WHERE order_id = %s::bigint ORDER BY id",
       ECOM_STMT_READ },
+    /* the order detail's arrays, one statement each */
+    { "ecom_order_payments",
+      "SELECT id, order_id, provider, status, amount, currency, "
+      ECOM_TS("created_at") ", failure_reason FROM payments "
+      "WHERE order_id = %s::bigint ORDER BY id", ECOM_STMT_READ },
+    { "ecom_order_refunds",
+      "SELECT " ECOM_REFUND_COLS " FROM refunds r "
+      "WHERE r.order_id = %s::bigint ORDER BY r.id", ECOM_STMT_READ },
+    { "ecom_order_shipments",
+      "SELECT " ECOM_SHIPMENT_COLS " FROM shipments s "
+      "JOIN orders o ON o.id = s.order_id "
+      "WHERE s.order_id = %s::bigint ORDER BY s.id", ECOM_STMT_READ },
+    /* ecom_order_lock(): scoped like ecom_order_get. FOR NO KEY UPDATE:
+     * it serialises every writer of the order (each takes it, or updates
+     * the row) without waiting for the FOR KEY SHARE that inserts
+     * referencing the order (payments, events...) take */
+    { "ecom_order_lock",
+      "SELECT status, paid_amount, refunded_amount, currency, "
+      "shipping_address IS NOT NULL FROM orders "
+      "WHERE id = %s::bigint AND (user_id = %s::bigint OR %s::boolean) "
+      "FOR NO KEY UPDATE", 0 },
+    /* PATCH /orders/{id}/: only while pending */
+    { "ecom_order_set_address",
+      "UPDATE orders SET shipping_address = %s::jsonb, updated_at = now() "
+      "WHERE id = %s::bigint AND (user_id = %s::bigint OR %s::boolean) "
+      "AND status = 'pending' RETURNING id", 0 },
+    /* cancel of a paid order: a full refund of what is left, restocking */
+    { "ecom_cancel_refund",
+      "WITH r AS (INSERT INTO refunds (order_id, payment_id, amount, "
+      "currency, reason, restock, actor_id) "
+      "SELECT o.id, (SELECT max(p.id) FROM payments p WHERE p.order_id = o.id "
+      "AND p.status = 'succeeded'), o.paid_amount - o.refunded_amount, "
+      "o.currency, 'order cancelled', true, %s::bigint FROM orders o "
+      "WHERE o.id = %s::bigint AND o.paid_amount > o.refunded_amount "
+      "RETURNING order_id) "
+      "UPDATE orders SET refunded_amount = paid_amount, updated_at = now() "
+      "WHERE id = %s::bigint", 0 },
+    /* ecom_order_restock(): lock the products in id order, then claim
+     * restocked_at and add the lines back in one UPDATE (nothing when
+     * already claimed); returns each product's stock before */
+    { "ecom_restock_lock",
+      "SELECT p.id FROM products p WHERE p.id IN (SELECT product_id "
+      "FROM order_lines WHERE order_id = %s::bigint) ORDER BY p.id "
+      "FOR NO KEY UPDATE", 0 },
+    { "ecom_restock",
+      "WITH claim AS (UPDATE orders SET restocked_at = now() "
+      "               WHERE id = %s::bigint AND restocked_at IS NULL "
+      "               RETURNING id) "
+      "UPDATE products p SET stock = p.stock + l.qty, updated_at = now() "
+      "FROM (SELECT ol.product_id, sum(ol.quantity) AS qty "
+      "      FROM order_lines ol JOIN claim ON claim.id = ol.order_id "
+      "      WHERE ol.product_id IS NOT NULL GROUP BY ol.product_id) l "
+      "WHERE p.id = l.product_id RETURNING p.stock - l.qty", 0 },
     /* staff (the boolean) see every user's orders */
     { "ecom_orders_list",
       "SELECT " ORDER_COLS " FROM orders o "
@@ -112,7 +177,10 @@ static const ecom_col order_cols[] = {
     [O_SUBTOTAL] = { "subtotal", EC_INT }, [O_DISCOUNT] = { "discount", EC_INT },
     [O_TOTAL] = { "total", EC_INT }, [O_ITEM_COUNT] = { "item_count", EC_INT },
     [O_CREATED_AT] = { "created_at", EC_TIME },
-    [O_UPDATED_AT] = { "updated_at", EC_TIME }, [O_NCOLS] = { NULL, 0 }
+    [O_UPDATED_AT] = { "updated_at", EC_TIME },
+    [O_ADDRESS] = { "shipping_address", EC_JSON },
+    [O_PAID] = { "paid_amount", EC_INT },
+    [O_REFUNDED] = { "refunded_amount", EC_INT }, [O_NCOLS] = { NULL, 0 }
 };
 static const ecom_col line_cols[] = {
     { "id", EC_INT }, { "product_id", EC_INT_NULL }, { "sku", EC_STR_NULL },
@@ -120,8 +188,18 @@ static const ecom_col line_cols[] = {
     { "line_total", EC_INT }, { NULL, 0 }
 };
 static const ecom_col event_cols[] = {
-    { "from", EC_STR_NULL }, { "to", EC_STR }, { "actor_id", EC_INT_NULL },
-    { "at", EC_TIME }, { NULL, 0 }
+    { "from", EC_STR_NULL }, { "to", EC_STR }, { "actor", EC_STR },
+    { "actor_id", EC_INT_NULL }, { "at", EC_TIME }, { NULL, 0 }
+};
+static const ecom_col payment_cols[] = {
+    { "id", EC_INT }, { "order_id", EC_INT }, { "provider", EC_STR },
+    { "status", EC_STR }, { "amount", EC_INT }, { "currency", EC_STR },
+    { "created_at", EC_TIME }, { "failure_reason", EC_STR_NULL }, { NULL, 0 }
+};
+const ecom_col ecom_refund_cols[] = {
+    { "id", EC_INT }, { "order_id", EC_INT }, { "amount", EC_INT },
+    { "currency", EC_STR }, { "status", EC_STR }, { "reason", EC_STR_NULL },
+    { "restock", EC_BOOL }, { "created_at", EC_TIME }, { NULL, 0 }
 };
 
 
@@ -149,7 +227,8 @@ static int send_order(ecom_req *q, long long id, int status)
     const char *args[3] = { ECOM_LL(q, id), ECOM_LL(q, q->user_id),
                             q->is_staff ? "true" : "false" };
     apr_dbd_row_t *row;
-    json_t *o, *lines, *events;
+    json_t *o, *lines, *events, *payments, *refunds, *shipments, *p;
+    size_t i;
     ecom_err e = ecom_db_one(q, "ecom_order_get", &row, 3, args);
 
     if (e == ECOM_E_NOT_FOUND) {
@@ -160,13 +239,26 @@ static int send_order(ecom_req *q, long long id, int status)
     }
     o = ecom_row_json(q, row, order_cols, 0);
     if ((e = rows_array(q, "ecom_order_lines", id, line_cols, &lines))
+        || (e = rows_array(q, "ecom_order_payments", id, payment_cols,
+                           &payments))
+        || (e = rows_array(q, "ecom_order_refunds", id, ecom_refund_cols,
+                           &refunds))
+        || (e = rows_array(q, "ecom_order_shipments", id, ecom_shipment_cols,
+                           &shipments))
         || (e = rows_array(q, "ecom_order_events", id, event_cols, &events))) {
         return ecom_fail(q, e);
     }
+    json_array_foreach(payments, i, p) {
+        /* a failure reason only on failed payments */
+        if (json_is_null(json_object_get(p, "failure_reason"))) {
+            json_object_del(p, "failure_reason");
+        }
+    }
     json_object_set(o, "lines", lines);
+    json_object_set(o, "payments", payments);
+    json_object_set(o, "refunds", refunds);
+    json_object_set(o, "shipments", shipments);
     json_object_set(o, "events", events);
-    json_object_set_new(o, "payments", json_array());
-    json_object_set_new(o, "shipments", json_array());
     return ecom_json(q, status, o);
 }
 
@@ -210,11 +302,92 @@ static int ecom_orders_list(ecom_req *q)
     return ecom_page(q, res, limit, order_cols, 'o', O_ID, -1);
 }
 
+/* The shipping address: its fields, whether each is required, its length
+ * in characters. Optional fields may be absent or null (omitted from the
+ * snapshot), or a string of 1.. characters. */
+static const struct {
+    const char *name;
+    int required;
+    size_t max;
+} address_fields[] = {
+    { "name", 1, 200 }, { "line1", 1, 200 }, { "line2", 0, 200 },
+    { "city", 1, 100 }, { "region", 0, 100 }, { "postal_code", 1, 20 },
+    { "country", 1, 2 }, { "phone", 0, 32 }, { NULL, 0, 0 }
+};
+
+/* Validates a shipping_address value; returns its normalised snapshot as
+ * JSON text (country upper-case, absent or null optional fields left
+ * out), or NULL after adding field errors ("shipping_address.<field>")
+ * to errs. */
+static const char *read_address(ecom_req *q, json_t *v, json_t *errs)
+{
+    static const char *const known[] = { "name", "line1", "line2", "city",
+                                         "region", "postal_code", "country",
+                                         "phone", NULL };
+    apr_pool_t *p = q->r->pool;
+    json_t *out = ecom_jobject(q);
+    size_t nerr = json_array_size(errs);
+    apr_size_t len;
+    const char *text;
+
+    if (!json_is_object(v)) {
+        ecom_field_error(errs, "shipping_address", "must be an object");
+        return NULL;
+    }
+    ecom_body_unknown(q, v, "shipping_address.", known, errs);
+    for (int i = 0; address_fields[i].name; i++) {
+        const char *name = address_fields[i].name, *val = NULL;
+        const char *field = apr_pstrcat(p, "shipping_address.", name, NULL);
+        json_t *f = json_object_get(v, name);
+        json_t *one;
+        int rv;
+
+        if (!f || json_is_null(f)) {
+            if (address_fields[i].required) {
+                ecom_field_error(errs, field, "is required");
+            }
+            continue;
+        }
+        one = ecom_jown(q, json_pack("{s:O}", field, f));
+        rv = ecom_get_str(one, field, 1, address_fields[i].max, &val, errs);
+        if (rv != 1) {
+            continue;
+        }
+        if (strcmp(name, "country") == 0) {
+            char cc[3];
+            if (ecom_country_normalise(val, cc) != 0) {
+                ecom_field_error(errs, field, "must be an ISO 3166-1 "
+                                 "alpha-2 country code, such as FR or US");
+                continue;
+            }
+            val = apr_pstrdup(p, cc);
+        }
+        else if (strcmp(name, "phone") == 0
+                 && (strspn(val, "0123456789 +-().") != strlen(val)
+                     || !strpbrk(val, "0123456789"))) {
+            ecom_field_error(errs, field, "must be digits, spaces and "
+                             "+ - ( ) . only");
+            continue;
+        }
+        else if (strspn(val, " \t") == strlen(val)) {
+            ecom_field_error(errs, field, "must not be blank");
+            continue;
+        }
+        json_object_set_new(out, name, json_string(val));
+    }
+    if (json_array_size(errs) != nerr) {
+        return NULL;
+    }
+    text = ecom_json_dump(q, out, &len);
+    return apr_pstrmemdup(p, text, len);
+}
+
 typedef struct {
     int has_expected;
     long long expected;
     long long order_id;
     int sold_out;          /* products whose stock the order took to 0 */
+    const char *address;   /* the shipping address snapshot (JSON) or NULL */
 } checkout_ctx;
 
 /* Appends v to a list of integers (as strings) bound for array_text(). */
@@ -234,7 +407,7 @@ static const char *array_text(ecom_req *q, const apr_array_header_t *a)
 static ecom_tx_end checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
-    const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[4];
+    const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[5];
     const char *locked_lines, *locked_pids, *locked_qtys;
     apr_array_header_t *line_ids = apr_array_make(q->r->pool, 16,
                                                   sizeof(const char *));
@@ -316,7 +489,8 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
     args[0] = uid;
     args[1] = currency;
     args[2] = args[3] = ECOM_LL(q, total);
-    if ((e = ecom_db_one(q, "ecom_order_insert", &row, 4, args))) {
+    args[4] = c->address;
+    if ((e = ecom_db_one(q, "ecom_order_insert", &row, 5, args))) {
         return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
     c->order_id = ecom_db_ll(q, row, ONE_COL);
@@ -367,18 +541,22 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
 
 static int ecom_order_create(ecom_req *q)
 {
-    checkout_ctx c = { 0, 0, 0, 0 };
+    checkout_ctx c = { 0, 0, 0, 0, NULL };
     ecom_err e;
     int rv;
 
     if (q->body) {
         json_t *errs = ecom_jarray(q);
+        json_t *addr = json_object_get(q->body, "shipping_address");
         rv = ecom_get_int(q->body, "expected_total", 0, 1000000000000000LL,
                           &c.expected, errs);
-        if (rv < 0) {
+        c.has_expected = rv == 1;
+        if (addr && !json_is_null(addr)) {
+            c.address = read_address(q, addr, errs);
+        }
+        if (json_array_size(errs)) {
             return ecom_invalid(q, errs);
         }
-        c.has_expected = rv == 1;
     }
     if ((e = ecom_db_tx(q, checkout, &c))) {
         return ecom_fail(q, e);
@@ -429,12 +607,205 @@ ecom_err ecom_order_transition(ecom_req *q, long long order_id,
     return ecom_db_one(q, "ecom_order_transition", &row, 7, args);
 }
 
+ecom_tx_end ecom_order_lock(ecom_req *q, long long order_id,
+                            ecom_order_row *o)
+{
+    const char *args[3] = { ECOM_LL(q, order_id), ECOM_LL(q, q->user_id),
+                            q->is_staff ? "true" : "false" };
+    apr_dbd_row_t *row;
+    ecom_err e = ecom_db_one(q, "ecom_order_lock", &row, 3, args);
+
+    if (e == ECOM_E_NOT_FOUND) {
+        ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such order.");
+        return ECOM_TX_REFUSE;
+    }
+    if (e) {
+        return ecom_tx_fail(e);
+    }
+    if (ecom_order_state_parse(ecom_db_get(q, row, 0), &o->status) != 0) {
+        return ecom_tx_fail(ECOM_E_INTERNAL);
+    }
+    o->paid_amount = ecom_db_ll(q, row, 1);
+    o->refunded_amount = ecom_db_ll(q, row, 2);
+    o->currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, 3));
+    o->has_address = ecom_db_bool(q, row, 4);
+    return ECOM_TX_COMMIT;
+}
+
+ecom_tx_end ecom_order_refuse(ecom_req *q, ecom_order_state s,
+                              const char *detail)
+{
+    ecom_problem_with(q, HTTP_CONFLICT, "invalid-state", detail,
+                      ecom_jown(q, json_pack("{s:s}", "order_status",
+                                             ecom_order_state_name(s))));
+    return ECOM_TX_REFUSE;
+}
+
+ecom_err ecom_order_restock(ecom_req *q, long long order_id)
+{
+    const char *args[1] = { ECOM_LL(q, order_id) };
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    int back = 0;
+    ecom_err e;
+
+    if (!q->in_tx) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0801: restock of "
+                      "order %" APR_INT64_T_FMT " refused: no transaction "
+                      "is open", (apr_int64_t)order_id);
+        return ECOM_E_INTERNAL;
+    }
+    if ((e = ecom_db_select(q, "ecom_restock_lock", &res, 1, args))) {
+        return e;
+    }
+    while (ecom_db_next(q, res, &row)) {
+        /* read to the end: the rows are locked in id order */
+    }
+    if ((e = ecom_db_select(q, "ecom_restock", &res, 1, args))) {
+        return e;
+    }
+    row = NULL;
+    while (ecom_db_next(q, res, &row)) {
+        back += ecom_db_ll(q, row, ONE_COL) == 0;
+    }
+    if (back) {
+        /* in_stock changed: noted in q->cache_dirty until the commit */
+        ecom_cache_invalidate(q, ECOM_CACHE_CATALOG);
+    }
+    return ECOM_OK;
+}
+
+ecom_err ecom_order_tx(ecom_req *q, ecom_tx_fn fn, void *ctx)
+{
+    ecom_err e = ecom_db_tx(q, fn, ctx);
+
+    if (!q->in_tx) {
+        /* our own transaction ended: committed (OK) or rolled back */
+        unsigned dirty = e == ECOM_OK ? q->cache_dirty : 0;
+        q->cache_dirty = 0;
+        ecom_cache_invalidate(q, dirty);
+    }
+    return e;
+}
+
+int ecom_order_write(ecom_req *q, json_t *errs, ecom_tx_fn fn, void *ctx)
+{
+    ecom_err e;
+
+    if (errs && json_array_size(errs)) {
+        return ecom_invalid(q, errs);
+    }
+    return (e = ecom_order_tx(q, fn, ctx)) ? ecom_fail(q, e) : 0;
+}
+
+/* POST /orders/{id}/cancel/: lock, refund what was paid, move, restock. */
+static ecom_tx_end cancel(ecom_req *q, void *data)
+{
+    long long id = q->id[0];
+    ecom_order_row o;
+    ecom_tx_end end = ecom_order_lock(q, id, &o);
+    const char *refused;
+    ecom_err e;
+
+    if (end.err) {
+        return end;
+    }
+    refused = apr_psprintf(q->r->pool, "Only a pending or paid order can be "
+                           "cancelled; this one is %s.",
+                           ecom_order_state_name(o.status));
+    if (!ecom_order_transition_allowed(o.status, ECOM_ORDER_CANCELLED)) {
+        return ecom_order_refuse(q, o.status, refused);
+    }
+    if (o.status == ECOM_ORDER_PAID) {
+        const char *args[3] = { ECOM_LL(q, q->user_id), ECOM_LL(q, id),
+                                ECOM_LL(q, id) };
+        if ((e = ecom_db_query(q, "ecom_cancel_refund", NULL, 3, args))) {
+            return ecom_tx_fail(e);
+        }
+    }
+    e = ecom_order_transition(q, id, o.status, ECOM_ORDER_CANCELLED,
+                              q->is_staff ? ECOM_ACTOR_STAFF
+                                          : ECOM_ACTOR_USER);
+    if (e == ECOM_E_NOT_FOUND) {
+        /* cannot happen while the row is locked */
+        return ecom_order_refuse(q, o.status, refused);
+    }
+    if (e || (e = ecom_order_restock(q, id))) {
+        return ecom_tx_fail(e);
+    }
+    return ECOM_TX_COMMIT;
+}
+
+static int ecom_order_cancel(ecom_req *q)
+{
+    int rv = ecom_order_write(q, NULL, cancel, NULL);
+
+    return rv ? rv : send_order(q, q->id[0], HTTP_OK);
+}
+
+/* PATCH /orders/{id}/: the shipping address, while the order is pending. */
+static int ecom_order_update(ecom_req *q)
+{
+    static const char *const known[] = { "shipping_address", NULL };
+    json_t *errs = ecom_jarray(q);
+    json_t *addr = json_object_get(q->body, "shipping_address");
+    const char *snap = NULL, *args[4];
+    apr_dbd_results_t *res;
+    ecom_order_state st;
+    apr_dbd_row_t *row;
+    ecom_err e;
+
+    ecom_body_unknown(q, q->body, "", known, errs);
+    if (!addr) {
+        ecom_field_error(errs, "shipping_address", "is required");
+    }
+    else {
+        snap = read_address(q, addr, errs);
+    }
+    if (json_array_size(errs)) {
+        return ecom_invalid(q, errs);
+    }
+    args[0] = snap;
+    args[1] = ECOM_LL(q, q->id[0]);
+    args[2] = ECOM_LL(q, q->user_id);
+    args[3] = q->is_staff ? "true" : "false";
+    if ((e = ecom_db_select(q, "ecom_order_set_address", &res, 4, args))) {
+        return ecom_fail(q, e);
+    }
+    if (ecom_db_row(q, res)) {
+        return send_order(q, q->id[0], HTTP_OK);
+    }
+    /* not changed: not the caller's order (404), or no longer pending */
+    e = ecom_db_one(q, "ecom_order_get", &row, 3, args + 1);
+    if (e == ECOM_E_NOT_FOUND) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such order.");
+    }
+    if (e) {
+        return ecom_fail(q, e);
+    }
+    st = ecom_order_state_parse(ecom_db_get(q, row, O_STATUS), &st) == 0
+         ? st : ECOM_ORDER_PENDING;
+    return ecom_problem_with(q, HTTP_CONFLICT, "invalid-state",
+                             apr_psprintf(q->r->pool, "The shipping address "
+                                          "can only change while the order "
+                                          "is pending; it is %s.",
+                                          ecom_order_state_name(st)),
+                             ecom_jown(q, json_pack("{s:s}", "order_status",
+                                                    ecom_order_state_name(st))));
+}
+
 static const ecom_route order_routes[] = {
     { M_GET, "orders", ecom_orders_list, ECOM_AUTH_USER, 0, 0, "orders.list" },
     { M_POST, "orders", ecom_order_create, ECOM_AUTH_USER,
       ECOM_BODY_OPT | ECOM_IDEMPOTENT, 0, "orders.create" },
     { M_GET, "orders/{id}", ecom_order_get, ECOM_AUTH_USER, 0, 0,
       "orders.get" },
+    { M_PATCH, "orders/{id}", ecom_order_update, ECOM_AUTH_USER, ECOM_BODY, 0,
+      "orders.update" },
+    /* the catalog section is invalidated by ecom_order_tx when a product
+     * came back in stock */
+    { M_POST, "orders/{id}/cancel", ecom_order_cancel, ECOM_AUTH_USER, 0, 0,
+      "orders.cancel" },
     { 0, NULL, NULL, 0, 0, 0, NULL }
 };
 

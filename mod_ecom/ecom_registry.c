@@ -14,6 +14,9 @@
     X(cart)          \
     X(orders)        \
     X(payments)      \
+    X(refunds)       \
+    X(shipments)     \
+    X(events)        \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

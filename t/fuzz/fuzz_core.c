@@ -1,10 +1,12 @@
 /*
  * fuzz_core.c: libFuzzer target for the httpd-free parsers that see client
  * input first (cursors, base64url, ids, integers, UTF-8, e-mail addresses,
- * idempotency keys). Built with ASan + UBSan by `make fuzz`, which runs it
+ * idempotency keys, country codes, shipment states). Built with ASan + UBSan by `make fuzz`, which runs it
  * for FUZZ_SECONDS (default 30). Any crash, sanitizer report or broken
  * round trip aborts.
  */
+#include "ecom_country.h"
+#include "ecom_shipment_state.h"
 #include "ecom_util.h"
 
 #include <stdint.h>
@@ -31,6 +33,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)ecom_currency_valid(s);
     (void)ecom_idem_key_valid(s);
     (void)ecom_b64url_decode(s, out, sizeof(out));
+    {
+        /* a valid country normalises to a valid upper-case code; a
+         * shipment state that parses names itself */
+        char cc[3];
+        ecom_shipment_state st;
+        if (ecom_country_normalise(s, cc) == 0
+            && (!ecom_country_valid(cc) || cc[0] < 'A' || cc[0] > 'Z'
+                || cc[1] < 'A' || cc[1] > 'Z' || cc[2] != '\0')) {
+            abort();
+        }
+        if (ecom_shipment_state_parse(s, &st) == 0
+            && strcmp(ecom_shipment_state_name(st), s) != 0) {
+            abort();
+        }
+    }
     {
         /* database error text is parsed for SQLSTATE and constraint names */
         char state[6], field[32];

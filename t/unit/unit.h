@@ -35,5 +35,7 @@ void test_money(void);
 void test_order_state(void);
 void test_path(void);
 void test_signature(void);
+void test_country(void);
+void test_shipment_state(void);
 
 #endif /* ECOM_UNIT_H */

@@ -190,6 +190,8 @@ int main(void)
     test_order_state();
     test_signature();
     test_path();
+    test_country();
+    test_shipment_state();
     test_pg_errors();
     test_parse();
     test_validation();

@@ -1,0 +1,114 @@
+/*
+ * ecom_events.c: the staff event feed, GET /events/.
+ *
+ * The events table is filled by triggers (sql/005_order_lifecycle.sql) in
+ * the same transaction as each order transition, payment, refund and
+ * shipment change; this file only reads it, oldest first by id, with
+ * keyset pagination (ecom_page.h; the cursor holds the last id shown, so
+ * pages are stable under inserts). Filters: ?type= an exact type
+ * ("payment.failed") or a kind before the dot ("payment": every
+ * payment.* event), ?order_id=. An integration follows the store by
+ * keeping the last next_cursor it saw.
+ */
+#include "ecom_resource.h"
+#include "ecom_http.h"
+#include "ecom_page.h"
+#include "ecom_util.h"
+
+#include <string.h>
+
+enum { E_ID, E_TYPE, E_ORDER_ID, E_ACTOR, E_DATA, E_CREATED_AT };
+
+static const ecom_col event_cols[] = {
+    [E_ID] = { "id", EC_INT }, [E_TYPE] = { "type", EC_STR },
+    [E_ORDER_ID] = { "order_id", EC_INT }, [E_ACTOR] = { "actor", EC_STR_NULL },
+    [E_DATA] = { "data", EC_JSON }, [E_CREATED_AT] = { "created_at", EC_TIME },
+    { NULL, 0 }
+};
+
+static const ecom_stmt event_sql[] = {
+    /* a kind is matched as the range [kind + ".", kind + "/"): '/' follows
+     * '.', and ~>=~ / ~<~ are the operators events_type's text_pattern_ops
+     * index serves */
+    { "ecom_events_list",
+      "SELECT id, type, order_id, actor, data::text, " ECOM_TS("created_at")
+      " FROM events WHERE (%s::text IS NULL OR type = %s) "
+      "AND (%s::text IS NULL OR (type ~>=~ %s AND type ~<~ %s)) "
+      "AND (%s::bigint IS NULL OR order_id = %s::bigint) "
+      "AND (%s::bigint IS NULL OR id > %s::bigint) "
+      "ORDER BY id LIMIT %s::int", ECOM_STMT_READ },
+    { NULL, NULL, 0 }
+};
+
+/* A type filter: a kind ("payment") or kind.status ("payment.failed"),
+ * lower-case letters and '_', at most 100 characters. Sets *exact. */
+static int type_ok(const char *t, int *exact)
+{
+    size_t n = strlen(t), word = strspn(t, "abcdefghijklmnopqrstuvwxyz_");
+
+    if (n == 0 || n > 100 || word == 0) {
+        return 0;
+    }
+    if (word == n) {
+        *exact = 0;
+        return 1;
+    }
+    *exact = 1;
+    return t[word] == '.' && t[word + 1]
+           && strspn(t + word + 1, "abcdefghijklmnopqrstuvwxyz_")
+              == n - word - 1;
+}
+
+static int ecom_events_list(ecom_req *q)
+{
+    const char *type = apr_table_get(q->args, "type");
+    const char *order = apr_table_get(q->args, "order_id");
+    const char *cursor = apr_table_get(q->args, "cursor");
+    const char *args[10] = { NULL };
+    long long k1 = 0, k2 = 0, oid = 0;
+    apr_dbd_results_t *res;
+    int limit, rv, exact = 0;
+    ecom_err e;
+
+    if ((rv = ecom_page_args(q, &limit))) {
+        return rv;
+    }
+    if (type && !type_ok(type, &exact)) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "type must be an event type such as "
+                            "payment.failed, or its kind such as payment.");
+    }
+    if (order && ecom_parse_id(order, strlen(order), &oid) != 0) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "order_id must be a positive integer.");
+    }
+    if (cursor && ecom_cursor_decode(cursor, 'e', &k1, &k2) != 0) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "Query parameter cursor is not a cursor of this "
+                            "list.");
+    }
+    if (type && exact) {
+        args[0] = args[1] = type;
+    }
+    else if (type) {
+        args[2] = args[3] = apr_pstrcat(q->r->pool, type, ".", NULL);
+        args[4] = apr_pstrcat(q->r->pool, type, "/", NULL);
+    }
+    args[5] = args[6] = order ? ECOM_LL(q, oid) : NULL;
+    args[7] = args[8] = cursor ? ECOM_LL(q, k1) : NULL;
+    args[9] = apr_itoa(q->r->pool, limit + 1);
+    if ((e = ecom_db_select(q, "ecom_events_list", &res, 10, args))) {
+        return ecom_fail(q, e);
+    }
+    return ecom_page(q, res, limit, event_cols, 'e', E_ID, -1);
+}
+
+static const ecom_route event_routes[] = {
+    { M_GET, "events", ecom_events_list, ECOM_AUTH_STAFF, 0, 0,
+      "events.list" },
+    { 0, NULL, NULL, 0, 0, 0, NULL }
+};
+
+const ecom_resource ecom_events_resource = {
+    "events", event_sql, event_routes, NULL
+};
