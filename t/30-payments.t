@@ -272,15 +272,22 @@ for my $round (1 .. 2) {
 # LEAD: after merging the "life" branch (GET /orders/{id}/ reads payments),
 # switch this block to assert through the API: the detail's payments array
 # has the failed payment {status: "failed", amount, failure_reason}.
-subtest 'order_detail_shows_failed_payment (psql until the detail reads payments)' => sub {
+subtest 'the order detail shows the failed payment' => sub {
     my $o = pending_order($alice, price => 640, qty => 1);
     my $r = pay($alice, $o, 'tok_declined');
     is $r->{status}, 402, 'tok_declined: 402';
-    is psql_value("SELECT status || ':' || amount || ':' || (failure_reason IS NOT NULL)::text FROM payments WHERE order_id = $o->{id}"),
-        'failed:640:true', 'the failed payment is in the payments table of the order';
     my $d = api(GET => "/orders/$o->{id}/", token => $alice->{token});
     is $d->{status}, 200, 'the detail reads';
-    is ref $d->{json}{payments}, 'ARRAY', 'the detail has a payments array';
+    my @p = @{ $d->{json}{payments} || [] };
+    is scalar @p, 1, 'one payment on the order';
+    is $p[0]{status}, 'failed', '... failed';
+    is $p[0]{amount}, 640, '... of the total';
+    ok defined $p[0]{failure_reason} && length $p[0]{failure_reason}, '... with its reason';
+    is $d->{json}{status}, 'pending', 'the order stays pending';
+    is pay($alice, $o, 'tok_ok')->{status}, 201, '... and can be paid again';
+    $d = api(GET => "/orders/$o->{id}/", token => $alice->{token});
+    is_deeply [ map { $_->{status} } @{ $d->{json}{payments} } ], [qw(failed succeeded)],
+        'the detail lists both attempts, oldest first';
 };
 
 done_testing;

@@ -27,7 +27,7 @@ sub amounts { psql_value("SELECT paid_amount || '/' || refunded_amount || ' ' ||
 my ($o, $p) = place_order($alice, price => 1000, stock => 10, quantity => 3);   # total 3000
 my $id = $o->{id};
 is_problem refund($id, { amount => 100 }), 409, 'invalid-state', 'refund of a pending order is 409';
-make_paid_sql($id);
+pay_ok($alice, $id);
 is_problem refund($id, { amount => 100 }, token => $alice->{token}), 403, 'forbidden',
     'a user (even the owner) refunding is 403';
 is_problem api(POST => "/orders/$id/refunds/", body => { amount => 100 }), 401, 'unauthorized',
@@ -107,7 +107,7 @@ is_problem refund($id, { amount => 1 }), 409, 'invalid-state', 'a refunded order
 # --- shipped and delivered orders can be refunded; cancelled cannot ----------------
 for my $st (qw(shipped delivered)) {
     my ($o2) = place_order($alice, price => 700, quantity => 1);
-    make_paid_sql($o2->{id});
+    pay_ok($alice, $o2->{id});
     psql_do("UPDATE orders SET status = '$st' WHERE id = $o2->{id}");
     is refund($o2->{id}, { amount => 300 })->{status}, 201, "a $st order can be partly refunded";
     is refund($o2->{id}, { amount => 400 })->{status}, 201, "... up to the total";
@@ -115,7 +115,7 @@ for my $st (qw(shipped delivered)) {
 }
 {
     my ($o3) = place_order($alice);
-    make_paid_sql($o3->{id});
+    pay_ok($alice, $o3->{id});
     api(POST => "/orders/$o3->{id}/cancel/", token => $alice->{token});
     is_problem refund($o3->{id}, { amount => 1 }), 409, 'invalid-state', 'a cancelled order cannot be refunded';
 }
@@ -123,7 +123,7 @@ for my $st (qw(shipped delivered)) {
 # --- two refunds racing past the amount paid -------------------------------------------
 for my $round (1 .. 3) {
     my ($o4) = place_order($alice, price => 1000, quantity => 1);
-    make_paid_sql($o4->{id});
+    pay_ok($alice, $o4->{id});
     my @res = parallel(2, 1, sub {
         my $x = refund($o4->{id}, { amount => 700 });
         return [ $x->{status}, ref $x->{json} eq 'HASH' ? $x->{json}{type} // '' : '' ];
@@ -139,7 +139,7 @@ for my $round (1 .. 3) {
 {
     # many small refunds at once: never above the total
     my ($o5) = place_order($alice, price => 1000, quantity => 1);
-    make_paid_sql($o5->{id});
+    pay_ok($alice, $o5->{id});
     my @res = parallel(8, 1, sub { refund($o5->{id}, { amount => 300 })->{status} });
     is scalar(grep { $_ == 201 } @res), 3, 'eight refunds of 300 on 1000 at once: three pass';
     is scalar(grep { $_ == 422 } @res), 5, '... five are 422';

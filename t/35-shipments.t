@@ -31,7 +31,7 @@ my %parcel = (carrier => 'La Poste', tracking_number => '6A12345678901');
 my ($o) = place_order($alice, address => address(city => 'Marseille'));
 my $id = $o->{id};
 is_problem ship($id, \%parcel), 409, 'invalid-state', 'a pending order cannot be shipped (409)';
-make_paid_sql($id);
+pay_ok($alice, $id);
 is_problem ship($id, \%parcel, token => $alice->{token}), 403, 'forbidden', 'a user creating a shipment is 403';
 is_problem api(POST => "/orders/$id/shipments/", body => \%parcel), 401, 'unauthorized', 'anonymous is 401';
 is_problem ship(999999999, \%parcel), 404, 'not-found', 'an unknown order is 404';
@@ -115,7 +115,7 @@ is psql_value("SELECT count(*) FROM order_events WHERE order_id = $id AND to_sta
 # --- skipping straight to delivered moves the order through shipped ------------------
 {
     my ($o2) = place_order($alice);
-    make_paid_sql($o2->{id});
+    pay_ok($alice, $o2->{id});
     my $x = ship($o2->{id}, \%parcel)->{json};
     is move($x->{id}, 'delivered')->{status}, 200, 'pending -> delivered on a paid order';
     is order_status($o2->{id}), 'delivered', '... the order is delivered';
@@ -126,10 +126,10 @@ is psql_value("SELECT count(*) FROM order_events WHERE order_id = $id AND to_sta
 # --- address required; cancelled orders -------------------------------------------------
 {
     my ($o3) = place_order($alice, address => undef);
-    make_paid_sql($o3->{id});
+    pay_ok($alice, $o3->{id});
     is_problem ship($o3->{id}, \%parcel), 409, 'address-required', 'a paid order without an address: 409 address-required';
     my ($o4) = place_order($alice);
-    make_paid_sql($o4->{id});
+    pay_ok($alice, $o4->{id});
     my $x = ship($o4->{id}, \%parcel)->{json};
     is api(POST => "/orders/$o4->{id}/cancel/", token => $alice->{token})->{status}, 200,
         'a paid order with a pending shipment can still be cancelled';
@@ -141,7 +141,7 @@ is psql_value("SELECT count(*) FROM order_events WHERE order_id = $id AND to_sta
 # --- two shipments delivered at the same moment: the order is delivered once --------
 for my $round (1 .. 3) {
     my ($o5) = place_order($alice);
-    make_paid_sql($o5->{id});
+    pay_ok($alice, $o5->{id});
     my @ids = map { ship($o5->{id}, { carrier => 'UPS', tracking_number => "1Z$round$_" })->{json}{id} } 1 .. 2;
     move($_, 'shipped') for @ids;
     my @res = parallel(2, 1, sub { move($ids[$_[0]], 'delivered')->{status} });

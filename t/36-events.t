@@ -54,7 +54,7 @@ for my $bad ('type=', 'type=Payment', 'type=payment.', 'type=.failed', 'type=pay
 # --- a whole life: created, paid, shipped, delivered, refunded ----------------------------
 my ($o, $p) = place_order($alice, price => 900, quantity => 1);
 my $id = $o->{id};
-make_paid_sql($id);
+pay_ok($alice, $id);
 my $sid = api(POST => "/orders/$id/shipments/", token => $staff,
               body => { carrier => 'DPD', tracking_number => 'DPD1' })->{json}{id};
 api(PATCH => "/shipments/$sid/", token => $staff, body => { status => 'shipped' });
@@ -110,7 +110,7 @@ is_deeply all_events('&order_id=999999999'), [], 'an unknown order_id: an empty 
 # --- a cancel of a paid order: refund event, then the cancel by the user ---------------
 {
     my ($o2) = place_order($alice);
-    make_paid_sql($o2->{id});
+    pay_ok($alice, $o2->{id});
     api(POST => "/orders/$o2->{id}/cancel/", token => $alice->{token});
     my $ev = all_events("&order_id=$o2->{id}");
     is_deeply [ map { [ $_->{type}, $_->{actor} ] } @$ev ],

@@ -1,15 +1,12 @@
 package EcomLife;
 # Helpers shared by the order lifecycle tests (t/33-36): an order placed
-# through the API, and make_paid_sql(), which pays it with SQL because the
-# payment endpoint is built on another branch (issue 7). Once POST
-# /orders/{id}/payments/ is merged, make_paid_sql can become a tok_ok
-# payment through the API; its callers only need an order that is paid.
+# through the API, and pay_ok(), which pays it through the API (tok_ok).
 use strict;
 use warnings;
 use Exporter 'import';
 use EcomTest;
 
-our @EXPORT = qw(make_paid_sql place_order address order_of);
+our @EXPORT = qw(pay_ok place_order address order_of);
 
 # A valid shipping address, with overrides.
 sub address {
@@ -36,24 +33,14 @@ sub place_order {
     return ($r->{json}, $p);
 }
 
-# Pays order $id as the sandbox provider's tok_ok would: a succeeded
-# payment of the total, status paid, paid_amount = total, and the
-# pending -> paid event with actor 'user', in one transaction.
-sub make_paid_sql {
-    my ($id) = @_;
-    die "bad id\n" unless $id =~ /\A\d+\z/;
-    psql_do(<<"SQL");
-INSERT INTO payments (order_id, provider, status, amount, currency)
-    SELECT id, 'sandbox', 'succeeded', total, currency FROM orders
-    WHERE id = $id AND status = 'pending';
-WITH m AS (UPDATE orders SET status = 'paid', paid_amount = total,
-                             updated_at = now()
-           WHERE id = $id AND status = 'pending' RETURNING id, user_id)
-INSERT INTO order_events (order_id, actor_id, from_status, to_status, actor)
-    SELECT id, user_id, 'pending', 'paid', 'user' FROM m;
-SQL
-    my $st = psql_value("SELECT status FROM orders WHERE id = $id");
-    die "make_paid_sql: order $id is $st\n" unless $st eq 'paid';
+# Pays order $id of $user through the API with the sandbox provider's
+# tok_ok: a succeeded payment of the total, the order paid (actor user).
+sub pay_ok {
+    my ($u, $id) = @_;
+    my $r = api(POST => "/orders/$id/payments/", token => $u->{token},
+                body => { token => 'tok_ok' });
+    die "pay_ok: order $id: $r->{status} $r->{content}\n" unless $r->{status} == 201;
+    return $r->{json};
 }
 
 sub order_of {
