@@ -35,7 +35,7 @@ enum { L_ID, L_PRODUCT_ID, L_NAME, L_QUANTITY, L_UNIT_PRICE, L_LINE_TOTAL,
        L_CURRENCY, L_NCOLS };
 /* ecom_cart_why */
 enum { W_STOCK, W_IN_CART, W_OTHER_CURRENCY, W_LINES };
-/* ecom_cart_add, ecom_cart_set_qty */
+/* ecom_cart_set_qty */
 enum { ONE_COL };
 
 static const ecom_stmt cart_sql[] = {
@@ -50,25 +50,33 @@ static const ecom_stmt cart_sql[] = {
     /* serialises one user's cart additions (see the top) */
     { "ecom_cart_lock_user",
       "SELECT 1 FROM users WHERE id = %s::bigint FOR NO KEY UPDATE", 0 },
-    /* the currency guard: every other line of the cart has this currency */
+    /* the currency guard: every other line of the cart has this currency.
+     * It looks each line's product up by key (a subquery per line), never
+     * joins: a generic plan's row estimate for one user's lines grows with
+     * the dead lines of a busy cart table until a hash join with a scan of
+     * the whole catalog looks cheaper, and that scan cost a millisecond per
+     * add. Returns the line as ecom_cart_line does (LINE_COLS), so the
+     * answer needs no second read. */
     { "ecom_cart_add",
-      "WITH p AS (SELECT id, stock, currency FROM products "
+      "WITH p AS (SELECT id, name, price, stock, currency FROM products "
       "           WHERE id = %s::bigint AND active), "
-      "u AS (SELECT %s::bigint AS uid, %s::int AS qty) "
-      "INSERT INTO cart_items (user_id, product_id, quantity) "
+      "u AS (SELECT %s::bigint AS uid, %s::int AS qty), "
+      "ins AS (INSERT INTO cart_items (user_id, product_id, quantity) "
       "SELECT u.uid, p.id, u.qty FROM p, u WHERE u.qty <= p.stock "
       "AND ((SELECT count(*) FROM cart_items c3 WHERE c3.user_id = u.uid) < "
       ECOM_CART_MAX_LINES_SQL " OR EXISTS (SELECT 1 FROM cart_items c4 "
       "     WHERE c4.user_id = u.uid AND c4.product_id = p.id)) "
-      "AND NOT EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
-      "                ON p2.id = c2.product_id WHERE c2.user_id = u.uid "
-      "                AND p2.currency <> p.currency) "
+      "AND NOT EXISTS (SELECT 1 FROM cart_items c2 WHERE c2.user_id = u.uid "
+      "                AND (SELECT p2.currency FROM products p2 "
+      "                     WHERE p2.id = c2.product_id) <> p.currency) "
       "ON CONFLICT (user_id, product_id) DO UPDATE "
       "SET quantity = cart_items.quantity + EXCLUDED.quantity "
       "WHERE cart_items.quantity::bigint + EXCLUDED.quantity "
       "      <= LEAST(" ECOM_CART_MAX_QTY_SQL ", (SELECT stock FROM products "
       "               WHERE id = EXCLUDED.product_id)) "
-      "RETURNING id", 0 },
+      "RETURNING id, quantity) "
+      "SELECT ins.id, p.id, p.name, ins.quantity, p.price, "
+      "p.price * ins.quantity, p.currency FROM ins, p", 0 },
     { "ecom_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
@@ -156,7 +164,8 @@ static int over_stock(ecom_req *q, long long stock, long long in_cart)
 }
 
 typedef struct {
-    long long product_id, qty, line_id;
+    long long product_id, qty;
+    json_t *line;       /* the line as added (line_cols) */
 } add_ctx;
 
 /* The transaction of POST /cart/: lock, upsert, or explain the refusal. */
@@ -177,7 +186,7 @@ static ecom_tx_end cart_add_tx(ecom_req *q, void *data)
     args[2] = ECOM_LL(q, c->qty);
     e = ecom_db_one(q, "ecom_cart_add", &row, 3, args);
     if (e == ECOM_OK) {
-        c->line_id = ecom_db_ll(q, row, ONE_COL);
+        c->line = ecom_row_json(q, row, line_cols, 0);
         return ECOM_TX_COMMIT;
     }
     if (e != ECOM_E_NOT_FOUND) {
@@ -220,7 +229,7 @@ static ecom_tx_end cart_add_tx(ecom_req *q, void *data)
 static int ecom_cart_add(ecom_req *q)
 {
     json_t *errs = ecom_jarray(q);
-    add_ctx c = { 0, 1, 0 };
+    add_ctx c = { 0, 1, NULL };
     ecom_err e;
 
     if (ecom_get_int(q->body, "product_id", 1, 999999999999999999LL,
@@ -234,7 +243,7 @@ static int ecom_cart_add(ecom_req *q)
     if ((e = ecom_db_tx(q, cart_add_tx, &c))) {
         return ecom_fail(q, e);
     }
-    return send_line(q, c.line_id, HTTP_CREATED);
+    return ecom_json(q, HTTP_CREATED, c.line);
 }
 
 static int ecom_cart_update(ecom_req *q)

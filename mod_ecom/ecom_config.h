@@ -48,6 +48,8 @@ typedef struct {
     const unsigned char *webhook_secret;
     apr_size_t webhook_secret_len;
     int webhook_tolerance;   /* EcomWebhookTolerance, seconds */
+    int payment_timeout;     /* EcomPaymentTimeout, seconds; 0: never */
+    int max_pending;         /* EcomMaxPendingOrders; 0: no cap */
     unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
 } ecom_srv_conf;
 

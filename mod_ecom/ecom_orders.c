@@ -49,32 +49,56 @@ enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
 
 /* ecom_checkout_lock */
 enum { C_PRODUCT_ID, C_NAME, C_STOCK, C_ACTIVE, C_PRICE, C_CURRENCY,
-       C_QUANTITY, C_LINE_ID };
-/* ecom_order_insert; ecom_stock_take (the new stock of each line) */
+       C_QUANTITY, C_LINE_ID, C_PENDING };
+/* ecom_order_insert */
 enum { ONE_COL };
+/* ecom_order_write */
+enum { W_LINES, W_TAKEN, W_SOLD_OUT, W_CLEARED };
 
 static const ecom_stmt order_sql[] = {
+    /* serialises one user's checkouts, so the count of pending orders
+     * that the next statement reads (in a snapshot taken after this lock)
+     * is exact: two checkouts cannot both pass EcomMaxPendingOrders */
+    { "ecom_checkout_lock_user",
+      "SELECT 1 FROM users WHERE id = %s::bigint FOR NO KEY UPDATE", 0 },
+    /* The products are found by key (= ANY of the cart's product ids),
+     * not by a join whose plan depends on the estimated size of one
+     * user's cart: under churn a generic plan's estimate grows with the
+     * dead cart lines until it prefers a hash join over a scan of the
+     * whole catalog. The rows are locked in the sorted order (LockRows
+     * above the Sort). The last column repeats on every row. */
     { "ecom_checkout_lock",
       "SELECT p.id, p.name, p.stock, p.active, p.price, p.currency, "
-      "ci.quantity, ci.id FROM cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
-      "WHERE ci.user_id = %s::bigint ORDER BY p.id "
-      "FOR NO KEY UPDATE OF p, ci", 0 },
+      "ci.quantity, ci.id, (SELECT count(*) FROM orders o "
+      "WHERE o.user_id = %s::bigint AND o.status = 'pending') "
+      "FROM products p JOIN cart_items ci ON ci.product_id = p.id "
+      "AND ci.user_id = %s::bigint WHERE p.id = ANY (ARRAY("
+      "SELECT c.product_id FROM cart_items c WHERE c.user_id = %s::bigint)) "
+      "ORDER BY p.id FOR NO KEY UPDATE OF p, ci", 0 },
     { "ecom_order_insert",
       "INSERT INTO orders (user_id, currency, subtotal, discount, total) "
       "VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint) RETURNING id", 0 },
-    { "ecom_order_lines_insert",
-      "INSERT INTO order_lines (order_id, product_id, sku, name, unit_price, "
-      "quantity, line_total) SELECT %s::bigint, p.id, p.sku, p.name, p.price, "
-      "l.qty, p.price * l.qty FROM " LOCKED_SET " "
-      "JOIN products p ON p.id = l.pid ORDER BY p.id", 0 },
-    { "ecom_stock_take",
-      "UPDATE products p SET stock = p.stock - l.qty, updated_at = now() "
-      "FROM " LOCKED_SET " WHERE p.id = l.pid AND p.stock >= l.qty "
-      "RETURNING p.stock", 0 },
-    { "ecom_order_event",
-      "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
-      "VALUES (%s::bigint, %s::bigint, %s, %s)", 0 },
+    /* Steps 3 to 5 in one round trip: the order's lines (price snapshots
+     * of the locked rows), the conditional stock decrement (with the new
+     * stocks, to count the products it sold out), the first order event,
+     * and the ordered cart lines' deletion. The sub-statements share one
+     * snapshot, taken after the lock, and touch different rows; the
+     * counts let the caller check every line was written and taken. */
+    { "ecom_order_write",
+      "WITH lines AS (INSERT INTO order_lines (order_id, product_id, sku, "
+      "name, unit_price, quantity, line_total) SELECT %s::bigint, p.id, "
+      "p.sku, p.name, p.price, l.qty, p.price * l.qty FROM " LOCKED_SET " "
+      "JOIN products p ON p.id = l.pid ORDER BY p.id RETURNING 1), "
+      "taken AS (UPDATE products p SET stock = p.stock - l.qty, "
+      "updated_at = now() FROM " LOCKED_SET " WHERE p.id = l.pid "
+      "AND p.stock >= l.qty RETURNING p.stock), "
+      "ev AS (INSERT INTO order_events (order_id, actor_id, from_status, "
+      "to_status) VALUES (%s::bigint, %s::bigint, NULL, 'pending')), "
+      "cleared AS (DELETE FROM cart_items WHERE user_id = %s::bigint "
+      "AND id = ANY (%s::bigint[]) RETURNING 1) "
+      "SELECT (SELECT count(*) FROM lines), (SELECT count(*) FROM taken), "
+      "(SELECT count(*) FROM taken WHERE stock = 0), "
+      "(SELECT count(*) FROM cleared)", 0 },
     /* ecom_order_transition(): the move and its event, or nothing */
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
@@ -82,9 +106,6 @@ static const ecom_stmt order_sql[] = {
       "INSERT INTO order_events (order_id, actor_id, from_status, to_status, "
       "actor) SELECT id, %s::bigint, %s, %s, %s FROM moved "
       "RETURNING order_id", 0 },
-    { "ecom_cart_clear",
-      "DELETE FROM cart_items WHERE user_id = %s::bigint "
-      "AND id = ANY (%s::bigint[])", 0 },
     { "ecom_order_get",
       "SELECT " ORDER_COLS " FROM orders o WHERE o.id = %s::bigint "
       "AND (o.user_id = %s::bigint OR %s::boolean)", ECOM_STMT_READ },
@@ -235,7 +256,8 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
     const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[4];
-    const char *locked_lines, *locked_pids, *locked_qtys;
+    const char *wargs[9];
+    const char *locked_pids, *locked_qtys;
     apr_array_header_t *line_ids = apr_array_make(q->r->pool, 16,
                                                   sizeof(const char *));
     apr_array_header_t *pids = apr_array_make(q->r->pool, 16,
@@ -244,13 +266,17 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
                                               sizeof(const char *));
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    long long total = 0;
-    int lines = 0, n = 0, overflow = 0;
+    long long total = 0, pending = 0;
+    int lines = 0, overflow = 0;
     json_t *short_of = ecom_jarray(q);
     ecom_err e;
 
     args[0] = uid;
-    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 1, args))) {
+    if ((e = ecom_db_one(q, "ecom_checkout_lock_user", &row, 1, args))) {
+        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
+    }
+    args[0] = args[1] = args[2] = uid;
+    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 3, args))) {
         return ecom_tx_fail(e);
     }
     row = NULL;
@@ -260,6 +286,7 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
         const char *cur = ecom_db_get(q, row, C_CURRENCY);
         int active = ecom_db_bool(q, row, C_ACTIVE);
 
+        pending = ecom_db_ll(q, row, C_PENDING);
         if (!active || stock < qty) {
             json_array_append_new(short_of, json_pack(
                 "{s:I, s:s, s:I, s:I}", "product_id",
@@ -287,6 +314,17 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
         ecom_invalid(q, errs);
         return ECOM_TX_REFUSE;
     }
+    if (q->sc->max_pending > 0 && pending >= q->sc->max_pending) {
+        ecom_problem_with(q, HTTP_CONFLICT, "too-many-pending-orders",
+                          apr_psprintf(q->r->pool, "You have %d unpaid "
+                                       "orders, the most an account may "
+                                       "hold: pay or cancel one first.",
+                                       q->sc->max_pending),
+                          ecom_jown(q, json_pack("{s:I, s:i}", "pending",
+                                                 (json_int_t)pending, "max",
+                                                 q->sc->max_pending)));
+        return ECOM_TX_REFUSE;
+    }
     if (json_array_size(short_of)) {
         ecom_problem_with(q, HTTP_CONFLICT, "out-of-stock",
                           "Some products do not have enough stock; nothing "
@@ -310,7 +348,6 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
                                                  "currency", currency)));
         return ECOM_TX_REFUSE;
     }
-    locked_lines = array_text(q, line_ids);
     locked_pids = array_text(q, pids);
     locked_qtys = array_text(q, qtys);
     args[0] = uid;
@@ -320,48 +357,27 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
         return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
     c->order_id = ecom_db_ll(q, row, ONE_COL);
-    args[0] = ECOM_LL(q, c->order_id);
-    args[1] = locked_pids;
-    args[2] = locked_qtys;
-    if ((e = ecom_db_query(q, "ecom_order_lines_insert", &n, 3, args))) {
-        return ecom_tx_fail(e);
+    /* lines (order, pids, qtys), taken (pids, qtys), event (order, user),
+     * cleared (user, line ids) */
+    wargs[0] = wargs[5] = ECOM_LL(q, c->order_id);
+    wargs[1] = wargs[3] = locked_pids;
+    wargs[2] = wargs[4] = locked_qtys;
+    wargs[6] = wargs[7] = uid;
+    wargs[8] = array_text(q, line_ids);
+    if ((e = ecom_db_one(q, "ecom_order_write", &row, 9, wargs))) {
+        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
-    if (n != lines) {
-        /* cannot happen while the rows are locked */
-        ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                     "The cart changed during checkout; nothing was ordered.");
-        return ECOM_TX_REFUSE;
-    }
-    args[0] = locked_pids;
-    args[1] = locked_qtys;
-    if ((e = ecom_db_select(q, "ecom_stock_take", &res, 2, args))) {
-        return ecom_tx_fail(e);
-    }
-    n = 0;
-    row = NULL;
-    while (ecom_db_next(q, res, &row)) {
-        n++;
-        c->sold_out += ecom_db_ll(q, row, ONE_COL) == 0;
-    }
-    if (n != lines) {
+    if (ecom_db_ll(q, row, W_LINES) != lines
+        || ecom_db_ll(q, row, W_TAKEN) != lines
+        || ecom_db_ll(q, row, W_CLEARED) != lines) {
         /* cannot happen while the rows are locked; refuse rather than
          * oversell if it ever does */
         ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                     "Stock changed during checkout; nothing was ordered.");
+                     "The cart or the stock changed during checkout; "
+                     "nothing was ordered.");
         return ECOM_TX_REFUSE;
     }
-    args[0] = ECOM_LL(q, c->order_id);
-    args[1] = uid;
-    args[2] = NULL;
-    args[3] = ecom_order_state_name(ECOM_ORDER_PENDING);
-    if ((e = ecom_db_query(q, "ecom_order_event", NULL, 4, args))) {
-        return ecom_tx_fail(e);
-    }
-    args[0] = uid;
-    args[1] = locked_lines;
-    if ((e = ecom_db_query(q, "ecom_cart_clear", NULL, 2, args))) {
-        return ecom_tx_fail(e);
-    }
+    c->sold_out = (int)ecom_db_ll(q, row, W_SOLD_OUT);
     return ECOM_TX_COMMIT;
 }
 
