@@ -1,9 +1,13 @@
 /*
  * ecom_orders.c: checkout and order reads.
  *
- * Checkout (POST /orders/) runs in one transaction:
- *   1. lock the caller's cart lines and their products, in ascending product
- *      id order, so two checkouts sharing products cannot deadlock. Products
+ * Checkout (POST /orders/) runs in one transaction of four statements
+ * (BEGIN, ecom_checkout_lock, ecom_order_insert, ecom_order_write, COMMIT):
+ *   1. lock the caller's user row (one account's checkouts run one at a
+ *      time, so the count of its pending orders is exact: 409
+ *      too-many-pending-orders at EcomMaxPendingOrders), then the cart
+ *      lines and their products, in ascending product id order, so two
+ *      checkouts sharing products cannot deadlock. Products
  *      are locked FOR NO KEY UPDATE, which does not conflict with the FOR
  *      KEY SHARE that other users' cart and order-line inserts take on them;
  *   2. check every line against stock and activity (409, nothing changed),
@@ -24,6 +28,8 @@
  *      up to EcomCacheTTL seconds otherwise);
  *   5. delete exactly the cart lines that were ordered: a line added while
  *      checkout ran stays in the cart.
+ * Steps 3 (lines, event) to 5 are one statement (ecom_order_write): a
+ * checkout's cost is mostly its round trips, not its rows.
  * Another user's order is never visible: reads are scoped by user_id
  * unless the caller is staff, so a foreign id is a 404.
  */
@@ -56,25 +62,14 @@ enum { ONE_COL };
 enum { W_LINES, W_TAKEN, W_SOLD_OUT, W_CLEARED };
 
 static const ecom_stmt order_sql[] = {
-    /* serialises one user's checkouts, so the count of pending orders
-     * that the next statement reads (in a snapshot taken after this lock)
-     * is exact: two checkouts cannot both pass EcomMaxPendingOrders */
-    { "ecom_checkout_lock_user",
-      "SELECT 1 FROM users WHERE id = %s::bigint FOR NO KEY UPDATE", 0 },
-    /* The products are found by key (= ANY of the cart's product ids),
-     * not by a join whose plan depends on the estimated size of one
-     * user's cart: under churn a generic plan's estimate grows with the
-     * dead cart lines until it prefers a hash join over a scan of the
-     * whole catalog. The rows are locked in the sorted order (LockRows
-     * above the Sort). The last column repeats on every row. */
+    /* Step 1 and the cap's count in one round trip: the function locks
+     * the user's row (one account's checkouts run one at a time), then
+     * the cart lines and their products in ascending product id order,
+     * found by key, and returns them with the account's count of pending
+     * orders on every row, read after the user's lock so two checkouts
+     * cannot both pass EcomMaxPendingOrders (sql/008_perf_checkout.sql) */
     { "ecom_checkout_lock",
-      "SELECT p.id, p.name, p.stock, p.active, p.price, p.currency, "
-      "ci.quantity, ci.id, (SELECT count(*) FROM orders o "
-      "WHERE o.user_id = %s::bigint AND o.status = 'pending') "
-      "FROM products p JOIN cart_items ci ON ci.product_id = p.id "
-      "AND ci.user_id = %s::bigint WHERE p.id = ANY (ARRAY("
-      "SELECT c.product_id FROM cart_items c WHERE c.user_id = %s::bigint)) "
-      "ORDER BY p.id FOR NO KEY UPDATE OF p, ci", 0 },
+      "SELECT * FROM ecom_checkout_lock(%s::bigint, %s::int)", 0 },
     { "ecom_order_insert",
       "INSERT INTO orders (user_id, currency, subtotal, discount, total) "
       "VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint) RETURNING id", 0 },
@@ -272,11 +267,8 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
     ecom_err e;
 
     args[0] = uid;
-    if ((e = ecom_db_one(q, "ecom_checkout_lock_user", &row, 1, args))) {
-        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
-    }
-    args[0] = args[1] = args[2] = uid;
-    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 3, args))) {
+    args[1] = apr_itoa(q->r->pool, q->sc->max_pending);
+    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 2, args))) {
         return ecom_tx_fail(e);
     }
     row = NULL;
