@@ -58,8 +58,10 @@ enum { C_PRODUCT_ID, C_NAME, C_STOCK, C_ACTIVE, C_PRICE, C_CURRENCY,
        C_QUANTITY, C_LINE_ID, C_PENDING };
 /* ecom_order_insert */
 enum { ONE_COL };
-/* ecom_order_write */
-enum { W_LINES, W_TAKEN, W_SOLD_OUT, W_CLEARED };
+/* ecom_order_write: one row per line (line_cols), then the counts and the
+ * order's times on every row */
+enum { W_LINE_COLS = 7, W_TAKEN = W_LINE_COLS, W_SOLD_OUT, W_CLEARED,
+       W_CREATED_AT, W_UPDATED_AT };
 
 static const ecom_stmt order_sql[] = {
     /* Step 1 and the cap's count in one round trip: the function locks
@@ -78,12 +80,15 @@ static const ecom_stmt order_sql[] = {
      * stocks, to count the products it sold out), the first order event,
      * and the ordered cart lines' deletion. The sub-statements share one
      * snapshot, taken after the lock, and touch different rows; the
-     * counts let the caller check every line was written and taken. */
+     * counts let the caller check every line was written and taken. It
+     * returns the lines as written and the order's times, from which the
+     * answer is built (send_new_order) without reading the order again. */
     { "ecom_order_write",
       "WITH lines AS (INSERT INTO order_lines (order_id, product_id, sku, "
       "name, unit_price, quantity, line_total) SELECT %s::bigint, p.id, "
       "p.sku, p.name, p.price, l.qty, p.price * l.qty FROM " LOCKED_SET " "
-      "JOIN products p ON p.id = l.pid ORDER BY p.id RETURNING 1), "
+      "JOIN products p ON p.id = l.pid ORDER BY p.id RETURNING id, "
+      "product_id, sku, name, unit_price, quantity, line_total), "
       "taken AS (UPDATE products p SET stock = p.stock - l.qty, "
       "updated_at = now() FROM " LOCKED_SET " WHERE p.id = l.pid "
       "AND p.stock >= l.qty RETURNING p.stock), "
@@ -91,9 +96,12 @@ static const ecom_stmt order_sql[] = {
       "to_status) VALUES (%s::bigint, %s::bigint, NULL, 'pending')), "
       "cleared AS (DELETE FROM cart_items WHERE user_id = %s::bigint "
       "AND id = ANY (%s::bigint[]) RETURNING 1) "
-      "SELECT (SELECT count(*) FROM lines), (SELECT count(*) FROM taken), "
+      "SELECT l.*, (SELECT count(*) FROM taken), "
       "(SELECT count(*) FROM taken WHERE stock = 0), "
-      "(SELECT count(*) FROM cleared)", 0 },
+      "(SELECT count(*) FROM cleared), "
+      "(SELECT " ECOM_TS("created_at") " FROM orders WHERE id = %s::bigint), "
+      "(SELECT " ECOM_TS("updated_at") " FROM orders WHERE id = %s::bigint) "
+      "FROM lines l ORDER BY l.id", 0 },
     /* ecom_order_transition(): the move and its event, or nothing */
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
@@ -130,6 +138,8 @@ static const ecom_col order_cols[] = {
     [O_CREATED_AT] = { "created_at", EC_TIME },
     [O_UPDATED_AT] = { "updated_at", EC_TIME }, [O_NCOLS] = { NULL, 0 }
 };
+/* line_cols' quantity, by index */
+enum { O_LINE_QTY = 5 };
 static const ecom_col line_cols[] = {
     { "id", EC_INT }, { "product_id", EC_INT_NULL }, { "sku", EC_STR_NULL },
     { "name", EC_STR }, { "unit_price", EC_INT }, { "quantity", EC_INT },
@@ -231,6 +241,11 @@ typedef struct {
     long long expected;
     long long order_id;
     int sold_out;          /* products whose stock the order took to 0 */
+    /* what the answer is built from (send_new_order) */
+    const char *currency;
+    long long total, item_count;
+    json_t *lines;         /* line_cols objects, as written */
+    const char *created_at, *updated_at;   /* RFC 3339 */
 } checkout_ctx;
 
 /* Appends v to a list of integers (as strings) bound for array_text(). */
@@ -251,7 +266,7 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
     const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[4];
-    const char *wargs[9];
+    const char *wargs[11];
     const char *locked_pids, *locked_qtys;
     apr_array_header_t *line_ids = apr_array_make(q->r->pool, 16,
                                                   sizeof(const char *));
@@ -261,8 +276,8 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
                                               sizeof(const char *));
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    long long total = 0, pending = 0;
-    int lines = 0, overflow = 0;
+    long long total = 0, pending = 0, taken = 0, cleared = 0;
+    int lines = 0, n, overflow = 0;
     json_t *short_of = ecom_jarray(q);
     ecom_err e;
 
@@ -356,12 +371,27 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
     wargs[2] = wargs[4] = locked_qtys;
     wargs[6] = wargs[7] = uid;
     wargs[8] = array_text(q, line_ids);
-    if ((e = ecom_db_one(q, "ecom_order_write", &row, 9, wargs))) {
-        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
+    wargs[9] = wargs[10] = wargs[0];
+    if ((e = ecom_db_select(q, "ecom_order_write", &res, 11, wargs))) {
+        return ecom_tx_fail(e);
     }
-    if (ecom_db_ll(q, row, W_LINES) != lines
-        || ecom_db_ll(q, row, W_TAKEN) != lines
-        || ecom_db_ll(q, row, W_CLEARED) != lines) {
+    c->lines = ecom_jarray(q);
+    c->currency = currency;
+    c->total = total;
+    n = 0;
+    row = NULL;
+    while (ecom_db_next(q, res, &row)) {
+        if (n++ == 0) {
+            taken = ecom_db_ll(q, row, W_TAKEN);
+            cleared = ecom_db_ll(q, row, W_CLEARED);
+            c->sold_out = (int)ecom_db_ll(q, row, W_SOLD_OUT);
+            c->created_at = ecom_db_time(q, row, W_CREATED_AT);
+            c->updated_at = ecom_db_time(q, row, W_UPDATED_AT);
+        }
+        c->item_count += ecom_db_ll(q, row, O_LINE_QTY);
+        json_array_append(c->lines, ecom_row_json(q, row, line_cols, 0));
+    }
+    if (n != lines || taken != lines || cleared != lines) {
         /* cannot happen while the rows are locked; refuse rather than
          * oversell if it ever does */
         ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
@@ -369,13 +399,51 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
                      "nothing was ordered.");
         return ECOM_TX_REFUSE;
     }
-    c->sold_out = (int)ecom_db_ll(q, row, W_SOLD_OUT);
     return ECOM_TX_COMMIT;
+}
+
+/* The answer to a checkout, built from what its transaction wrote: the
+ * object send_order() shows for the order (order_cols, lines, events,
+ * payments, shipments), without reading it again. A field added to
+ * send_order() must be added here too: t/38-checkout-answer.t compares
+ * the two. */
+static int send_new_order(ecom_req *q, const checkout_ctx *c)
+{
+    json_t *o = ecom_jobject(q);
+    json_t *event = ecom_jobject(q);
+    json_t *events = ecom_jarray(q);
+
+    json_object_set_new(o, order_cols[O_ID].name, json_integer(c->order_id));
+    json_object_set_new(o, order_cols[O_STATUS].name,
+                        json_string(ecom_order_state_name(ECOM_ORDER_PENDING)));
+    json_object_set_new(o, order_cols[O_CURRENCY].name,
+                        json_string(c->currency));
+    json_object_set_new(o, order_cols[O_SUBTOTAL].name, json_integer(c->total));
+    json_object_set_new(o, order_cols[O_DISCOUNT].name, json_integer(0));
+    json_object_set_new(o, order_cols[O_TOTAL].name, json_integer(c->total));
+    json_object_set_new(o, order_cols[O_ITEM_COUNT].name,
+                        json_integer(c->item_count));
+    json_object_set_new(o, order_cols[O_CREATED_AT].name,
+                        json_string(c->created_at));
+    json_object_set_new(o, order_cols[O_UPDATED_AT].name,
+                        json_string(c->updated_at));
+    json_object_set(o, "lines", c->lines);
+    /* the first event, as event_cols shows it */
+    json_object_set_new(event, "from", json_null());
+    json_object_set_new(event, "to",
+                        json_string(ecom_order_state_name(ECOM_ORDER_PENDING)));
+    json_object_set_new(event, "actor_id", json_integer(q->user_id));
+    json_object_set_new(event, "at", json_string(c->created_at));
+    json_array_append(events, event);
+    json_object_set(o, "events", events);
+    json_object_set_new(o, "payments", json_array());
+    json_object_set_new(o, "shipments", json_array());
+    return ecom_json(q, HTTP_CREATED, o);
 }
 
 static int ecom_order_create(ecom_req *q)
 {
-    checkout_ctx c = { 0, 0, 0, 0 };
+    checkout_ctx c = { 0, 0, 0, 0, NULL, 0, 0, NULL, NULL, NULL };
     ecom_err e;
     int rv;
 
@@ -398,7 +466,7 @@ static int ecom_order_create(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
-    return send_order(q, c.order_id, HTTP_CREATED);
+    return send_new_order(q, &c);
 }
 
 const char *ecom_actor_name(ecom_actor a)
