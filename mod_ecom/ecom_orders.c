@@ -1,8 +1,9 @@
 /*
  * ecom_orders.c: checkout and order reads.
  *
- * Checkout (POST /orders/) runs in one transaction of four statements
- * (BEGIN, ecom_checkout_lock, ecom_order_insert, ecom_order_write, COMMIT):
+ * Checkout (POST /orders/) runs in one transaction of three statements
+ * (BEGIN; ecom_checkout_lock, ecom_order_insert, ecom_order_write; COMMIT),
+ * and its answer is built from what they returned (send_new_order):
  *   1. lock the caller's user row (one account's checkouts run one at a
  *      time, so the count of its pending orders is exact: 409
  *      too-many-pending-orders at EcomMaxPendingOrders), then the cart
