@@ -237,7 +237,7 @@ if wants mix || wants purchase; then
     msg "order scenarios: registering $CONNS users (one per connection)"
     tokens="$(register_users "$CONNS")"
     pay=false
-    if curl -s "$BASE/openapi.json" | grep -q '"/orders/{id}/payments/"'; then
+    if curl -s "$BASE/openapi.json" | grep -Eq '"/orders/\{[a-z_]+\}/payments/?"'; then
         pay=true
     fi
     olua="$RUNDIR/bench-orders.lua"
@@ -307,6 +307,8 @@ function done(summary, latency, requests)
   end
   local secs = summary.duration / 1e6
   local e = summary.errors
+  -- init() ran in the threads' Lua states: ask one which scenario it ran
+  local scenario = threads[1] and threads[1]:get("scenario")
   local what
   if scenario == "purchase" and can_pay then
     what = string.format("purchases_s=%.1f counted=paid_purchases", p / secs)
