@@ -2,13 +2,15 @@
  * ecom_cart.c: the caller's cart. Lines always show current prices; the
  * price is only frozen when an order is placed (ecom_orders.c).
  *
- * Adding is one transaction: the caller's user row is locked FOR NO KEY
- * UPDATE first, so two adds of one user run one after the other (the
- * guards below read the cart, and two concurrent adds would each see it
- * without the other's line), then one upsert raises the quantity of an
- * existing line, guarded so the resulting quantity never exceeds stock or
- * ECOM_CART_MAX_QTY, the cart never exceeds ECOM_CART_MAX_LINES lines, and
- * every line has one currency. When it changes nothing, a second look
+ * Adding is one statement, the function ecom_cart_add
+ * (sql/006_checkout_functions.sql), one round trip: it locks the caller's user
+ * row FOR NO KEY UPDATE first, so two adds of one user run one after the
+ * other (the guards below read the cart, and two concurrent adds would
+ * each see it without the other's line), then one upsert, in a snapshot
+ * taken after the lock, raises the quantity of an existing line, guarded
+ * so the resulting quantity never exceeds stock or ECOM_CART_MAX_QTY, the
+ * cart never exceeds ECOM_CART_MAX_LINES lines, and every line has one
+ * currency; it returns the line. When it changes nothing, a second look
  * tells "unknown product" (404) from "not enough stock", "line full",
  * "cart full" and "other currency" (409). Every statement is scoped by
  * user_id, so another user's line is simply not found (404).
@@ -35,7 +37,7 @@ enum { L_ID, L_PRODUCT_ID, L_NAME, L_QUANTITY, L_UNIT_PRICE, L_LINE_TOTAL,
        L_CURRENCY, L_NCOLS };
 /* ecom_cart_why */
 enum { W_STOCK, W_IN_CART, W_OTHER_CURRENCY, W_LINES };
-/* ecom_cart_add, ecom_cart_set_qty */
+/* ecom_cart_set_qty */
 enum { ONE_COL };
 
 static const ecom_stmt cart_sql[] = {
@@ -47,28 +49,11 @@ static const ecom_stmt cart_sql[] = {
       "SELECT " LINE_COLS " FROM cart_items ci "
       "JOIN products p ON p.id = ci.product_id "
       "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint", ECOM_STMT_READ },
-    /* serialises one user's cart additions (see the top) */
-    { "ecom_cart_lock_user",
-      "SELECT 1 FROM users WHERE id = %s::bigint FOR NO KEY UPDATE", 0 },
-    /* the currency guard: every other line of the cart has this currency */
+    /* lock, guarded upsert and the line (LINE_COLS) in one round trip:
+     * sql/006_checkout_functions.sql */
     { "ecom_cart_add",
-      "WITH p AS (SELECT id, stock, currency FROM products "
-      "           WHERE id = %s::bigint AND active), "
-      "u AS (SELECT %s::bigint AS uid, %s::int AS qty) "
-      "INSERT INTO cart_items (user_id, product_id, quantity) "
-      "SELECT u.uid, p.id, u.qty FROM p, u WHERE u.qty <= p.stock "
-      "AND ((SELECT count(*) FROM cart_items c3 WHERE c3.user_id = u.uid) < "
-      ECOM_CART_MAX_LINES_SQL " OR EXISTS (SELECT 1 FROM cart_items c4 "
-      "     WHERE c4.user_id = u.uid AND c4.product_id = p.id)) "
-      "AND NOT EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
-      "                ON p2.id = c2.product_id WHERE c2.user_id = u.uid "
-      "                AND p2.currency <> p.currency) "
-      "ON CONFLICT (user_id, product_id) DO UPDATE "
-      "SET quantity = cart_items.quantity + EXCLUDED.quantity "
-      "WHERE cart_items.quantity::bigint + EXCLUDED.quantity "
-      "      <= LEAST(" ECOM_CART_MAX_QTY_SQL ", (SELECT stock FROM products "
-      "               WHERE id = EXCLUDED.product_id)) "
-      "RETURNING id", 0 },
+      "SELECT * FROM ecom_cart_add(%s::bigint, %s::bigint, %s::int, "
+      ECOM_CART_MAX_LINES_SQL ", " ECOM_CART_MAX_QTY_SQL ")", 0 },
     { "ecom_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
@@ -155,86 +140,73 @@ static int over_stock(ecom_req *q, long long stock, long long in_cart)
                                      (apr_int64_t)stock, (apr_int64_t)in_cart));
 }
 
-typedef struct {
-    long long product_id, qty, line_id;
-} add_ctx;
-
-/* The transaction of POST /cart/: lock, upsert, or explain the refusal. */
-static ecom_tx_end cart_add_tx(ecom_req *q, void *data)
+/* Why ecom_cart_add refused the add: 404, or 409 with the reason. Read
+ * after the refusal, so a change in between may show: the refusal itself
+ * was decided under the user's lock. */
+static int add_refused(ecom_req *q, long long product_id, long long qty)
 {
-    add_ctx *c = data;
-    const char *args[3], *why[4];
+    const char *why[4];
     apr_dbd_row_t *row;
     long long stock, in_cart;
     ecom_err e;
 
-    args[0] = ECOM_LL(q, q->user_id);
-    if ((e = ecom_db_one(q, "ecom_cart_lock_user", &row, 1, args))) {
-        return ecom_tx_fail(e);
-    }
-    args[0] = ECOM_LL(q, c->product_id);
-    args[1] = ECOM_LL(q, q->user_id);
-    args[2] = ECOM_LL(q, c->qty);
-    e = ecom_db_one(q, "ecom_cart_add", &row, 3, args);
-    if (e == ECOM_OK) {
-        c->line_id = ecom_db_ll(q, row, ONE_COL);
-        return ECOM_TX_COMMIT;
-    }
-    if (e != ECOM_E_NOT_FOUND) {
-        return ecom_tx_fail(e);
-    }
     why[0] = why[1] = why[2] = ECOM_LL(q, q->user_id);
-    why[3] = ECOM_LL(q, c->product_id);
+    why[3] = ECOM_LL(q, product_id);
     e = ecom_db_one(q, "ecom_cart_why", &row, 4, why);
     if (e == ECOM_E_NOT_FOUND) {
-        ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
-        return ECOM_TX_REFUSE;
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
     }
     if (e) {
-        return ecom_tx_fail(e);
+        return ecom_fail(q, e);
     }
     if (ecom_db_bool(q, row, W_OTHER_CURRENCY)) {
-        ecom_problem(q, HTTP_CONFLICT, "conflict",
-                     "Your cart holds products in another currency.");
-        return ECOM_TX_REFUSE;
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            "Your cart holds products in another currency.");
     }
     stock = ecom_db_ll(q, row, W_STOCK);
     in_cart = ecom_db_ll(q, row, W_IN_CART);
     if (in_cart == 0 && ecom_db_ll(q, row, W_LINES) >= ECOM_CART_MAX_LINES) {
-        ecom_problem(q, HTTP_CONFLICT, "conflict",
-                     "Your cart is full (500 different products).");
-        return ECOM_TX_REFUSE;
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            "Your cart is full (500 different products).");
     }
-    if (in_cart + c->qty > ECOM_CART_MAX_QTY && in_cart + c->qty <= stock) {
-        ecom_problem(q, HTTP_CONFLICT, "conflict",
-                     apr_psprintf(q->r->pool, "A cart line holds at most %d "
-                                  "units (%" APR_INT64_T_FMT " already in "
-                                  "your cart).", ECOM_CART_MAX_QTY,
-                                  (apr_int64_t)in_cart));
-        return ECOM_TX_REFUSE;
+    if (in_cart + qty > ECOM_CART_MAX_QTY && in_cart + qty <= stock) {
+        return ecom_problem(q, HTTP_CONFLICT, "conflict",
+                            apr_psprintf(q->r->pool, "A cart line holds at "
+                                         "most %d units (%" APR_INT64_T_FMT
+                                         " already in your cart).",
+                                         ECOM_CART_MAX_QTY,
+                                         (apr_int64_t)in_cart));
     }
-    over_stock(q, stock, in_cart);
-    return ECOM_TX_REFUSE;
+    return over_stock(q, stock, in_cart);
 }
 
 static int ecom_cart_add(ecom_req *q)
 {
     json_t *errs = ecom_jarray(q);
-    add_ctx c = { 0, 1, 0 };
+    long long product_id = 0, qty = 1;
+    const char *args[3];
+    apr_dbd_row_t *row;
     ecom_err e;
 
     if (ecom_get_int(q->body, "product_id", 1, 999999999999999999LL,
-                     &c.product_id, errs) == 0) {
+                     &product_id, errs) == 0) {
         ecom_field_error(errs, "product_id", "is required");
     }
-    ecom_get_int(q->body, "quantity", 1, ECOM_CART_MAX_QTY, &c.qty, errs);
+    ecom_get_int(q->body, "quantity", 1, ECOM_CART_MAX_QTY, &qty, errs);
     if (json_array_size(errs)) {
         return ecom_invalid(q, errs);
     }
-    if ((e = ecom_db_tx(q, cart_add_tx, &c))) {
+    args[0] = ECOM_LL(q, q->user_id);
+    args[1] = ECOM_LL(q, product_id);
+    args[2] = ECOM_LL(q, qty);
+    e = ecom_db_one(q, "ecom_cart_add", &row, 3, args);
+    if (e == ECOM_E_NOT_FOUND) {
+        return add_refused(q, product_id, qty);
+    }
+    if (e) {
         return ecom_fail(q, e);
     }
-    return send_line(q, c.line_id, HTTP_CREATED);
+    return ecom_json(q, HTTP_CREATED, ecom_row_json(q, row, line_cols, 0));
 }
 
 static int ecom_cart_update(ecom_req *q)

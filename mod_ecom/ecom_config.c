@@ -85,7 +85,15 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(WEBHOOK_TOLERANCE, "EcomWebhookTolerance", SRV,                       \
       webhook_tolerance, webhook_tolerance, 300, 1, 3600, NONE,             \
       "Largest age in seconds of a webhook signature's timestamp; needs "   \
-      "EcomWebhookSecret")
+      "EcomWebhookSecret")                                                  \
+    X(PAYMENT_TIMEOUT, "EcomPaymentTimeout", SRV,                           \
+      payment_timeout, payment_timeout, 1800, 0, 604800, NONE,              \
+      "Seconds a pending order waits for its payment before the module "    \
+      "cancels it and restocks its lines (mod_watchdog); 0: never")        \
+    X(MAX_PENDING, "EcomMaxPendingOrders", SRV,                             \
+      max_pending, max_pending, 3, 0, 1000, NONE,                           \
+      "Unpaid pending orders an account may hold; its next checkout gets "  \
+      "409; 0: no cap")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

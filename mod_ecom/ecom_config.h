@@ -51,6 +51,8 @@ typedef struct {
     const char *payment_provider; /* EcomPaymentProvider: a name registered
                                    * in the "ecom_payment" provider group
                                    * (ecom_payment.h), checked at start-up */
+    int payment_timeout;     /* EcomPaymentTimeout, seconds; 0: never */
+    int max_pending;         /* EcomMaxPendingOrders; 0: no cap */
     unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
 } ecom_srv_conf;
 

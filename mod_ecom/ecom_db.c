@@ -690,8 +690,15 @@ static const ecom_stmt db_sql[] = {
       "DELETE FROM idempotency_keys WHERE (user_id, key) IN "
       "(SELECT user_id, key FROM idempotency_keys "
       "WHERE created_at < now() - interval '24 hours' LIMIT 10000)", 0 },
+    /* the payment timeout: one transaction per batch, safe to run from
+     * any number of processes and hosts at once (sql/007_payment_timeout.sql) */
+    { "ecom_expire_orders",
+      "SELECT ecom_expire_pending_orders(%s::int, %s::int)", 0 },
     { NULL, NULL, 0 }
 };
+
+/* Orders cancelled per transaction of the payment timeout. */
+#define EXPIRE_BATCH 500
 
 static int purge_select_bool(apr_pool_t *p, ap_dbd_t *dbd, const char *label)
 {
@@ -768,7 +775,68 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
     return (tokens < 0 || keys < 0) ? APR_EGENERAL : APR_SUCCESS;
 }
 
-/* The data layer's own statements: the health ping and the purge. */
+/* One batch of the payment timeout: the number of orders it cancelled, or
+ * -1 (logged). */
+static long expire_batch(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
+                         int timeout)
+{
+    apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, "ecom_expire_orders",
+                                          APR_HASH_KEY_STRING);
+    const char *args[2] = { apr_itoa(p, timeout), apr_itoa(p, EXPIRE_BATCH) };
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *v = NULL;
+    int rv;
+
+    if (!st) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ECOM0902: prepared "
+                     "statement ecom_expire_orders is not available (is the "
+                     "schema migrated?)");
+        return -1;
+    }
+    rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, st, 1, 2, args);
+    if (rv) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "ECOM0903: cancelling unpaid orders failed: %s",
+                     failure_text(p, dbd->handle, dbd->driver, rv));
+        return -1;
+    }
+    /* read to the end: the result is freed and the connection clean */
+    while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+        v = apr_pstrdup(p, apr_dbd_get_entry(dbd->driver, row, 0));
+    }
+    return v ? apr_atoi64(v) : 0;
+}
+
+apr_status_t ecom_db_expire_orders(server_rec *s, apr_pool_t *p, int timeout)
+{
+    ap_dbd_t *dbd;
+    long total = 0, n;
+
+    if (timeout <= 0) {
+        return APR_SUCCESS;
+    }
+    if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM0904: unpaid orders "
+                     "not checked: no database connection");
+        return APR_EGENERAL;
+    }
+    verbose_errors(dbd);
+    do {
+        n = expire_batch(s, p, dbd, timeout);
+        total += n > 0 ? n : 0;
+    } while (n >= EXPIRE_BATCH);
+    dbd_close_fn(s, dbd);
+    if (total > 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM0901: cancelled and "
+                     "restocked %ld pending orders unpaid for %d seconds "
+                     "(EcomPaymentTimeout)", total, timeout);
+    }
+    return n < 0 ? APR_EGENERAL : APR_SUCCESS;
+}
+
+/* The data layer's own statements: the health ping, the purge and the
+ * payment timeout. */
 const ecom_resource ecom_db_resource = { "db", db_sql, NULL, NULL };
 
 ecom_err ecom_db_ping(ecom_req *q)

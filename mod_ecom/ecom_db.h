@@ -46,6 +46,15 @@ void ecom_db_register(server_rec *s);
  * through a connection of s's pool (mod_watchdog's thread, no request).
  * Logs what it did; returns APR_SUCCESS or the failure. */
 apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p);
+/* The payment timeout (mod_watchdog's thread, no request): cancels and
+ * restocks, with an order event of actor system, every pending order of
+ * s's database created more than timeout seconds ago, in batches of one
+ * transaction each (sql/007_payment_timeout.sql: FOR UPDATE SKIP LOCKED, so
+ * any number of processes and hosts may run it at once, and an order a
+ * payment holds is left to it). Logs how many it cancelled; timeout 0
+ * does nothing. Returns APR_SUCCESS or the failure. */
+apr_status_t ecom_db_expire_orders(server_rec *s, apr_pool_t *p,
+                                   int timeout);
 
 /* Run a prepared statement by label. ECOM_OK, or the failure's kind:
  * UNAVAILABLE (the database is unreachable), BUSY (a timeout, a lock

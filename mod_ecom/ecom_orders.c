@@ -1,9 +1,14 @@
 /*
  * ecom_orders.c: checkout and order reads.
  *
- * Checkout (POST /orders/) runs in one transaction:
- *   1. lock the caller's cart lines and their products, in ascending product
- *      id order, so two checkouts sharing products cannot deadlock. Products
+ * Checkout (POST /orders/) runs in one transaction of three statements
+ * (BEGIN; ecom_checkout_lock, ecom_order_insert, ecom_order_write; COMMIT),
+ * and its answer is built from what they returned (send_new_order):
+ *   1. lock the caller's user row (one account's checkouts run one at a
+ *      time, so the count of its pending orders is exact: 409
+ *      too-many-pending-orders at EcomMaxPendingOrders), then the cart
+ *      lines and their products, in ascending product id order, so two
+ *      checkouts sharing products cannot deadlock. Products
  *      are locked FOR NO KEY UPDATE, which does not conflict with the FOR
  *      KEY SHARE that other users' cart and order-line inserts take on them;
  *   2. check every line against stock and activity (409, nothing changed),
@@ -24,6 +29,8 @@
  *      up to EcomCacheTTL seconds otherwise);
  *   5. delete exactly the cart lines that were ordered: a line added while
  *      checkout ran stays in the cart.
+ * Steps 3 (lines, event) to 5 are one statement (ecom_order_write): a
+ * checkout's cost is mostly its round trips, not its rows.
  * Another user's order is never visible: reads are scoped by user_id
  * unless the caller is staff, so a foreign id is a 404.
  *
@@ -60,33 +67,54 @@ enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
 
 /* ecom_checkout_lock */
 enum { C_PRODUCT_ID, C_NAME, C_STOCK, C_ACTIVE, C_PRICE, C_CURRENCY,
-       C_QUANTITY, C_LINE_ID };
-/* ecom_order_insert; ecom_stock_take (the new stock of each line) */
+       C_QUANTITY, C_LINE_ID, C_PENDING };
+/* ecom_order_insert */
 enum { ONE_COL };
+/* ecom_order_write: one row per line (line_cols), then the counts and the
+ * order's times on every row */
+enum { W_LINE_COLS = 7, W_TAKEN = W_LINE_COLS, W_SOLD_OUT, W_CLEARED,
+       W_CREATED_AT, W_UPDATED_AT };
 
 static const ecom_stmt order_sql[] = {
+    /* Step 1 and the cap's count in one round trip: the function locks
+     * the user's row (one account's checkouts run one at a time), then
+     * the cart lines and their products in ascending product id order,
+     * found by key, and returns them with the account's count of pending
+     * orders on every row, read after the user's lock so two checkouts
+     * cannot both pass EcomMaxPendingOrders (sql/006_checkout_functions.sql) */
     { "ecom_checkout_lock",
-      "SELECT p.id, p.name, p.stock, p.active, p.price, p.currency, "
-      "ci.quantity, ci.id FROM cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
-      "WHERE ci.user_id = %s::bigint ORDER BY p.id "
-      "FOR NO KEY UPDATE OF p, ci", 0 },
+      "SELECT * FROM ecom_checkout_lock(%s::bigint, %s::int)", 0 },
     { "ecom_order_insert",
       "INSERT INTO orders (user_id, currency, subtotal, discount, total, "
       "shipping_address) VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint, "
       "%s::jsonb) RETURNING id", 0 },
-    { "ecom_order_lines_insert",
-      "INSERT INTO order_lines (order_id, product_id, sku, name, unit_price, "
-      "quantity, line_total) SELECT %s::bigint, p.id, p.sku, p.name, p.price, "
-      "l.qty, p.price * l.qty FROM " LOCKED_SET " "
-      "JOIN products p ON p.id = l.pid ORDER BY p.id", 0 },
-    { "ecom_stock_take",
-      "UPDATE products p SET stock = p.stock - l.qty, updated_at = now() "
-      "FROM " LOCKED_SET " WHERE p.id = l.pid AND p.stock >= l.qty "
-      "RETURNING p.stock", 0 },
-    { "ecom_order_event",
-      "INSERT INTO order_events (order_id, actor_id, from_status, to_status) "
-      "VALUES (%s::bigint, %s::bigint, %s, %s)", 0 },
+    /* Steps 3 to 5 in one round trip: the order's lines (price snapshots
+     * of the locked rows), the conditional stock decrement (with the new
+     * stocks, to count the products it sold out), the first order event,
+     * and the ordered cart lines' deletion. The sub-statements share one
+     * snapshot, taken after the lock, and touch different rows; the
+     * counts let the caller check every line was written and taken. It
+     * returns the lines as written and the order's times, from which the
+     * answer is built (send_new_order) without reading the order again. */
+    { "ecom_order_write",
+      "WITH lines AS (INSERT INTO order_lines (order_id, product_id, sku, "
+      "name, unit_price, quantity, line_total) SELECT %s::bigint, p.id, "
+      "p.sku, p.name, p.price, l.qty, p.price * l.qty FROM " LOCKED_SET " "
+      "JOIN products p ON p.id = l.pid ORDER BY p.id RETURNING id, "
+      "product_id, sku, name, unit_price, quantity, line_total), "
+      "taken AS (UPDATE products p SET stock = p.stock - l.qty, "
+      "updated_at = now() FROM " LOCKED_SET " WHERE p.id = l.pid "
+      "AND p.stock >= l.qty RETURNING p.stock), "
+      "ev AS (INSERT INTO order_events (order_id, actor_id, from_status, "
+      "to_status) VALUES (%s::bigint, %s::bigint, NULL, 'pending')), "
+      "cleared AS (DELETE FROM cart_items WHERE user_id = %s::bigint "
+      "AND id = ANY (%s::bigint[]) RETURNING 1) "
+      "SELECT l.*, (SELECT count(*) FROM taken), "
+      "(SELECT count(*) FROM taken WHERE stock = 0), "
+      "(SELECT count(*) FROM cleared), "
+      "(SELECT " ECOM_TS("created_at") " FROM orders WHERE id = %s::bigint), "
+      "(SELECT " ECOM_TS("updated_at") " FROM orders WHERE id = %s::bigint) "
+      "FROM lines l ORDER BY l.id", 0 },
     /* ecom_order_transition(): the move and its event, or nothing */
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
@@ -94,9 +122,6 @@ static const ecom_stmt order_sql[] = {
       "INSERT INTO order_events (order_id, actor_id, from_status, to_status, "
       "actor) SELECT id, %s::bigint, %s, %s, %s FROM moved "
       "RETURNING order_id", 0 },
-    { "ecom_cart_clear",
-      "DELETE FROM cart_items WHERE user_id = %s::bigint "
-      "AND id = ANY (%s::bigint[])", 0 },
     { "ecom_order_get",
       "SELECT " ORDER_COLS " FROM orders o WHERE o.id = %s::bigint "
       "AND (o.user_id = %s::bigint OR %s::boolean)", ECOM_STMT_READ },
@@ -182,6 +207,8 @@ static const ecom_col order_cols[] = {
     [O_PAID] = { "paid_amount", EC_INT },
     [O_REFUNDED] = { "refunded_amount", EC_INT }, [O_NCOLS] = { NULL, 0 }
 };
+/* line_cols' quantity, by index */
+enum { O_LINE_QTY = 5 };
 static const ecom_col line_cols[] = {
     { "id", EC_INT }, { "product_id", EC_INT_NULL }, { "sku", EC_STR_NULL },
     { "name", EC_STR }, { "unit_price", EC_INT }, { "quantity", EC_INT },
@@ -388,6 +415,11 @@ typedef struct {
     long long order_id;
     int sold_out;          /* products whose stock the order took to 0 */
     const char *address;   /* the shipping address snapshot (JSON) or NULL */
+    /* what the answer is built from (send_new_order) */
+    const char *currency;
+    long long total, item_count;
+    json_t *lines;         /* line_cols objects, as written */
+    const char *created_at, *updated_at;   /* RFC 3339 */
 } checkout_ctx;
 
 /* Appends v to a list of integers (as strings) bound for array_text(). */
@@ -408,7 +440,8 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
     const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[5];
-    const char *locked_lines, *locked_pids, *locked_qtys;
+    const char *wargs[11];
+    const char *locked_pids, *locked_qtys;
     apr_array_header_t *line_ids = apr_array_make(q->r->pool, 16,
                                                   sizeof(const char *));
     apr_array_header_t *pids = apr_array_make(q->r->pool, 16,
@@ -417,13 +450,14 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
                                               sizeof(const char *));
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    long long total = 0;
-    int lines = 0, n = 0, overflow = 0;
+    long long total = 0, pending = 0, taken = 0, cleared = 0;
+    int lines = 0, n, overflow = 0;
     json_t *short_of = ecom_jarray(q);
     ecom_err e;
 
     args[0] = uid;
-    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 1, args))) {
+    args[1] = apr_itoa(q->r->pool, q->sc->max_pending);
+    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 2, args))) {
         return ecom_tx_fail(e);
     }
     row = NULL;
@@ -433,6 +467,7 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
         const char *cur = ecom_db_get(q, row, C_CURRENCY);
         int active = ecom_db_bool(q, row, C_ACTIVE);
 
+        pending = ecom_db_ll(q, row, C_PENDING);
         if (!active || stock < qty) {
             json_array_append_new(short_of, json_pack(
                 "{s:I, s:s, s:I, s:I}", "product_id",
@@ -460,6 +495,17 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
         ecom_invalid(q, errs);
         return ECOM_TX_REFUSE;
     }
+    if (q->sc->max_pending > 0 && pending >= q->sc->max_pending) {
+        ecom_problem_with(q, HTTP_CONFLICT, "too-many-pending-orders",
+                          apr_psprintf(q->r->pool, "You have %d unpaid "
+                                       "orders, the most an account may "
+                                       "hold: pay or cancel one first.",
+                                       q->sc->max_pending),
+                          ecom_jown(q, json_pack("{s:I, s:i}", "pending",
+                                                 (json_int_t)pending, "max",
+                                                 q->sc->max_pending)));
+        return ECOM_TX_REFUSE;
+    }
     if (json_array_size(short_of)) {
         ecom_problem_with(q, HTTP_CONFLICT, "out-of-stock",
                           "Some products do not have enough stock; nothing "
@@ -483,7 +529,6 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
                                                  "currency", currency)));
         return ECOM_TX_REFUSE;
     }
-    locked_lines = array_text(q, line_ids);
     locked_pids = array_text(q, pids);
     locked_qtys = array_text(q, qtys);
     args[0] = uid;
@@ -494,54 +539,94 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
         return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
     c->order_id = ecom_db_ll(q, row, ONE_COL);
-    args[0] = ECOM_LL(q, c->order_id);
-    args[1] = locked_pids;
-    args[2] = locked_qtys;
-    if ((e = ecom_db_query(q, "ecom_order_lines_insert", &n, 3, args))) {
+    /* lines (order, pids, qtys), taken (pids, qtys), event (order, user),
+     * cleared (user, line ids) */
+    wargs[0] = wargs[5] = ECOM_LL(q, c->order_id);
+    wargs[1] = wargs[3] = locked_pids;
+    wargs[2] = wargs[4] = locked_qtys;
+    wargs[6] = wargs[7] = uid;
+    wargs[8] = array_text(q, line_ids);
+    wargs[9] = wargs[10] = wargs[0];
+    if ((e = ecom_db_select(q, "ecom_order_write", &res, 11, wargs))) {
         return ecom_tx_fail(e);
     }
-    if (n != lines) {
-        /* cannot happen while the rows are locked */
-        ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                     "The cart changed during checkout; nothing was ordered.");
-        return ECOM_TX_REFUSE;
-    }
-    args[0] = locked_pids;
-    args[1] = locked_qtys;
-    if ((e = ecom_db_select(q, "ecom_stock_take", &res, 2, args))) {
-        return ecom_tx_fail(e);
-    }
+    c->lines = ecom_jarray(q);
+    c->currency = currency;
+    c->total = total;
     n = 0;
     row = NULL;
     while (ecom_db_next(q, res, &row)) {
-        n++;
-        c->sold_out += ecom_db_ll(q, row, ONE_COL) == 0;
+        if (n++ == 0) {
+            taken = ecom_db_ll(q, row, W_TAKEN);
+            cleared = ecom_db_ll(q, row, W_CLEARED);
+            c->sold_out = (int)ecom_db_ll(q, row, W_SOLD_OUT);
+            c->created_at = ecom_db_time(q, row, W_CREATED_AT);
+            c->updated_at = ecom_db_time(q, row, W_UPDATED_AT);
+        }
+        c->item_count += ecom_db_ll(q, row, O_LINE_QTY);
+        json_array_append(c->lines, ecom_row_json(q, row, line_cols, 0));
     }
-    if (n != lines) {
+    if (n != lines || taken != lines || cleared != lines) {
         /* cannot happen while the rows are locked; refuse rather than
          * oversell if it ever does */
         ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                     "Stock changed during checkout; nothing was ordered.");
+                     "The cart or the stock changed during checkout; "
+                     "nothing was ordered.");
         return ECOM_TX_REFUSE;
-    }
-    args[0] = ECOM_LL(q, c->order_id);
-    args[1] = uid;
-    args[2] = NULL;
-    args[3] = ecom_order_state_name(ECOM_ORDER_PENDING);
-    if ((e = ecom_db_query(q, "ecom_order_event", NULL, 4, args))) {
-        return ecom_tx_fail(e);
-    }
-    args[0] = uid;
-    args[1] = locked_lines;
-    if ((e = ecom_db_query(q, "ecom_cart_clear", NULL, 2, args))) {
-        return ecom_tx_fail(e);
     }
     return ECOM_TX_COMMIT;
 }
 
+/* The answer to a checkout, built from what its transaction wrote: the
+ * object send_order() shows for the order (order_cols, lines, events,
+ * payments, refunds, shipments), without reading it again. A field added to
+ * send_order() must be added here too: t/38-checkout-answer.t compares
+ * the two. */
+static int send_new_order(ecom_req *q, const checkout_ctx *c)
+{
+    json_t *o = ecom_jobject(q);
+    json_t *event = ecom_jobject(q);
+    json_t *events = ecom_jarray(q);
+
+    json_object_set_new(o, order_cols[O_ID].name, json_integer(c->order_id));
+    json_object_set_new(o, order_cols[O_STATUS].name,
+                        json_string(ecom_order_state_name(ECOM_ORDER_PENDING)));
+    json_object_set_new(o, order_cols[O_CURRENCY].name,
+                        json_string(c->currency));
+    json_object_set_new(o, order_cols[O_SUBTOTAL].name, json_integer(c->total));
+    json_object_set_new(o, order_cols[O_DISCOUNT].name, json_integer(0));
+    json_object_set_new(o, order_cols[O_TOTAL].name, json_integer(c->total));
+    json_object_set_new(o, order_cols[O_ITEM_COUNT].name,
+                        json_integer(c->item_count));
+    json_object_set_new(o, order_cols[O_CREATED_AT].name,
+                        json_string(c->created_at));
+    json_object_set_new(o, order_cols[O_UPDATED_AT].name,
+                        json_string(c->updated_at));
+    /* the snapshot as read_address() wrote it (jsonb keeps its content) */
+    json_object_set_new(o, order_cols[O_ADDRESS].name, c->address
+                        ? json_loads(c->address, 0, NULL) : json_null());
+    json_object_set_new(o, order_cols[O_PAID].name, json_integer(0));
+    json_object_set_new(o, order_cols[O_REFUNDED].name, json_integer(0));
+    json_object_set(o, "lines", c->lines);
+    /* the first event, as event_cols shows it */
+    json_object_set_new(event, "from", json_null());
+    json_object_set_new(event, "to",
+                        json_string(ecom_order_state_name(ECOM_ORDER_PENDING)));
+    json_object_set_new(event, "actor",
+                        json_string(ecom_actor_name(ECOM_ACTOR_USER)));
+    json_object_set_new(event, "actor_id", json_integer(q->user_id));
+    json_object_set_new(event, "at", json_string(c->created_at));
+    json_array_append(events, event);
+    json_object_set(o, "events", events);
+    json_object_set_new(o, "payments", json_array());
+    json_object_set_new(o, "refunds", json_array());
+    json_object_set_new(o, "shipments", json_array());
+    return ecom_json(q, HTTP_CREATED, o);
+}
+
 static int ecom_order_create(ecom_req *q)
 {
-    checkout_ctx c = { 0, 0, 0, 0, NULL };
+    checkout_ctx c = { 0, 0, 0, 0, NULL, NULL, 0, 0, NULL, NULL, NULL };
     ecom_err e;
     int rv;
 
@@ -568,7 +653,7 @@ static int ecom_order_create(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/", (apr_int64_t)c.order_id));
-    return send_order(q, c.order_id, HTTP_CREATED);
+    return send_new_order(q, &c);
 }
 
 const char *ecom_actor_name(ecom_actor a)

@@ -7,9 +7,12 @@
  * per distinct mod_dbd configuration, so each pooled connection prepares
  * them when it opens; refuses a DBDMax below ThreadsPerChild (a thread
  * would wait for ever for a connection: mod_dbd's pool has no timeout);
- * and registers the housekeeping callback with mod_watchdog (expired
- * tokens and idempotency records, every EcomPurgeInterval seconds, in one
- * child at a time). This file owns no request logic.
+ * and registers the background jobs with mod_watchdog, which runs them
+ * in one child at a time: the housekeeping (expired tokens and idempotency
+ * records, every EcomPurgeInterval seconds) and the payment timeout
+ * (pending orders unpaid for EcomPaymentTimeout seconds are cancelled and
+ * restocked, checked every min(60, timeout / 2) seconds). This file owns
+ * no request logic.
  */
 #define ECOM_MODULE_C
 #include "ecom_resource.h"
@@ -24,9 +27,13 @@
 
 #define ECOM_WATCHDOG "mod_ecom"
 
-/* The servers with a mod_dbd configuration of their own, for the purge. */
+/* The servers with a mod_dbd configuration of their own (the first server
+ * of each), for the background jobs, and each one's payment timeout: the
+ * shortest non-zero EcomPaymentTimeout of the servers sharing that
+ * database configuration (0: none of them expires orders). */
 typedef struct {
     apr_array_header_t *servers;   /* server_rec * */
+    apr_array_header_t *timeouts;  /* int, one per server */
 } purge_ctx;
 
 static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
@@ -41,15 +48,45 @@ static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
-static int start_purge(apr_pool_t *pconf, server_rec *s,
-                       apr_array_header_t *servers)
+static apr_status_t expire_callback(int state, void *data, apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            ecom_db_expire_orders(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
+                                  pool, APR_ARRAY_IDX(ctx->timeouts, i, int));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* How often the payment timeout looks for overdue orders: every
+ * min(60, timeout / 2) seconds (at least 1) of the shortest timeout, so an
+ * order is cancelled at most that long after it became overdue. */
+static int expire_interval(const apr_array_header_t *timeouts)
+{
+    int shortest = 0;
+
+    for (int i = 0; i < timeouts->nelts; i++) {
+        int t = APR_ARRAY_IDX(timeouts, i, int);
+        if (t > 0 && (shortest == 0 || t < shortest)) {
+            shortest = t;
+        }
+    }
+    if (shortest == 0) {
+        return 0;
+    }
+    return shortest / 2 > 60 ? 60 : shortest / 2 < 1 ? 1 : shortest / 2;
+}
+
+static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
 {
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_cb;
     const ecom_srv_conf *sc;
-    int interval;
+    int interval, expire_every;
     ap_watchdog_t *wd;
-    purge_ctx *ctx;
     apr_status_t rv;
 
     if (!s) {
@@ -57,7 +94,8 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
     }
     sc = ap_get_module_config(s->module_config, &ecom_module);
     interval = sc->purge_interval;
-    if (interval == 0) {
+    expire_every = expire_interval(ctx->timeouts);
+    if (interval == 0 && expire_every == 0) {
         return OK;
     }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
@@ -65,7 +103,8 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
     if (!get_instance || !register_cb) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "ECOM0033: mod_watchdog is not loaded: expired tokens and "
-                     "idempotency records are not purged (EcomPurgeInterval)");
+                     "idempotency records are not purged (EcomPurgeInterval), "
+                     "unpaid orders are not cancelled (EcomPaymentTimeout)");
         return OK;
     }
     /* a child-process watchdog in singleton mode: one child at a time */
@@ -74,12 +113,18 @@ static int start_purge(apr_pool_t *pconf, server_rec *s,
                      "ECOM0034: could not create the mod_ecom watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ctx = apr_pcalloc(pconf, sizeof(*ctx));
-    ctx->servers = servers;
-    rv = register_cb(wd, apr_time_from_sec(interval), ctx, purge_callback);
+    rv = interval ? register_cb(wd, apr_time_from_sec(interval), ctx,
+                                purge_callback) : APR_SUCCESS;
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "ECOM0035: could not register the mod_ecom purge callback");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = expire_every ? register_cb(wd, apr_time_from_sec(expire_every), ctx,
+                                    expire_callback) : APR_SUCCESS;
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM0037: could not "
+                     "register the mod_ecom payment timeout callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
@@ -171,6 +216,7 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                             apr_pool_t *ptemp, server_rec *s)
 {
     module *dbd = ap_find_linked_module("mod_dbd.c");
+    purge_ctx *jobs = apr_pcalloc(pconf, sizeof(*jobs));
     apr_array_header_t *servers = apr_array_make(pconf, 4,
                                                  sizeof(server_rec *));
     server_rec *sp;
@@ -184,20 +230,32 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "ECOM0001: mod_ecom needs mod_dbd: LoadModule dbd_module first");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    jobs->servers = servers;
+    jobs->timeouts = apr_array_make(pconf, 4, sizeof(int));
     for (sp = s; sp; sp = sp->next) {
         /* virtual hosts without DBD directives share the main server's
          * mod_dbd config: register once per distinct config (servers
          * keeps the first server of each) */
         void *cfg = dbd_config(dbd, sp);
-        int dup = 0;
-        for (int i = 0; i < servers->nelts && !dup; i++) {
-            dup = dbd_config(dbd, APR_ARRAY_IDX(servers, i, server_rec *))
-                  == cfg;
+        const ecom_srv_conf *sc = ap_get_module_config(sp->module_config,
+                                                       &ecom_module);
+        int dup = -1;
+        for (int i = 0; i < servers->nelts && dup < 0; i++) {
+            if (dbd_config(dbd, APR_ARRAY_IDX(servers, i, server_rec *))
+                == cfg) {
+                dup = i;
+            }
         }
-        if (dup) {
+        if (dup >= 0) {
+            int *t = &APR_ARRAY_IDX(jobs->timeouts, dup, int);
+            if (sc->payment_timeout > 0
+                && (*t == 0 || sc->payment_timeout < *t)) {
+                *t = sc->payment_timeout;
+            }
             continue;
         }
         APR_ARRAY_PUSH(servers, server_rec *) = sp;
+        APR_ARRAY_PUSH(jobs->timeouts, int) = sc->payment_timeout;
         ecom_db_register(sp);
     }
     /* the warnings of ecom_config.c's check (its refusals stopped
@@ -210,7 +268,7 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    return start_purge(pconf, s, servers);
+    return start_jobs(pconf, s, jobs);
 }
 
 /* Contradictions between directives refuse the configuration here, after

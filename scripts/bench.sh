@@ -10,9 +10,24 @@
 # add is a transaction that locks the user's row, then one upsert), and
 # prints requests/s, average and p99 latency of each, then
 #   ratio: 0.NN   (list requests/s divided by static-file requests/s)
+# Then the order scenarios, against the same cluster restarted WITH DURABLE
+# COMMITS (ECOM_PG_FAST=0: fsync on, synchronous_commit on, full page
+# writes), one user per wrk connection (wrk -tN -cN: one connection per
+# thread, so each thread's Lua state drives one user's steps in order):
+#   mix       two cart adds and one checkout (POST /orders/) per iteration:
+#             orders/s (the issue's "two cart adds and one checkout")
+#   purchase  a cart add, a checkout and a payment with {"token":"tok_ok"}
+#             (POST /orders/{id}/payments/) per iteration: purchases/s; when
+#             the module has no payment route yet (its /openapi.json does not
+#             list it) it adds and checks out only and says it counts orders
+# The order scenarios' 400 products get stock 1,000,000 before each run (it
+# never sells out) and the users' carts are emptied; the mix runs without
+# the cap of pending orders (EcomMaxPendingOrders 0, its users never pay).
 # Fails when any response was not 2xx. Stops everything at the end.
 # ECOM_BENCH_DURATION (10s), ECOM_BENCH_THREADS (2), ECOM_BENCH_CONNECTIONS
-# (32) override wrk's settings.
+# (32) override wrk's settings; ECOM_BENCH_SCENARIOS (default "catalog
+# cart-add mix purchase") picks scenarios; ECOM_BENCH_MODULE runs another
+# build of the module (e.g. a baseline's mod_ecom.so).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,11 +36,13 @@ cd "$ROOT"
 export ECOM_PGDATA="$ROOT/build/bench-pg"
 export PGHOST=127.0.0.1 PGPORT=55434 PGUSER=ecom PGDATABASE=ecom ECOM_PG_FAST=1
 export RUNDIR="$ROOT/build/bench-run" HTTP_PORT=28080 HTTPS_PORT=28443
-export ECOM_LOGLEVEL=warn ECOM_ACCESSLOG=0 MODULE="$ROOT/build/mod_ecom.so"
+export ECOM_LOGLEVEL=warn ECOM_ACCESSLOG=0 MODULE="${ECOM_BENCH_MODULE:-$ROOT/build/mod_ecom.so}"
 unset ECOM_PRELOAD
 DURATION="${ECOM_BENCH_DURATION:-10s}"
 THREADS="${ECOM_BENCH_THREADS:-2}"
 CONNS="${ECOM_BENCH_CONNECTIONS:-32}"
+SCENARIOS=" ${ECOM_BENCH_SCENARIOS:-catalog cart-add mix purchase} "
+wants() { [[ "$SCENARIOS" == *" $1 "* ]]; }
 BASE="http://127.0.0.1:$HTTP_PORT"
 
 cleanup() {
@@ -43,6 +60,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 ecom_db_up
+# a previous run's settings (the order scenarios write it)
+rm -f "$RUNDIR/ecom-extra.conf"
 
 count() { psql -X -At -v ON_ERROR_STOP=1 -c 'SELECT count(*) FROM products WHERE active'; }
 if [ "$(count)" = 0 ]; then
@@ -79,13 +98,9 @@ id="$(psql -X -At -v ON_ERROR_STOP=1 -c \
 [ -n "$id" ] || id="$(psql -X -At -c 'SELECT min(id) FROM products WHERE active')"
 [ -n "$id" ] || die "no active product in the bench database"
 
-names=(list detail static)
-paths=("/products/?limit=20" "/products/$id/" "/static/products.json")
-
-for i in "${!paths[@]}"; do
-    code="$(curl -s -o /dev/null -w '%{http_code}' "$BASE${paths[$i]}" || true)"
-    [ "$code" = 200 ] || die "GET ${paths[$i]} answered $code, not 200 (see $RUNDIR/error.log)"
-done
+names=()
+paths=()
+declare -A rps=() avg=() p99=() bad=() sockerr=() extra=()
 
 lua="$RUNDIR/bench.lua"
 cat >"$lua" <<'LUA'
@@ -109,12 +124,6 @@ function done(summary, latency, requests)
 end
 LUA
 
-msg "warming up (3 s per URL)"
-for p in "${paths[@]}"; do
-    wrk -t"$THREADS" -c"$CONNS" -d3s -s "$lua" "$BASE$p" >/dev/null
-done
-
-declare -A rps=() avg=() p99=() bad=() sockerr=()
 # record NAME "ECOM_RESULT k=v ...": keeps one run's figures under NAME.
 record() {
     local kv
@@ -125,38 +134,73 @@ record() {
             p99_ms=*) p99[$1]="${kv#*=}" ;;
             non2xx=*) bad[$1]="${kv#*=}" ;;
             socket_errors=*) sockerr[$1]="${kv#*=}" ;;
+            orders_s=*|purchases_s=*) extra[$1]="${extra[$1]:-}${extra[$1]:+ }${kv%%=*}: ${kv#*=}" ;;
+            counted=*) extra[$1]="${extra[$1]:-}${extra[$1]:+ }(${kv#*=})" ;;
         esac
     done
 }
-for i in "${!paths[@]}"; do
-    n="${names[$i]}" p="${paths[$i]}"
-    msg "wrk -t$THREADS -c$CONNS -d$DURATION --latency $BASE$p"
-    out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$BASE$p")"
+
+# run_wrk NAME LABEL SCRIPT THREADS PATH [SCRIPT-ARGS...]: one measured
+# run, its output indented; its figures kept under NAME, LABEL shown as its
+# path.
+run_wrk() {
+    local name="$1" label="$2" script="$3" threads="$4" path="$5" out line
+    shift 5
+    msg "wrk -t$threads -c$CONNS -d$DURATION --latency ($name) $BASE$path $*"
+    out="$(wrk -t"$threads" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$BASE$path" -- "$@")"
     printf '%s\n' "$out" | grep -v '^ECOM_RESULT' | sed 's/^/    /'
     line="$(printf '%s\n' "$out" | grep '^ECOM_RESULT' | tail -n1)"
-    [ -n "$line" ] || die "no result line from wrk for $p"
-    record "$n" "$line"
-done
+    [ -n "$line" ] || die "no result line from wrk for $name"
+    names+=("$name")
+    paths+=("$label")
+    record "$name" "$line"
+}
+
+if wants catalog; then
+    cat_names=(list detail static)
+    cat_paths=("/products/?limit=20" "/products/$id/" "/static/products.json")
+    for i in "${!cat_paths[@]}"; do
+        code="$(curl -s -o /dev/null -w '%{http_code}' "$BASE${cat_paths[$i]}" || true)"
+        [ "$code" = 200 ] || die "GET ${cat_paths[$i]} answered $code, not 200 (see $RUNDIR/error.log)"
+    done
+    msg "warming up (3 s per URL)"
+    for p in "${cat_paths[@]}"; do
+        wrk -t"$THREADS" -c"$CONNS" -d3s -s "$lua" "$BASE$p" >/dev/null
+    done
+    for i in "${!cat_paths[@]}"; do
+        run_wrk "${cat_names[$i]}" "${cat_paths[$i]}" "$lua" "$THREADS" "${cat_paths[$i]}"
+    done
+fi
+
+# The write paths' 400 products, with ample stock.
+pids="$(psql -X -At -v ON_ERROR_STOP=1 -c \
+    "SELECT string_agg(id::text, ',') FROM (SELECT id FROM products WHERE active ORDER BY id LIMIT 400) s")"
+restock() {
+    psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE products SET stock = 1000000 WHERE id IN ($pids)"
+}
+# register_users N: N new users' tokens, as a Lua list body ("t1","t2",...).
+register_users() {
+    local u tok list=""
+    for u in $(seq 1 "$1"); do
+        tok="$(curl -s -X POST -H 'Content-Type: application/json' \
+            -d "{\"email\": \"bench-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
+            "$BASE/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
+        [ -n "$tok" ] || die "could not register a bench user"
+        list="$list\"$tok\","
+    done
+    printf '%s' "$list"
+}
 
 # The write path: POST /cart/ by 32 users, over 400 products with ample
 # stock, so every add is a 201 (a line stays far below 10,000 units).
-msg "write path: registering 32 users, 400 products with stock 1000000"
-psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE products SET stock = 1000000 WHERE id IN
-    (SELECT id FROM products WHERE active ORDER BY id LIMIT 400)"
-pids="$(psql -X -At -v ON_ERROR_STOP=1 -c \
-    "SELECT string_agg(id::text, ',') FROM (SELECT id FROM products WHERE active ORDER BY id LIMIT 400) s")"
-tokens=""
-for u in $(seq 1 32); do
-    tok="$(curl -s -X POST -H 'Content-Type: application/json' \
-        -d "{\"email\": \"bench-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
-        "$BASE/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
-    [ -n "$tok" ] || die "could not register a bench user"
-    tokens="$tokens\"$tok\","
-done
-wlua="$RUNDIR/bench-cart.lua"
-{
-    printf 'local tokens = {%s}\nlocal pids = {%s}\n' "$tokens" "$pids"
-    cat <<'LUA'
+if wants cart-add; then
+    msg "write path: registering $CONNS users, 400 products with stock 1000000"
+    restock
+    tokens="$(register_users "$CONNS")"
+    wlua="$RUNDIR/bench-cart.lua"
+    {
+        printf 'local tokens = {%s}\nlocal pids = {%s}\n' "$tokens" "$pids"
+        cat <<'LUA'
 local n = 0
 request = function()
   n = n + 1
@@ -168,33 +212,144 @@ request = function()
     string.format('{"product_id": %d, "quantity": 1}', pid))
 end
 LUA
-    cat "$lua"
-} >"$wlua"
-names+=(cart-add)
-paths+=("/cart/")
-n=cart-add
-msg "wrk -t$THREADS -c$CONNS -d$DURATION --latency POST $BASE/cart/"
-out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$wlua" "$BASE/cart/")"
-printf '%s\n' "$out" | grep -v '^ECOM_RESULT' | sed 's/^/    /'
-line="$(printf '%s\n' "$out" | grep '^ECOM_RESULT' | tail -n1)"
-[ -n "$line" ] || die "no result line from wrk for POST /cart/"
-record "$n" "$line"
+        cat "$lua"
+    } >"$wlua"
+    run_wrk cart-add /cart/ "$wlua" "$THREADS" /cart/
+fi
+
+# The order scenarios, with durable commits (see the top).
+if wants mix || wants purchase; then
+    msg "restarting PostgreSQL with durable commits (ECOM_PG_FAST=0) and httpd"
+    bash scripts/httpd.sh stop >/dev/null
+    bash scripts/pg.sh stop >/dev/null
+    ECOM_PG_FAST=0 bash scripts/pg.sh start >/dev/null
+    durable="$(psql -X -At -c "SELECT current_setting('fsync') || ',' || current_setting('synchronous_commit') || ',' || current_setting('commit_delay')")"
+    [ "${durable%,*}" = "on,on" ] || die "PostgreSQL is not durable (fsync,synchronous_commit = ${durable%,*})"
+    msg "PostgreSQL: fsync=on synchronous_commit=on commit_delay=${durable##*,}"
+    # the mix's users never pay: no cap of pending orders in this server
+    # (a module without the directive has no cap)
+    if grep -q EcomMaxPendingOrders "$MODULE"; then
+        echo "EcomMaxPendingOrders 0" >"$RUNDIR/ecom-extra.conf"
+    else
+        rm -f "$RUNDIR/ecom-extra.conf"
+    fi
+    bash scripts/httpd.sh start
+    msg "order scenarios: registering $CONNS users (one per connection)"
+    tokens="$(register_users "$CONNS")"
+    pay=false
+    if curl -s "$BASE/openapi.json" | grep -Eq '"/orders/\{[a-z_]+\}/payments/?"'; then
+        pay=true
+    fi
+    olua="$RUNDIR/bench-orders.lua"
+    {
+        printf 'local tokens = {%s}\nlocal pids = {%s}\nlocal can_pay = %s\n' \
+            "$tokens" "$pids" "$pay"
+        cat <<'LUA'
+-- One user per thread, one connection per thread (wrk -tN -cN), so the
+-- steps of each user run in order: request() is called again only after
+-- response() has seen the previous answer.
+local threads = {}
+local assigned = 0
+function setup(thread)
+  assigned = assigned + 1
+  thread:set("me", assigned)
+  table.insert(threads, thread)
+end
+function init(args)
+  scenario = args[1]
+  auth = "Bearer " .. tokens[me]
+  non2xx, orders, purchases, n = 0, 0, 0, 0
+  step, order_id = "add", nil
+  adds = 0
+end
+local json = { ["Authorization"] = nil, ["Content-Type"] = "application/json" }
+request = function()
+  json["Authorization"] = auth
+  if step == "add" then
+    n = n + 1
+    local pid = pids[((me * 31 + n * 7) % #pids) + 1]
+    return wrk.format("POST", "/cart/", json,
+      string.format('{"product_id": %d, "quantity": 1}', pid))
+  elseif step == "checkout" then
+    return wrk.format("POST", "/orders/", { ["Authorization"] = auth })
+  else
+    return wrk.format("POST", "/orders/" .. order_id .. "/payments/", json,
+      '{"token": "tok_ok"}')
+  end
+end
+response = function(status, headers, body)
+  local ok = status >= 200 and status <= 299
+  if not ok then non2xx = non2xx + 1 end
+  if step == "add" then
+    adds = adds + 1
+    if scenario == "purchase" or adds >= 2 then step = "checkout"; adds = 0 end
+  elseif step == "checkout" then
+    if status == 201 then
+      orders = orders + 1
+      order_id = string.match(headers["Location"] or "", "/orders/(%d+)/")
+    end
+    if scenario == "purchase" and can_pay and status == 201 and order_id then
+      step = "pay"
+    else
+      step = "add"
+    end
+  else
+    if status == 201 then purchases = purchases + 1 end
+    step = "add"
+  end
+end
+function done(summary, latency, requests)
+  local bad, o, p = 0, 0, 0
+  for _, t in ipairs(threads) do
+    bad = bad + (t:get("non2xx") or 0)
+    o = o + (t:get("orders") or 0)
+    p = p + (t:get("purchases") or 0)
+  end
+  local secs = summary.duration / 1e6
+  local e = summary.errors
+  -- init() ran in the threads' Lua states: ask one which scenario it ran
+  local scenario = threads[1] and threads[1]:get("scenario")
+  local what
+  if scenario == "purchase" and can_pay then
+    what = string.format("purchases_s=%.1f counted=paid_purchases", p / secs)
+  elseif scenario == "purchase" then
+    what = string.format("orders_s=%.1f counted=orders:no_payment_route_yet", o / secs)
+  else
+    what = string.format("orders_s=%.1f counted=orders", o / secs)
+  end
+  io.write(string.format(
+    "ECOM_RESULT rps=%.1f avg_ms=%.3f p99_ms=%.3f requests=%d non2xx=%d socket_errors=%d %s\n",
+    summary.requests / secs, latency.mean / 1000,
+    latency:percentile(99) / 1000, summary.requests, bad,
+    e.connect + e.read + e.write + e.timeout, what))
+end
+LUA
+    } >"$olua"
+    for sc in mix purchase; do
+        wants "$sc" || continue
+        restock
+        psql -X -q -v ON_ERROR_STOP=1 -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-%')"
+        run_wrk "$sc" "/cart/ + /orders/" "$olua" "$CONNS" /orders/ "$sc"
+    done
+fi
 
 if grep -Eq 'child pid [0-9]+ exit signal' "$RUNDIR/error.log" 2>/dev/null; then
     warn "httpd children crashed during the benchmark (see $RUNDIR/error.log)"
 fi
 
 echo
-msg "results (wrk -t$THREADS -c$CONNS -d$DURATION, 127.0.0.1:$HTTP_PORT, product id $id)"
-printf '==> %-8s %-26s %12s %10s %10s %8s %8s\n' what path 'requests/s' 'avg ms' 'p99 ms' non-2xx 'sock.err'
+msg "results (wrk -d$DURATION, 127.0.0.1:$HTTP_PORT, product id $id; order scenarios: -t$CONNS -c$CONNS, durable commits)"
+printf '==> %-8s %-26s %12s %10s %10s %8s %8s  %s\n' what path 'requests/s' 'avg ms' 'p99 ms' non-2xx 'sock.err' ''
 failed=0
-for i in "${!paths[@]}"; do
+for i in "${!names[@]}"; do
     n="${names[$i]}"
-    printf '==> %-8s %-26s %12s %10s %10s %8s %8s\n' "$n" "${paths[$i]}" \
-        "${rps[$n]}" "${avg[$n]}" "${p99[$n]}" "${bad[$n]}" "${sockerr[$n]}"
+    printf '==> %-8s %-26s %12s %10s %10s %8s %8s  %s\n' "$n" "${paths[$i]}" \
+        "${rps[$n]}" "${avg[$n]}" "${p99[$n]}" "${bad[$n]}" "${sockerr[$n]}" "${extra[$n]:-}"
     [ "${bad[$n]}" = 0 ] || failed=1
 done
-awk -v a="${rps[list]}" -v b="${rps[static]}" 'BEGIN { printf "ratio: %.2f\n", (b > 0 ? a / b : 0) }'
+if wants catalog; then
+    awk -v a="${rps[list]}" -v b="${rps[static]}" 'BEGIN { printf "ratio: %.2f\n", (b > 0 ? a / b : 0) }'
+fi
 if [ $failed != 0 ]; then
     die "some responses were not 2xx (see $RUNDIR/error.log)"
 fi
