@@ -167,4 +167,53 @@ $sum += $_->{cancelled} // 0 for @runs;
 note "the four sessions cancelled $sum of 18 (the watchdog the rest)";
 cmp_ok $sum, '<=', 18, 'the sessions together never cancelled more than there were';
 
+# --- the expiry racing late payments --------------------------------------------
+# Eight orders placed together, then paid one by one across the moment the
+# timeout passes and the watchdog's next look: each payment either comes
+# first (201: the order stays paid, its units stay sold) or finds the order
+# cancelled by the system (409: no succeeded payment, its units back). Never
+# both, never neither, whichever way each race goes.
+{
+    my $q = create_product(price => 300, stock => 50, _base => $B, _db => $db2);
+    my @buyers = map { user_b() } 1 .. 8;
+    my @orders;
+    for my $u (@buyers) {
+        is add($u, $q, 2)->{status}, 201, 'late payer: 2 in the cart';
+        my $r = checkout($u);
+        is $r->{status}, 201, '... ordered';
+        push @orders, $r->{json}{id};
+    }
+    my $t0 = time;
+    # the payments start just before the timeout and run past the next look
+    my @res = parallel(scalar @buyers, 0, sub {
+        my ($i) = @_;
+        my $at = $t0 + $TIMEOUT - 1 + $i * ($INTERVAL + 2) / @buyers;
+        my $w = $at - time;
+        sleep $w if $w > 0;
+        my $r = api(POST => "/orders/$orders[$i]/payments/", base => $B,
+                    token => $buyers[$i]{token}, body => { token => 'tok_ok' });
+        return { status => $r->{status} };
+    });
+    ok wait_gone($TIMEOUT + $INTERVAL + $slack, @orders), 'no order is left pending';
+    my (%seen, @bad);
+    for my $i (0 .. $#orders) {
+        my $id = $orders[$i];
+        my $st = $res[$i]{status} // 0;
+        my $status = status_of($id);
+        my $ok_payments = psql_value("SELECT count(*) FROM payments WHERE order_id = $id AND status = 'succeeded'");
+        $seen{"$st $status"}++;
+        push @bad, "order $id: payment $st, order $status, succeeded payments $ok_payments"
+            unless ($st == 201 && $status eq 'paid' && $ok_payments == 1)
+                || ($st == 409 && $status eq 'cancelled' && $ok_payments == 0);
+    }
+    ok !@bad, 'each late payment either won (201, paid) or lost to the expiry (409, cancelled)'
+        or diag join "\n", @bad;
+    my $paid = grep { ($_->{status} // 0) == 201 } @res;
+    is stock_of($q), 50 - 2 * $paid, "stock: 50 minus the units of the $paid paid orders";
+    is psql_value("SELECT count(*) FROM order_events WHERE to_status = 'cancelled' AND actor = 'system' "
+                . "AND order_id IN (" . join(',', @orders) . ")"), @orders - $paid,
+        'one system cancellation per order that was not paid';
+    note 'outcomes: ' . join ', ', map { "$_ x$seen{$_}" } sort keys %seen;
+}
+
 done_testing;
