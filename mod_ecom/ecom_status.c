@@ -74,7 +74,7 @@ static int status_get(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
     return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack(
-        "{s:s, s:O, s:O, s:{s:i, s:b, s:i, s:i, s:b, s:i}}",
+        "{s:s, s:O, s:O, s:{s:i, s:b, s:i, s:i, s:b, s:i, s:s, s:i, s:i}}",
         "server", q->r->server->server_hostname
                   ? q->r->server->server_hostname : "",
         "resources", resources,
@@ -85,7 +85,10 @@ static int status_get(ecom_req *q)
         "cache_ttl", sc->cache_ttl,
         "purge_interval", sc->purge_interval,
         "webhook_secret", sc->webhook_secret != NULL,
-        "webhook_tolerance", sc->webhook_tolerance)));
+        "webhook_tolerance", sc->webhook_tolerance,
+        "payment_provider", sc->payment_provider,
+        "payment_timeout", sc->payment_timeout,
+        "max_pending_orders", sc->max_pending)));
 }
 
 static const ecom_route status_routes[] = {

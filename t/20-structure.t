@@ -117,6 +117,9 @@ my %res = map { $_->{name} => $_ } @{ $resources || [] };
 ok $res{categories} && $res{products} && $res{orders}, 'products, orders and categories are registered';
 is $st->{json}{config}{cache_ttl}, 5, 'it shows the resolved EcomCacheTTL (default 5)';
 is $st->{json}{config}{webhook_tolerance}, 300, 'and EcomWebhookTolerance (default 300)';
+is $st->{json}{config}{payment_provider}, 'sandbox', 'and EcomPaymentProvider (default sandbox)';
+is $st->{json}{config}{payment_timeout}, 1800, 'and EcomPaymentTimeout (default 1800)';
+is $st->{json}{config}{max_pending_orders}, 3, 'and EcomMaxPendingOrders (default 3)';
 ok exists $st->{json}{config}{webhook_secret} && !grep({ defined && /[0-9a-f]{32}/ } values %{ $st->{json}{config} }),
    'whether a webhook secret is set, never its value';
 is $st->{headers}{'cache-control'}, 'no-store', 'never cached';
