@@ -81,34 +81,15 @@ my $rundir = $ENV{ECOM_RUNDIR} or plan skip_all => 'ECOM_RUNDIR not set';
     my $pid = $p->{id};
     # an outside session holds the product row, so the checkout waits inside
     # its transaction (after its key was taken) until we kill its child
-    my $holder = fork // die "fork: $!";
-    if (!$holder) {
-        { exec 'psql', '-XAtq', '-c', "BEGIN; SELECT id FROM products WHERE id = $pid FOR UPDATE; "
-              . "SELECT pg_sleep(1.5); COMMIT;" }
-        POSIX::_exit(127);
-    }
-    sleep 0.3;
-    my $client = fork // die "fork: $!";
-    if (!$client) {
-        api(POST => '/orders/', token => $u->{token}, headers => { 'Idempotency-Key' => $key }, body => {}, timeout => 10);
-        POSIX::_exit(0);
-    }
-    sleep 0.6;
-    open my $fh, '<', "$rundir/httpd.pid" or die "httpd.pid: $!";
-    chomp(my $ppid = <$fh>);
-    my $killed = kill 'KILL', grep { /^\d+$/ } split ' ', `ps -o pid= --ppid $ppid`;
+    my $killed = kill_mid_request(
+        lock => "SELECT id FROM products WHERE id = $pid FOR UPDATE",
+        request => sub { api(POST => '/orders/', token => $u->{token}, headers => { 'Idempotency-Key' => $key },
+                             body => {}, timeout => 10) });
     ok $killed >= 1, "SIGKILLed $killed httpd children mid-checkout";
-    waitpid $client, 0;
-    waitpid $holder, 0;
 
     # the client retries with its key until it is no longer in flight
-    my ($r, $tries, $deadline) = (undef, 0, time + 40);
-    while (time < $deadline) {
-        $tries++;
-        $r = api(POST => '/orders/', token => $u->{token}, headers => { 'Idempotency-Key' => $key }, body => {});
-        last unless $r->{status} == 409 || $r->{status} == 503 || $r->{status} == 599;
-        sleep 0.5;
-    }
+    my ($r, $tries) = retry_until_final(sub {
+        api(POST => '/orders/', token => $u->{token}, headers => { 'Idempotency-Key' => $key }, body => {}) });
     is $r->{status}, 201, "the retry with the same key gets 201 ($tries tries), not a key stuck in flight";
     is psql_value("SELECT count(*) FROM orders WHERE user_id = $u->{id}"), 1, 'exactly one order for the key';
     is psql_value("SELECT stock FROM products WHERE id = $pid"), 8, 'stock taken once';

@@ -21,12 +21,6 @@ plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{EC
 my $rundir = $ENV{ECOM_RUNDIR} or plan skip_all => 'ECOM_RUNDIR not set';
 my $pgsh = ecom_root() . '/scripts/pg.sh';
 
-sub httpd_children {
-    open my $fh, '<', "$rundir/httpd.pid" or die "httpd.pid: $!";
-    chomp(my $ppid = <$fh>);
-    return grep { /^\d+$/ } split ' ', `ps -o pid= --ppid $ppid`;
-}
-
 # --- a child killed mid-payment: one payment per key, no key stuck -----------
 for my $token (qw(tok_ok tok_declined)) {
     my $u = register_user();
@@ -35,36 +29,20 @@ for my $token (qw(tok_ok tok_declined)) {
     my $oid = $o->{id};
     # an outside session holds the order row, so the payment waits inside its
     # transaction (after its key was taken) until we kill its child
-    my $holder = fork // die "fork: $!";
-    if (!$holder) {
-        { exec 'psql', '-XAtq', '-c', "BEGIN; SELECT id FROM orders WHERE id = $oid FOR UPDATE; "
-              . "SELECT pg_sleep(1.5); COMMIT;" }
-        POSIX::_exit(127);
-    }
-    sleep 0.3;
-    my $client = fork // die "fork: $!";
-    if (!$client) {
-        api(POST => "/orders/$oid/payments/", token => $u->{token}, headers => { 'Idempotency-Key' => $key },
-            body => { token => $token }, timeout => 10);
-        POSIX::_exit(0);
-    }
-    sleep 0.6;
-    is psql_value("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                  . "WHERE NOT l.granted AND l.locktype IN ('transactionid', 'tuple')"), 1,
-       "$token: the payment waits for the order row lock inside its transaction";
-    my $killed = kill 'KILL', httpd_children();
+    my $killed = kill_mid_request(
+        lock => "SELECT id FROM orders WHERE id = $oid FOR UPDATE",
+        request => sub { api(POST => "/orders/$oid/payments/", token => $u->{token},
+                             headers => { 'Idempotency-Key' => $key }, body => { token => $token }, timeout => 10) },
+        while_waiting => sub {
+            is psql_value("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                          . "WHERE NOT l.granted AND l.locktype IN ('transactionid', 'tuple')"), 1,
+               "$token: the payment waits for the order row lock inside its transaction";
+        });
     ok $killed >= 1, "$token: SIGKILLed $killed httpd children mid-payment";
-    waitpid $client, 0;
-    waitpid $holder, 0;
 
-    my ($r, $tries, $deadline) = (undef, 0, time + 40);
-    while (time < $deadline) {
-        $tries++;
-        $r = api(POST => "/orders/$oid/payments/", token => $u->{token}, headers => { 'Idempotency-Key' => $key },
-                 body => { token => $token });
-        last unless $r->{status} == 409 || $r->{status} == 503 || $r->{status} == 599;
-        sleep 0.5;
-    }
+    my ($r, $tries) = retry_until_final(sub {
+        api(POST => "/orders/$oid/payments/", token => $u->{token}, headers => { 'Idempotency-Key' => $key },
+            body => { token => $token }) });
     my $want = $token eq 'tok_ok' ? 201 : 402;
     is $r->{status}, $want, "$token: the retry with the same key gets $want ($tries tries), no key stuck in flight";
     is psql_value("SELECT count(*) FROM payments WHERE order_id = $oid"), 1, "$token: exactly one payment for the key";

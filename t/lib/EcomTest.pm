@@ -16,7 +16,8 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  json_decode is_rfc3339 is_true is_false is_int base_url
                  error_log_text error_log_size content_type is_json_ct
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
-                 server_status module_directives pending_order);
+                 server_status module_directives pending_order
+                 kill_mid_request retry_until_final);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -258,6 +259,53 @@ sub create_product {
 
 # A pending order of user $u (from register_user) for qty (1) units of a
 # new product at price (500): cart, then checkout. Returns the order.
+# kill_mid_request(lock => $sql, request => sub {...})
+# An outside psql session runs "BEGIN; $sql; pg_sleep(1.5); COMMIT" (a
+# SELECT ... FOR UPDATE of a row the request needs), the request runs in a
+# forked client and waits for that row inside its transaction, and then
+# every httpd child is SIGKILLed. $o{while_waiting}, if given, is called
+# just before the kill (to check the request really waits). Returns how
+# many children were killed.
+sub kill_mid_request {
+    my (%o) = @_;
+    my $holder = fork // die "fork: $!";
+    if (!$holder) {
+        { exec 'psql', '-XAtq', '-c', "BEGIN; $o{lock}; SELECT pg_sleep(1.5); COMMIT;" }
+        POSIX::_exit(127);
+    }
+    sleep 0.3;
+    my $client = fork // die "fork: $!";
+    if (!$client) {
+        eval { $o{request}->() };
+        POSIX::_exit(0);
+    }
+    sleep 0.6;
+    $o{while_waiting}->() if $o{while_waiting};
+    my $rundir = $ENV{ECOM_RUNDIR} // die "ECOM_RUNDIR is not set\n";
+    open my $fh, '<', "$rundir/httpd.pid" or die "httpd.pid: $!";
+    chomp(my $ppid = <$fh>);
+    my $killed = kill 'KILL', grep { /^\d+$/ } split ' ', `ps -o pid= --ppid $ppid`;
+    waitpid $client, 0;
+    waitpid $holder, 0;
+    return $killed;
+}
+
+# retry_until_final(sub { api(...) }): what a client with an
+# Idempotency-Key does after a lost answer: retries while the answer is
+# 409 (in flight), 503 or 599 (no connection), for at most 40 s. Returns
+# (the last answer, the number of tries).
+sub retry_until_final {
+    my ($request) = @_;
+    my ($r, $tries, $deadline) = (undef, 0, time + 40);
+    while (time < $deadline) {
+        $tries++;
+        $r = $request->();
+        last unless $r->{status} == 409 || $r->{status} == 503 || $r->{status} == 599;
+        sleep 0.5;
+    }
+    return ($r, $tries);
+}
+
 sub pending_order {
     my ($u, %o) = @_;
     my $p = create_product(price => $o{price} // 500, stock => 100);
