@@ -237,7 +237,10 @@ if wants mix || wants purchase; then
     msg "order scenarios: registering $CONNS users (one per connection)"
     tokens="$(register_users "$CONNS")"
     pay=false
-    if curl -s "$BASE/openapi.json" | grep -Eq '"/orders/\{[a-z_]+\}/payments/?"'; then
+    # grep reads the whole document (no -q): an early exit would kill curl
+    # with SIGPIPE, and pipefail would then report no payment route
+    if curl -s "$BASE/openapi.json" \
+        | grep -E '"/orders/\{[a-z_]+\}/payments/?"' >/dev/null; then
         pay=true
     fi
     olua="$RUNDIR/bench-orders.lua"
