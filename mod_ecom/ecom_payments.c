@@ -73,15 +73,19 @@ static const ecom_stmt payment_sql[] = {
      * paid_amount and the move pending -> paid with its order event (actor
      * user), written as ecom_order_transition() writes them: conditional
      * on the status, so the move cannot happen twice; the row is locked
-     * and pending, so it cannot miss either (the caller checks) */
+     * and pending, so it cannot miss either (the caller checks). The
+     * order is found by its key, never through a join with the new
+     * payment, and its status is a parameter: a literal 'pending' lets
+     * the generic plan walk the partial index of pending orders
+     * (orders_pending_created) when its statistics say it is small */
     { "ecom_pay_write",
       "WITH p AS (INSERT INTO payments (order_id, provider, provider_ref, "
       "status, amount, currency, failure_reason) VALUES (%s::bigint, %s, %s, "
       "%s, %s::bigint, %s, %s) RETURNING id, order_id, provider, status, "
       "amount, currency, created_at, failure_reason), "
-      "paid AS (UPDATE orders o SET paid_amount = o.paid_amount + p.amount, "
-      "status = 'paid', updated_at = now() FROM p WHERE o.id = p.order_id "
-      "AND p.status = 'succeeded' AND o.status = 'pending' RETURNING o.id), "
+      "paid AS (UPDATE orders o SET paid_amount = o.paid_amount + %s::bigint, "
+      "status = 'paid', updated_at = now() WHERE o.id = %s::bigint "
+      "AND o.status = %s AND %s = 'succeeded' RETURNING o.id), "
       "ev AS (INSERT INTO order_events (order_id, actor_id, from_status, "
       "to_status, actor) SELECT id, %s::bigint, 'pending', 'paid', 'user' "
       "FROM paid RETURNING 1) "
@@ -246,7 +250,7 @@ static ecom_tx_end pay(ecom_req *q, void *data)
 {
     pay_ctx *c = data;
     ecom_pay_outcome out = { ECOM_PAY_UNAVAILABLE, NULL, NULL };
-    const char *currency = NULL, *args[8];
+    const char *currency = NULL, *args[12];
     long long total = 0;
     apr_dbd_row_t *row;
     ecom_err e = ECOM_OK;
@@ -264,8 +268,12 @@ static ecom_tx_end pay(ecom_req *q, void *data)
     args[5] = currency;
     args[6] = out.status == ECOM_PAY_DECLINED
               ? (out.reason ? out.reason : "declined") : NULL;
-    args[7] = ECOM_LL(q, q->user_id);
-    e = ecom_db_one(q, "ecom_pay_write", &row, 8, args);
+    args[7] = args[4];
+    args[8] = args[0];
+    args[9] = ecom_order_state_name(ECOM_ORDER_PENDING);
+    args[10] = args[3];
+    args[11] = ECOM_LL(q, q->user_id);
+    e = ecom_db_one(q, "ecom_pay_write", &row, 12, args);
     if (e == ECOM_E_CONFLICT) {
         /* payments_one_live: a live payment slipped past the lock */
         payment_in_progress(q);
