@@ -1,9 +1,11 @@
 /*
  * ecom_orders.c: checkout and order reads.
  *
- * Checkout (POST /orders/) runs in one transaction of three statements
- * (BEGIN; ecom_checkout_lock, ecom_order_insert, ecom_order_write; COMMIT),
- * and its answer is built from what they returned (send_new_order):
+ * Checkout (POST /orders/) is one statement, the function ecom_checkout
+ * (sql/008_perf_checkout.sql), which is its own transaction without an
+ * Idempotency-Key (ecom_db_tx_single: no BEGIN/COMMIT round trips) and runs
+ * inside the key's transaction with one; its answer is built from what it
+ * returned (send_new_order). Inside it:
  *   1. lock the caller's user row (one account's checkouts run one at a
  *      time, so the count of its pending orders is exact: 409
  *      too-many-pending-orders at EcomMaxPendingOrders), then the cart
@@ -13,7 +15,7 @@
  *      KEY SHARE that other users' cart and order-line inserts take on them;
  *   2. check every line against stock and activity (409, nothing changed),
  *      and the client's expected_total against the current total (409),
- *      computed with checked arithmetic;
+ *      computed in numeric (a total beyond 64 bits is a 409 too);
  *   3. from here on every statement works on the locked set only, passed
  *      as arrays of cart line ids, product ids and quantities, never on a
  *      fresh read of the cart (READ COMMITTED gives each statement a new
@@ -29,8 +31,9 @@
  *      up to EcomCacheTTL seconds otherwise);
  *   5. delete exactly the cart lines that were ordered: a line added while
  *      checkout ran stays in the cart.
- * Steps 3 (lines, event) to 5 are one statement (ecom_order_write): a
- * checkout's cost is mostly its round trips, not its rows.
+ * A refusal (steps 1 and 2) writes nothing and comes back as rows the
+ * module turns into its answers (checkout_refused); a checkout's cost is
+ * mostly its round trips, not its rows.
  * Another user's order is never visible: reads are scoped by user_id
  * unless the caller is staff, so a foreign id is a 404.
  *

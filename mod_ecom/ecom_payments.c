@@ -9,7 +9,10 @@
  *   2. charge the order's total, never an amount from the client, through
  *      the configured provider (ecom_payment.h);
  *   3. record the payment; on success set orders.paid_amount and move the
- *      order pending -> paid (ecom_order_transition, actor user).
+ *      order pending -> paid with its event (actor user), in the same
+ *      statement (ecom_pay_write, written as ecom_order_transition writes
+ *      a move). Steps 1 and 3 are one round trip each
+ *      (sql/009_perf_payment.sql).
  * A declined charge is a 402 whose payment row is COMMITTED
  * (ECOM_TX_COMMIT_REFUSAL, ecom_db.h): the attempt stays on the order,
  * which stays pending and can be paid again. An invalid token (422) and an
