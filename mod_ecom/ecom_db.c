@@ -672,6 +672,22 @@ ecom_err ecom_db_tx(ecom_req *q, ecom_tx_fn fn, void *ctx)
     return ecom_db_commit(q);
 }
 
+ecom_err ecom_db_tx_single(ecom_req *q, ecom_tx_fn fn, void *ctx)
+{
+    ecom_tx_end end;
+
+    if (q->in_tx) {
+        return ecom_db_tx(q, fn, ctx);
+    }
+    end = fn(q, ctx);
+    if (end.keep) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0113: a "
+                      "single-statement body asked to keep a refusal");
+        return ECOM_E_INTERNAL;
+    }
+    return checked_end(q, end);
+}
+
 /*
  * Housekeeping from mod_watchdog (mod_ecom.c): expired or revoked tokens
  * and idempotency records past their 24 hours are deleted in batches, so

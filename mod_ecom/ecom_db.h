@@ -133,6 +133,13 @@ typedef ecom_tx_end (*ecom_tx_fn)(ecom_req *q, void *ctx);
  * simply runs in it, and the owner of the outer transaction commits or
  * rolls back. */
 ecom_err ecom_db_tx(ecom_req *q, ecom_tx_fn fn, void *ctx);
+/* ecom_db_tx for a body that sends ONE statement (a function that
+ * locks, checks and writes, such as ecom_checkout): outside a
+ * transaction the statement is its own, without BEGIN and COMMIT round
+ * trips; inside one it runs like ecom_db_tx. The body must write nothing
+ * when it refuses (its statement has committed by then), so it may not
+ * return ECOM_TX_COMMIT_REFUSAL. */
+ecom_err ecom_db_tx_single(ecom_req *q, ecom_tx_fn fn, void *ctx);
 /* The primitives behind ecom_db_tx. BEGIN, COMMIT, ROLLBACK and SAVEPOINT
  * are sent as constant statements, never through apr_dbd's transaction
  * API (apr-util 1.6.3's pgsql driver writes through a NULL pointer when

@@ -1,9 +1,11 @@
 /*
  * ecom_orders.c: checkout and order reads.
  *
- * Checkout (POST /orders/) runs in one transaction of three statements
- * (BEGIN; ecom_checkout_lock, ecom_order_insert, ecom_order_write; COMMIT),
- * and its answer is built from what they returned (send_new_order):
+ * Checkout (POST /orders/) is one statement, the function ecom_checkout
+ * (sql/008_perf_checkout.sql), which is its own transaction without an
+ * Idempotency-Key (ecom_db_tx_single: no BEGIN/COMMIT round trips) and runs
+ * inside the key's transaction with one; its answer is built from what it
+ * returned (send_new_order). Inside it:
  *   1. lock the caller's user row (one account's checkouts run one at a
  *      time, so the count of its pending orders is exact: 409
  *      too-many-pending-orders at EcomMaxPendingOrders), then the cart
@@ -13,7 +15,7 @@
  *      KEY SHARE that other users' cart and order-line inserts take on them;
  *   2. check every line against stock and activity (409, nothing changed),
  *      and the client's expected_total against the current total (409),
- *      computed with checked arithmetic;
+ *      computed in numeric (a total beyond 64 bits is a 409 too);
  *   3. from here on every statement works on the locked set only, passed
  *      as arrays of cart line ids, product ids and quantities, never on a
  *      fresh read of the cart (READ COMMITTED gives each statement a new
@@ -29,8 +31,9 @@
  *      up to EcomCacheTTL seconds otherwise);
  *   5. delete exactly the cart lines that were ordered: a line added while
  *      checkout ran stays in the cart.
- * Steps 3 (lines, event) to 5 are one statement (ecom_order_write): a
- * checkout's cost is mostly its round trips, not its rows.
+ * A refusal (steps 1 and 2) writes nothing and comes back as rows the
+ * module turns into its answers (checkout_refused); a checkout's cost is
+ * mostly its round trips, not its rows.
  * Another user's order is never visible: reads are scoped by user_id
  * unless the caller is staff, so a foreign id is a 404.
  *
@@ -61,60 +64,28 @@ enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
        O_ITEM_COUNT, O_CREATED_AT, O_UPDATED_AT, O_ADDRESS, O_PAID,
        O_REFUNDED, O_NCOLS };
 
-/* The locked set travels as three parallel arrays: cart line ids,
- * product ids and quantities ({1,2,3} text, bound as parameters). */
-#define LOCKED_SET "unnest(%s::bigint[], %s::int[]) AS l(pid, qty)"
-
-/* ecom_checkout_lock */
-enum { C_PRODUCT_ID, C_NAME, C_STOCK, C_ACTIVE, C_PRICE, C_CURRENCY,
-       C_QUANTITY, C_LINE_ID, C_PENDING };
-/* ecom_order_insert */
+/* ecom_checkout's columns: the outcome ("ok", or what refused the
+ * order), the order's id, line_cols (ok rows; a short product's id, name
+ * and requested quantity on "stock" rows), a number (a short product's
+ * available stock, the pending count, the total refused), the currency,
+ * the total, the products sold out, the order's times */
+enum { K_OUTCOME, K_ORDER_ID, K_LINE, K_PRODUCT_ID, K_NAME = 5,
+       K_QUANTITY = 7, K_N = 9, K_CURRENCY, K_TOTAL, K_SOLD_OUT,
+       K_CREATED_AT, K_UPDATED_AT };
+/* ecom_restock */
 enum { ONE_COL };
-/* ecom_order_write: one row per line (line_cols), then the counts and the
- * order's times on every row */
-enum { W_LINE_COLS = 7, W_TAKEN = W_LINE_COLS, W_SOLD_OUT, W_CLEARED,
-       W_CREATED_AT, W_UPDATED_AT };
 
 static const ecom_stmt order_sql[] = {
-    /* Step 1 and the cap's count in one round trip: the function locks
-     * the user's row (one account's checkouts run one at a time), then
-     * the cart lines and their products in ascending product id order,
-     * found by key, and returns them with the account's count of pending
-     * orders on every row, read after the user's lock so two checkouts
-     * cannot both pass EcomMaxPendingOrders (sql/006_checkout_functions.sql) */
-    { "ecom_checkout_lock",
-      "SELECT * FROM ecom_checkout_lock(%s::bigint, %s::int)", 0 },
-    { "ecom_order_insert",
-      "INSERT INTO orders (user_id, currency, subtotal, discount, total, "
-      "shipping_address) VALUES (%s::bigint, %s, %s::bigint, 0, %s::bigint, "
-      "%s::jsonb) RETURNING id", 0 },
-    /* Steps 3 to 5 in one round trip: the order's lines (price snapshots
-     * of the locked rows), the conditional stock decrement (with the new
-     * stocks, to count the products it sold out), the first order event,
-     * and the ordered cart lines' deletion. The sub-statements share one
-     * snapshot, taken after the lock, and touch different rows; the
-     * counts let the caller check every line was written and taken. It
-     * returns the lines as written and the order's times, from which the
-     * answer is built (send_new_order) without reading the order again. */
-    { "ecom_order_write",
-      "WITH lines AS (INSERT INTO order_lines (order_id, product_id, sku, "
-      "name, unit_price, quantity, line_total) SELECT %s::bigint, p.id, "
-      "p.sku, p.name, p.price, l.qty, p.price * l.qty FROM " LOCKED_SET " "
-      "JOIN products p ON p.id = l.pid ORDER BY p.id RETURNING id, "
-      "product_id, sku, name, unit_price, quantity, line_total), "
-      "taken AS (UPDATE products p SET stock = p.stock - l.qty, "
-      "updated_at = now() FROM " LOCKED_SET " WHERE p.id = l.pid "
-      "AND p.stock >= l.qty RETURNING p.stock), "
-      "ev AS (INSERT INTO order_events (order_id, actor_id, from_status, "
-      "to_status) VALUES (%s::bigint, %s::bigint, NULL, 'pending')), "
-      "cleared AS (DELETE FROM cart_items WHERE user_id = %s::bigint "
-      "AND id = ANY (%s::bigint[]) RETURNING 1) "
-      "SELECT l.*, (SELECT count(*) FROM taken), "
-      "(SELECT count(*) FROM taken WHERE stock = 0), "
-      "(SELECT count(*) FROM cleared), "
-      "(SELECT " ECOM_TS("created_at") " FROM orders WHERE id = %s::bigint), "
-      "(SELECT " ECOM_TS("updated_at") " FROM orders WHERE id = %s::bigint) "
-      "FROM lines l ORDER BY l.id", 0 },
+    /* The whole checkout, steps 1 to 5, in one statement: the function
+     * locks, checks and writes, and returns the lines as written or the
+     * rows of what refused it, having written nothing
+     * (sql/008_perf_checkout.sql). Outside a transaction the call is its
+     * own; with an Idempotency-Key it runs in the key's transaction. */
+    { "ecom_checkout",
+      "SELECT outcome, order_id, id, product_id, sku, name, unit_price, "
+      "quantity, line_total, n, currency, total, sold_out, "
+      ECOM_TS("created_at") ", " ECOM_TS("updated_at") " "
+      "FROM ecom_checkout(%s::bigint, %s::int, %s::bigint, %s::jsonb)", 0 },
     /* ecom_order_transition(): the move and its event, or nothing */
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
@@ -207,8 +178,6 @@ static const ecom_col order_cols[] = {
     [O_PAID] = { "paid_amount", EC_INT },
     [O_REFUNDED] = { "refunded_amount", EC_INT }, [O_NCOLS] = { NULL, 0 }
 };
-/* line_cols' quantity, by index */
-enum { O_LINE_QTY = 5 };
 static const ecom_col line_cols[] = {
     { "id", EC_INT }, { "product_id", EC_INT_NULL }, { "sku", EC_STR_NULL },
     { "name", EC_STR }, { "unit_price", EC_INT }, { "quantity", EC_INT },
@@ -422,158 +391,105 @@ typedef struct {
     const char *created_at, *updated_at;   /* RFC 3339 */
 } checkout_ctx;
 
-/* Appends v to a list of integers (as strings) bound for array_text(). */
-static void array_add(ecom_req *q, apr_array_header_t *a, long long v)
+/* Answers the refusal ecom_checkout returned: its rows, from row on, all
+ * have the outcome named (one row, or one per short product). Nothing was
+ * written. */
+static ecom_tx_end checkout_refused(ecom_req *q, apr_dbd_results_t *res,
+                                    apr_dbd_row_t *row, const char *outcome)
 {
-    APR_ARRAY_PUSH(a, const char *) = ECOM_LL(q, v);
-}
-
-/* The PostgreSQL array literal of a, e.g. {1,2,3}, for a bigint[] or int[]
- * parameter. */
-static const char *array_text(ecom_req *q, const apr_array_header_t *a)
-{
-    return apr_pstrcat(q->r->pool, "{", apr_array_pstrcat(q->r->pool, a, ','),
-                       "}", NULL);
-}
-
-static ecom_tx_end checkout(ecom_req *q, void *data)
-{
-    checkout_ctx *c = data;
-    const char *uid = ECOM_LL(q, q->user_id), *currency = NULL, *args[5];
-    const char *wargs[11];
-    const char *locked_pids, *locked_qtys;
-    apr_array_header_t *line_ids = apr_array_make(q->r->pool, 16,
-                                                  sizeof(const char *));
-    apr_array_header_t *pids = apr_array_make(q->r->pool, 16,
-                                              sizeof(const char *));
-    apr_array_header_t *qtys = apr_array_make(q->r->pool, 16,
-                                              sizeof(const char *));
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
-    long long total = 0, pending = 0, taken = 0, cleared = 0;
-    int lines = 0, n, overflow = 0;
-    json_t *short_of = ecom_jarray(q);
-    ecom_err e;
-
-    args[0] = uid;
-    args[1] = apr_itoa(q->r->pool, q->sc->max_pending);
-    if ((e = ecom_db_select(q, "ecom_checkout_lock", &res, 2, args))) {
-        return ecom_tx_fail(e);
-    }
-    row = NULL;
-    while (ecom_db_next(q, res, &row)) {
-        long long qty = ecom_db_ll(q, row, C_QUANTITY);
-        long long stock = ecom_db_ll(q, row, C_STOCK);
-        const char *cur = ecom_db_get(q, row, C_CURRENCY);
-        int active = ecom_db_bool(q, row, C_ACTIVE);
-
-        pending = ecom_db_ll(q, row, C_PENDING);
-        if (!active || stock < qty) {
-            json_array_append_new(short_of, json_pack(
-                "{s:I, s:s, s:I, s:I}", "product_id",
-                (json_int_t)ecom_db_ll(q, row, C_PRODUCT_ID), "name",
-                ecom_db_get(q, row, C_NAME), "requested", (json_int_t)qty,
-                "available", (json_int_t)(active ? stock : 0)));
-        }
-        if (currency && strcmp(currency, cur) != 0) {
-            ecom_problem(q, HTTP_CONFLICT, "conflict",
-                         "The cart mixes currencies.");
-            return ECOM_TX_REFUSE;
-        }
-        currency = apr_pstrdup(q->r->pool, cur);
-        if (ecom_money_add_line(&total, ecom_db_ll(q, row, C_PRICE), qty) != 0) {
-            overflow = 1;
-        }
-        array_add(q, line_ids, ecom_db_ll(q, row, C_LINE_ID));
-        array_add(q, pids, ecom_db_ll(q, row, C_PRODUCT_ID));
-        array_add(q, qtys, qty);
-        lines++;
-    }
-    if (lines == 0) {
+    if (strcmp(outcome, "empty") == 0) {
         json_t *errs = ecom_jarray(q);
         ecom_field_error(errs, "cart", "is empty");
         ecom_invalid(q, errs);
-        return ECOM_TX_REFUSE;
     }
-    if (q->sc->max_pending > 0 && pending >= q->sc->max_pending) {
+    else if (strcmp(outcome, "currencies") == 0) {
+        ecom_problem(q, HTTP_CONFLICT, "conflict",
+                     "The cart mixes currencies.");
+    }
+    else if (strcmp(outcome, "pending") == 0) {
         ecom_problem_with(q, HTTP_CONFLICT, "too-many-pending-orders",
                           apr_psprintf(q->r->pool, "You have %d unpaid "
                                        "orders, the most an account may "
                                        "hold: pay or cancel one first.",
                                        q->sc->max_pending),
                           ecom_jown(q, json_pack("{s:I, s:i}", "pending",
-                                                 (json_int_t)pending, "max",
-                                                 q->sc->max_pending)));
-        return ECOM_TX_REFUSE;
+                                                 (json_int_t)ecom_db_ll(q, row, K_N),
+                                                 "max", q->sc->max_pending)));
     }
-    if (json_array_size(short_of)) {
+    else if (strcmp(outcome, "stock") == 0) {
+        json_t *short_of = ecom_jarray(q);
+        do {
+            json_array_append_new(short_of, json_pack(
+                "{s:I, s:s, s:I, s:I}", "product_id",
+                (json_int_t)ecom_db_ll(q, row, K_PRODUCT_ID), "name",
+                ecom_db_get(q, row, K_NAME), "requested",
+                (json_int_t)ecom_db_ll(q, row, K_QUANTITY), "available",
+                (json_int_t)ecom_db_ll(q, row, K_N)));
+        } while (ecom_db_next(q, res, &row));
         ecom_problem_with(q, HTTP_CONFLICT, "out-of-stock",
                           "Some products do not have enough stock; nothing "
                           "was ordered.",
                           ecom_jown(q, json_pack("{s:O}", "products",
                                                  short_of)));
-        return ECOM_TX_REFUSE;
     }
-    if (overflow) {
+    else if (strcmp(outcome, "overflow") == 0) {
         ecom_problem(q, HTTP_CONFLICT, "conflict",
                      "The order total would exceed what an amount can hold; "
                      "split the order.");
-        return ECOM_TX_REFUSE;
     }
-    if (c->has_expected && c->expected != total) {
+    else if (strcmp(outcome, "total") == 0) {
         ecom_problem_with(q, HTTP_CONFLICT, "price-changed",
                           "Prices changed since the cart was shown; review "
                           "the new total.",
                           ecom_jown(q, json_pack("{s:I, s:s}", "total",
-                                                 (json_int_t)total,
-                                                 "currency", currency)));
-        return ECOM_TX_REFUSE;
+                                                 (json_int_t)ecom_db_ll(q, row, K_N),
+                                                 "currency",
+                                                 ecom_db_get(q, row, K_CURRENCY))));
     }
-    locked_pids = array_text(q, pids);
-    locked_qtys = array_text(q, qtys);
-    args[0] = uid;
-    args[1] = currency;
-    args[2] = args[3] = ECOM_LL(q, total);
-    args[4] = c->address;
-    if ((e = ecom_db_one(q, "ecom_order_insert", &row, 5, args))) {
-        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0402: checkout "
+                      "returned an unknown outcome");
+        return ecom_tx_fail(ECOM_E_INTERNAL);
     }
-    c->order_id = ecom_db_ll(q, row, ONE_COL);
-    /* lines (order, pids, qtys), taken (pids, qtys), event (order, user),
-     * cleared (user, line ids) */
-    wargs[0] = wargs[5] = ECOM_LL(q, c->order_id);
-    wargs[1] = wargs[3] = locked_pids;
-    wargs[2] = wargs[4] = locked_qtys;
-    wargs[6] = wargs[7] = uid;
-    wargs[8] = array_text(q, line_ids);
-    wargs[9] = wargs[10] = wargs[0];
-    if ((e = ecom_db_select(q, "ecom_order_write", &res, 11, wargs))) {
+    return ECOM_TX_REFUSE;
+}
+
+/* One statement (ecom_checkout, see the top of the file and
+ * sql/008_perf_checkout.sql): the order as written, or the refusal. */
+static ecom_tx_end checkout(ecom_req *q, void *data)
+{
+    checkout_ctx *c = data;
+    const char *args[4], *outcome;
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    ecom_err e;
+
+    args[0] = ECOM_LL(q, q->user_id);
+    args[1] = apr_itoa(q->r->pool, q->sc->max_pending);
+    args[2] = c->has_expected ? ECOM_LL(q, c->expected) : NULL;
+    args[3] = c->address;
+    if ((e = ecom_db_select(q, "ecom_checkout", &res, 4, args))) {
         return ecom_tx_fail(e);
     }
+    if (!ecom_db_next(q, res, &row)
+        || !(outcome = ecom_db_get(q, row, K_OUTCOME))) {
+        return ecom_tx_fail(ECOM_E_INTERNAL);
+    }
+    if (strcmp(outcome, "ok") != 0) {
+        return checkout_refused(q, res, row, outcome);
+    }
+    /* the driver frees the result after its last row: copy as we go */
+    c->order_id = ecom_db_ll(q, row, K_ORDER_ID);
+    c->currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, K_CURRENCY));
+    c->total = ecom_db_ll(q, row, K_TOTAL);
+    c->sold_out = (int)ecom_db_ll(q, row, K_SOLD_OUT);
+    c->created_at = ecom_db_time(q, row, K_CREATED_AT);
+    c->updated_at = ecom_db_time(q, row, K_UPDATED_AT);
     c->lines = ecom_jarray(q);
-    c->currency = currency;
-    c->total = total;
-    n = 0;
-    row = NULL;
-    while (ecom_db_next(q, res, &row)) {
-        if (n++ == 0) {
-            taken = ecom_db_ll(q, row, W_TAKEN);
-            cleared = ecom_db_ll(q, row, W_CLEARED);
-            c->sold_out = (int)ecom_db_ll(q, row, W_SOLD_OUT);
-            c->created_at = ecom_db_time(q, row, W_CREATED_AT);
-            c->updated_at = ecom_db_time(q, row, W_UPDATED_AT);
-        }
-        c->item_count += ecom_db_ll(q, row, O_LINE_QTY);
-        json_array_append(c->lines, ecom_row_json(q, row, line_cols, 0));
-    }
-    if (n != lines || taken != lines || cleared != lines) {
-        /* cannot happen while the rows are locked; refuse rather than
-         * oversell if it ever does */
-        ecom_problem(q, HTTP_CONFLICT, "out-of-stock",
-                     "The cart or the stock changed during checkout; "
-                     "nothing was ordered.");
-        return ECOM_TX_REFUSE;
-    }
+    do {
+        c->item_count += ecom_db_ll(q, row, K_QUANTITY);
+        json_array_append(c->lines, ecom_row_json(q, row, line_cols, K_LINE));
+    } while (ecom_db_next(q, res, &row));
     return ECOM_TX_COMMIT;
 }
 
@@ -643,7 +559,7 @@ static int ecom_order_create(ecom_req *q)
             return ecom_invalid(q, errs);
         }
     }
-    if ((e = ecom_db_tx(q, checkout, &c))) {
+    if ((e = ecom_db_tx_single(q, checkout, &c))) {
         return ecom_fail(q, e);
     }
     if (c.sold_out) {

@@ -9,7 +9,10 @@
  *   2. charge the order's total, never an amount from the client, through
  *      the configured provider (ecom_payment.h);
  *   3. record the payment; on success set orders.paid_amount and move the
- *      order pending -> paid (ecom_order_transition, actor user).
+ *      order pending -> paid with its event (actor user), in the same
+ *      statement (ecom_pay_write, written as ecom_order_transition writes
+ *      a move). Steps 1 and 3 are one round trip each
+ *      (sql/009_perf_payment.sql).
  * A declined charge is a 402 whose payment row is COMMITTED
  * (ECOM_TX_COMMIT_REFUSAL, ecom_db.h): the attempt stays on the order,
  * which stays pending and can be paid again. An invalid token (422) and an
@@ -52,8 +55,10 @@
 enum { P_ID, P_ORDER_ID, P_PROVIDER, P_STATUS, P_AMOUNT, P_CURRENCY,
        P_CREATED_AT, P_FAILURE_REASON };
 
-/* ecom_pay_order_lock */
-enum { PO_STATUS, PO_TOTAL, PO_CURRENCY };
+/* ecom_pay_lock */
+enum { PO_STATUS, PO_TOTAL, PO_CURRENCY, PO_LIVE };
+/* ecom_pay_write: PAYMENT_COLS, then whether the order moved to paid */
+enum { PW_PAID = P_FAILURE_REASON + 1 };
 /* ecom_wh_payment_lock */
 enum { WP_ORDER_ID, WP_STATUS, WP_AMOUNT, WP_CURRENCY };
 
@@ -61,16 +66,35 @@ enum { WP_ORDER_ID, WP_STATUS, WP_AMOUNT, WP_CURRENCY };
     "payment succeeded after the order was no longer pending"
 
 static const ecom_stmt payment_sql[] = {
-    { "ecom_pay_order_lock",
-      "SELECT status, total, currency FROM orders "
-      "WHERE id = %s::bigint AND user_id = %s::bigint FOR UPDATE", 0 },
-    { "ecom_pay_live",
-      "SELECT status FROM payments WHERE order_id = %s::bigint "
-      "AND status IN ('processing', 'succeeded') LIMIT 1", 0 },
-    { "ecom_pay_insert",
-      "INSERT INTO payments (order_id, provider, provider_ref, status, "
-      "amount, currency, failure_reason) VALUES (%s::bigint, %s, %s, %s, "
-      "%s::bigint, %s, %s) RETURNING " PAYMENT_COLS, 0 },
+    /* step 1 in one round trip: the order row (FOR UPDATE, the caller's
+     * only), then, after the lock, whether a payment is live
+     * (sql/009_perf_payment.sql) */
+    { "ecom_pay_lock",
+      "SELECT status, total, currency, live "
+      "FROM ecom_pay_lock(%s::bigint, %s::bigint)", 0 },
+    /* step 3 in one round trip: the payment, and when it succeeded
+     * paid_amount and the move pending -> paid with its order event (actor
+     * user), written as ecom_order_transition() writes them: conditional
+     * on the status, so the move cannot happen twice; the row is locked
+     * and pending, so it cannot miss either (the caller checks). The
+     * order is found by its key, never through a join with the new
+     * payment, and its status is a parameter: a literal 'pending' lets
+     * the generic plan walk the partial index of pending orders
+     * (orders_pending_created) when its statistics say it is small */
+    { "ecom_pay_write",
+      "WITH p AS (INSERT INTO payments (order_id, provider, provider_ref, "
+      "status, amount, currency, failure_reason) VALUES (%s::bigint, %s, %s, "
+      "%s, %s::bigint, %s, %s) RETURNING id, order_id, provider, status, "
+      "amount, currency, created_at, failure_reason), "
+      "paid AS (UPDATE orders o SET paid_amount = o.paid_amount + %s::bigint, "
+      "status = 'paid', updated_at = now() WHERE o.id = %s::bigint "
+      "AND o.status = %s AND %s = 'succeeded' RETURNING o.id), "
+      "ev AS (INSERT INTO order_events (order_id, actor_id, from_status, "
+      "to_status, actor) SELECT id, %s::bigint, 'pending', 'paid', 'user' "
+      "FROM paid RETURNING 1) "
+      "SELECT id, order_id, provider, status, amount, currency, "
+      ECOM_TS("created_at") ", failure_reason, "
+      "(SELECT count(*) FROM paid) + (SELECT count(*) FROM ev) FROM p", 0 },
     { "ecom_pay_order_paid",
       "UPDATE orders SET paid_amount = paid_amount + %s::bigint "
       "WHERE id = %s::bigint", 0 },
@@ -174,11 +198,10 @@ static int lock_and_charge(ecom_req *q, pay_ctx *c, ecom_pay_outcome *out,
                            ecom_err *e)
 {
     const char *args[2] = { ECOM_LL(q, q->id[0]), ECOM_LL(q, q->user_id) };
-    apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     const char *status;
 
-    *e = ecom_db_one(q, "ecom_pay_order_lock", &row, 2, args);
+    *e = ecom_db_one(q, "ecom_pay_lock", &row, 2, args);
     if (*e == ECOM_E_NOT_FOUND) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such order.");
     }
@@ -191,11 +214,7 @@ static int lock_and_charge(ecom_req *q, pay_ctx *c, ecom_pay_outcome *out,
     if (strcmp(status, "pending") != 0) {
         return order_not_payable(q, status);
     }
-    if ((*e = ecom_db_select(q, "ecom_pay_live", &res, 1, args))) {
-        return -1;
-    }
-    if (ecom_db_nrows(q, res) > 0) {
-        ecom_db_row(q, res);   /* read to the end */
+    if (ecom_db_bool(q, row, PO_LIVE)) {
         return payment_in_progress(q);
     }
     c->provider->charge(q->r->pool, q->id[0], *total, *currency, c->token,
@@ -234,7 +253,7 @@ static ecom_tx_end pay(ecom_req *q, void *data)
 {
     pay_ctx *c = data;
     ecom_pay_outcome out = { ECOM_PAY_UNAVAILABLE, NULL, NULL };
-    const char *currency = NULL, *args[7];
+    const char *currency = NULL, *args[12];
     long long total = 0;
     apr_dbd_row_t *row;
     ecom_err e = ECOM_OK;
@@ -252,7 +271,12 @@ static ecom_tx_end pay(ecom_req *q, void *data)
     args[5] = currency;
     args[6] = out.status == ECOM_PAY_DECLINED
               ? (out.reason ? out.reason : "declined") : NULL;
-    e = ecom_db_one(q, "ecom_pay_insert", &row, 7, args);
+    args[7] = args[4];
+    args[8] = args[0];
+    args[9] = ecom_order_state_name(ECOM_ORDER_PENDING);
+    args[10] = args[3];
+    args[11] = ECOM_LL(q, q->user_id);
+    e = ecom_db_one(q, "ecom_pay_write", &row, 12, args);
     if (e == ECOM_E_CONFLICT) {
         /* payments_one_live: a live payment slipped past the lock */
         payment_in_progress(q);
@@ -262,6 +286,13 @@ static ecom_tx_end pay(ecom_req *q, void *data)
         return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
     c->payment = payment_json(q, row);
+    if (out.status == ECOM_PAY_SUCCEEDED && ecom_db_ll(q, row, PW_PAID) != 2) {
+        /* the order row is locked and pending: the move cannot miss */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0706: order %"
+                      APR_INT64_T_FMT " was not moved to paid",
+                      (apr_int64_t)q->id[0]);
+        return ecom_tx_fail(ECOM_E_INTERNAL);
+    }
     if (out.status == ECOM_PAY_DECLINED) {
         ecom_problem_with(q, HTTP_PAYMENT_REQUIRED, "payment-declined",
                           apr_pstrcat(q->r->pool, "The payment was declined ("
@@ -275,17 +306,6 @@ static ecom_tx_end pay(ecom_req *q, void *data)
     if (out.status == ECOM_PAY_PROCESSING) {
         c->status = HTTP_ACCEPTED;
         return ECOM_TX_COMMIT;
-    }
-    args[0] = ECOM_LL(q, total);
-    args[1] = ECOM_LL(q, q->id[0]);
-    if ((e = ecom_db_query(q, "ecom_pay_order_paid", NULL, 2, args))) {
-        return ecom_tx_fail(e);
-    }
-    /* the order row is locked and pending: the move cannot miss */
-    e = ecom_order_transition(q, q->id[0], ECOM_ORDER_PENDING,
-                              ECOM_ORDER_PAID, ECOM_ACTOR_USER);
-    if (e) {
-        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
     c->status = HTTP_CREATED;
     return ECOM_TX_COMMIT;

@@ -20,6 +20,9 @@
 #
 # Environment: ECOM_PGDATA (default $ROOT/build/pg), PGPORT (55432), PGUSER
 # (ecom), PGDATABASE (ecom), ECOM_PG_FAST=1 (fsync off: tests only),
+# ECOM_PG_SOCKET_DIR (a directory for a unix socket besides 127.0.0.1, as
+# httpd.sh then connects the module through it; default: none; make bench
+# sets one),
 # ECOM_PG_VERSION (default: newest in /usr/lib/postgresql).
 #
 # PostgreSQL refuses to run as root, so when run as root the server runs as
@@ -81,7 +84,7 @@ write_conf() {
         echo "# Written by scripts/pg.sh on every start: do not edit."
         echo "listen_addresses = '127.0.0.1'"
         echo "port = $PGPORT"
-        echo "unix_socket_directories = ''"
+        echo "unix_socket_directories = '${ECOM_PG_SOCKET_DIR:-}'"
         echo "max_connections = 200"
         echo "shared_buffers = 128MB"
         echo "timezone = 'UTC'"
@@ -99,6 +102,17 @@ write_conf() {
     } >"$f"
     if is_root; then chown postgres: "$f"; fi
     chmod 600 "$f"
+    if [ -n "${ECOM_PG_SOCKET_DIR:-}" ]; then
+        # the server creates the socket; httpd's children (User www-data
+        # when started as root) must traverse the directory
+        mkdir -p "$ECOM_PG_SOCKET_DIR"
+        if is_root; then chown postgres: "$ECOM_PG_SOCKET_DIR"; fi
+        chmod 755 "$ECOM_PG_SOCKET_DIR"
+        # clusters initialised before the socket existed get the local line
+        if ! grep -q '^local' "$PGD/pg_hba.conf"; then
+            printf '%s\n' "local   all       all                 trust" >>"$PGD/pg_hba.conf"
+        fi
+    fi
 }
 
 do_start() {
@@ -168,11 +182,14 @@ do_init() {
             printf '%s\n' "$out" >&2
             die "initdb failed"
         fi
-        # Loopback TCP only, no passwords: a throw-away dev/test cluster.
+        # Loopback TCP (and a unix socket), no passwords: a throw-away
+        # dev/test cluster.
         cat >"$PGD/pg_hba.conf" <<'EOF'
-# Written by scripts/pg.sh: loopback TCP only, trust (dev/test cluster).
+# Written by scripts/pg.sh: loopback TCP, and the unix socket when
+# ECOM_PG_SOCKET_DIR gives it one; trust (dev/test cluster).
 # TYPE  DATABASE  USER  ADDRESS       METHOD
 host    all       all   127.0.0.1/32  trust
+local   all       all                 trust
 EOF
         echo "include_if_exists = 'ecom.conf'" >>"$PGD/postgresql.conf"
         if is_root; then chown postgres: "$PGD/pg_hba.conf" "$PGD/postgresql.conf"; fi
