@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/bench.sh (what `make bench` runs): wrk figures for the catalog.
 #
-# Starts its own PostgreSQL cluster (build/bench-pg on 127.0.0.1:55434) with
+# Starts its own PostgreSQL cluster (build/bench-pg on 127.0.0.1:25434) with
 # the demo data (scripts/import-demo.sh, or 2000 generated products when that
 # script does not exist) and httpd on 127.0.0.1:28080 (LogLevel warn, no
 # access log), warms up, then runs `wrk -t2 -c32 -d10s --latency` against
@@ -37,7 +37,8 @@ set -euo pipefail
 cd "$ROOT"
 
 export ECOM_PGDATA="$ROOT/build/bench-pg"
-export PGHOST=127.0.0.1 PGPORT=55434 PGUSER=ecom PGDATABASE=ecom ECOM_PG_FAST=1
+# below the ephemeral port range, like the test cluster (scripts/test.sh)
+export PGHOST=127.0.0.1 PGPORT=25434 PGUSER=ecom PGDATABASE=ecom ECOM_PG_FAST=1
 export RUNDIR="$ROOT/build/bench-run" HTTP_PORT=28080 HTTPS_PORT=28443
 export ECOM_PG_SOCKET_DIR="${ECOM_BENCH_PG_SOCKET_DIR-/tmp/mod_ecom-bench-pg}"
 export ECOM_LOGLEVEL=warn ECOM_ACCESSLOG=0 MODULE="${ECOM_BENCH_MODULE:-$ROOT/build/mod_ecom.so}"

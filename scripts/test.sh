@@ -18,7 +18,7 @@
 # (LogLevel info ecom:debug), which also turns on the Ecom-Cache header.
 # ECOM_PROVE_TIMEOUT (default 300 s) bounds each prove run. To run beside
 # another test run on the same machine, move the ports: ECOM_TEST_PGPORT
-# (55433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443),
+# (25433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443),
 # ECOM_TEST_HTTP2_PORT (18081, the second shop).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -38,7 +38,10 @@ done
 
 export ECOM_ROOT="$ROOT"
 export ECOM_PGDATA="$ROOT/build/test-pg"
-export PGHOST=127.0.0.1 PGPORT="${ECOM_TEST_PGPORT:-55433}" PGUSER=ecom PGDATABASE=ecom
+# Below Linux's ephemeral range (32768-60999): the suite opens thousands of
+# client connections, and one left in TIME-WAIT on the cluster's port would
+# stop PostgreSQL from listening again when a test restarts it.
+export PGHOST=127.0.0.1 PGPORT="${ECOM_TEST_PGPORT:-25433}" PGUSER=ecom PGDATABASE=ecom
 export ECOM_PG_FAST=1
 export HTTP_PORT="${ECOM_TEST_HTTP_PORT:-18080}" HTTPS_PORT="${ECOM_TEST_HTTPS_PORT:-18443}"
 export HTTP2_PORT="${ECOM_TEST_HTTP2_PORT:-18081}" ECOM_DB2=ecom2
