@@ -93,17 +93,13 @@ BEGIN
                FOR NO KEY UPDATE OF p, ci) l;
     v_lines := coalesce(cardinality(v_pids), 0);
     IF v_lines = 0 THEN
-        RETURN QUERY SELECT 'empty'::text, NULL::bigint, NULL::bigint,
-            NULL::bigint, NULL::text, NULL::text, NULL::bigint, NULL::int,
-            NULL::bigint, NULL::bigint, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::timestamptz, NULL::timestamptz;
+        outcome := 'empty';
+        RETURN NEXT;
         RETURN;
     END IF;
     IF v_ncur > 1 THEN
-        RETURN QUERY SELECT 'currencies'::text, NULL::bigint, NULL::bigint,
-            NULL::bigint, NULL::text, NULL::text, NULL::bigint, NULL::int,
-            NULL::bigint, NULL::bigint, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::timestamptz, NULL::timestamptz;
+        outcome := 'currencies';
+        RETURN NEXT;
         RETURN;
     END IF;
     IF p_cap > 0 THEN
@@ -112,11 +108,8 @@ BEGIN
                  WHERE o.user_id = p_user AND o.status = 'pending'
                  LIMIT p_cap) c;
         IF v_pending >= p_cap THEN
-            RETURN QUERY SELECT 'pending'::text, NULL::bigint, NULL::bigint,
-                NULL::bigint, NULL::text, NULL::text, NULL::bigint,
-                NULL::int, NULL::bigint, v_pending, NULL::text,
-                NULL::bigint, NULL::bigint, NULL::timestamptz,
-                NULL::timestamptz;
+            outcome := 'pending'; n := v_pending;
+            RETURN NEXT;
             RETURN;
         END IF;
     END IF;
@@ -132,17 +125,13 @@ BEGIN
         RETURN;
     END IF;
     IF v_total > 9223372036854775807 THEN
-        RETURN QUERY SELECT 'overflow'::text, NULL::bigint, NULL::bigint,
-            NULL::bigint, NULL::text, NULL::text, NULL::bigint, NULL::int,
-            NULL::bigint, NULL::bigint, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::timestamptz, NULL::timestamptz;
+        outcome := 'overflow';
+        RETURN NEXT;
         RETURN;
     END IF;
     IF p_expected IS NOT NULL AND p_expected <> v_total THEN
-        RETURN QUERY SELECT 'total'::text, NULL::bigint, NULL::bigint,
-            NULL::bigint, NULL::text, NULL::text, NULL::bigint, NULL::int,
-            NULL::bigint, v_total::bigint, v_cur, NULL::bigint,
-            NULL::bigint, NULL::timestamptz, NULL::timestamptz;
+        outcome := 'total'; n := v_total::bigint; currency := v_cur;
+        RETURN NEXT;
         RETURN;
     END IF;
     -- the order, its first event, the stock and the cart: one statement
