@@ -8,11 +8,20 @@
  * input. Results are read in random-access mode, so a connection is never
  * left with unread rows.
  *
+ * Connections come from mod_dbd's pool (ap_dbd_open) at a request's first
+ * statement and go back (ap_dbd_close) before its body is read and before
+ * its answer is written (ecom_db_release, called by the router), so a
+ * connection is held only while statements run, each bounded by the
+ * shipped DBDParams. A slow client therefore never holds one, a request
+ * waiting for one waits only for other requests' statements, and DBDMax
+ * can be sized to what PostgreSQL runs well (a few per core over all
+ * children), not to ThreadsPerChild.
+ *
  * Transactions are ours, not the driver's: BEGIN, COMMIT, ROLLBACK and
  * SAVEPOINT go out as constant statements (apr-util 1.6.3's pgsql driver
  * crashes when its own BEGIN fails), the state lives in the request
- * (q->in_tx), and a pool cleanup rolls back whatever a request left open,
- * before mod_dbd takes the connection back.
+ * (q->in_tx), and ecom_db_release() rolls back whatever a request left
+ * open before mod_dbd takes the connection back.
  *
  * Failures are classified by SQLSTATE, which libpq puts in the message
  * once the connection's error verbosity is PQERRORS_VERBOSE (set on every
@@ -39,7 +48,6 @@
 #include <libpq-fe.h>
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *dbd_acquire_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close_fn;
 
@@ -73,7 +81,6 @@ void ecom_db_register(server_rec *s)
 
     /* Looked up once per (re)configuration, as mod_authn_dbd does. */
     dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-    dbd_acquire_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
     dbd_open_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     dbd_close_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     while ((st = next_stmt(&it))) {
@@ -206,13 +213,45 @@ static int reconnect(ecom_req *q)
            == APR_SUCCESS && reprepare(q->r, q->dbd);
 }
 
+/* The request's pool cleanup: a connection still held (a handler that
+ * returned early, an aborted request) goes back to mod_dbd's pool, after
+ * a rollback of anything left open. */
+static apr_status_t release_cleanup(void *data)
+{
+    ecom_db_release(data);
+    return APR_SUCCESS;
+}
+
+void ecom_db_release(ecom_req *q)
+{
+    if (!q->dbd) {
+        return;
+    }
+    if (q->in_tx) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, "ECOM0114: route "
+                      "%s handed its connection back inside a transaction; "
+                      "rolled back", q->route ? q->route->name : "-");
+        ecom_db_rollback(q);
+    }
+    dbd_close_fn(q->r->server, q->dbd);
+    q->dbd = NULL;
+}
+
+/* Takes a connection from mod_dbd's pool for this request, until
+ * ecom_db_release() (see the top: held only while statements run). */
 static ecom_err acquire(ecom_req *q)
 {
     if (q->db_unreachable) {
         return ECOM_E_UNAVAILABLE;
     }
     if (!q->dbd) {
-        q->dbd = dbd_acquire_fn ? dbd_acquire_fn(q->r) : NULL;
+        q->dbd = dbd_open_fn && dbd_close_fn
+                 ? dbd_open_fn(q->r->pool, q->r->server) : NULL;
+        if (q->dbd && !q->release_cleanup) {
+            apr_pool_cleanup_register(q->r->pool, q, release_cleanup,
+                                      apr_pool_cleanup_null);
+            q->release_cleanup = 1;
+        }
         if (!q->dbd) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r,
                           "ECOM0102: no database connection");
@@ -540,15 +579,6 @@ static int control(ecom_req *q, const char *sql)
     return apr_dbd_query(q->dbd->driver, q->dbd->handle, &n, sql);
 }
 
-/* A request never hands its connection back inside a transaction: the
- * pool cleanup (registered after mod_dbd's release cleanup, so it runs
- * first) rolls back what is still open. */
-static apr_status_t tx_cleanup(void *data)
-{
-    ecom_db_rollback(data);
-    return APR_SUCCESS;
-}
-
 ecom_err ecom_db_begin(ecom_req *q)
 {
     ecom_err e;
@@ -568,12 +598,9 @@ ecom_err ecom_db_begin(ecom_req *q)
             return failed(q, "BEGIN", rv);
         }
     }
+    /* a request never hands its connection back inside a transaction:
+     * ecom_db_release() and its pool cleanup roll back what is open */
     q->in_tx = 1;
-    if (!q->tx_cleanup) {
-        apr_pool_cleanup_register(q->r->pool, q, tx_cleanup,
-                                  apr_pool_cleanup_null);
-        q->tx_cleanup = 1;
-    }
     return ECOM_OK;
 }
 

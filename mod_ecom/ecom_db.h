@@ -152,5 +152,10 @@ ecom_err ecom_db_savepoint(ecom_req *q);
 ecom_err ecom_db_rollback_to_savepoint(ecom_req *q);
 /* A round trip: ECOM_OK or UNAVAILABLE / BUSY. */
 ecom_err ecom_db_ping(ecom_req *q);
+/* Hands the request's connection back to mod_dbd's pool (rolling back a
+ * transaction left open, which is logged as a bug). The router calls it
+ * before reading a body and before writing the answer, so a connection is
+ * held only while statements run; the next statement takes one again. */
+void ecom_db_release(ecom_req *q);
 
 #endif /* ECOM_DB_H */

@@ -42,7 +42,7 @@ typedef struct ecom_req {
     int db_unreachable;        /* acquiring failed once: do not wait for
                                 * the database twice in one request */
     int in_tx;                 /* a BEGIN of ours is open on dbd */
-    int tx_cleanup;            /* the pool cleanup that rolls back is set */
+    int release_cleanup;       /* the pool cleanup that hands dbd back is set */
     int keep_refusal;          /* a body inside the Idempotency-Key
                                 * transaction ended ECOM_TX_COMMIT_REFUSAL:
                                 * its 4xx answer is stored WITH its effect

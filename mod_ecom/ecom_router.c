@@ -241,6 +241,9 @@ static int run_route(ecom_req *q, const ecom_route *rt)
     if ((rv = authenticate(q, rt))) {
         return rv;
     }
+    /* a client sends its body at its own pace: no connection is held
+     * meanwhile (ecom_db.c, "Connections") */
+    ecom_db_release(q);
     if (rt->flags & (ECOM_BODY | ECOM_BODY_OPT)) {
         if ((rv = parse_body(q, rt))) {
             return rv;
@@ -357,6 +360,8 @@ int ecom_dispatch(request_rec *r)
     else {
         run(q);
     }
+    /* nor while the answer goes out */
+    ecom_db_release(q);
     send_response(q);
     return OK;
 }

@@ -130,82 +130,6 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     return OK;
 }
 
-/*
- * mod_dbd's connection pool (DBDMax connections per child process) has no
- * acquire timeout: when every connection is taken, a thread waits until
- * one comes back. With DBDMax >= ThreadsPerChild that wait is bounded by
- * the statements' own timeouts; below it, a burst can leave threads
- * waiting without end. The values come from the parsed configuration
- * (mod_dbd keeps its own private): the server-level DBDMax/DBDPersist and
- * each <VirtualHost>'s, with mod_dbd's defaults (10, persistent).
- */
-typedef struct {
-    int max;        /* -1: not set here */
-    int persist;    /* -1: not set here */
-} dbd_limits;
-
-static void read_limits(const ap_directive_t *d, apr_array_header_t *vhosts,
-                        dbd_limits *cur)
-{
-    for (; d; d = d->next) {
-        if (!strcasecmp(d->directive, "<VirtualHost")) {
-            dbd_limits *v = apr_array_push(vhosts);
-            v->max = v->persist = -1;
-            read_limits(d->first_child, vhosts, v);
-        }
-        else if (!strcasecmp(d->directive, "DBDMax") && d->args) {
-            long long v;
-            /* mod_dbd itself refuses what does not parse */
-            cur->max = ecom_parse_ll(d->args, 0, 1000000, &v) == 0 ? (int)v : -1;
-        }
-        else if (!strcasecmp(d->directive, "DBDPersist") && d->args) {
-            cur->persist = strncasecmp(d->args, "off", 3) != 0
-                           && strcmp(d->args, "0") != 0;
-        }
-        else if (d->first_child) {
-            read_limits(d->first_child, vhosts, cur);
-        }
-    }
-}
-
-static int check_pool_size(apr_pool_t *ptemp, server_rec *s)
-{
-    apr_array_header_t *vhosts = apr_array_make(ptemp, 4, sizeof(dbd_limits));
-    dbd_limits top = { -1, -1 };
-    int threads = 1;
-
-    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
-        || threads <= 1) {
-        return OK;
-    }
-    read_limits(ap_conftree, vhosts, &top);
-    if (top.max < 0) {
-        top.max = 10;
-    }
-    if (top.persist < 0) {
-        top.persist = 1;
-    }
-    for (int i = -1; i < vhosts->nelts; i++) {
-        dbd_limits l = top;
-        if (i >= 0) {
-            const dbd_limits *v = &APR_ARRAY_IDX(vhosts, i, dbd_limits);
-            l.max = v->max >= 0 ? v->max : top.max;
-            l.persist = v->persist >= 0 ? v->persist : top.persist;
-        }
-        if (l.persist && l.max < threads) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                         "ECOM0036: DBDMax %d is below ThreadsPerChild %d%s: "
-                         "requests could wait for ever for a database "
-                         "connection. Set DBDMax to at least %d (and keep "
-                         "DBDMax x the number of child processes below "
-                         "PostgreSQL's max_connections).", l.max, threads,
-                         i >= 0 ? " in a <VirtualHost>" : "", threads);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    return OK;
-}
-
 /* s's mod_dbd server config (NULL without mod_dbd). */
 static void *dbd_config(module *dbd, const server_rec *s)
 {
@@ -259,9 +183,10 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         ecom_db_register(sp);
     }
     /* the warnings of ecom_config.c's check (its refusals stopped
-     * ecom_check_config already), then the pool */
-    if (ecom_config_check(ptemp, s, 1) != OK
-        || check_pool_size(ptemp, s) != OK) {
+     * ecom_check_config already). DBDMax has no lower bound beyond
+     * mod_dbd's: a request holds a connection only while its statements
+     * run (ecom_db.c), so threads waiting for one wait for those. */
+    if (ecom_config_check(ptemp, s, 1) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* the watchdog only in the real start, not the config-test pass */

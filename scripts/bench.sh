@@ -27,7 +27,9 @@
 # ECOM_BENCH_DURATION (10s), ECOM_BENCH_THREADS (2), ECOM_BENCH_CONNECTIONS
 # (32) override wrk's settings; ECOM_BENCH_SCENARIOS (default "catalog
 # cart-add mix purchase") picks scenarios; ECOM_BENCH_MODULE runs another
-# build of the module (e.g. a baseline's mod_ecom.so). httpd reaches
+# build of the module (e.g. a baseline's mod_ecom.so); ECOM_BENCH_EXTRA
+# adds httpd directives to the order scenarios' server, \n between lines
+# (e.g. "DBDMax 25\nDBDKeep 25" to compare pool sizes). httpd reaches
 # PostgreSQL through a unix socket in ECOM_BENCH_PG_SOCKET_DIR (default
 # /tmp/mod_ecom-bench-pg; empty: loopback TCP, as before), about 10 %
 # more orders/s on the 2-core machine (see README, "Tuning").
@@ -236,8 +238,9 @@ if wants mix || wants purchase; then
     if grep -q EcomMaxPendingOrders "$MODULE"; then
         echo "EcomMaxPendingOrders 0" >"$RUNDIR/ecom-extra.conf"
     else
-        rm -f "$RUNDIR/ecom-extra.conf"
+        : >"$RUNDIR/ecom-extra.conf"
     fi
+    printf '%b' "${ECOM_BENCH_EXTRA:-}" >>"$RUNDIR/ecom-extra.conf"
     bash scripts/httpd.sh start
     msg "order scenarios: registering $CONNS users (one per connection)"
     tokens="$(register_users "$CONNS")"
