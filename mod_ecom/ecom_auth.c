@@ -20,6 +20,8 @@
 #include "ecom_crypto.h"
 #include "ecom_util.h"
 
+#include <limits.h>
+
 /* The user columns every user SELECT starts with (user_cols' order). */
 #define USER_COLS "u.id, u.email, u.name, u.is_staff, " ECOM_TS("u.created_at")
 enum { U_ID, U_EMAIL, U_NAME, U_IS_STAFF, U_CREATED_AT,
@@ -64,20 +66,17 @@ static int unauthorized(ecom_req *q, const char *detail, int token_sent)
     return ecom_problem(q, HTTP_UNAUTHORIZED, "unauthorized", detail);
 }
 
-int ecom_authenticate(ecom_req *q, int need)
+/* The bearer token's SHA-256 (hex) into hash: 0, DECLINED when no
+ * Authorization header was sent and need is 0, or the 401 set. */
+static int bearer_hash(ecom_req *q, int need, char hash[ECOM_SHA256_HEX])
 {
     const char *h = apr_table_get(q->r->headers_in, "Authorization");
     const char *tok;
-    char hash[ECOM_SHA256_HEX];
-    const char *args[1];
-    apr_dbd_row_t *row;
-    const char *stored;
-    ecom_err e;
 
     if (!h) {
         return need ? unauthorized(q, "Authentication required: send "
                                    "Authorization: Bearer <token>.", 0)
-                    : 0;
+                    : DECLINED;
     }
     if (strncasecmp(h, "Bearer ", 7) != 0) {
         return unauthorized(q, "Use the Bearer authentication scheme.", 1);
@@ -87,9 +86,29 @@ int ecom_authenticate(ecom_req *q, int need)
         tok++;
     }
     if (!ecom_token_shape_ok(tok)) {
-        return unauthorized(q, "The token is invalid or has expired.", 1);
+        return ecom_auth_rejected(q);
     }
     ecom_sha256_hex(tok, ECOM_TOKEN_LEN, hash);
+    return 0;
+}
+
+int ecom_auth_rejected(ecom_req *q)
+{
+    return unauthorized(q, "The token is invalid or has expired.", 1);
+}
+
+int ecom_authenticate(ecom_req *q, int need)
+{
+    char hash[ECOM_SHA256_HEX];
+    const char *args[1];
+    apr_dbd_row_t *row;
+    const char *stored;
+    ecom_err e;
+    int rv = bearer_hash(q, need, hash);
+
+    if (rv) {
+        return rv == DECLINED ? 0 : rv;
+    }
     args[0] = hash;
     e = ecom_db_one(q, "ecom_token_user", &row, 1, args);
     if (e && e != ECOM_E_NOT_FOUND) {
@@ -97,7 +116,7 @@ int ecom_authenticate(ecom_req *q, int need)
     }
     stored = row ? ecom_db_get(q, row, T_TOKEN_HASH) : NULL;
     if (!stored || strlen(stored) != 64 || !ecom_ct_equal(stored, hash, 64)) {
-        return unauthorized(q, "The token is invalid or has expired.", 1);
+        return ecom_auth_rejected(q);
     }
     q->user_id = ecom_db_ll(q, row, T_USER_ID);
     q->is_staff = ecom_db_bool(q, row, T_IS_STAFF);
@@ -105,6 +124,30 @@ int ecom_authenticate(ecom_req *q, int need)
         return ecom_problem(q, HTTP_FORBIDDEN, "forbidden",
                             "This action needs a staff account.");
     }
+    return 0;
+}
+
+int ecom_authenticate_inline(ecom_req *q)
+{
+    char *hash = apr_palloc(q->r->pool, ECOM_SHA256_HEX);
+    int rv = bearer_hash(q, 1, hash);
+
+    if (rv) {
+        return rv;
+    }
+    q->token_hash = hash;
+    return 0;
+}
+
+int ecom_auth_resolved(ecom_req *q, const char *user_id)
+{
+    long long id;
+
+    if (!user_id || ecom_parse_ll(user_id, 1, LLONG_MAX, &id) != 0) {
+        return ecom_auth_rejected(q);
+    }
+    q->user_id = id;
+    q->token_hash = NULL;
     return 0;
 }
 

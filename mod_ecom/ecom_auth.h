@@ -11,4 +11,17 @@
  * problem it set (401, 403, 503). */
 int ecom_authenticate(ecom_req *q, int need);
 
+/* For a route flagged ECOM_AUTH_INLINE (a user route whose one statement
+ * resolves the token itself, a round trip fewer): checks the Authorization
+ * header as ecom_authenticate does, without the database, and keeps the
+ * token's SHA-256 (hex) in q->token_hash. Returns 0 or the 401 set. */
+int ecom_authenticate_inline(ecom_req *q);
+/* After that statement: user_id is what it resolved the token to (the
+ * decimal text of its user_id column; NULL when it resolved to no one).
+ * Sets q->user_id and returns 0, or answers the 401 ecom_authenticate
+ * would have and returns it. */
+int ecom_auth_resolved(ecom_req *q, const char *user_id);
+/* The 401 of a token that is malformed, unknown, revoked or expired. */
+int ecom_auth_rejected(ecom_req *q);
+
 #endif /* ECOM_AUTH_H */

@@ -16,6 +16,7 @@
  * user_id, so another user's line is simply not found (404).
  */
 #include "ecom_resource.h"
+#include "ecom_auth.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
 #include "ecom_money.h"
@@ -35,6 +36,8 @@
     "p.price * ci.quantity, p.currency"
 enum { L_ID, L_PRODUCT_ID, L_NAME, L_QUANTITY, L_UNIT_PRICE, L_LINE_TOTAL,
        L_CURRENCY, L_NCOLS };
+/* ecom_cart_add: LINE_COLS, then the caller */
+enum { L_USER_ID = L_NCOLS };
 /* ecom_cart_why */
 enum { W_STOCK, W_IN_CART, W_OTHER_CURRENCY, W_LINES };
 /* ecom_cart_set_qty */
@@ -49,10 +52,11 @@ static const ecom_stmt cart_sql[] = {
       "SELECT " LINE_COLS " FROM cart_items ci "
       "JOIN products p ON p.id = ci.product_id "
       "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint", ECOM_STMT_READ },
-    /* lock, guarded upsert and the line (LINE_COLS) in one round trip:
-     * sql/006_checkout_functions.sql */
+    /* the caller (by id, or by the token's hash: ECOM_AUTH_INLINE), lock,
+     * guarded upsert and the line (LINE_COLS, then user_id) in one round
+     * trip: sql/006_checkout_functions.sql, sql/010_inline_auth.sql */
     { "ecom_cart_add",
-      "SELECT * FROM ecom_cart_add(%s::bigint, %s::bigint, %s::int, "
+      "SELECT * FROM ecom_cart_add_as(%s::bigint, %s, %s::bigint, %s::int, "
       ECOM_CART_MAX_LINES_SQL ", " ECOM_CART_MAX_QTY_SQL ")", 0 },
     { "ecom_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
@@ -184,9 +188,10 @@ static int ecom_cart_add(ecom_req *q)
 {
     json_t *errs = ecom_jarray(q);
     long long product_id = 0, qty = 1;
-    const char *args[3];
+    const char *args[4];
     apr_dbd_row_t *row;
     ecom_err e;
+    int rv;
 
     if (ecom_get_int(q->body, "product_id", 1, 999999999999999999LL,
                      &product_id, errs) == 0) {
@@ -196,15 +201,19 @@ static int ecom_cart_add(ecom_req *q)
     if (json_array_size(errs)) {
         return ecom_invalid(q, errs);
     }
-    args[0] = ECOM_LL(q, q->user_id);
-    args[1] = ECOM_LL(q, product_id);
-    args[2] = ECOM_LL(q, qty);
-    e = ecom_db_one(q, "ecom_cart_add", &row, 3, args);
-    if (e == ECOM_E_NOT_FOUND) {
-        return add_refused(q, product_id, qty);
-    }
-    if (e) {
+    args[0] = q->token_hash ? NULL : ECOM_LL(q, q->user_id);
+    args[1] = q->token_hash;
+    args[2] = ECOM_LL(q, product_id);
+    args[3] = ECOM_LL(q, qty);
+    /* always one row: the line, or who refused (no line), or no one */
+    if ((e = ecom_db_one(q, "ecom_cart_add", &row, 4, args))) {
         return ecom_fail(q, e);
+    }
+    if ((rv = ecom_auth_resolved(q, ecom_db_get(q, row, L_USER_ID)))) {
+        return rv;
+    }
+    if (!ecom_db_get(q, row, L_ID)) {
+        return add_refused(q, product_id, qty);
     }
     return ecom_json(q, HTTP_CREATED, ecom_row_json(q, row, line_cols, 0));
 }
@@ -266,7 +275,7 @@ static int ecom_cart_delete(ecom_req *q)
 static const ecom_route cart_routes[] = {
     { M_GET, "cart", ecom_cart_get, ECOM_AUTH_USER, 0, 0, "cart.get" },
     { M_POST, "cart", ecom_cart_add, ECOM_AUTH_USER,
-      ECOM_BODY | ECOM_IDEMPOTENT, 0, "cart.add" },
+      ECOM_BODY | ECOM_IDEMPOTENT | ECOM_AUTH_INLINE, 0, "cart.add" },
     { M_PATCH, "cart/{id}", ecom_cart_update, ECOM_AUTH_USER, ECOM_BODY, 0,
       "cart.update" },
     { M_DELETE, "cart/{id}", ecom_cart_delete, ECOM_AUTH_USER, 0, 0,

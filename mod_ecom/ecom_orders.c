@@ -46,6 +46,7 @@
  * the order detail with its payments, refunds, shipments and events.
  */
 #include "ecom_resource.h"
+#include "ecom_auth.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
 #include "ecom_page.h"
@@ -71,21 +72,24 @@ enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
  * the total, the products sold out, the order's times */
 enum { K_OUTCOME, K_ORDER_ID, K_LINE, K_PRODUCT_ID, K_NAME = 5,
        K_QUANTITY = 7, K_N = 9, K_CURRENCY, K_TOTAL, K_SOLD_OUT,
-       K_CREATED_AT, K_UPDATED_AT };
+       K_CREATED_AT, K_UPDATED_AT, K_USER_ID };
 /* ecom_restock */
 enum { ONE_COL };
 
 static const ecom_stmt order_sql[] = {
     /* The whole checkout, steps 1 to 5, in one statement: the function
+     * resolves the caller (by id, or by the token's hash: ECOM_AUTH_INLINE),
      * locks, checks and writes, and returns the lines as written or the
-     * rows of what refused it, having written nothing
-     * (sql/008_perf_checkout.sql). Outside a transaction the call is its
-     * own; with an Idempotency-Key it runs in the key's transaction. */
+     * rows of what refused it, having written nothing, each with the
+     * caller's user_id (sql/008_perf_checkout.sql, sql/010_inline_auth.sql).
+     * Outside a transaction the call is its own; with an Idempotency-Key
+     * it runs in the key's transaction. */
     { "ecom_checkout",
       "SELECT outcome, order_id, id, product_id, sku, name, unit_price, "
       "quantity, line_total, n, currency, total, sold_out, "
-      ECOM_TS("created_at") ", " ECOM_TS("updated_at") " "
-      "FROM ecom_checkout(%s::bigint, %s::int, %s::bigint, %s::jsonb)", 0 },
+      ECOM_TS("created_at") ", " ECOM_TS("updated_at") ", user_id "
+      "FROM ecom_checkout_as(%s::bigint, %s, %s::int, %s::bigint, %s::jsonb)",
+      0 },
     /* ecom_order_transition(): the move and its event, or nothing */
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
@@ -459,21 +463,26 @@ static ecom_tx_end checkout_refused(ecom_req *q, apr_dbd_results_t *res,
 static ecom_tx_end checkout(ecom_req *q, void *data)
 {
     checkout_ctx *c = data;
-    const char *args[4], *outcome;
+    const char *args[5], *outcome;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row = NULL;
     ecom_err e;
 
-    args[0] = ECOM_LL(q, q->user_id);
-    args[1] = apr_itoa(q->r->pool, q->sc->max_pending);
-    args[2] = c->has_expected ? ECOM_LL(q, c->expected) : NULL;
-    args[3] = c->address;
-    if ((e = ecom_db_select(q, "ecom_checkout", &res, 4, args))) {
+    args[0] = q->token_hash ? NULL : ECOM_LL(q, q->user_id);
+    args[1] = q->token_hash;
+    args[2] = apr_itoa(q->r->pool, q->sc->max_pending);
+    args[3] = c->has_expected ? ECOM_LL(q, c->expected) : NULL;
+    args[4] = c->address;
+    if ((e = ecom_db_select(q, "ecom_checkout", &res, 5, args))) {
         return ecom_tx_fail(e);
     }
     if (!ecom_db_next(q, res, &row)
         || !(outcome = ecom_db_get(q, row, K_OUTCOME))) {
         return ecom_tx_fail(ECOM_E_INTERNAL);
+    }
+    /* 'unauthorized' has no user_id: the 401, nothing written */
+    if (ecom_auth_resolved(q, ecom_db_get(q, row, K_USER_ID))) {
+        return ECOM_TX_REFUSE;
     }
     if (strcmp(outcome, "ok") != 0) {
         return checkout_refused(q, res, row, outcome);
@@ -798,7 +807,7 @@ static int ecom_order_update(ecom_req *q)
 static const ecom_route order_routes[] = {
     { M_GET, "orders", ecom_orders_list, ECOM_AUTH_USER, 0, 0, "orders.list" },
     { M_POST, "orders", ecom_order_create, ECOM_AUTH_USER,
-      ECOM_BODY_OPT | ECOM_IDEMPOTENT, 0, "orders.create" },
+      ECOM_BODY_OPT | ECOM_IDEMPOTENT | ECOM_AUTH_INLINE, 0, "orders.create" },
     { M_GET, "orders/{id}", ecom_order_get, ECOM_AUTH_USER, 0, 0,
       "orders.get" },
     { M_PATCH, "orders/{id}", ecom_order_update, ECOM_AUTH_USER, ECOM_BODY, 0,

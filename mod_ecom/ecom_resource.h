@@ -32,6 +32,10 @@ typedef enum {
 #define ECOM_BODY       (1u << 0)   /* a JSON object body is required */
 #define ECOM_BODY_OPT   (1u << 1)   /* a JSON object body may be sent */
 #define ECOM_IDEMPOTENT (1u << 2)   /* honours Idempotency-Key */
+#define ECOM_AUTH_INLINE (1u << 3)  /* ECOM_AUTH_USER: without an
+                                     * Idempotency-Key the route's statement
+                                     * resolves the token (q->token_hash,
+                                     * ecom_auth.h), one round trip fewer */
 
 /* A handler sets the answer (ecom_json, ecom_problem, ecom_fail...) and
  * returns its status. */

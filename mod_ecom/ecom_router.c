@@ -160,6 +160,11 @@ static int authenticate(ecom_req *q, const ecom_route *rt)
     case ECOM_AUTH_NONE:
         return ecom_authenticate(q, 0);
     case ECOM_AUTH_USER:
+        /* an Idempotency-Key's record is keyed by the user: known first */
+        if ((rt->flags & ECOM_AUTH_INLINE)
+            && !apr_table_get(q->r->headers_in, "Idempotency-Key")) {
+            return ecom_authenticate_inline(q);
+        }
         return ecom_authenticate(q, 1);
     case ECOM_AUTH_STAFF:
         return ecom_authenticate(q, 2);
@@ -245,19 +250,29 @@ static int run_route(ecom_req *q, const ecom_route *rt)
      * meanwhile (ecom_db.c, "Connections") */
     ecom_db_release(q);
     if (rt->flags & (ECOM_BODY | ECOM_BODY_OPT)) {
-        if ((rv = parse_body(q, rt))) {
-            return rv;
-        }
+        rv = parse_body(q, rt);
     }
     else {
         ap_discard_request_body(r);
+        rv = 0;
     }
     idem = apr_table_get(r->headers_in, "Idempotency-Key");
-    if ((rt->flags & ECOM_IDEMPOTENT) && q->user_id && idem) {
+    if (rv) {
+        /* the body was refused */
+    }
+    else if ((rt->flags & ECOM_IDEMPOTENT) && q->user_id && idem) {
         rv = ecom_idem_run(q, idem, rt->fn);
     }
     else {
         rv = rt->fn(q);
+    }
+    if (q->token_hash && q->status >= 400 && q->status < 500
+        && q->status != HTTP_UNAUTHORIZED) {
+        /* ECOM_AUTH_INLINE: refused before its statement resolved the
+         * token. A bad token is answered first, as on every other route
+         * (nothing was written: the statement never ran) */
+        int a = ecom_authenticate(q, 1);
+        rv = a ? a : rv;
     }
     if (rt->invalidates && q->status >= 200 && q->status < 300) {
         /* the write is committed by now (ecom_db_tx, ecom_idem_run) */

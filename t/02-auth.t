@@ -192,6 +192,60 @@ for my $c (@bad_auth) {
     is_problem api(GET => '/cart/', token => $u->{token}), 401, 'unauthorized', 'a revoked token is 401';
 }
 
+# --- POST /cart/ and POST /orders/ resolve the token in their own statement ---
+# (ECOM_AUTH_INLINE, sql/010_inline_auth.sql): the same 401s as every other
+# route, the token checked before any body error is answered, and nothing
+# written for a token that resolves to no one. With an Idempotency-Key the
+# token is looked up first, as before.
+{
+    my $p = create_product(price => 120, stock => 20);
+    my $add = { product_id => $p->{id}, quantity => 1 };
+    my %spoil = (
+        expired => "expires_at = now() - interval '1 second'",
+        revoked => 'revoked_at = now()',
+    );
+    for my $how (sort keys %spoil) {
+        my $u = register_user();
+        is api(POST => '/cart/', token => $u->{token}, body => $add)->{status}, 201, "$how: a cart add with a fresh token";
+        psql_do("UPDATE auth_tokens SET $spoil{$how} WHERE user_id = $u->{id}");
+        my $r = api(POST => '/cart/', token => $u->{token}, body => $add);
+        is_problem $r, 401, 'unauthorized', "$how token: POST /cart/ is 401";
+        ok bearer_challenge_ok($r, 1), "$how token: with WWW-Authenticate error=\"invalid_token\"";
+        $r = api(POST => '/orders/', token => $u->{token});
+        is_problem $r, 401, 'unauthorized', "$how token: POST /orders/ is 401";
+        ok bearer_challenge_ok($r, 1), "$how token: POST /orders/ names invalid_token";
+        is psql_value("SELECT quantity FROM cart_items WHERE user_id = $u->{id}"), 1, "$how token: the cart line was not touched";
+        is psql_value("SELECT count(*) FROM orders WHERE user_id = $u->{id}"), 0, "$how token: no order was written";
+        $r = api(POST => '/orders/', token => $u->{token}, headers => { 'Idempotency-Key' => "inline-$how-" . uniq() });
+        is_problem $r, 401, 'unauthorized', "$how token with an Idempotency-Key: 401 too";
+        for my $bad (['{"product_id": ', 'malformed JSON'], [{ product_id => $p->{id}, quantity => 0 }, 'quantity 0']) {
+            $r = api(POST => '/cart/', token => $u->{token}, body => $bad->[0]);
+            is_problem $r, 401, 'unauthorized', "$how token and $bad->[1]: the token is answered first (401, as on other routes)";
+        }
+        $r = api(POST => '/orders/', token => $u->{token}, body => { shipping_address => { country => 'XX' } });
+        is_problem $r, 401, 'unauthorized', "$how token and a bad address: POST /orders/ answers the token first";
+        my $l = api(POST => '/auth/login/', body => { email => $u->{email}, password => $u->{password} });
+        $r = api(POST => '/orders/', token => $l->{json}{token});
+        is $r->{status}, 201, "$how: a new token checks the same cart out";
+        is $r->{json}{events}[0]{actor_id}, $u->{id}, 'the order event names the user the token resolved to';
+        is $r->{headers}{'cache-control'}, 'private, no-store', 'and the answer is private to that user';
+    }
+    my $u = register_user();
+    is_problem api(POST => '/cart/', token => $u->{token}, body => '{"product_id": '), 400, 'bad-request',
+        'a valid token and malformed JSON: 400, as before';
+    is_problem api(POST => '/cart/', headers => { Authorization => 'Bearer ' . ('A' x 43) }, body => $add), 401, 'unauthorized',
+        'a well-formed token that was never issued: 401';
+    is_problem api(POST => '/orders/', headers => { Authorization => 'Bearer ' . ('A' x 43) }), 401, 'unauthorized',
+        'and on POST /orders/';
+    is_problem api(POST => '/cart/', body => $add), 401, 'unauthorized', 'no token at all: 401';
+    my $other = register_user();
+    is api(POST => '/cart/', token => $other->{token}, body => $add)->{status}, 201, 'another user adds';
+    my $r = api(POST => '/cart/', token => $u->{token}, body => $add);
+    is $r->{status}, 201, 'the token adds to its own cart';
+    is $r->{json}{quantity}, 1, 'a line of its own (the other user\'s line is not touched)';
+    is psql_value("SELECT quantity FROM cart_items WHERE user_id = $other->{id}"), 1, 'the other cart still holds 1';
+}
+
 # --- secrets in the database --------------------------------------------------
 SKIP: {
     skip 'token has characters unsafe to put in SQL', 4
