@@ -2,11 +2,13 @@
  * ecom_cart.c: the caller's cart. Lines always show current prices; the
  * price is only frozen when an order is placed (ecom_orders.c).
  *
- * Adding is one statement, the function ecom_cart_add
- * (sql/006_checkout_functions.sql), one round trip: it locks the caller's user
- * row FOR NO KEY UPDATE first, so two adds of one user run one after the
- * other (the guards below read the cart, and two concurrent adds would
- * each see it without the other's line), then one upsert, in a snapshot
+ * Adding is one statement, the function ecom_cart_add_as
+ * (sql/006_checkout_functions.sql, sql/010_inline_auth.sql), one round trip:
+ * it resolves the caller's token when the router left that to it
+ * (ECOM_AUTH_INLINE), takes the account's advisory lock first, so two adds
+ * of one user run one after the other (the guards below read the cart, and
+ * two concurrent adds would each see it without the other's line), then
+ * one upsert, in a snapshot
  * taken after the lock, raises the quantity of an existing line, guarded
  * so the resulting quantity never exceeds stock or ECOM_CART_MAX_QTY, the
  * cart never exceeds ECOM_CART_MAX_LINES lines, and every line has one

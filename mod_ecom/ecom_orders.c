@@ -1,13 +1,14 @@
 /*
  * ecom_orders.c: checkout and order reads.
  *
- * Checkout (POST /orders/) is one statement, the function ecom_checkout
- * (sql/008_perf_checkout.sql), which is its own transaction without an
+ * Checkout (POST /orders/) is one statement, the function ecom_checkout_as
+ * (sql/008_perf_checkout.sql, sql/010_inline_auth.sql: it resolves the
+ * caller's token too, ECOM_AUTH_INLINE), which is its own transaction without an
  * Idempotency-Key (ecom_db_tx_single: no BEGIN/COMMIT round trips) and runs
  * inside the key's transaction with one; its answer is built from what it
  * returned (send_new_order). Inside it:
- *   1. lock the caller's user row (one account's checkouts run one at a
- *      time, so the count of its pending orders is exact: 409
+ *   1. take the account's advisory lock (one account's checkouts and cart
+ *      adds run one at a time, so the count of its pending orders is exact: 409
  *      too-many-pending-orders at EcomMaxPendingOrders), then the cart
  *      lines and their products, in ascending product id order, so two
  *      checkouts sharing products cannot deadlock. Products
