@@ -28,8 +28,9 @@
 # (32) override wrk's settings; ECOM_BENCH_SCENARIOS (default "catalog
 # cart-add mix purchase") picks scenarios; ECOM_BENCH_MODULE runs another
 # build of the module (e.g. a baseline's mod_ecom.so); ECOM_BENCH_EXTRA
-# adds httpd directives to the order scenarios' server, \n between lines
-# (e.g. "DBDMax 25\nDBDKeep 25" to compare pool sizes). httpd reaches
+# adds httpd directives to the bench's server, \n between lines (e.g.
+# "DBDMax 25\nDBDKeep 8" for a build from before issue 7's round 3, which
+# refuses a DBDMax below ThreadsPerChild, or to compare pool sizes). httpd reaches
 # PostgreSQL through a unix socket in ECOM_BENCH_PG_SOCKET_DIR (default
 # /tmp/mod_ecom-bench-pg; empty: loopback TCP, as before), about 10 %
 # more orders/s on the 2-core machine (see README, "Tuning").
@@ -67,8 +68,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 ecom_db_up
-# a previous run's settings (the order scenarios write it)
-rm -f "$RUNDIR/ecom-extra.conf"
+# this run's extra settings (ECOM_BENCH_EXTRA; the order scenarios add
+# theirs), never a previous run's
+mkdir -p "$RUNDIR"
+printf '%b' "${ECOM_BENCH_EXTRA:-}" >"$RUNDIR/ecom-extra.conf"
 
 count() { psql -X -At -v ON_ERROR_STOP=1 -c 'SELECT count(*) FROM products WHERE active'; }
 if [ "$(count)" = 0 ]; then
@@ -236,11 +239,8 @@ if wants mix || wants purchase; then
     # the mix's users never pay: no cap of pending orders in this server
     # (a module without the directive has no cap)
     if grep -q EcomMaxPendingOrders "$MODULE"; then
-        echo "EcomMaxPendingOrders 0" >"$RUNDIR/ecom-extra.conf"
-    else
-        : >"$RUNDIR/ecom-extra.conf"
+        echo "EcomMaxPendingOrders 0" >>"$RUNDIR/ecom-extra.conf"
     fi
-    printf '%b' "${ECOM_BENCH_EXTRA:-}" >>"$RUNDIR/ecom-extra.conf"
     bash scripts/httpd.sh start
     msg "order scenarios: registering $CONNS users (one per connection)"
     tokens="$(register_users "$CONNS")"
