@@ -232,7 +232,7 @@ CONF
                      [ $r->{status}, time - $t0 ] } 1 .. 5;
     is_deeply [ map { $_->[0] } @fast ], [ (200) x 5 ], 'meanwhile the fourth thread answers five GET /cart/ with 200';
     my $slowest = (sort { $b <=> $a } map { $_->[1] } @fast)[0];
-    cmp_ok $slowest, '<', 3, 'each within 3 s: no slow client holds the one connection'
+    cmp_ok $slowest, '<', 5, 'each within 5 s (a held connection would keep them waiting for the slow bodies, up to Timeout): no slow client holds the one connection'
         or diag "slowest: ${slowest}s";
     for my $s (@slow) { syswrite $s, substr($body, 5) }
     my @st;
