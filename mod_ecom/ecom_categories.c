@@ -20,7 +20,7 @@ static const ecom_stmt category_sql[] = {
       " AND pr.active) "
       "FROM categories c LEFT JOIN categories p ON p.id = c.parent_id "
       "WHERE c.id > COALESCE(%s::bigint, 0) ORDER BY c.id LIMIT %s::int",
-      ECOM_STMT_READ },
+      ECOM_STMT_READ | ECOM_STMT_LIST },
     { NULL, NULL, 0 }
 };
 

@@ -17,6 +17,12 @@
  * run a second time after the connection broke under them (a write may
  * have committed before the answer was lost). */
 #define ECOM_STMT_READ 1u
+/* ECOM_STMT_LIST marks the statement of a list page (a cursor and a
+ * LIMIT): t/41-list-plans.t EXPLAINs every one of them, with the
+ * parameters it keeps for each label, on a database of some size, and
+ * fails on a sequential scan of a large table. ecom-status shows both
+ * flags with each statement's text. */
+#define ECOM_STMT_LIST 2u
 
 typedef struct {
     const char *label;

@@ -26,17 +26,32 @@ static const ecom_col event_cols[] = {
     { NULL, 0 }
 };
 
+/* One statement per filter combination (issue 8), so each generic plan
+ * reads through the index of its filter: events_order (order_id, id),
+ * events_type (type text_pattern_ops, id), or the primary key; a NULL
+ * cursor is "from the start" through COALESCE, which keeps the id
+ * condition on the index. A kind is matched as the range [kind + ".",
+ * kind + "/"): '/' follows '.', and ~>=~ / ~<~ are the operators
+ * events_type's text_pattern_ops index serves. Labels: ecom_events, then
+ * "o" for order_id, "t" for an exact type or "k" for a kind. */
+#define EVENT_SELECT \
+    "SELECT id, type, order_id, actor, data::text, " ECOM_TS("created_at") \
+    " FROM events WHERE "
+#define EVENT_ORDER "order_id = %s::bigint AND "
+#define EVENT_TYPE "type = %s AND "
+#define EVENT_KIND "type ~>=~ %s AND type ~<~ %s AND "
+#define EVENT_KEY "id > COALESCE(%s::bigint, 0) ORDER BY id LIMIT %s::int"
+#define EVENT_LIST (ECOM_STMT_READ | ECOM_STMT_LIST)
+
 static const ecom_stmt event_sql[] = {
-    /* a kind is matched as the range [kind + ".", kind + "/"): '/' follows
-     * '.', and ~>=~ / ~<~ are the operators events_type's text_pattern_ops
-     * index serves */
-    { "ecom_events_list",
-      "SELECT id, type, order_id, actor, data::text, " ECOM_TS("created_at")
-      " FROM events WHERE (%s::text IS NULL OR type = %s) "
-      "AND (%s::text IS NULL OR (type ~>=~ %s AND type ~<~ %s)) "
-      "AND (%s::bigint IS NULL OR order_id = %s::bigint) "
-      "AND (%s::bigint IS NULL OR id > %s::bigint) "
-      "ORDER BY id LIMIT %s::int", ECOM_STMT_READ },
+    { "ecom_events", EVENT_SELECT EVENT_KEY, EVENT_LIST },
+    { "ecom_events_t", EVENT_SELECT EVENT_TYPE EVENT_KEY, EVENT_LIST },
+    { "ecom_events_k", EVENT_SELECT EVENT_KIND EVENT_KEY, EVENT_LIST },
+    { "ecom_events_o", EVENT_SELECT EVENT_ORDER EVENT_KEY, EVENT_LIST },
+    { "ecom_events_ot", EVENT_SELECT EVENT_ORDER EVENT_TYPE EVENT_KEY,
+      EVENT_LIST },
+    { "ecom_events_ok", EVENT_SELECT EVENT_ORDER EVENT_KIND EVENT_KEY,
+      EVENT_LIST },
     { NULL, NULL, 0 }
 };
 
@@ -64,10 +79,10 @@ static int ecom_events_list(ecom_req *q)
     const char *type = apr_table_get(q->args, "type");
     const char *order = apr_table_get(q->args, "order_id");
     const char *cursor = apr_table_get(q->args, "cursor");
-    const char *args[10] = { NULL };
+    const char *args[5], *label;
     long long k1 = 0, k2 = 0, oid = 0;
     apr_dbd_results_t *res;
-    int limit, rv, exact = 0;
+    int limit, rv, exact = 0, n = 0;
     ecom_err e;
 
     if ((rv = ecom_page_args(q, &limit))) {
@@ -87,17 +102,23 @@ static int ecom_events_list(ecom_req *q)
                             "Query parameter cursor is not a cursor of this "
                             "list.");
     }
+    /* the arguments in the order of the statement's placeholders */
+    if (order) {
+        args[n++] = ECOM_LL(q, oid);
+    }
     if (type && exact) {
-        args[0] = args[1] = type;
+        args[n++] = type;
     }
     else if (type) {
-        args[2] = args[3] = apr_pstrcat(q->r->pool, type, ".", NULL);
-        args[4] = apr_pstrcat(q->r->pool, type, "/", NULL);
+        args[n++] = apr_pstrcat(q->r->pool, type, ".", NULL);
+        args[n++] = apr_pstrcat(q->r->pool, type, "/", NULL);
     }
-    args[5] = args[6] = order ? ECOM_LL(q, oid) : NULL;
-    args[7] = args[8] = cursor ? ECOM_LL(q, k1) : NULL;
-    args[9] = apr_itoa(q->r->pool, limit + 1);
-    if ((e = ecom_db_select(q, "ecom_events_list", &res, 10, args))) {
+    args[n++] = cursor ? ECOM_LL(q, k1) : NULL;
+    args[n++] = apr_itoa(q->r->pool, limit + 1);
+    label = apr_pstrcat(q->r->pool, "ecom_events", order || type ? "_" : "",
+                        order ? "o" : "", !type ? "" : exact ? "t" : "k",
+                        NULL);
+    if ((e = ecom_db_select(q, label, &res, n, args))) {
         return ecom_fail(q, e);
     }
     return ecom_page(q, res, limit, event_cols, 'e', E_ID, -1);

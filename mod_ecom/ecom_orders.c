@@ -162,13 +162,33 @@ static const ecom_stmt order_sql[] = {
       "      FROM order_lines ol JOIN claim ON claim.id = ol.order_id "
       "      WHERE ol.product_id IS NOT NULL GROUP BY ol.product_id) l "
       "WHERE p.id = l.product_id RETURNING p.stock - l.qty", 0 },
-    /* staff (the boolean) see every user's orders */
-    { "ecom_orders_list",
+    /* GET /orders/: one statement per caller kind and status filter, so
+     * each generic plan reads only what it lists: a user's orders through
+     * orders_user (user_id, id DESC), staff's through the primary key or
+     * orders_status (status, id DESC). One statement with "(user_id = $1
+     * OR $2)" walked the whole table for a user with no orders (issue 8).
+     * A NULL cursor is "from the newest" through COALESCE, which keeps the
+     * id condition on the index. */
+    { "ecom_orders_mine",
+      "SELECT " ORDER_COLS " FROM orders o WHERE o.user_id = %s::bigint "
+      "AND o.id < COALESCE(%s::bigint, 9223372036854775807) "
+      "ORDER BY o.id DESC LIMIT %s::int",
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_orders_mine_status",
+      "SELECT " ORDER_COLS " FROM orders o WHERE o.user_id = %s::bigint "
+      "AND o.status = %s "
+      "AND o.id < COALESCE(%s::bigint, 9223372036854775807) "
+      "ORDER BY o.id DESC LIMIT %s::int",
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_orders_all",
       "SELECT " ORDER_COLS " FROM orders o "
-      "WHERE (o.user_id = %s::bigint OR %s::boolean) "
-      "AND (%s::text IS NULL OR o.status = %s) "
-      "AND (%s::bigint IS NULL OR o.id < %s::bigint) "
-      "ORDER BY o.id DESC LIMIT %s::int", ECOM_STMT_READ },
+      "WHERE o.id < COALESCE(%s::bigint, 9223372036854775807) "
+      "ORDER BY o.id DESC LIMIT %s::int", ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_orders_all_status",
+      "SELECT " ORDER_COLS " FROM orders o WHERE o.status = %s "
+      "AND o.id < COALESCE(%s::bigint, 9223372036854775807) "
+      "ORDER BY o.id DESC LIMIT %s::int",
+      ECOM_STMT_READ | ECOM_STMT_LIST },
     { NULL, NULL, 0 }
 };
 
@@ -272,12 +292,12 @@ static int ecom_orders_list(ecom_req *q)
 {
     const char *status = apr_table_get(q->args, "status");
     const char *cursor = apr_table_get(q->args, "cursor");
-    const char *args[7];
+    const char *args[4];
     long long k1 = 0, k2 = 0;
     apr_dbd_results_t *res;
     ecom_order_state state;
     ecom_err e;
-    int limit, rv;
+    int limit, rv, n = 0;
 
     if ((rv = ecom_page_args(q, &limit))) {
         return rv;
@@ -292,12 +312,21 @@ static int ecom_orders_list(ecom_req *q)
                             "Query parameter cursor is not a cursor of this "
                             "list.");
     }
-    args[0] = ECOM_LL(q, q->user_id);
-    args[1] = q->is_staff ? "true" : "false";
-    args[2] = args[3] = status;
-    args[4] = args[5] = cursor ? ECOM_LL(q, k1) : NULL;
-    args[6] = apr_itoa(q->r->pool, limit + 1);
-    if ((e = ecom_db_select(q, "ecom_orders_list", &res, 7, args))) {
+    /* the arguments in the order of the statement's placeholders */
+    if (!q->is_staff) {
+        args[n++] = ECOM_LL(q, q->user_id);
+    }
+    if (status) {
+        args[n++] = status;
+    }
+    args[n++] = cursor ? ECOM_LL(q, k1) : NULL;
+    args[n++] = apr_itoa(q->r->pool, limit + 1);
+    if ((e = ecom_db_select(q, q->is_staff
+                                   ? (status ? "ecom_orders_all_status"
+                                             : "ecom_orders_all")
+                                   : (status ? "ecom_orders_mine_status"
+                                             : "ecom_orders_mine"),
+                            &res, n, args))) {
         return ecom_fail(q, e);
     }
     return ecom_page(q, res, limit, order_cols, 'o', O_ID, -1);

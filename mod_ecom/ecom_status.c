@@ -65,12 +65,18 @@ static int status_get(ecom_req *q)
 
     for (const ecom_resource *const *res = ecom_resources; *res; res++) {
         int nstmts = 0;
+        json_t *prepared = ecom_jarray(q);
         for (const ecom_stmt *st = (*res)->stmts; st && st->label; st++) {
             nstmts++;
+            /* what mod_dbd prepares, in apr_dbd's notation (%s) */
+            json_array_append_new(prepared, json_pack(
+                "{s:s, s:s, s:b, s:b}", "label", st->label, "sql", st->sql,
+                "read", (st->flags & ECOM_STMT_READ) != 0,
+                "list", (st->flags & ECOM_STMT_LIST) != 0));
         }
         json_array_append_new(resources, json_pack(
-            "{s:s, s:i, s:O}", "name", (*res)->name, "statements", nstmts,
-            "routes", routes_json(q, *res)));
+            "{s:s, s:i, s:O, s:O}", "name", (*res)->name, "statements", nstmts,
+            "prepared", prepared, "routes", routes_json(q, *res)));
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
     return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack(
