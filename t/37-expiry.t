@@ -121,7 +121,8 @@ my @other = grep { $_->{status} != 201 } @res;
 ok @created >= 1 && @created <= 3, scalar(@created) . ' of 6 concurrent checkouts created an order (1 to 3)';
 is_deeply [ grep { !($_->{status} == 409 && $_->{type} =~ /too-many-pending-orders$/
                      || $_->{status} == 422) } @other ], [],
-   'the others are 409 too-many-pending-orders or 422 (their lines went into another order)';
+   'the others are 409 too-many-pending-orders or 422 (their lines went into another order)'
+    or diag explain \@res;
 cmp_ok psql_value("SELECT count(*) FROM orders WHERE user_id = $u4->{id} AND status = 'pending'"),
        '<=', 3, 'the account never holds more than 3 unpaid orders';
 is psql_value("SELECT 1000 - stock FROM products WHERE id = $q->{id}"),
