@@ -46,6 +46,7 @@
 #include "ecom_util.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
 static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open_fn;
@@ -155,8 +156,24 @@ static int session_lost(ap_dbd_t *dbd)
 {
     PGconn *conn = pg_conn(dbd);
 
-    return conn && (PQconsumeInput(conn) == 0
-                    || PQstatus(conn) != CONNECTION_OK);
+    if (!conn) {
+        return 0;
+    }
+    /* the goodbye (an ErrorResponse) and the EOF can take two reads: one
+     * read returns the message and libpq still says "OK", and the next
+     * statement met the EOF ("server closed the connection
+     * unexpectedly", a 503 for a write, seen after PostgreSQL restarts).
+     * An idle session has nothing to read: read while the socket does. */
+    for (int i = 0; i < 4; i++) {
+        struct pollfd pfd = { PQsocket(conn), POLLIN, 0 };
+        if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK) {
+            return 1;
+        }
+        if (pfd.fd < 0 || poll(&pfd, 1, 0) != 1) {
+            return 0;
+        }
+    }
+    return 0;
 }
 
 /* 1 when the session changed since its statements were prepared. */
