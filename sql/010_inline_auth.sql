@@ -10,7 +10,8 @@
 -- the same 401 as before, and nothing was written).
 --
 -- ecom_cart_add_as and ecom_checkout_as are ecom_cart_add (006) and
--- ecom_checkout (008) with that first step, taking either p_user (the
+-- ecom_checkout (008) with that first step (ecom_account_lock, which takes
+-- the account's lock too), taking either p_user (the
 -- caller is known: an Idempotency-Key request) or p_token (the hash), and
 -- a last column user_id:
 --   * ecom_cart_add_as: the line and user_id; one row with only user_id
@@ -39,6 +40,35 @@
 -- statistics promise more than a few, never does, and visits them all
 -- again on every call (about 8 % of the mix's orders/s, measured).
 
+-- The caller of an account's cart add or checkout, and the account's lock,
+-- in one place for both functions below: p_user, or the user the token's
+-- SHA-256 p_token belongs to by the rule of ecom_token_user
+-- (mod_ecom/ecom_auth.c: not revoked, not expired), returned after taking
+-- the account's transaction advisory lock (class 7316002, the user id below
+-- 2^31), which writes no row and shares no page with other accounts,
+-- unlike the user row lock it replaces (006, 008: every account's row lock
+-- took the same few heap pages exclusively, and wrote WAL). NULL, and no
+-- lock, when the token resolves to no one. PL/pgSQL, not SQL: a SQL
+-- function called from PL/pgSQL is planned again on every call, a PL/pgSQL
+-- function keeps its statement's plan. The caller's next statement takes
+-- its snapshot after the lock (each statement of a volatile PL/pgSQL
+-- function takes a new one under READ COMMITTED).
+CREATE FUNCTION ecom_account_lock(p_user bigint, p_token text)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_user IS NULL THEN
+        SELECT t.user_id INTO p_user FROM auth_tokens t
+         WHERE t.token_hash = p_token AND t.revoked_at IS NULL
+           AND t.expires_at > now();
+        IF p_user IS NULL THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    PERFORM pg_advisory_xact_lock(7316002, (p_user % 2147483648)::int);
+    RETURN p_user;
+END $$;
+
 CREATE FUNCTION ecom_cart_add_as(p_user bigint, p_token text,
                                  p_product bigint, p_qty int,
                                  p_max_lines int, p_max_qty int)
@@ -51,23 +81,11 @@ SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_column
 BEGIN
+    p_user := ecom_account_lock(p_user, p_token);
     IF p_user IS NULL THEN
-        -- the rule of ecom_token_user (mod_ecom/ecom_auth.c); a statement,
-        -- not a call of a SQL function, so that its plan stays cached
-        SELECT t.user_id INTO p_user FROM auth_tokens t
-         WHERE t.token_hash = p_token AND t.revoked_at IS NULL
-           AND t.expires_at > now();
-        IF p_user IS NULL THEN
-            RETURN NEXT;
-            RETURN;
-        END IF;
+        RETURN NEXT;
+        RETURN;
     END IF;
-    -- one account's adds and checkouts run one at a time: a transaction
-    -- advisory lock (class 7316002, the user id below 2^31), which writes
-    -- no row and shares no page with other accounts, unlike the user row
-    -- lock it replaces (006, 008: every account's row lock took the same
-    -- few heap pages exclusively, and wrote WAL)
-    PERFORM pg_advisory_xact_lock(7316002, (p_user % 2147483648)::int);
     RETURN QUERY
     WITH p AS (SELECT pr.id, pr.name, pr.price, pr.stock, pr.currency
                  FROM products pr WHERE pr.id = p_product AND pr.active),
@@ -126,25 +144,13 @@ DECLARE
     v_cleared bigint;
     v_lines   int;
 BEGIN
+    p_user := ecom_account_lock(p_user, p_token);
     IF p_user IS NULL THEN
-        -- the rule of ecom_token_user (mod_ecom/ecom_auth.c); a statement,
-        -- not a call of a SQL function, so that its plan stays cached
-        SELECT t.user_id INTO p_user FROM auth_tokens t
-         WHERE t.token_hash = p_token AND t.revoked_at IS NULL
-           AND t.expires_at > now();
-        IF p_user IS NULL THEN
-            outcome := 'unauthorized';
-            RETURN NEXT;
-            RETURN;
-        END IF;
+        outcome := 'unauthorized';
+        RETURN NEXT;
+        RETURN;
     END IF;
     user_id := p_user;
-    -- one account's adds and checkouts run one at a time: a transaction
-    -- advisory lock (class 7316002, the user id below 2^31), which writes
-    -- no row and shares no page with other accounts, unlike the user row
-    -- lock it replaces (006, 008: every account's row lock took the same
-    -- few heap pages exclusively, and wrote WAL)
-    PERFORM pg_advisory_xact_lock(7316002, (p_user % 2147483648)::int);
     SELECT array_agg(l.pid ORDER BY l.pid), array_agg(l.qty ORDER BY l.pid),
            array_agg(l.line_id ORDER BY l.pid),
            array_agg(l.pname ORDER BY l.pid),
