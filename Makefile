@@ -9,6 +9,8 @@
 #   make run        dev server on :8080/:8443 with demo data (installs what it needs)
 #   make test       the whole test suite (plain build, then sanitizer build)
 #   make bench      wrk figures for the catalog against a static file
+#   make bench-catalog  the catalog's read paths on 1,000,000 generated products,
+#                   each beside pgbench running the same SQL
 #   make import     (re)load the demo data into the dev database
 #   make lint       cppcheck and clang-tidy
 APXS     ?= apxs
@@ -32,7 +34,7 @@ PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/post
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit fuzz install run test bench import lint clean
+.PHONY: all asan unit fuzz install run test bench bench-catalog import lint clean
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -144,6 +146,9 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+bench-catalog:
+	bash scripts/bench-catalog.sh
 
 import:
 	bash scripts/import-demo.sh

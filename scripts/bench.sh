@@ -60,21 +60,7 @@ SCENARIOS=" ${ECOM_BENCH_SCENARIOS:-catalog cart-add mix purchase} "
 wants() { [[ "$SCENARIOS" == *" $1 "* ]]; }
 BASE="http://127.0.0.1:$HTTP_PORT"
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    msg "stopping the benchmark servers"
-    bash "$ROOT/scripts/httpd.sh" stop >/dev/null 2>&1 || true
-    bash "$ROOT/scripts/pg.sh" stop >/dev/null 2>&1 || true
-    exit "$rc"
-}
-
-ecom_build
-
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-ecom_db_up
+ecom_bench_up
 # this run's extra settings (ECOM_BENCH_EXTRA; the order scenarios add
 # theirs), never a previous run's
 mkdir -p "$RUNDIR"

@@ -200,6 +200,25 @@ ecom_db_up() {
     bash "$ROOT/scripts/migrate.sh"
 }
 
+# ecom_bench_up: what both benchmarks start with: build, an EXIT trap that
+# stops their httpd (RUNDIR) and PostgreSQL cluster (ECOM_PGDATA) however
+# the run ends, then the cluster up and migrated.
+ecom_bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    msg "stopping the benchmark servers"
+    bash "$ROOT/scripts/httpd.sh" stop >/dev/null 2>&1 || true
+    bash "$ROOT/scripts/pg.sh" stop >/dev/null 2>&1 || true
+    exit "$rc"
+}
+ecom_bench_up() {
+    ecom_build
+    trap ecom_bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    ecom_db_up
+}
+
 # show_tail FILE N: the last N lines of a log on stderr, if it has any.
 show_tail() {
     if [ -s "$1" ]; then
