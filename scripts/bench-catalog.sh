@@ -135,8 +135,9 @@ statements_of() {
         while (<STDIN>) {
             # skip the background jobs (purges, expiry)
             if (/\bexecute (ecom_\w+): (.*)$/) {
-                $cur = $1 =~ /^ecom_(purge|expire)_/ ? { sql => "" } : { sql => $2 };
-                push @stmts, $cur unless $1 =~ /^ecom_(purge|expire)_/;
+                my ($name, $text) = ($1, $2);
+                $cur = { sql => $text };
+                push @stmts, $cur unless $name =~ /^ecom_(?:purge|expire)_/;
                 next;
             }
             if ($cur && /DETAIL:\s+parameters: (.*)$/) {
