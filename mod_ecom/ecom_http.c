@@ -45,7 +45,11 @@ char *ecom_json_dump(ecom_req *q, const json_t *j, apr_size_t *len)
 {
     dumpbuf d = { q->r->pool, NULL, 0, 0 };
 
-    json_dump_callback(j, dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* the only reals in answers are rating averages of two decimals
+     * (ecom_products.c): 15 significant digits print them as PostgreSQL
+     * wrote them (4.33, not 4.3300000000000001) */
+    json_dump_callback(j, dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY
+                                       | JSON_REAL_PRECISION(15));
     *len = d.len;
     return d.buf ? d.buf : apr_pstrdup(q->r->pool, "");
 }

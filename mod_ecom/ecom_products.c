@@ -5,7 +5,8 @@
  * Listing: two statements per sort order, one without filters (the hot
  * path: an ordered index walk stopping after limit + 1 rows) and one with
  * nullable filter parameters. The keyset condition follows the sort:
- * (price, id) for price sorts, id for the rest; limit + 1 rows are fetched
+ * (price, id) for price sorts, (rating_key, id) for rating, id for the
+ * rest; limit + 1 rows are fetched
  * to know whether a next page exists.
  */
 #include "ecom_resource.h"
@@ -17,11 +18,23 @@
 
 #define PRODUCT_COLS \
     "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
-    "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at")
+    "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
+    ", " PRODUCT_RATING ", p.rating_key"
 
-/* PRODUCT_COLS' columns, in order (product_cols names them for JSON) */
+/* The rating summary {average, count} from the product row's own columns
+ * (sql/013_reviews.sql keeps them with every review write): average is
+ * rating_key / 100, the mean of the visible reviews rounded half up to
+ * two decimals, null without reviews. */
+#define PRODUCT_RATING \
+    "json_build_object('average', CASE WHEN p.rating_count > 0 " \
+    "THEN (p.rating_key / 100.0)::numeric(3, 2) END, " \
+    "'count', p.rating_count)::text"
+
+/* PRODUCT_COLS' columns, in order (product_cols names them for JSON);
+ * rating_key, the sort=rating key, is read but not shown */
 enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
-       P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_NCOLS };
+       P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_RATING, P_NCOLS,
+       P_RATING_KEY = P_NCOLS };
 
 #define LIST_SELECT \
     "SELECT " PRODUCT_COLS " FROM products p " \
@@ -50,6 +63,10 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
 #define KEY_PRICE_DESC \
     "AND (-p.price, p.id) > (-COALESCE(%s::bigint, 9223372036854775807), " \
     "COALESCE(%s::bigint, 0)) ORDER BY -p.price, p.id LIMIT %s::int"
+/* highest rating first (unrated last: rating_key -1), ties by id */
+#define KEY_RATING \
+    "AND (-p.rating_key, p.id) > (-COALESCE(%s::int, 2147483647), " \
+    "COALESCE(%s::bigint, 0)) ORDER BY -p.rating_key, p.id LIMIT %s::int"
 
 static const ecom_stmt product_sql[] = {
     { "ecom_products_i", LIST_SELECT KEY_ID,
@@ -60,6 +77,8 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_d", LIST_SELECT KEY_PRICE_DESC,
       ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_r", LIST_SELECT KEY_RATING,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_fi", LIST_SELECT LIST_FILTERS KEY_ID,
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_fn", LIST_SELECT LIST_FILTERS KEY_NEWEST,
@@ -67,6 +86,8 @@ static const ecom_stmt product_sql[] = {
     { "ecom_products_fp", LIST_SELECT LIST_FILTERS KEY_PRICE,
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_fd", LIST_SELECT LIST_FILTERS KEY_PRICE_DESC,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_fr", LIST_SELECT LIST_FILTERS KEY_RATING,
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
@@ -110,7 +131,8 @@ static const ecom_col product_cols[] = {
     [P_STOCK] = { "stock", EC_INT }, [P_ACTIVE] = { "active", EC_BOOL },
     [P_CATEGORY] = { "category", EC_STR_NULL },
     [P_CREATED_AT] = { "created_at", EC_TIME },
-    [P_UPDATED_AT] = { "updated_at", EC_TIME }, [P_NCOLS] = { NULL, 0 }
+    [P_UPDATED_AT] = { "updated_at", EC_TIME },
+    [P_RATING] = { "rating", EC_JSON }, [P_NCOLS] = { NULL, 0 }
 };
 /* single-column statements: ecom_category_id, ecom_product_insert,
  * ecom_product_update, ecom_product_stock, ecom_sku_taken */
@@ -156,7 +178,7 @@ static int ecom_products_list(ecom_req *q)
     const char *minp, *maxp, *args[13], *key1 = NULL, *key2 = NULL;
     char tag;
     long long k1 = 0, k2 = 0;
-    int limit, rv, nargs = 0, by_price, filtered;
+    int limit, rv, nargs = 0, two_keys, filtered;
     const char *ckey = ecom_cache_key(q, ECOM_CACHE_CATALOG, "products",
                                       list_params);
     apr_dbd_results_t *res;
@@ -180,12 +202,17 @@ static int ecom_products_list(ecom_req *q)
     else if (!strcmp(sort, "-price")) {
         tag = 'P';
     }
-    else {
-        return bad_arg(q, "sort", "must be one of id, price, -price, newest");
+    else if (!strcmp(sort, "rating")) {
+        tag = 'r';
     }
-    by_price = (tag == 'p' || tag == 'P');
+    else {
+        return bad_arg(q, "sort",
+                       "must be one of id, price, -price, newest, rating");
+    }
+    two_keys = (tag == 'p' || tag == 'P' || tag == 'r');
     if (cursor) {
-        if (ecom_cursor_decode(cursor, tag, &k1, &k2) != 0) {
+        if (ecom_cursor_decode(cursor, tag, &k1, &k2) != 0
+            || (tag == 'r' && (k1 < -1 || k1 > 500))) {
             return bad_arg(q, "cursor", "is not a cursor of this list");
         }
         key1 = ECOM_LL(q, k1);
@@ -216,8 +243,8 @@ static int ecom_products_list(ecom_req *q)
             args[nargs++] = f[i];
         }
     }
-    args[nargs++] = by_price ? key1 : key2;
-    if (by_price) {
+    args[nargs++] = two_keys ? key1 : key2;
+    if (two_keys) {
         args[nargs++] = key2;
     }
     args[nargs++] = apr_itoa(q->r->pool, limit + 1);
@@ -228,9 +255,10 @@ static int ecom_products_list(ecom_req *q)
                              &res, nargs, args))) {
         return ecom_fail(q, e);
     }
-    /* price orderings page on (price, id), the others on id */
-    ecom_page(q, res, limit, product_cols, tag, by_price ? P_PRICE : P_ID,
-              P_ID);
+    /* price orderings page on (price, id), rating on (rating_key, id),
+     * the others on id */
+    ecom_page(q, res, limit, product_cols, tag,
+              tag == 'r' ? P_RATING_KEY : two_keys ? P_PRICE : P_ID, P_ID);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
 }

@@ -17,6 +17,7 @@
     X(refunds)       \
     X(shipments)     \
     X(events)        \
+    X(reviews)       \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

@@ -4,7 +4,8 @@
 # EXPLAINed under a generic plan (what mod_dbd's prepared statements get
 # with the shipped plan_cache_mode) with the parameters kept below for its
 # label, on a scratch database of some size (30,000 products, 40,000
-# orders of 2,000 users, 40,000 feed events). A sequential scan of a table
+# orders of 2,000 users, 40,000 feed events, 20,000 reviews of 200
+# products). A sequential scan of a table
 # of 10,000 rows or more fails, and so does a list statement this file has
 # no parameters for. Some cases also name the index they must use: a
 # user's orders through orders_user, never a walk of every order
@@ -73,6 +74,10 @@ INSERT INTO events (type, order_id, actor, data)
 SELECT (ARRAY['order.created','payment.succeeded','refund.created','shipment.shipped'])[1 + g % 4],
        (SELECT min(id) FROM orders) + g % 40000, 'system', '{}'::jsonb
   FROM generate_series(1, 40000) g;
+INSERT INTO reviews (product_id, user_id, rating, title)
+SELECT (SELECT min(id) FROM products) + g % 200, (SELECT min(id) FROM users) + g / 200,
+       1 + g % 5, 'Plan review ' || g
+  FROM generate_series(1, 20000) g;
 ANALYZE;
 SQL
 my $uid = db('SELECT max(id) FROM users');   # user 2000: holds no orders
@@ -80,11 +85,13 @@ my $busy = db('SELECT user_id FROM orders GROUP BY user_id ORDER BY count(*) DES
 my $oid = db('SELECT min(id) + 20000 FROM orders');
 my $pid = db('SELECT min(id) + 15000 FROM products');
 my $eid = db('SELECT min(id) + 30000 FROM events');
+my $rpid = db('SELECT min(id) + 7 FROM products');
+my $rid = db('SELECT min(id) + 10000 FROM reviews');
 my %rows = map { split /\|/ } split /\n/, db(
     "SELECT c.relname || '|' || c.reltuples::bigint FROM pg_class c "
     . "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'");
-ok $rows{products} >= $LARGE && $rows{orders} >= $LARGE && $rows{events} >= $LARGE,
-    'products, orders and events are large tables here';
+ok $rows{products} >= $LARGE && $rows{orders} >= $LARGE && $rows{events} >= $LARGE && $rows{reviews} >= $LARGE,
+    'products, orders, events and reviews are large tables here';
 
 # --- the parameters of each list statement ------------------------------------------
 # label => [ [ what, [ parameters, in placeholder order ], index it must use (optional) ] ]
@@ -113,6 +120,12 @@ my %cases = (
     ecom_products_fn => [ [ 'max_price, newest', [ @{ filters(max => 500) }, undef, 21 ] ] ],
     ecom_products_fp => [ [ 'category by price', [ @{ filters(category => 'cat-3') }, undef, undef, 21 ] ] ],
     ecom_products_fd => [ [ 'min_price by price desc', [ @{ filters(min => 50000) }, undef, undef, 21 ] ] ],
+    ecom_products_r => [ [ 'by rating', [ undef, undef, 21 ] ], [ 'by rating, deep page', [ 250, $pid, 21 ] ] ],
+    ecom_products_fr => [ [ 'in_stock by rating', [ @{ filters(in_stock => 'true') }, undef, undef, 21 ] ] ],
+    ecom_reviews => [
+        [ 'a product with many reviews', [ 'false', $rpid, 'false', undef, 21 ], 'reviews_product' ],
+        [ 'staff, deep page', [ 'true', $rpid, 'true', $rid, 21 ], 'reviews_product' ] ],
+    ecom_reviews_r => [ [ 'one rating', [ 'false', $rpid, 'false', 4, undef, 21 ], 'reviews_product_rating' ] ],
     ecom_events => [ [ 'the whole feed', [ undef, 21 ] ], [ 'a deep page', [ $eid, 21 ] ] ],
     ecom_events_t => [ [ 'one type', [ 'payment.succeeded', undef, 21 ] ] ],
     ecom_events_k => [ [ 'one kind', [ 'refund.', 'refund/', undef, 21 ] ] ],
