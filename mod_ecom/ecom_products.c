@@ -34,21 +34,13 @@
  * rating_key, the sort=rating key, is read but not shown */
 enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
        P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_RATING, P_NCOLS,
-       P_RATING_KEY = P_NCOLS };
+       P_RATING_KEY = P_NCOLS,
+       /* ecom_products_page's last column: the relevance key of sort=relevance */
+       P_RELEVANCE };
 
 #define LIST_SELECT \
     "SELECT " PRODUCT_COLS " FROM products p " \
     "LEFT JOIN categories c ON c.id = p.category_id WHERE p.active "
-
-/* Filters: each is a nullable parameter, passed twice (apr_dbd numbers
- * every placeholder). Only used when the client filters, so the common
- * unfiltered listing keeps a plan that walks an index in order. */
-#define LIST_FILTERS \
-    "AND (%s::text IS NULL OR c.slug = %s) " \
-    "AND (%s::bigint IS NULL OR p.price >= %s::bigint) " \
-    "AND (%s::bigint IS NULL OR p.price <= %s::bigint) " \
-    "AND (%s::boolean IS NULL OR (p.stock > 0) = %s::boolean) " \
-    "AND (%s::text IS NULL OR p.search @@ websearch_to_tsquery('simple', %s)) "
 
 /* Keyset conditions: a NULL cursor turns into "from the start" through
  * COALESCE, keeping the condition sargable on the matching index. */
@@ -79,15 +71,11 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_r", LIST_SELECT KEY_RATING,
       ECOM_STMT_READ | ECOM_STMT_LIST },
-    { "ecom_products_fi", LIST_SELECT LIST_FILTERS KEY_ID,
-      ECOM_STMT_READ | ECOM_STMT_LIST },
-    { "ecom_products_fn", LIST_SELECT LIST_FILTERS KEY_NEWEST,
-      ECOM_STMT_READ | ECOM_STMT_LIST },
-    { "ecom_products_fp", LIST_SELECT LIST_FILTERS KEY_PRICE,
-      ECOM_STMT_READ | ECOM_STMT_LIST },
-    { "ecom_products_fd", LIST_SELECT LIST_FILTERS KEY_PRICE_DESC,
-      ECOM_STMT_READ | ECOM_STMT_LIST },
-    { "ecom_products_fr", LIST_SELECT LIST_FILTERS KEY_RATING,
+    /* any filter or q: PostgreSQL plans the page for the filters that
+     * are on and their values (sql/014_product_list.sql) */
+    { "ecom_products_page",
+      "SELECT * FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
+      "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int)",
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
@@ -175,7 +163,7 @@ static int ecom_products_list(ecom_req *q)
     const char *instock = apr_table_get(q->args, "in_stock");
     const char *text = apr_table_get(q->args, "q");
     const char *cat = apr_table_get(q->args, "category");
-    const char *minp, *maxp, *args[13], *key1 = NULL, *key2 = NULL;
+    const char *minp, *maxp, *args[3], *key1 = NULL, *key2 = NULL;
     char tag;
     long long k1 = 0, k2 = 0;
     int limit, rv, nargs = 0, two_keys, filtered;
@@ -190,8 +178,21 @@ static int ecom_products_list(ecom_req *q)
     if ((rv = ecom_page_args(q, &limit))) {
         return rv;
     }
-    if (!sort || !strcmp(sort, "id")) {
+    if (text && !*text) {
+        text = NULL;
+    }
+    if (!sort) {
+        /* with q, the best matches first */
+        tag = text ? 's' : 'i';
+    }
+    else if (!strcmp(sort, "id")) {
         tag = 'i';
+    }
+    else if (!strcmp(sort, "relevance")) {
+        if (!text) {
+            return bad_arg(q, "sort", "relevance needs a search text (q)");
+        }
+        tag = 's';
     }
     else if (!strcmp(sort, "newest")) {
         tag = 'n';
@@ -206,13 +207,14 @@ static int ecom_products_list(ecom_req *q)
         tag = 'r';
     }
     else {
-        return bad_arg(q, "sort",
-                       "must be one of id, price, -price, newest, rating");
+        return bad_arg(q, "sort", "must be one of id, price, -price, "
+                       "newest, rating, relevance");
     }
-    two_keys = (tag == 'p' || tag == 'P' || tag == 'r');
+    two_keys = (tag == 'p' || tag == 'P' || tag == 'r' || tag == 's');
     if (cursor) {
         if (ecom_cursor_decode(cursor, tag, &k1, &k2) != 0
-            || (tag == 'r' && (k1 < -1 || k1 > 500))) {
+            || (tag == 'r' && (k1 < -1 || k1 > 500))
+            || (tag == 's' && (k1 < 0 || k1 > 1000000000))) {
             return bad_arg(q, "cursor", "is not a cursor of this list");
         }
         key1 = ECOM_LL(q, k1);
@@ -229,36 +231,38 @@ static int ecom_products_list(ecom_req *q)
     if (text && (ecom_utf8_len(text) < 0 || strlen(text) > 200)) {
         return bad_arg(q, "q", "must be UTF-8 text of at most 200 bytes");
     }
-    if (text && !*text) {
-        text = NULL;
-    }
     if (cat && (ecom_utf8_len(cat) < 0 || strlen(cat) > 100)) {
         return bad_arg(q, "category", "is not a category slug");
     }
     filtered = cat || minp || maxp || instock || text;
     if (filtered) {
-        const char *f[5] = { cat, minp, maxp, instock, text };
-        for (int i = 0; i < 5; i++) {
-            args[nargs++] = f[i];
-            args[nargs++] = f[i];
+        const char *fargs[9] = {
+            cat, minp, maxp, instock, text,
+            /* the function's sort tags: 'P' is spelled 'd' */
+            tag == 'P' ? "d" : apr_pstrndup(q->r->pool, &tag, 1),
+            key1, key2, apr_itoa(q->r->pool, limit + 1)
+        };
+        e = ecom_db_select(q, "ecom_products_page", &res, 9, fargs);
+    }
+    else {
+        args[nargs++] = two_keys ? key1 : key2;
+        if (two_keys) {
+            args[nargs++] = key2;
         }
+        args[nargs++] = apr_itoa(q->r->pool, limit + 1);
+        /* labels are case-folded by PostgreSQL: 'P' is spelled 'd' there */
+        e = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%c",
+                                           tag == 'P' ? 'd' : tag),
+                           &res, nargs, args);
     }
-    args[nargs++] = two_keys ? key1 : key2;
-    if (two_keys) {
-        args[nargs++] = key2;
-    }
-    args[nargs++] = apr_itoa(q->r->pool, limit + 1);
-    /* labels are case-folded by PostgreSQL: 'P' is spelled 'd' there */
-    if ((e = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%s%c",
-                                             filtered ? "f" : "",
-                                             tag == 'P' ? 'd' : tag),
-                             &res, nargs, args))) {
+    if (e) {
         return ecom_fail(q, e);
     }
     /* price orderings page on (price, id), rating on (rating_key, id),
-     * the others on id */
+     * relevance on (relevance key, id), the others on id */
     ecom_page(q, res, limit, product_cols, tag,
-              tag == 'r' ? P_RATING_KEY : two_keys ? P_PRICE : P_ID, P_ID);
+              tag == 'r' ? P_RATING_KEY : tag == 's' ? P_RELEVANCE
+              : two_keys ? P_PRICE : P_ID, P_ID);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
 }

@@ -63,6 +63,14 @@ SELECT 'PLAN-' || g, 'Plan product ' || g, 'A mug, a lamp or a chair number ' ||
        100 + (g * 37) % 100000, 'GBP', (g % 7) * 3, g % 50 <> 0,
        (SELECT id FROM categories ORDER BY id OFFSET (g % 20) LIMIT 1)
   FROM generate_series(1, 30000) g;
+-- a rare category (30 products) under cat-3, for the subtree and for a
+-- filter that must read its own index
+INSERT INTO categories (slug, name, parent_id)
+SELECT 'rare', 'Rare', id FROM categories WHERE slug = 'cat-3';
+UPDATE products SET category_id = (SELECT id FROM categories WHERE slug = 'rare')
+ WHERE sku IN (SELECT 'PLAN-' || g FROM generate_series(1000, 30000, 1000) g);
+-- a rare word
+UPDATE products SET name = 'Plan lantern ' || id WHERE sku IN ('PLAN-77', 'PLAN-7777');
 INSERT INTO users (email, name, password_hash)
 SELECT 'plan-' || g || '@example.com', 'Plan user ' || g, 'x' FROM generate_series(1, 2000) g;
 INSERT INTO orders (user_id, status, currency, subtotal, discount, total)
@@ -95,8 +103,6 @@ ok $rows{products} >= $LARGE && $rows{orders} >= $LARGE && $rows{events} >= $LAR
 
 # --- the parameters of each list statement ------------------------------------------
 # label => [ [ what, [ parameters, in placeholder order ], index it must use (optional) ] ]
-my $F0 = [ (undef) x 10 ];   # LIST_FILTERS: category, min, max, in_stock, q (each twice)
-sub filters { my %f = @_; [ map { ($_, $_) } @f{qw(category min max in_stock q)} ] }
 my %cases = (
     ecom_orders_mine => [
         [ 'a user without orders', [ $uid, undef, 21 ], 'orders_user' ],
@@ -112,16 +118,10 @@ my %cases = (
     ecom_products_n => [ [ 'newest first', [ undef, 21 ] ] ],
     ecom_products_p => [ [ 'by price', [ undef, undef, 21 ] ] ],
     ecom_products_d => [ [ 'by price, descending', [ undef, undef, 21 ] ] ],
-    ecom_products_fi => [
-        [ 'min_price', [ @{ filters(min => 90000) }, undef, 21 ] ],
-        [ 'category', [ @{ filters(category => 'cat-3') }, undef, 21 ] ],
-        [ 'q', [ @{ filters(q => 'lamp') }, undef, 21 ] ],
-        [ 'in_stock', [ @{ filters(in_stock => 'true') }, undef, 21 ] ] ],
-    ecom_products_fn => [ [ 'max_price, newest', [ @{ filters(max => 500) }, undef, 21 ] ] ],
-    ecom_products_fp => [ [ 'category by price', [ @{ filters(category => 'cat-3') }, undef, undef, 21 ] ] ],
-    ecom_products_fd => [ [ 'min_price by price desc', [ @{ filters(min => 50000) }, undef, undef, 21 ] ] ],
     ecom_products_r => [ [ 'by rating', [ undef, undef, 21 ] ], [ 'by rating, deep page', [ 250, $pid, 21 ] ] ],
-    ecom_products_fr => [ [ 'in_stock by rating', [ @{ filters(in_stock => 'true') }, undef, undef, 21 ] ] ],
+    ecom_products_page => [
+        [ 'category by id', [ 'cat-3', undef, undef, undef, undef, 'i', undef, undef, 21 ] ],
+        [ 'q by relevance', [ undef, undef, undef, undef, 'lamp', 's', undef, undef, 21 ] ] ],
     ecom_reviews => [
         [ 'a product with many reviews', [ 'false', $rpid, 'false', undef, 21 ], 'reviews_product' ],
         [ 'staff, deep page', [ 'true', $rpid, 'true', $rid, 21 ], 'reviews_product' ] ],
@@ -174,5 +174,57 @@ for my $label (sort keys %list) {
         }
     }
 }
+
+# --- the filtered list: the SQL of each page ---------------------------------------
+# ecom_products_page (sql/014) runs, with EXECUTE ... USING, the SQL that
+# ecom_products_page_sql writes for the filters that are on; PostgreSQL
+# plans it for the values (a custom plan): EXPLAIN EXECUTE of that SQL
+# with the values shows the plan each page gets. Rare values must read
+# their filter's index, common ones may walk the sort's index.
+my $TYPES = '(text, bigint, bigint, boolean, text, text, bigint, bigint, int)';
+my @page_cases = (
+    # what, [category, min, max, in_stock, q, sort], fuzzy, index it must use
+    [ 'a rare category (subtree of one), by id', [ 'rare', undef, undef, undef, undef, 'i' ], 0, 'products_category' ],
+    [ 'a parent category (its subtree), by id', [ 'cat-3', undef, undef, undef, undef, 'i' ] ],
+    [ 'a rare category by price', [ 'rare', undef, undef, undef, undef, 'p' ], 0, 'products_category' ],
+    [ 'a high min_price, by id', [ undef, 99900, undef, undef, undef, 'i' ], 0, 'products_active_price' ],
+    [ 'min_price by price', [ undef, 50000, undef, undef, undef, 'p' ], 0, 'products_active_price' ],
+    [ 'a low max_price, newest', [ undef, undef, 150, undef, undef, 'n' ], 0, 'products_active_price' ],
+    [ 'a price range by price descending', [ undef, 1000, 2000, undef, undef, 'd' ] ],
+    [ 'in stock, by id', [ undef, undef, undef, 'true', undef, 'i' ] ],
+    [ 'sold out, by id', [ undef, undef, undef, 'false', undef, 'i' ] ],
+    [ 'sold out, by rating', [ undef, undef, undef, 'false', undef, 'r' ] ],
+    [ 'a rare word by relevance', [ undef, undef, undef, undef, 'lantern', 's' ], 0, 'products_search' ],
+    [ 'a rare word by id', [ undef, undef, undef, undef, 'lantern', 'i' ], 0, 'products_search' ],
+    [ 'a common word by relevance', [ undef, undef, undef, undef, 'lamp', 's' ] ],
+    [ 'a common word by price', [ undef, undef, undef, undef, 'lamp', 'p' ] ],
+    [ 'a typo, fuzzy, by relevance', [ undef, undef, undef, undef, 'lantren', 's' ], 1, 'products_name_trgm' ],
+    [ 'category, max_price and q', [ 'cat-3', undef, 5000, undef, 'chair', 'i' ] ],
+);
+for my $case (@page_cases) {
+    my ($what, $f, $fuzzy, $index) = @$case;
+    my ($cat, $min, $max, $stock, $q, $sort) = @$f;
+    my $sql = db(sprintf('SELECT ecom_products_page_sql(%s, %s, %s, %s, %s, %s, %s)',
+                         defined $cat ? 'true' : 'false', defined $min ? 'true' : 'false',
+                         defined $max ? 'true' : 'false', literal($stock) eq 'NULL' ? 'NULL' : "'$stock'::boolean",
+                         defined $q ? 'true' : 'false', $fuzzy ? 'true' : 'false', literal($sort)));
+    ok $sql =~ /\bLIMIT \$9\z/, "page SQL ($what) is written and ends in LIMIT \$9" or next;
+    my $json = db("PREPARE s $TYPES AS $sql; EXPLAIN (FORMAT JSON) EXECUTE s("
+                  . join(', ', map { literal($_) } $cat, $min, $max, $stock, $q, $sort, undef, undef, 21) . ')');
+    my $plan = eval { JSON::PP->new->decode($json)->[0]{Plan} };
+    ok $plan, "page ($what): EXPLAIN gives a plan" or do { diag $json; next };
+    my $scans = scans($plan, []);
+    my @seq = grep { $_->[0] eq 'Seq Scan' && ($rows{ $_->[1] } // 0) >= $LARGE } @$scans;
+    ok !@seq, "page ($what): no sequential scan of a large table"
+        or diag "seq scan of @{[ map { $_->[1] } @seq ]}: " . join('; ', map { "@$_" } @$scans);
+    if ($index) {
+        ok grep({ $_->[2] eq $index } @$scans), "page ($what): reads through $index"
+            or diag join('; ', map { "@$_" } @$scans);
+    }
+}
+# the filters that are off are not in the SQL at all
+my $bare = db("SELECT ecom_products_page_sql(false, true, false, NULL, false, false, 'i')");
+unlike $bare, qr/\$1|\$3|\$5|search|category_id = ANY/, 'a page with min_price only has no other filter in its SQL';
+like $bare, qr/p\.price >= \$2/, '... and has the min_price condition';
 
 done_testing;
