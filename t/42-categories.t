@@ -270,6 +270,33 @@ ok is_problem(api(GET => '/products/?category=%FF'), 400), '?category= that is n
 my $r0 = api(GET => '/categories/?limit=abc&cursor=zzz&x=1');
 is $r0->{status}, 200, 'GET /categories/ ignores query parameters';
 
+# --- crossing moves: never a cycle ---------------------------------------------------------
+# x under y and y under x at the same moment: each check alone passes, so
+# only the writes' serialization (the advisory lock) keeps one of them out
+my ($x, $y) = ("t42-x-$u", "t42-y-$u");
+is post_cat(slug => $_, name => $_)->{status}, 201, "root $_" for $x, $y;
+for my $round (1 .. 5) {
+    my @r = parallel(2, 1, sub {
+        my ($i) = @_;
+        my $r = patch_cat($i ? $y : $x, parent => $i ? $x : $y);
+        return { status => $r->{status}, type => ($r->{json} || {})->{type} };
+    });
+    is_deeply [ sort map { $_->{status} // 0 } @r ], [ 200, 409 ], "round $round: one move wins, the other is a 409";
+    my ($lost) = grep { ($_->{status} // 0) == 409 } @r;
+    like $lost->{type} // '', qr/category-cycle\z/, "round $round: category-cycle";
+    my $tt = tree();
+    ok $tt->{by}{$x} && $tt->{by}{$y}, "round $round: both are still in the tree (no cycle hid them)";
+    is patch_cat($_, parent => undef)->{status}, 200, "round $round: $_ back to the top" for $x, $y;
+}
+# the database's own guard, for writers other than the module
+psql_do("UPDATE categories SET parent_id = (SELECT id FROM categories WHERE slug = '$y') WHERE slug = '$x'");
+ok !eval { psql_do("UPDATE categories SET parent_id = (SELECT id FROM categories WHERE slug = '$x') WHERE slug = '$y'"); 1 },
+    'sql/012: an UPDATE that closes a cycle fails in the database too';
+ok !eval { psql_do("UPDATE categories SET parent_id = id WHERE slug = '$y'"); 1 }, 'and so does being its own parent';
+is get_cat($x)->{json}{parent}, $y, 'the allowed move took effect';
+is api(DELETE => "/categories/$x/", token => $staff)->{status}, 204, "delete $x";
+is api(DELETE => "/categories/$y/", token => $staff)->{status}, 204, "delete $y";
+
 # --- tidy up ----------------------------------------------------------------------------
 for my $p (@in_c, $in_b, $in_a) {
     api(PATCH => "/products/$p->{id}/", token => $staff, body => { category => undef });
