@@ -8,9 +8,10 @@
 
 #include <string.h>
 
-int ecom_path_match(const char *pattern, const char *path, long long id[2])
+int ecom_path_match_slug(const char *pattern, const char *path, long long id[2],
+                         const char **slug, size_t *slug_len)
 {
-    int nid = 0;
+    int nid = 0, nslug = 0;
 
     if (!pattern || !path || !id) {
         return 0;
@@ -26,6 +27,15 @@ int ecom_path_match(const char *pattern, const char *path, long long id[2])
             }
             nid++;
         }
+        else if (plen == 6 && memcmp(pattern, "{slug}", 6) == 0) {
+            if (!slug || !slug_len || nslug == 1
+                || !ecom_slug_valid(path, slen)) {
+                return 0;
+            }
+            *slug = path;
+            *slug_len = slen;
+            nslug++;
+        }
         else if (plen != slen || memcmp(pattern, path, plen) != 0) {
             return 0;
         }
@@ -35,6 +45,11 @@ int ecom_path_match(const char *pattern, const char *path, long long id[2])
         pattern = pe + 1;
         path = se + 1;
     }
+}
+
+int ecom_path_match(const char *pattern, const char *path, long long id[2])
+{
+    return ecom_path_match_slug(pattern, path, id, NULL, NULL);
 }
 
 int ecom_path_relative(const char *uri, const char *base, const char **rel,

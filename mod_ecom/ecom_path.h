@@ -17,10 +17,17 @@
  * Matches path (relative, no leading or trailing slash) against pattern:
  * segments joined by '/', compared exactly, where a "{id}" segment
  * captures a positive integer of 1..18 digits (ecom_parse_id: leading
- * zeros allowed) into id[0], then id[1]. A pattern with a third "{id}"
- * never matches. Returns 1 on a match, 0 otherwise; on 0, id[] may have
- * been partly written.
+ * zeros allowed) into id[0], then id[1], and a "{slug}" segment captures
+ * a slug (ecom_slug_valid: 1..100 bytes of [a-z0-9_-]) as a pointer into
+ * path and its length (not NUL-terminated: the segment may be followed by
+ * '/'). A pattern with a third "{id}" or a second "{slug}" never matches,
+ * nor does a "{slug}" pattern when slug or slug_len is NULL. Returns 1 on
+ * a match, 0 otherwise; on 0, id[] and the slug may have been partly
+ * written.
  */
+int ecom_path_match_slug(const char *pattern, const char *path, long long id[2],
+                         const char **slug, size_t *slug_len);
+/* ecom_path_match_slug without a slug: "{slug}" patterns never match. */
 int ecom_path_match(const char *pattern, const char *path, long long id[2]);
 
 /*

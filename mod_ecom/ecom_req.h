@@ -38,6 +38,8 @@ typedef struct ecom_req {
     const struct ecom_route *route;  /* the matched route */
     apr_table_t *args;         /* decoded query string */
     long long id[2];           /* ids captured from the path */
+    const char *slug;          /* the "{slug}" captured from the path
+                                * (ecom_slug_valid), or NULL */
     const char *token_hash;    /* ECOM_AUTH_INLINE routes: the bearer
                                 * token's SHA-256 (hex), until the route's
                                 * statement resolves it into user_id */

@@ -44,7 +44,9 @@ typedef int (*ecom_handler_fn)(ecom_req *q);
 typedef struct ecom_route {
     int method;             /* M_GET, M_POST, ... (GET answers HEAD too) */
     const char *pattern;    /* segments joined by '/', "{id}" captures a
-                             * positive integer; "" is the mount point */
+                             * positive integer (q->id[]), "{slug}" one
+                             * segment of [a-z0-9_-]{1,100} (q->slug);
+                             * "" is the mount point */
     ecom_handler_fn fn;
     ecom_auth_kind auth;
     unsigned flags;         /* ECOM_BODY... */

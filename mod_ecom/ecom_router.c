@@ -214,13 +214,18 @@ static const ecom_route *find_route(ecom_req *q, const char *path,
     for (const ecom_resource *const *res = ecom_resources; *res; res++) {
         for (const ecom_route *rt = (*res)->routes; rt && rt->pattern; rt++) {
             long long id[2] = { 0, 0 };
+            const char *slug = NULL;
+            size_t slug_len = 0;
             if (rt->auth == ECOM_AUTH_OPERATOR
-                || !ecom_path_match(rt->pattern, path, id)) {
+                || !ecom_path_match_slug(rt->pattern, path, id, &slug,
+                                         &slug_len)) {
                 continue;
             }
             if (rt->method == m) {
                 q->id[0] = id[0];
                 q->id[1] = id[1];
+                q->slug = slug ? apr_pstrmemdup(q->r->pool, slug, slug_len)
+                               : NULL;
                 return rt;
             }
             *allow = allow_add(q->r->pool, *allow, rt->method);

@@ -56,6 +56,21 @@ int ecom_parse_id(const char *s, size_t len, long long *out)
     return 0;
 }
 
+int ecom_slug_valid(const char *s, size_t len)
+{
+    if (!s || len == 0 || len > 100) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
+              || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 long ecom_utf8_len(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;

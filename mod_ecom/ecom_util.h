@@ -20,6 +20,11 @@ int ecom_parse_ll(const char *s, long long min, long long max, long long *out);
 /* Parses a path segment of length len as a resource id: 1..18 digits, > 0. */
 int ecom_parse_id(const char *s, size_t len, long long *out);
 
+/* 1 when the len bytes at s are a category slug: 1..100 bytes of
+ * [a-z0-9_-], the schema's CHECK on categories.slug (s need not be
+ * NUL-terminated; a NUL byte inside len is refused). */
+int ecom_slug_valid(const char *s, size_t len);
+
 /* Number of code points of a NUL-terminated UTF-8 string, or -1 when it is
  * not valid UTF-8 (overlongs, surrogates and values > U+10FFFF rejected). */
 long ecom_utf8_len(const char *s);

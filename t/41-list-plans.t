@@ -132,7 +132,7 @@ my %cases = (
     ecom_events_o => [ [ 'one order', [ $oid, undef, 21 ], 'events_order' ] ],
     ecom_events_ot => [ [ 'one order, one type', [ $oid, 'order.created', undef, 21 ], 'events_order' ] ],
     ecom_events_ok => [ [ 'one order, one kind', [ $oid, 'order.', 'order/', undef, 21 ], 'events_order' ] ],
-    ecom_categories_list => [ [ 'categories', [ undef, 21 ] ] ],
+    ecom_categories_tree => [ [ 'the tree', [ 10000 ] ] ],
 );
 my @missing = grep { !$cases{$_} } sort keys %list;
 is_deeply \@missing, [], 'every list statement has parameters here' or diag "no cases for: @missing";

@@ -207,22 +207,103 @@ TRUNCATE order_events, order_lines, orders, cart_items, idempotency_keys,
          products, categories
     RESTART IDENTITY CASCADE;
 
--- Categories: the 71 Olist categories. slug = English name lower-cased with
--- anything outside [a-z0-9_-] replaced by '_'; name = English name with
--- underscores as spaces, title-cased (original typos such as
--- "fashio_female_clothing" are kept).
+-- Categories. The Online Retail file has none, so the demo catalogue gets a
+-- small two-level taxonomy, and every Online Retail product is filed under
+-- one of its leaves by ORDERED KEYWORD RULES on its name: the first rule
+-- whose pattern matches the upper-cased name (as whole words) wins;
+-- a name that no rule matches goes to "other". DERIVED, not in the source
+-- data; docs/DEMO_DATA.md lists the taxonomy and the rules (keep the two in
+-- step). Roots first, then leaves, each in slug order, so the ids are the
+-- same on every run.
+CREATE TEMP TABLE demo_taxonomy (slug text PRIMARY KEY, name text NOT NULL, parent text);
+INSERT INTO demo_taxonomy VALUES
+    ('home', 'Home', NULL),
+    ('home-lighting', 'Candles & lighting', 'home'),
+    ('home-wall-decor', 'Wall decor, clocks & mirrors', 'home'),
+    ('home-textiles', 'Cushions & textiles', 'home'),
+    ('home-bathroom', 'Bathroom', 'home'),
+    ('home-ornaments', 'Ornaments & decorations', 'home'),
+    ('kitchen', 'Kitchen & dining', NULL),
+    ('kitchen-baking', 'Baking', 'kitchen'),
+    ('kitchen-tableware', 'Tableware', 'kitchen'),
+    ('kitchen-pantry', 'Pantry & kitchen textiles', 'kitchen'),
+    ('seasonal', 'Seasonal', NULL),
+    ('seasonal-christmas', 'Christmas', 'seasonal'),
+    ('seasonal-easter', 'Easter', 'seasonal'),
+    ('accessories', 'Jewellery & accessories', NULL),
+    ('accessories-jewellery', 'Jewellery', 'accessories'),
+    ('accessories-fashion', 'Fashion accessories', 'accessories'),
+    ('bags-storage', 'Bags & storage', NULL),
+    ('bags-storage-bags', 'Bags', 'bags-storage'),
+    ('bags-storage-boxes', 'Boxes, tins & baskets', 'bags-storage'),
+    ('garden', 'Garden', NULL),
+    ('garden-plants', 'Pots & planting', 'garden'),
+    ('garden-decor', 'Garden decor', 'garden'),
+    ('paper-goods', 'Stationery & party', NULL),
+    ('paper-goods-cards', 'Cards', 'paper-goods'),
+    ('paper-goods-gift-wrap', 'Gift wrap', 'paper-goods'),
+    ('paper-goods-stationery', 'Stationery', 'paper-goods'),
+    ('paper-goods-party', 'Party', 'paper-goods'),
+    ('toys-games', 'Toys & games', NULL),
+    ('toys-games-games', 'Games & puzzles', 'toys-games'),
+    ('toys-games-toys', 'Toys', 'toys-games'),
+    ('other', 'Other', NULL);
+CREATE TEMP TABLE demo_category_rule (priority int PRIMARY KEY, slug text NOT NULL, words text NOT NULL);
+INSERT INTO demo_category_rule VALUES
+    (1, 'seasonal-christmas', 'CHRISTMAS|XMAS|ADVENT|SANTA|REINDEER|SNOWFLAKES?|SNOWMAN|SNOWMEN|NOEL|BAUBLES?|NATIVITY|SLEIGH'),
+    (2, 'seasonal-easter', 'EASTER|CHICKS?|BUNNY|BUNNIES'),
+    (3, 'toys-games-games', 'GAMES?|JIGSAWS?|PUZZLES?|DOMINO(E?S)?|PLAYING CARDS|SNAKES|LADDERS|BINGO|DICE|SKITTLES|QUIZ|CROQUET|MARBLES|CHESS|BOULES'),
+    (4, 'paper-goods-party', 'PARTY|BALLOONS?|BUNTING|PINATA|CAKE CANDLES|BIRTHDAY CANDLES?|PAPER CHAIN|CONFETTI|PARTY BAGS?'),
+    (5, 'paper-goods-gift-wrap', 'WRAP|WRAPPING|GIFT BAGS?|GIFT BOX(ES)?|GIFT TAGS?|TAGS|RIBBONS?|TISSUE PAPER|STICKERS?|TAPE|ENVELOPES?'),
+    (6, 'paper-goods-cards', 'CARDS?|POSTCARDS?|GREETING'),
+    (7, 'home-lighting', 'T-LIGHTS?|T LIGHTS?|TLIGHTS?|TEA ?LIGHTS?|CANDLES?|CANDLEHOLDER|CANDLESTICKS?|LANTERNS?|LIGHTS?|LAMPS?|LAMPSHADE|CHANDELIER|INCENSE|OIL BURNER|TORCH|NIGHTLIGHT|CANDLEPOTS?'),
+    (8, 'accessories-fashion', 'HAIR|HAIRCLIPS?|SLIDES?|GRIPS?|BOBBLES?|ALICE BAND|HEADBAND|PURSE|HANDBAG|UMBRELLA|SCARF|GLOVES?|WALLET|KEY ?RINGS?|PARASOL|HAT|SUNGLASSES|COMPACT MIRROR|MAKE ?UP|KEY FOB|PASSPORT COVER|SHOPPER|HAND WARMER|SLIPPERS?|SOCKS?|PONCHO|SHOWER CAP'),
+    (9, 'kitchen-baking', 'CAKES?|CUPCAKES?|BAKING|BAKE|CASES|CUTTERS?|MOULDS?|ICING|SPATULA|PASTRY|BISCUITS?|MUFFIN'),
+    (10, 'kitchen-tableware', 'MUGS?|CUPS?|SAUCERS?|PLATES?|BOWLS?|CUTLERY|TEAPOT|TEA POT|TEACUPS?|NAPKINS?|TRAYS?|DISH|DISHES|BEAKERS?|TUMBLERS?|JUGS?|COASTERS?|PLACEMATS?|STRAWS?|SPOONS?|FORKS?|CHOPSTICKS|GOBLETS?|WINE GLASS(ES)?|TEA SET|CAKESTAND|DINNER|PICNIC'),
+    (11, 'accessories-jewellery', 'NECKLACES?|NECKL|BRACELETS?|EARRINGS|RINGS?|BROOCH(ES)?|PENDANTS?|CHARMS?|BANGLES?|DIAMANTE|BEADS?|BEADED|PEARLS?|JEWELLERY|JEWELLED|CHOKER|ANKLET|TIARA|EARRING|LARIAT'),
+    (12, 'home-textiles', 'HOT WATER BOTTLE|CUSHIONS?|THROW|BLANKET|QUILT|DOORMAT|CURTAINS?|COVER|BEDSPREAD|PILLOW|RUG|TEA COSY|COSY'),
+    (13, 'bags-storage-bags', 'BAGS?|TOTE|BACKPACK|RUCKSACK|SATCHEL|WASHBAG|HOLDALL'),
+    (14, 'kitchen-pantry', 'JARS?|JAM|BOTTLES?|LUNCH|PANTRY|KITCHEN|APRON|OVEN|TEA TOWELS?|SCALES|CHOPPING|FOOD|DOILY|DOILIES|COFFEE|TEA|SUGAR|MILK|RECIPE|BREAD|SPICE|SALT|PEPPER|EGG|EGGS|TIMER|GRINDER|COLANDER|FUNNEL'),
+    (15, 'home-bathroom', 'BATHROOM|BATH|SOAP|TOILET|TOOTHBRUSH|SPONGE|TOWELS?|TISSUES|WASH'),
+    (16, 'home-wall-decor', 'SIGNS?|PLAQUE|FRAMES?|MIRRORS?|CLOCKS?|WALL|PICTURES?|PRINTS?|ART|HOOKS?|COAT RACK|LETTERS?|CHALKBOARD|BLACKBOARD|NUMBER|POSTER|CANVAS|HANGER'),
+    (17, 'toys-games-toys', 'TOYS?|DOLLS?|DOLLY|TEDDY|KIDS|CHILDRENS|CHILDS|CHILD|SPACEBOY|FELTCRAFT|CRAYONS|COLOURING|PAINTING SET|BUBBLES|SPINNING TOPS?|PUPPETS?|SOFT|KNITTING|MONEY BOX|PIGGY BANK|ROBOT|TRAIN|KITE|BALL|SKIPPING|YO-?YO|TATTOOS|MAGIC|BABY|PLAYHOUSE|WATER PISTOL|SPINNING|LUDO|HELICOPTER|ROCKING HORSE|MODELLING CLAY'),
+    (18, 'bags-storage-boxes', 'STORAGE|BOX|BOXES|TINS?|BASKETS?|DRAWERS?|CABINET|CHEST|TRINKET|CASE|HAMPER|CRATES?|TRUNK|CADDY|ORGANISER|RACK'),
+    (19, 'garden-plants', 'PLANTS?|PLANTERS?|POTS?|FLOWER ?POTS?|SEEDS?|WATERING|HERB|GROW|TROWEL|GARDENING|GREENHOUSE|CLOCHE'),
+    (20, 'garden-decor', 'GARDEN|ZINC|GNOME|BIRD ?FEEDER|BIRD ?HOUSE|BIRD TABLE|WIND ?CHIMES?|WINDMILL|OUTDOOR|WELLIES|DOORSTOP|FENCE|NESTING'),
+    (21, 'paper-goods-stationery', 'NOTEBOOKS?|PENCILS?|PENS?|PAPER|BOOKS?|NOTES?|NOTEPAD|DIARY|ERASERS?|RUBBERS?|RULERS?|CALENDAR|JOURNAL|CHALK|MAGNETS?|STAMPS?|SHARPENER|CLIPBOARD|PHOTO ALBUM|ALBUM|BOOKMARKS?|DESK|MEMO|STATIONERY|PAPERWEIGHT|STENCIL|CRAFT|HOLE PUNCH|SKETCHBOOK|MEMOBOARD|SCISSORS?'),
+    (22, 'home-ornaments', 'DECORATIONS?|DECORATIVE|HANGING|ORNAMENTS?|GARLAND|WREATH|FEATHERS?|HEARTS?|VASES?|FLOWERS?|BIRDS?|BUTTERFL(Y|IES)|STAR|STARS|BELLS?|WOODEN|CERAMIC|GLASS|METAL|CHIMES?|SCULPTURE|FIGURE|ANGELS?|DOVE|MOBILE|KNOB|DOOR|HOLDER|STAND|CRYSTAL|ROSE|ROSES');
 INSERT INTO categories (slug, name)
-SELECT slug, name
+SELECT slug, name FROM demo_taxonomy WHERE parent IS NULL ORDER BY slug COLLATE "C";
+INSERT INTO categories (slug, name, parent_id)
+SELECT t.slug, t.name, c.id
+  FROM demo_taxonomy t JOIN categories c ON c.slug = t.parent
+ ORDER BY t.slug COLLATE "C";
+SELECT format('==> categories (derived taxonomy): %s rows, %s leaves (%s s)', count(*),
+              count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM categories k WHERE k.parent_id = c.id)), :step_s) AS msg,
+       :clock AS t FROM categories c \gset
+\echo :msg
+
+\if :olist
+-- The 71 Olist categories, for the Olist products only (without --olist
+-- they would all be empty): under one root, "olist" ("Olist marketplace").
+-- slug = English name lower-cased with anything outside [a-z0-9_-]
+-- replaced by '_' (none is a slug of the taxonomy above); name = English name with underscores as
+-- spaces, title-cased (original typos such as "fashio_female_clothing" are
+-- kept).
+INSERT INTO categories (slug, name) VALUES ('olist', 'Olist marketplace');
+INSERT INTO categories (slug, name, parent_id)
+SELECT slug, name, (SELECT id FROM categories WHERE slug = 'olist')
   FROM (SELECT regexp_replace(lower(btrim(name_en, E' \r\n\ufeff')), '[^a-z0-9_-]', '_', 'g') AS slug,
                initcap(replace(btrim(name_en, E' \r\n\ufeff'), '_', ' ')) AS name
           FROM demo_olist_category) c
  ORDER BY slug COLLATE "C";
 SELECT format('==> categories (olist): %s rows (%s s)', count(*), :step_s) AS msg, :clock AS t FROM
-       categories \gset
+       categories c WHERE c.parent_id = (SELECT id FROM categories WHERE slug = 'olist') \gset
 \echo :msg
+\endif
 
 -- UCI products. Real: sku, name, price (the most frequent positive unit
--- price, in pence). No category (the data set has none). Synthetic: stock,
+-- price, in pence). Derived: the category, by the keyword rules above. Synthetic: stock,
 -- because the data holds no stock levels: 20 + (first 32 bits of md5(sku))
 -- mod 480, i.e. a fixed value in 20..499 per sku (md5, unlike hashtext, is
 -- the same on every platform). created_at/updated_at = first sale.
@@ -230,9 +311,13 @@ INSERT INTO products (sku, name, description, price, currency, stock, active,
                       category_id, created_at, updated_at)
 SELECT sku, name, '', round(unit_price * 100)::bigint, 'GBP',
        20 + (('x' || substr(md5(sku), 1, 8))::bit(32)::bigint % 480)::integer,
-       true, NULL,
+       true,
+       coalesce((SELECT c.id FROM demo_category_rule r JOIN categories c ON c.slug = r.slug
+                  WHERE upper(p.name) ~ ('\m(' || r.words || ')\M')
+                  ORDER BY r.priority LIMIT 1),
+                (SELECT id FROM categories WHERE slug = 'other')),
        first_sold AT TIME ZONE 'UTC', first_sold AT TIME ZONE 'UTC'
-  FROM demo_retail_product
+  FROM demo_retail_product p
  ORDER BY sku COLLATE "C";
 SELECT format('==> products (online retail, GBP): %s rows (%s s)', count(*), :step_s) AS msg, :clock AS t FROM
        products WHERE currency = 'GBP' \gset

@@ -8,7 +8,10 @@
  *     no '/'; it is the rest of the URI without one trailing '/', if any;
  *   - a pattern without a "{id}" segment matches exactly the identical
  *     path; a match has as many segments as its pattern and captures one
- *     id in 1 .. 10^18 - 1 per "{id}" segment, at most two;
+ *     id in 1 .. 10^18 - 1 per "{id}" segment, at most two, and one slug
+ *     (a whole segment of 1..100 bytes of [a-z0-9_-], pointing into the
+ *     path) per "{slug}" segment, at most one; ecom_path_match (no slug
+ *     to capture into) never matches a "{slug}" pattern;
  *   - a limit is accepted exactly when it is all digits and not all zeros,
  *     and then lies in 1 .. page_max and equals min(value, page_max).
  */
@@ -38,16 +41,19 @@ static char *piece(const uint8_t **p, const uint8_t *end)
     return s;
 }
 
-/* Number of '/'-separated segments, and how many are exactly "{id}". */
-static int segments(const char *s, int *ids)
+/* Number of '/'-separated segments, and how many are exactly "{id}" and
+ * "{slug}". */
+static int segments(const char *s, int *ids, int *slugs)
 {
     int n = 1;
     const char *seg = s;
 
     *ids = 0;
+    *slugs = 0;
     for (;; s++) {
         if (*s == '/' || !*s) {
             *ids += s - seg == 4 && memcmp(seg, "{id}", 4) == 0;
+            *slugs += s - seg == 6 && memcmp(seg, "{slug}", 6) == 0;
             if (!*s) {
                 return n;
             }
@@ -57,26 +63,54 @@ static int segments(const char *s, int *ids)
     }
 }
 
+static int slug_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
+           || c == '-';
+}
+
 static void check_match(const char *pattern, const char *path)
 {
-    long long id[2] = { 0, 0 };
-    int hit = ecom_path_match(pattern, path, id), nid, path_ids;
-    int nseg = segments(pattern, &nid);
+    long long id[2] = { 0, 0 }, id3[2] = { 0, 0 };
+    const char *slug = NULL;
+    size_t slug_len = 0;
+    int hit = ecom_path_match_slug(pattern, path, id, &slug, &slug_len);
+    int nid, nslug, path_ids, path_slugs;
+    int nseg = segments(pattern, &nid, &nslug);
 
-    if (nid == 0) {
-        if (hit != (strcmp(pattern, path) == 0)) {
+    /* without a slug to capture into, a "{slug}" pattern never matches */
+    if (ecom_path_match(pattern, path, id3) != (nslug ? 0 : hit)) {
+        abort();
+    }
+    if (nid == 0 && nslug == 0) {
+        if (hit != (strcmp(pattern, path) == 0) || slug) {
             abort();
         }
         return;
     }
     if (hit) {
-        if (nid > 2 || nseg != segments(path, &path_ids)) {
+        if (nid > 2 || nslug > 1 || nseg != segments(path, &path_ids, &path_slugs)) {
             abort();
         }
         for (int i = 0; i < 2; i++) {
             if ((i < nid && (id[i] < 1 || id[i] > 999999999999999999LL))
                 || (i >= nid && id[i] != 0)) {
                 abort();
+            }
+        }
+        if (nslug != (slug != NULL)) {
+            abort();
+        }
+        if (slug) {
+            if (slug < path || slug + slug_len > path + strlen(path)
+                || slug_len < 1 || slug_len > 100
+                || (slug[slug_len] != '\0' && slug[slug_len] != '/')) {
+                abort();
+            }
+            for (size_t i = 0; i < slug_len; i++) {
+                if (!slug_char(slug[i])) {
+                    abort();
+                }
             }
         }
     }
@@ -109,6 +143,7 @@ static void check_relative(const char *uri, const char *base)
     check_match("products/{id}", copy);
     check_match("products/{id}/reviews/{id}", copy);
     check_match("cart", copy);
+    check_match("categories/{slug}", copy);
     free(copy);
 }
 

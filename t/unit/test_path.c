@@ -78,6 +78,73 @@ static void test_match(void)
     }
 }
 
+/* 1 when path matches pattern and its slug is want */
+static int ms(const char *pattern, const char *path, const char *want)
+{
+    long long id[2] = { 0, 0 };
+    const char *slug = NULL;
+    size_t n = 0;
+
+    if (ecom_path_match_slug(pattern, path, id, &slug, &n) != 1) {
+        return 0;
+    }
+    return slug && n == strlen(want) && memcmp(slug, want, n) == 0;
+}
+
+static int ms0(const char *pattern, const char *path)
+{
+    long long id[2] = { 0, 0 };
+    const char *slug = NULL;
+    size_t n = 0;
+
+    return ecom_path_match_slug(pattern, path, id, &slug, &n);
+}
+
+static void test_slug(void)
+{
+    long long id[2] = { 0, 0 };
+    const char *slug = NULL;
+    size_t n = 0;
+    char big[102];
+
+    OK(ms("categories/{slug}", "categories/home-kitchen", "home-kitchen"),
+       "{slug} captures a slug");
+    OK(ms("categories/{slug}", "categories/bed_bath_table", "bed_bath_table")
+       && ms("categories/{slug}", "categories/42", "42")
+       && ms("categories/{slug}", "categories/-", "-"),
+       "underscores, digits only, a lone dash");
+    OK(ms("categories/{slug}/x", "categories/toys/x", "toys"),
+       "a slug followed by another segment: the length stops at '/'");
+    OK(ecom_path_match_slug("a/{id}/{slug}", "a/7/bags", id, &slug, &n) == 1
+       && id[0] == 7 && n == 4 && memcmp(slug, "bags", 4) == 0,
+       "an id and a slug in one pattern");
+    OK(ms0("categories/{slug}", "categories/Home") == 0
+       && ms0("categories/{slug}", "categories/a.b") == 0
+       && ms0("categories/{slug}", "categories/a b") == 0
+       && ms0("categories/{slug}", "categories/%41") == 0
+       && ms0("categories/{slug}", "categories/\xc3\xa9") == 0,
+       "upper case, dots, spaces, percent signs, UTF-8 refused");
+    OK(ms0("categories/{slug}", "categories/") == 0
+       && ms0("categories/{slug}", "categories") == 0
+       && ms0("categories/{slug}", "categories/a/") == 0
+       && ms0("categories/{slug}", "categories//a") == 0,
+       "missing slug, extra slashes");
+    memset(big, 'a', 100);
+    big[100] = '\0';
+    OK(ms0("{slug}", big) == 1, "100-byte slug");
+    big[100] = 'a';
+    big[101] = '\0';
+    OK(ms0("{slug}", big) == 0, "101-byte slug refused");
+    OK(ms0("{slug}/{slug}", "a/b") == 0, "a second {slug} never matches");
+    OK(m("categories/{slug}", "categories/toys") == 0,
+       "ecom_path_match (no slug to fill) never matches {slug}");
+    OK(ecom_path_match_slug("{slug}", "a", id, NULL, &n) == 0
+       && ecom_path_match_slug("{slug}", "a", id, &slug, NULL) == 0,
+       "NULL slug outputs never match {slug}");
+    OK(ms("products/{id}", "products/3", "") == 0 && ms0("products/{id}", "products/3") == 1,
+       "a pattern without {slug} matches as before");
+}
+
 /* 0 and the relative path equals want (with its length), or -1 wanted. */
 static int rel(const char *uri, const char *base, const char *want)
 {
@@ -180,6 +247,7 @@ static void test_limit(void)
 void test_path(void)
 {
     test_match();
+    test_slug();
     test_relative();
     test_limit();
 }
