@@ -20,7 +20,7 @@
 -- Planning costs about 0.1 ms; the unfiltered list, the hot path, keeps
 -- its prepared statements and generic plans.
 --
--- Parameters: $1 category slug (its whole subtree), $2 min_price,
+-- Parameters: $1 the ids of the category's subtree (bigint[]), $2 min_price,
 -- $3 max_price, $4 in_stock, $5 q, $6 sort tag, $7 and $8 the cursor's
 -- keys, $9 limit + 1. Sort tags: i (id), n (newest), p (price), d
 -- (-price), r (rating), s (relevance: q only). Columns: the list's
@@ -78,10 +78,10 @@ DECLARE
     keys text;
 BEGIN
     IF p_category THEN
-        w := w || ' AND p.category_id = ANY (ARRAY(WITH RECURSIVE sub(id) AS ('
-                  'SELECT c0.id FROM categories c0 WHERE c0.slug = $1 '
-                  'UNION SELECT k.id FROM categories k JOIN sub ON k.parent_id = sub.id) '
-                  'SELECT sub.id FROM sub))';
+        -- $1: the ids of the category's subtree (ecom_products_page reads
+        -- them first, so the plan is made for those very ids: a rare
+        -- category reads products_category, a large one walks the sort)
+        w := w || ' AND p.category_id = ANY ($1)';
     END IF;
     IF p_min THEN
         w := w || ' AND p.price >= $2';
@@ -143,11 +143,21 @@ RETURNS TABLE (id bigint, sku text, name text, description text,
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     has_q boolean := p_q IS NOT NULL;
+    cats  bigint[];
 BEGIN
+    IF p_category IS NOT NULL THEN
+        -- the category and everything below it (UNION, not UNION ALL: a
+        -- cycle, which 012's trigger forbids, would still end); an unknown
+        -- slug is an empty list, so an empty page
+        WITH RECURSIVE sub(id) AS (
+            SELECT c0.id FROM categories c0 WHERE c0.slug = p_category
+            UNION SELECT k.id FROM categories k JOIN sub ON k.parent_id = sub.id)
+        SELECT coalesce(array_agg(sub.id), '{}') INTO cats FROM sub;
+    END IF;
     RETURN QUERY EXECUTE ecom_products_page_sql(
         p_category IS NOT NULL, p_min IS NOT NULL, p_max IS NOT NULL,
         p_in_stock, has_q, false, p_sort)
-        USING p_category, p_min, p_max, p_in_stock, p_q, p_sort, p_k1, p_k2,
+        USING cats, p_min, p_max, p_in_stock, p_q, p_sort, p_k1, p_k2,
               p_limit;
     -- nothing matches the words at all (not merely past the cursor): the
     -- typo-tolerant matching instead
@@ -157,7 +167,7 @@ BEGIN
         RETURN QUERY EXECUTE ecom_products_page_sql(
             p_category IS NOT NULL, p_min IS NOT NULL, p_max IS NOT NULL,
             p_in_stock, true, true, p_sort)
-            USING p_category, p_min, p_max, p_in_stock, p_q, p_sort, p_k1,
+            USING cats, p_min, p_max, p_in_stock, p_q, p_sort, p_k1,
                   p_k2, p_limit;
     END IF;
 END $$;

@@ -417,4 +417,46 @@ for my $bad ('min_price=abc', 'max_price=1.5', 'in_stock=maybe', 'sort=bogus', '
         or diag "status $x->{status}";
 }
 
+# --- search: stemming, prefixes, relevance, typos ------------------------------------
+{
+    my $tag = 'zq' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 9;
+    my $mug = create_product(name => "Enamel Mug $tag", description => 'A sturdy cup');
+    my $desc = create_product(name => "Plain tray $tag$tag", description => "Goes with the $tag range");
+    my $lights = create_product(name => "Christmas Lights $tag", description => 'Warm white');
+    my ($r) = walk('q=' . uri("mugs $tag") . '&limit=50');
+    is_deeply ids($r), [ $mug->{id} ], 'stemming: "mugs" finds "Mug"';
+    ($r) = walk('q=' . uri("$tag christmas lig") . '&limit=50');
+    is_deeply ids($r), [ $lights->{id} ], 'the last word matches as a prefix (type-ahead)';
+    ($r) = walk('q=' . uri("$tag light") . '&limit=50');
+    is_deeply ids($r), [ $lights->{id} ], 'stemming: "light" finds "Lights"';
+    # relevance: the word in the name ranks above the word in the description
+    my $mid = create_product(name => "Rack $tag", description => "a $tag rack");
+    my $x = api(GET => '/products/?limit=50&q=' . uri($tag . ' '));
+    is $x->{status}, 200, 'search answers';
+    my @got = @{ ids($x->{json}{items}) };
+    is $got[-1], $desc->{id}, 'with q the default order is relevance: a match in the description only comes last'
+        or diag "@got";
+    is scalar(@got), 4, 'all four products with the word (as a whole word: the name, or the description)';
+    my ($walked, $pages) = walk('q=' . uri($tag . ' ') . '&sort=relevance&limit=1');
+    is_deeply ids($walked), \@got, 'sort=relevance pages one by one in the same order, none skipped or repeated';
+    my $none = api(GET => '/products/?sort=relevance');
+    is $none->{status}, 400, 'sort=relevance without q is 400';
+    like $none->{json}{detail} // '', qr/relevance needs a search text/, '... and says why';
+    # typos: nothing matches the words at all, so similar names are listed
+    my $odd = 'zq' . join '', map { ('a' .. 'z')[rand 26] } 1 .. 10;
+    (my $typo = $odd) =~ s/(.)(.)$/$2$1/;   # the last two letters swapped
+    my $fz = create_product(name => "Vintage \u$odd lamp");
+    ($r) = walk('q=' . uri($typo) . '&limit=50');
+    is_deeply ids($r), [ $fz->{id} ], "typo-tolerant: '$typo' finds '$odd' when nothing matches exactly";
+    ($r) = walk('q=' . uri($typo) . '&limit=50&max_price=0');
+    is_deeply ids($r), [], 'the other filters apply to the typo-tolerant matches too';
+    # no query syntax reaches PostgreSQL
+    for my $q ("$tag & !", "$tag:*", "'$tag'", "$tag | x", '!!', '&', '(', "\\") {
+        my $y = api(GET => '/products/?q=' . uri($q));
+        ok $y->{status} == 200, "q=" . uri($q) . ' is searched as words, not syntax (200)' or diag "status $y->{status}";
+    }
+    ($r) = walk('q=' . uri("$tag & !:* mugs") . '&limit=50');
+    is_deeply ids($r), [ $mug->{id} ], 'punctuation only separates words';
+}
+
 done_testing;
