@@ -5,8 +5,9 @@
 #
 # Starts its own PostgreSQL cluster (build/catalog-pg on 127.0.0.1:25435,
 # kept between runs: the catalog is generated once per size) with the demo
-# data plus ECOM_CATALOG_PRODUCTS generated products (default 1,000,000,
-# scripts/gen-catalog.sh; a different size regenerates them), and httpd on
+# data plus ECOM_CATALOG_PRODUCTS generated products (default 1,000,000)
+# and as many generated reviews (scripts/gen-catalog.sh; a different size
+# regenerates them), and httpd on
 # 127.0.0.1:28090 with EcomCache none (every request reaches PostgreSQL).
 # For each scenario (a URL) it
 #   1. asks the URL once with log_min_duration_statement = 0 and reads from
@@ -55,7 +56,8 @@ if [ "$(sql -c "SELECT count(*) FROM products WHERE sku NOT LIKE 'GEN-%'")" = 0 
     bash scripts/import-demo.sh
 fi
 have="$(sql -c "SELECT count(*) FROM products WHERE sku LIKE 'GEN-%'")"
-if [ "$have" != "$PRODUCTS" ]; then
+revs="$(sql -c "SELECT count(*) FROM reviews r JOIN users u ON u.id = r.user_id WHERE u.email LIKE 'gen-reviewer-%'")"
+if [ "$have" != "$PRODUCTS" ] || { [ "$PRODUCTS" -gt 0 ] && [ "$revs" = 0 ]; }; then
     msg "generating the catalog: $PRODUCTS products (this cluster has $have)"
     bash scripts/gen-catalog.sh --products "$PRODUCTS" --replace
 fi
@@ -64,11 +66,13 @@ msg "catalog: $(sql -c 'SELECT count(*) FROM products WHERE active') active prod
 bash scripts/httpd.sh start
 
 # Parameters drawn from the data: a category with many products (its
-# subtree when categories nest), a common word, a product.
+# subtree when categories nest), a common word, a product in the middle of
+# the catalog, and the most reviewed product (for its reviews list).
 cat_slug="$(sql -c 'SELECT c.slug FROM categories c JOIN products p ON p.category_id = c.id GROUP BY c.slug ORDER BY count(*) DESC OFFSET 3 LIMIT 1')"
 word="$(sql -c "SELECT w FROM (SELECT lower(regexp_split_to_table(name, '[^A-Za-z]+')) w FROM products WHERE sku LIKE 'GEN-%' LIMIT 20000) s WHERE length(w) >= 4 GROUP BY w ORDER BY count(*) DESC OFFSET 10 LIMIT 1")"
 pid="$(sql -c "SELECT id FROM products WHERE active AND sku LIKE 'GEN-%' ORDER BY id OFFSET $((PRODUCTS / 2)) LIMIT 1")"
 [ -n "$pid" ] || pid="$(sql -c 'SELECT min(id) FROM products WHERE active')"
+rpid="$(sql -c 'SELECT id FROM products WHERE active ORDER BY rating_count DESC, id LIMIT 1')"
 
 # deep_cursor PATH N: the next_cursor after following N pages of PATH.
 deep_cursor() {
@@ -100,7 +104,7 @@ scen_paths=("/products/?limit=20"
             "/products/?limit=20&sort=price&cursor=$deep"
             "/products/?limit=20&facets=category,price,in_stock"
             "/products/$pid/"
-            "/products/$pid/reviews/")
+            "/products/$rpid/reviews/")
 wanted=" ${ECOM_CATALOG_SCENARIOS:-${scen_names[*]}} "
 
 lua="$RUNDIR/catalog.lua"

@@ -3,9 +3,11 @@
 # made inside PostgreSQL (INSERT ... SELECT over generate_series), so a
 # million products take minutes, not hours.
 #
-#   scripts/gen-catalog.sh [--products N] [--replace] [--help]
+#   scripts/gen-catalog.sh [--products N] [--reviews N] [--replace] [--help]
 #
 #   --products N   how many products to add (default 1000000)
+#   --reviews N    how many reviews to add to them (default: as many as
+#                  products)
 #   --replace      first delete the products an earlier run generated
 #                  (SKU GEN-...), with their cart lines and reviews
 #
@@ -28,6 +30,15 @@
 #     0.50 to 500.00 (in minor units), skewed to the cheap end; 15 % out of
 #     stock, the rest 1 to 500 units (most few); 2 % inactive; created_at
 #     spread over the three years before now, in id order.
+#   * reviewers: one generated account per 50 reviews (gen-reviewer-<n>@
+#     example.invalid, a password hash that no password matches), and
+#     reviews of the generated products with a strong skew (product =
+#     floor(P * u^4): a few products hold thousands of reviews, most none),
+#     one per reviewer and product (a repeated pair is dropped, so fewer
+#     than asked: 18,383 of 20,000 on 20,000 products), ratings 5
+#     (55 %), 4 (25 %), 3 (10 %), 2 (5 %), 1 (5 %), 3 % hidden; the products' rating summaries are then
+#     recounted in one statement (the per-row trigger is off while the
+#     reviews are inserted, in the same transaction).
 # Products are inserted in batches of 100,000 (one transaction each, with
 # a progress line); a run that fails part-way leaves its finished batches,
 # which --replace removes on the next run. ANALYZE at the end.
@@ -42,12 +53,16 @@ usage() {
 }
 
 products=1000000
+reviews=""
 replace=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --products)
             [ $# -ge 2 ] || die "--products needs a number"
             products="$2"; shift 2 ;;
+        --reviews)
+            [ $# -ge 2 ] || die "--reviews needs a number"
+            reviews="$2"; shift 2 ;;
         --replace) replace=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
@@ -55,6 +70,8 @@ while [ $# -gt 0 ]; do
 done
 case "$products" in ''|*[!0-9]*) die "--products must be a number (got '$products')" ;; esac
 [ "$products" -le 20000000 ] || die "--products is at most 20,000,000"
+reviews="${reviews:-$products}"
+case "$reviews" in ''|*[!0-9]*) die "--reviews must be a number (got '$reviews')" ;; esac
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-55432}"
 export PGUSER="${PGUSER:-ecom}" PGDATABASE="${PGDATABASE:-ecom}"
@@ -72,6 +89,10 @@ if [ $replace = 1 ]; then
     sql <<'SQL'
 BEGIN;
 DELETE FROM cart_items WHERE product_id IN (SELECT id FROM products WHERE sku LIKE 'GEN-%');
+ALTER TABLE reviews DISABLE TRIGGER reviews_summary;
+DELETE FROM reviews WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'gen-reviewer-%');
+ALTER TABLE reviews ENABLE TRIGGER reviews_summary;
+DELETE FROM users WHERE email LIKE 'gen-reviewer-%';
 DELETE FROM products WHERE sku LIKE 'GEN-%';
 COMMIT;
 SQL
@@ -164,6 +185,41 @@ SQL
     msg "products: $done_ of $products ($(elapsed))"
 done
 sql -c 'DROP TABLE gen_leaves, gen_words'
+
+if [ "$reviews" -gt 0 ] && [ "$products" -gt 0 ]; then
+    msg "generating $reviews reviews by $(( (reviews + 49) / 50 )) reviewers ($(elapsed))"
+    sql <<SQL
+BEGIN;
+SELECT setseed(0.5) \g /dev/null
+INSERT INTO users (email, name, password_hash)
+SELECT 'gen-reviewer-' || g || '@example.invalid', 'Reviewer ' || g, '!'
+  FROM generate_series(1, ($reviews + 49) / 50) g;
+CREATE TEMP TABLE gen_p AS
+SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM products WHERE sku LIKE 'GEN-%';
+CREATE TEMP TABLE gen_u AS
+SELECT row_number() OVER (ORDER BY id) - 1 AS i, id FROM users WHERE email LIKE 'gen-reviewer-%';
+ALTER TABLE reviews DISABLE TRIGGER reviews_summary;
+INSERT INTO reviews (product_id, user_id, rating, title, body, hidden, created_at, updated_at)
+SELECT gp.id, gu.id,
+       CASE WHEN r.u3 < 0.05 THEN 1 WHEN r.u3 < 0.10 THEN 2 WHEN r.u3 < 0.20 THEN 3
+            WHEN r.u3 < 0.45 THEN 4 ELSE 5 END,
+       'Review ' || r.g, 'A generated review for the benchmark.', r.u4 < 0.03,
+       now() - make_interval(secs => r.u5 * 94608000), now()
+  FROM (SELECT g, random() AS u1, random() AS u2, random() AS u3,
+               random() AS u4, random() AS u5
+          FROM generate_series(1, $reviews) g OFFSET 0) r
+  JOIN gen_p gp ON gp.i = floor((SELECT count(*) FROM gen_p) * power(r.u1, 4))::bigint
+  JOIN gen_u gu ON gu.i = floor((SELECT count(*) FROM gen_u) * r.u2)::bigint
+ ORDER BY r.g
+ON CONFLICT ON CONSTRAINT reviews_one_per_user DO NOTHING;
+ALTER TABLE reviews ENABLE TRIGGER reviews_summary;
+UPDATE products p SET rating_count = s.c, rating_sum = s.s
+  FROM (SELECT product_id, count(*) AS c, sum(rating) AS s FROM reviews
+         WHERE NOT hidden GROUP BY product_id) s
+ WHERE p.id = s.product_id AND p.sku LIKE 'GEN-%';
+COMMIT;
+SQL
+fi
 msg "analyzing"
-sql -c 'VACUUM (ANALYZE) products, categories'
-msg "done: $(sql -c 'SELECT count(*) FROM products') products, $(sql -c 'SELECT count(*) FROM categories') categories in $PGDATABASE ($(elapsed))"
+sql -c 'VACUUM (ANALYZE) products, categories, reviews, users'
+msg "done: $(sql -c 'SELECT count(*) FROM products') products, $(sql -c 'SELECT count(*) FROM categories') categories, $(sql -c 'SELECT count(*) FROM reviews') reviews in $PGDATABASE ($(elapsed))"
