@@ -25,6 +25,14 @@ int ecom_page_args(ecom_req *q, int *limit)
 int ecom_page(ecom_req *q, apr_dbd_results_t *res, int limit,
               const ecom_col *cols, char tag, int key1, int key2)
 {
+    return ecom_page_with(q, res, limit, cols, tag, key1, key2, NULL, NULL);
+}
+
+int ecom_page_with(ecom_req *q, apr_dbd_results_t *res, int limit,
+                   const ecom_col *cols, char tag, int key1, int key2,
+                   const char *name, json_t *extra)
+{
+    json_t *answer;
     json_t *items = ecom_jarray(q);
     apr_dbd_row_t *row = NULL;
     long long k1 = 0, k2 = 0;
@@ -45,8 +53,10 @@ int ecom_page(ecom_req *q, apr_dbd_results_t *res, int limit,
     if (row) {
         ecom_cursor_encode(tag, k1, k2, next);
     }
-    return ecom_json(q, HTTP_OK,
-                     ecom_jown(q, json_pack("{s:O, s:s?}", "items", items,
-                                            "next_cursor",
-                                            row ? next : NULL)));
+    answer = ecom_jown(q, json_pack("{s:O, s:s?}", "items", items,
+                                    "next_cursor", row ? next : NULL));
+    if (answer && name && extra) {
+        json_object_set(answer, name, extra);
+    }
+    return ecom_json(q, HTTP_OK, answer);
 }

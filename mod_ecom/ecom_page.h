@@ -18,5 +18,10 @@ int ecom_page_args(ecom_req *q, int *limit);
  * the status. */
 int ecom_page(ecom_req *q, apr_dbd_results_t *res, int limit,
               const ecom_col *cols, char tag, int key1, int key2);
+/* ecom_page, with one more member name: extra in the answer object when
+ * extra is not NULL (the product list's facets). */
+int ecom_page_with(ecom_req *q, apr_dbd_results_t *res, int limit,
+                   const ecom_col *cols, char tag, int key1, int key2,
+                   const char *name, json_t *extra);
 
 #endif /* ECOM_PAGE_H */

@@ -77,6 +77,10 @@ static const ecom_stmt product_sql[] = {
       "SELECT * FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
       "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int)",
       ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* ?facets=: the counts of what the list's pages hold (sql/015) */
+    { "ecom_products_facets",
+      "SELECT ecom_products_facets(%s, %s::bigint, %s::bigint, %s::boolean, %s)",
+      ECOM_STMT_READ },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
       "LEFT JOIN categories c ON c.id = p.category_id "
@@ -130,7 +134,7 @@ enum { ONE_COL };
  * made of: a parameter the list starts to read must be added here. */
 static const char *const list_params[] = {
     "sort", "cursor", "limit", "min_price", "max_price", "in_stock", "q",
-    "category", NULL
+    "category", "facets", NULL
 };
 
 static int bad_arg(ecom_req *q, const char *name, const char *why)
@@ -156,6 +160,70 @@ static int money_arg(ecom_req *q, const char *name, const char **out)
     return 0;
 }
 
+/* The facets ?facets= asks for, a comma-separated subset of
+ * category, price, in_stock, as bits (FACET_*) in *want. Returns 0 or the
+ * status of the 400 set. */
+enum { FACET_CATEGORY = 1, FACET_PRICE = 2, FACET_IN_STOCK = 4 };
+static const char *const facet_names[] = { "category", "price", "in_stock" };
+
+static int facets_arg(ecom_req *q, unsigned *want)
+{
+    const char *v = apr_table_get(q->args, "facets");
+    char *list, *tok, *last;
+
+    *want = 0;
+    if (!v) {
+        return 0;
+    }
+    list = apr_pstrdup(q->r->pool, v);
+    for (tok = apr_strtok(list, ",", &last); tok;
+         tok = apr_strtok(NULL, ",", &last)) {
+        unsigned i;
+
+        for (i = 0; i < sizeof(facet_names) / sizeof(facet_names[0]); i++) {
+            if (!strcmp(tok, facet_names[i])) {
+                break;
+            }
+        }
+        if (i == sizeof(facet_names) / sizeof(facet_names[0])) {
+            return bad_arg(q, "facets", "must list some of category, price, "
+                           "in_stock, separated by commas");
+        }
+        *want |= 1u << i;
+    }
+    if (!*want) {
+        return bad_arg(q, "facets", "must list some of category, price, "
+                       "in_stock, separated by commas");
+    }
+    return 0;
+}
+
+/* The facets asked for, of the list with these filters, or NULL after an
+ * error answer (*e set). */
+static json_t *facets_of(ecom_req *q, unsigned want, const char *f[5],
+                         ecom_err *e)
+{
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    json_t *all, *out;
+    const char *text;
+
+    if ((*e = ecom_db_select(q, "ecom_products_facets", &res, 5, f))) {
+        return NULL;
+    }
+    row = ecom_db_row(q, res);
+    text = row ? ecom_db_get(q, row, ONE_COL) : NULL;
+    all = text ? ecom_jown(q, json_loads(text, 0, NULL)) : NULL;
+    out = ecom_jobject(q);
+    for (unsigned i = 0; all && i < sizeof(facet_names) / sizeof(facet_names[0]); i++) {
+        if (want & (1u << i)) {
+            json_object_set(out, facet_names[i],
+                            json_object_get(all, facet_names[i]));
+        }
+    }
+    return out;
+}
+
 static int ecom_products_list(ecom_req *q)
 {
     const char *sort = apr_table_get(q->args, "sort");
@@ -167,6 +235,8 @@ static int ecom_products_list(ecom_req *q)
     char tag;
     long long k1 = 0, k2 = 0;
     int limit, rv, nargs = 0, two_keys, filtered;
+    unsigned want_facets;
+    json_t *facets = NULL;
     const char *ckey = ecom_cache_key(q, ECOM_CACHE_CATALOG, "products",
                                       list_params);
     apr_dbd_results_t *res;
@@ -234,7 +304,17 @@ static int ecom_products_list(ecom_req *q)
     if (cat && (ecom_utf8_len(cat) < 0 || strlen(cat) > 100)) {
         return bad_arg(q, "category", "is not a category slug");
     }
+    if ((rv = facets_arg(q, &want_facets))) {
+        return rv;
+    }
     filtered = cat || minp || maxp || instock || text;
+    if (want_facets) {
+        const char *f[5] = { cat, minp, maxp, instock, text };
+
+        if (!(facets = facets_of(q, want_facets, f, &e))) {
+            return ecom_fail(q, e);
+        }
+    }
     if (filtered) {
         const char *fargs[9] = {
             cat, minp, maxp, instock, text,
@@ -260,9 +340,9 @@ static int ecom_products_list(ecom_req *q)
     }
     /* price orderings page on (price, id), rating on (rating_key, id),
      * relevance on (relevance key, id), the others on id */
-    ecom_page(q, res, limit, product_cols, tag,
-              tag == 'r' ? P_RATING_KEY : tag == 's' ? P_RELEVANCE
-              : two_keys ? P_PRICE : P_ID, P_ID);
+    ecom_page_with(q, res, limit, product_cols, tag,
+                   tag == 'r' ? P_RATING_KEY : tag == 's' ? P_RELEVANCE
+                   : two_keys ? P_PRICE : P_ID, P_ID, "facets", facets);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
 }

@@ -65,7 +65,26 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
               FROM regexp_matches(lower(p_q), '[[:alnum:]]+', 'g') m) s
 $$;
 
--- The SQL of one page: p_fuzzy selects the typo-tolerant text condition.
+-- The conditions of a page for the filters that are on (parameters: $1
+-- the subtree's ids, $2 min_price, $3 max_price, $5 q; in_stock is part of
+-- the text; p_fuzzy selects the typo-tolerant text condition), shared by
+-- the page (below) and its facets (015), which so count what it lists.
+CREATE FUNCTION ecom_products_where(p_category boolean, p_min boolean,
+                                    p_max boolean, p_in_stock boolean,
+                                    p_q boolean, p_fuzzy boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'p.active'
+        || CASE WHEN p_category THEN ' AND p.category_id = ANY ($1)' ELSE '' END
+        || CASE WHEN p_min THEN ' AND p.price >= $2' ELSE '' END
+        || CASE WHEN p_max THEN ' AND p.price <= $3' ELSE '' END
+        || CASE WHEN p_in_stock THEN ' AND p.stock > 0'
+                WHEN NOT p_in_stock THEN ' AND p.stock = 0' ELSE '' END
+        || CASE WHEN p_q AND NOT p_fuzzy THEN ' AND p.search @@ ecom_search_query($5)'
+                WHEN p_q THEN ' AND lower($5) <% lower(p.name)' ELSE '' END
+$$;
+
+-- The SQL of one page.
 CREATE FUNCTION ecom_products_page_sql(p_category boolean, p_min boolean,
                                        p_max boolean, p_in_stock boolean,
                                        p_q boolean, p_fuzzy boolean,
@@ -73,32 +92,14 @@ CREATE FUNCTION ecom_products_page_sql(p_category boolean, p_min boolean,
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    w    text := 'p.active';
+    w    text := ecom_products_where(p_category, p_min, p_max, p_in_stock,
+                                     p_q, p_fuzzy);
     rk   text := '0::bigint';
     keys text;
 BEGIN
-    IF p_category THEN
-        -- $1: the ids of the category's subtree (ecom_products_page reads
-        -- them first, so the plan is made for those very ids: a rare
-        -- category reads products_category, a large one walks the sort)
-        w := w || ' AND p.category_id = ANY ($1)';
-    END IF;
-    IF p_min THEN
-        w := w || ' AND p.price >= $2';
-    END IF;
-    IF p_max THEN
-        w := w || ' AND p.price <= $3';
-    END IF;
-    IF p_in_stock IS NOT NULL THEN
-        -- the value is part of the SQL (two texts), so each has its index
-        w := w || CASE WHEN p_in_stock THEN ' AND p.stock > 0'
-                       ELSE ' AND p.stock = 0' END;
-    END IF;
     IF p_q AND NOT p_fuzzy THEN
-        w := w || ' AND p.search @@ ecom_search_query($5)';
         rk := '(ts_rank(p.search, ecom_search_query($5)) * 1000000)::bigint';
     ELSIF p_q THEN
-        w := w || ' AND lower($5) <% lower(p.name)';
         rk := '(word_similarity(lower($5), lower(p.name)) * 1000000)::bigint';
     END IF;
     keys := CASE p_sort
@@ -116,8 +117,6 @@ BEGIN
     IF keys IS NULL THEN
         RAISE EXCEPTION 'ecom_products_page_sql: unknown sort %', p_sort;
     END IF;
-    -- the row is built after the page is cut (only limit + 1 category
-    -- slugs and rating objects); the keys are compared on the inner rows
     RETURN 'SELECT s.id, s.sku, s.name, s.description, s.price, s.currency, '
         || 's.stock, s.active, c.slug, floor(extract(epoch FROM s.created_at))::bigint, '
         || 'floor(extract(epoch FROM s.updated_at))::bigint, '
@@ -131,6 +130,17 @@ BEGIN
         || 'LEFT JOIN categories c ON c.id = s.category_id WHERE '
         || keys || ' LIMIT $9';
 END $$;
+
+-- The ids of the category with that slug and of every category below it
+-- (UNION, not UNION ALL: a cycle, which 012's trigger forbids, would still
+-- end); an unknown slug is an empty list, so an empty page.
+CREATE FUNCTION ecom_category_subtree(p_slug text) RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE sub(id) AS (
+        SELECT c0.id FROM categories c0 WHERE c0.slug = p_slug
+        UNION SELECT k.id FROM categories k JOIN sub ON k.parent_id = sub.id)
+    SELECT coalesce(array_agg(sub.id), '{}') FROM sub
+$$;
 
 CREATE FUNCTION ecom_products_page(p_category text, p_min bigint,
                                    p_max bigint, p_in_stock boolean,
@@ -146,13 +156,7 @@ DECLARE
     cats  bigint[];
 BEGIN
     IF p_category IS NOT NULL THEN
-        -- the category and everything below it (UNION, not UNION ALL: a
-        -- cycle, which 012's trigger forbids, would still end); an unknown
-        -- slug is an empty list, so an empty page
-        WITH RECURSIVE sub(id) AS (
-            SELECT c0.id FROM categories c0 WHERE c0.slug = p_category
-            UNION SELECT k.id FROM categories k JOIN sub ON k.parent_id = sub.id)
-        SELECT coalesce(array_agg(sub.id), '{}') INTO cats FROM sub;
+        cats := ecom_category_subtree(p_category);
     END IF;
     RETURN QUERY EXECUTE ecom_products_page_sql(
         p_category IS NOT NULL, p_min IS NOT NULL, p_max IS NOT NULL,

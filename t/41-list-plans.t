@@ -209,9 +209,7 @@ for my $case (@page_cases) {
     my ($what, $f, $fuzzy, $index) = @$case;
     my ($cat, $min, $max, $stock, $q, $sort) = @$f;
     # $1 is the subtree's ids, as ecom_products_page reads them
-    my $ids = defined $cat ? db("WITH RECURSIVE sub(id) AS (SELECT id FROM categories WHERE slug = "
-                               . literal($cat) . " UNION SELECT k.id FROM categories k JOIN sub ON k.parent_id = sub.id) "
-                               . "SELECT '{' || string_agg(id::text, ',') || '}' FROM sub") : undef;
+    my $ids = defined $cat ? db('SELECT ecom_category_subtree(' . literal($cat) . ')') : undef;
     my $sql = db(sprintf('SELECT ecom_products_page_sql(%s, %s, %s, %s, %s, %s, %s)',
                          defined $cat ? 'true' : 'false', defined $min ? 'true' : 'false',
                          defined $max ? 'true' : 'false', literal($stock) eq 'NULL' ? 'NULL' : "'$stock'::boolean",
