@@ -172,10 +172,17 @@ for i in "${!scen_names[@]}"; do
     n="${scen_names[$i]}" path="${scen_paths[$i]}"
     [[ "$wanted" == *" $n "* ]] || continue
     ran+=("$n")
-    code="$(curl -s -o /dev/null -w '%{http_code}' "$BASE$path" || true)"
+    code="$(curl -s -o "$RUNDIR/answer.json" -w '%{http_code}' "$BASE$path" || true)"
     if [ "$code" != 200 ]; then
         note[$n]="skipped: $code from this build"
         msg "$n: $path answers $code: skipped"
+        continue
+    fi
+    # a parameter the build does not know is ignored (200): facets must
+    # answer with facets
+    if [ "$n" = facets ] && ! grep -q '"facets"' "$RUNDIR/answer.json"; then
+        note[$n]="skipped: no facets in the answer of this build"
+        msg "$n: $path has no facets in its answer: skipped"
         continue
     fi
     script="$RUNDIR/pgbench-$i.sql"
