@@ -39,6 +39,8 @@
 #     (55 %), 4 (25 %), 3 (10 %), 2 (5 %), 1 (5 %), 3 % hidden; the products' rating summaries are then
 #     recounted in one statement (the per-row trigger is off while the
 #     reviews are inserted, in the same transaction).
+# The facet counts (product_facet_counts) are recounted in each batch's
+# transaction instead of being kept row by row by their trigger.
 # Products are inserted in batches of 100,000 (one transaction each, with
 # a progress line); a run that fails part-way leaves its finished batches,
 # which --replace removes on the next run. ANALYZE at the end.
@@ -93,7 +95,14 @@ ALTER TABLE reviews DISABLE TRIGGER reviews_summary;
 DELETE FROM reviews WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'gen-reviewer-%');
 ALTER TABLE reviews ENABLE TRIGGER reviews_summary;
 DELETE FROM users WHERE email LIKE 'gen-reviewer-%';
+ALTER TABLE products DISABLE TRIGGER products_facets_del;
 DELETE FROM products WHERE sku LIKE 'GEN-%';
+ALTER TABLE products ENABLE TRIGGER products_facets_del;
+-- the facet counts (sql/015) recounted once, not kept row by row
+DELETE FROM product_facet_counts;
+INSERT INTO product_facet_counts (category_id, bucket, in_stock, n)
+SELECT coalesce(category_id, 0), ecom_price_bucket(price), stock > 0, count(*)
+  FROM products WHERE active GROUP BY 1, 2, 3;
 COMMIT;
 SQL
 elif [ "$(sql -c "SELECT count(*) FROM products WHERE sku LIKE 'GEN-%'")" != 0 ]; then
@@ -153,6 +162,7 @@ while [ "$done_" -lt "$products" ]; do
     sql <<SQL
 BEGIN;
 SELECT setseed($(( done_ / batch )) / 1000.0) \g /dev/null
+ALTER TABLE products DISABLE TRIGGER products_facets_ins;
 INSERT INTO products (sku, name, description, price, currency, stock, active,
                       category_id, created_at, updated_at)
 SELECT 'GEN-' || r.g,
@@ -179,6 +189,12 @@ SELECT 'GEN-' || r.g,
   JOIN gen_words w3 ON w3.i = floor($nwords * power(r.u8, 2))::int
   JOIN gen_words w4 ON w4.i = floor($nwords * power(r.u9, 2))::int
  ORDER BY r.g;
+ALTER TABLE products ENABLE TRIGGER products_facets_ins;
+-- the facet counts (sql/015) recounted once, not kept row by row
+DELETE FROM product_facet_counts;
+INSERT INTO product_facet_counts (category_id, bucket, in_stock, n)
+SELECT coalesce(category_id, 0), ecom_price_bucket(price), stock > 0, count(*)
+  FROM products WHERE active GROUP BY 1, 2, 3;
 COMMIT;
 SQL
     done_=$(( done_ + n ))

@@ -69,7 +69,11 @@ CREATE TRIGGER products_facets_upd AFTER UPDATE ON products
                        OR ecom_price_bucket(OLD.price) <> ecom_price_bucket(NEW.price))
     EXECUTE FUNCTION ecom_facet_move();
 
--- The facets of a list: the counts of what its pages list.
+-- The facets of a list: the counts of what its pages list. The grouped
+-- counts (category, bucket, in stock, n) come as four arrays, from the
+-- table or from the products matching the filters (the only dynamic
+-- statement, and only with a price bound or q); the object is built by a
+-- static statement, planned once per session.
 CREATE FUNCTION ecom_products_facets(p_category text, p_min bigint,
                                      p_max bigint, p_in_stock boolean,
                                      p_q text)
@@ -77,59 +81,62 @@ RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     cats bigint[];
-    src  text;
+    gc   bigint[];
+    gb   smallint[];
+    gs   boolean[];
+    gn   bigint[];
 BEGIN
     IF p_category IS NOT NULL THEN
         cats := ecom_category_subtree(p_category);
     END IF;
     IF p_min IS NULL AND p_max IS NULL AND p_q IS NULL THEN
-        src := 'SELECT f.category_id, f.bucket, f.in_stock, f.n '
-               'FROM product_facet_counts f WHERE f.n > 0'
-            || CASE WHEN p_category IS NOT NULL
-                    THEN ' AND f.category_id = ANY ($1)' ELSE '' END
-            || CASE WHEN p_in_stock IS NOT NULL
-                    THEN ' AND f.in_stock = $4' ELSE '' END;
+        SELECT array_agg(f.category_id), array_agg(f.bucket),
+               array_agg(f.in_stock), array_agg(f.n)
+          INTO gc, gb, gs, gn
+          FROM product_facet_counts f
+         WHERE f.n > 0
+           AND (cats IS NULL OR f.category_id = ANY (cats))
+           AND (p_in_stock IS NULL OR f.in_stock = p_in_stock);
     ELSE
-        src := 'SELECT coalesce(p.category_id, 0), ecom_price_bucket(p.price), '
-               'p.stock > 0, count(*) FROM products p WHERE '
-            || ecom_products_where(p_category IS NOT NULL, p_min IS NOT NULL,
-                                   p_max IS NOT NULL, p_in_stock,
-                                   p_q IS NOT NULL,
-                                   -- as the page: typo-tolerant when the
-                                   -- words match no product at all
-                                   p_q IS NOT NULL AND NOT EXISTS (
-                                       SELECT 1 FROM products p
-                                        WHERE p.active
-                                          AND p.search @@ ecom_search_query(p_q)))
-            || ' GROUP BY 1, 2, 3';
+        EXECUTE 'SELECT array_agg(g.c), array_agg(g.b), array_agg(g.s), '
+             || 'array_agg(g.n) FROM (SELECT coalesce(p.category_id, 0) AS c, '
+             || 'ecom_price_bucket(p.price) AS b, p.stock > 0 AS s, count(*) AS n '
+             || 'FROM products p WHERE '
+             || ecom_products_where(p_category IS NOT NULL, p_min IS NOT NULL,
+                                    p_max IS NOT NULL, p_in_stock,
+                                    p_q IS NOT NULL,
+                                    -- as the page: typo-tolerant when the
+                                    -- words match no product at all
+                                    p_q IS NOT NULL AND NOT EXISTS (
+                                        SELECT 1 FROM products p
+                                         WHERE p.active
+                                           AND p.search @@ ecom_search_query(p_q)))
+             || ' GROUP BY 1, 2, 3) g'
+            INTO gc, gb, gs, gn
+            USING cats, p_min, p_max, p_in_stock, p_q;
     END IF;
-    RETURN (SELECT f FROM ecom_facets_json(src, cats, p_min, p_max,
-                                           p_in_stock, p_q) f);
-END $$;
-
--- The facets object from the grouped counts src yields.
-CREATE FUNCTION ecom_facets_json(src text, cats bigint[], p_min bigint,
-                                 p_max bigint, p_in_stock boolean, p_q text)
-RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    out text;
-BEGIN
-    EXECUTE 'WITH g(category_id, bucket, in_stock, n) AS MATERIALIZED ('
-        || src || ') SELECT json_build_object('
-        || '''category'', (SELECT coalesce(json_agg(json_build_object('
-        || '''slug'', c.slug, ''name'', c.name, ''count'', s.n) '
-        || 'ORDER BY s.n DESC, c.slug), ''[]'') FROM (SELECT g.category_id, '
-        || 'sum(g.n) AS n FROM g GROUP BY 1) s JOIN categories c ON c.id = s.category_id), '
-        || '''price'', (SELECT json_agg(json_build_object(''min'', b.lo, ''max'', b.hi, '
-        || '''count'', coalesce((SELECT sum(g.n) FROM g WHERE g.bucket = b.i), 0)) ORDER BY b.i) '
-        || 'FROM (VALUES (0, 0, 500), (1, 500, 1000), (2, 1000, 2500), (3, 2500, 5000), '
-        || '(4, 5000, 10000), (5, 10000, 25000), (6, 25000, 50000), (7, 50000, NULL)) '
-        || 'AS b(i, lo, hi)), '
-        || '''in_stock'', json_build_object(''true'', (SELECT coalesce(sum(g.n), 0) '
-        || 'FROM g WHERE g.in_stock), ''false'', (SELECT coalesce(sum(g.n), 0) '
-        || 'FROM g WHERE NOT g.in_stock)))::text'
-        INTO out
-        USING cats, p_min, p_max, p_in_stock, p_q;
-    RETURN out;
+    RETURN (
+        WITH g AS (SELECT * FROM unnest(coalesce(gc, '{}'), coalesce(gb, '{}'),
+                                        coalesce(gs, '{}'), coalesce(gn, '{}'))
+                                 AS u(category_id, bucket, in_stock, n))
+        SELECT json_build_object(
+            'category', (SELECT coalesce(json_agg(json_build_object(
+                                    'slug', c.slug, 'name', c.name, 'count', s.n)
+                                    ORDER BY s.n DESC, c.slug), '[]')
+                           FROM (SELECT g.category_id, sum(g.n) AS n FROM g
+                                  GROUP BY 1) s
+                           JOIN categories c ON c.id = s.category_id),
+            'price', (SELECT json_agg(json_build_object(
+                                 'min', b.lo, 'max', b.hi,
+                                 'count', coalesce(t.n, 0)) ORDER BY b.i)
+                        FROM (VALUES (0, 0, 500), (1, 500, 1000), (2, 1000, 2500),
+                                     (3, 2500, 5000), (4, 5000, 10000),
+                                     (5, 10000, 25000), (6, 25000, 50000),
+                                     (7, 50000, NULL)) AS b(i, lo, hi)
+                        LEFT JOIN (SELECT g.bucket, sum(g.n) AS n FROM g
+                                    GROUP BY 1) t ON t.bucket = b.i),
+            'in_stock', json_build_object(
+                'true', (SELECT coalesce(sum(g.n), 0) FROM g WHERE g.in_stock),
+                'false', (SELECT coalesce(sum(g.n), 0) FROM g
+                           WHERE NOT g.in_stock)))::text);
 END $$;
