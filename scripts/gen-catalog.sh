@@ -237,5 +237,5 @@ COMMIT;
 SQL
 fi
 msg "analyzing"
-sql -c 'VACUUM (ANALYZE) products, categories, reviews, users'
+sql -c 'VACUUM (ANALYZE) products, categories, reviews, users, product_facet_counts'
 msg "done: $(sql -c 'SELECT count(*) FROM products') products, $(sql -c 'SELECT count(*) FROM categories') categories, $(sql -c 'SELECT count(*) FROM reviews') reviews in $PGDATABASE ($(elapsed))"
