@@ -83,12 +83,18 @@ sql -c 'SELECT 1 FROM products LIMIT 0' >/dev/null \
     || die "no products table on $PGHOST:$PGPORT/$PGDATABASE (run scripts/migrate.sh first)"
 
 start=$SECONDS
+# the facet counts (sql/015) recounted once in a transaction that changes
+# many products, not kept row by row by their trigger (switched off there)
+facet_recount="DELETE FROM product_facet_counts;
+INSERT INTO product_facet_counts (category_id, bucket, in_stock, n)
+SELECT coalesce(category_id, 0), ecom_price_bucket(price), stock > 0, count(*)
+  FROM products WHERE active GROUP BY 1, 2, 3;"
 elapsed() { printf '%ds' $((SECONDS - start)); }
 
 if [ $replace = 1 ]; then
     n="$(sql -c "SELECT count(*) FROM products WHERE sku LIKE 'GEN-%'")"
     msg "deleting $n products of an earlier run"
-    sql <<'SQL'
+    sql <<SQL
 BEGIN;
 DELETE FROM cart_items WHERE product_id IN (SELECT id FROM products WHERE sku LIKE 'GEN-%');
 ALTER TABLE reviews DISABLE TRIGGER reviews_summary;
@@ -98,11 +104,7 @@ DELETE FROM users WHERE email LIKE 'gen-reviewer-%';
 ALTER TABLE products DISABLE TRIGGER products_facets_del;
 DELETE FROM products WHERE sku LIKE 'GEN-%';
 ALTER TABLE products ENABLE TRIGGER products_facets_del;
--- the facet counts (sql/015) recounted once, not kept row by row
-DELETE FROM product_facet_counts;
-INSERT INTO product_facet_counts (category_id, bucket, in_stock, n)
-SELECT coalesce(category_id, 0), ecom_price_bucket(price), stock > 0, count(*)
-  FROM products WHERE active GROUP BY 1, 2, 3;
+$facet_recount
 COMMIT;
 SQL
 elif [ "$(sql -c "SELECT count(*) FROM products WHERE sku LIKE 'GEN-%'")" != 0 ]; then
@@ -190,11 +192,7 @@ SELECT 'GEN-' || r.g,
   JOIN gen_words w4 ON w4.i = floor($nwords * power(r.u9, 2))::int
  ORDER BY r.g;
 ALTER TABLE products ENABLE TRIGGER products_facets_ins;
--- the facet counts (sql/015) recounted once, not kept row by row
-DELETE FROM product_facet_counts;
-INSERT INTO product_facet_counts (category_id, bucket, in_stock, n)
-SELECT coalesce(category_id, 0), ecom_price_bucket(price), stock > 0, count(*)
-  FROM products WHERE active GROUP BY 1, 2, 3;
+$facet_recount
 COMMIT;
 SQL
     done_=$(( done_ + n ))

@@ -154,6 +154,24 @@ sub scans {
     return $out;
 }
 
+# check_plan(NAME, EXPLAIN JSON, INDEX, PREFIX): a plan, no sequential
+# scan of a large table, and when INDEX is given a scan through it (its
+# name exactly, or with PREFIX any index whose name starts with it).
+sub check_plan {
+    my ($name, $json, $index, $prefix) = @_;
+    my $plan = eval { JSON::PP->new->decode($json)->[0]{Plan} };
+    ok $plan, "$name: EXPLAIN gives a plan" or do { diag $json; return };
+    my $scans = scans($plan, []);
+    my @seq = grep { $_->[0] eq 'Seq Scan' && ($rows{ $_->[1] } // 0) >= $LARGE } @$scans;
+    ok !@seq, "$name: no sequential scan of a large table"
+        or diag "seq scan of @{[ map { $_->[1] } @seq ]}: " . join('; ', map { "@$_" } @$scans);
+    if ($index) {
+        ok grep({ $prefix ? $_->[2] =~ /^\Q$index\E/ : $_->[2] eq $index } @$scans),
+            "$name: reads through $index"
+            or diag join('; ', map { "@$_" } @$scans);
+    }
+}
+
 for my $label (sort keys %list) {
     my $sql = $list{$label};
     my $n = 0;
@@ -163,16 +181,7 @@ for my $label (sort keys %list) {
         is scalar @$args, $n, "$label ($what): $n parameters" or next;
         my $json = db("SET plan_cache_mode = force_generic_plan; PREPARE s AS $sql; "
                       . 'EXPLAIN (FORMAT JSON) EXECUTE s(' . join(', ', map { literal($_) } @$args) . ')');
-        my $plan = eval { JSON::PP->new->decode($json)->[0]{Plan} };
-        ok $plan, "$label ($what): EXPLAIN gives a plan" or do { diag $json; next };
-        my $scans = scans($plan, []);
-        my @seq = grep { $_->[0] eq 'Seq Scan' && ($rows{ $_->[1] } // 0) >= $LARGE } @$scans;
-        ok !@seq, "$label ($what): no sequential scan of a large table"
-            or diag "seq scan of @{[ map { $_->[1] } @seq ]}: " . join('; ', map { "@$_" } @$scans);
-        if ($index) {
-            ok grep({ $_->[2] eq $index } @$scans), "$label ($what): reads through $index"
-                or diag join('; ', map { "@$_" } @$scans);
-        }
+        check_plan("$label ($what)", $json, $index, 0);
     }
 }
 
@@ -217,16 +226,7 @@ for my $case (@page_cases) {
     ok $sql =~ /\bLIMIT \$9\z/, "page SQL ($what) is written and ends in LIMIT \$9" or next;
     my $json = db("PREPARE s $TYPES AS $sql; EXPLAIN (FORMAT JSON) EXECUTE s("
                   . join(', ', map { literal($_) } $ids, $min, $max, $stock, $q, $sort, undef, undef, 21) . ')');
-    my $plan = eval { JSON::PP->new->decode($json)->[0]{Plan} };
-    ok $plan, "page ($what): EXPLAIN gives a plan" or do { diag $json; next };
-    my $scans = scans($plan, []);
-    my @seq = grep { $_->[0] eq 'Seq Scan' && ($rows{ $_->[1] } // 0) >= $LARGE } @$scans;
-    ok !@seq, "page ($what): no sequential scan of a large table"
-        or diag "seq scan of @{[ map { $_->[1] } @seq ]}: " . join('; ', map { "@$_" } @$scans);
-    if ($index) {
-        ok grep({ $_->[2] =~ /^$index/ } @$scans), "page ($what): reads through $index"
-            or diag join('; ', map { "@$_" } @$scans);
-    }
+    check_plan("page ($what)", $json, $index, 1);
 }
 # the filters that are off are not in the SQL at all
 my $bare = db("SELECT ecom_products_page_sql(false, true, false, NULL, false, false, 'i')");
