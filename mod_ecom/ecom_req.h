@@ -64,6 +64,8 @@ typedef struct ecom_req {
     const char *out;
     apr_size_t out_len;
     const char *ctype;
+    /* the throttle's state of this request (ecom_throttle.c), or NULL */
+    struct ecom_throttle_req *thr;
 } ecom_req;
 
 static inline apr_status_t ecom_json_cleanup(void *j)
