@@ -1,9 +1,10 @@
 #!/usr/bin/perl
-# scripts/rss-logins.pl --base URL --pid PARENT [-n 1000] [-c 16] [--json]
+# scripts/rss-logins.pl --base URL --pid PARENT [-n 1000] [-c 16] [--no-retry] [--json]
 #
 # What password hashing leaves resident in httpd's children: registers one
 # user, then makes n successful logins with c concurrent clients (a 503 from
-# EcomArgon2MaxInFlight is retried after 20 ms, so n logins really run),
+# EcomArgon2MaxInFlight is retried after 20 ms, so n logins really run;
+# with --no-retry it is counted and the client goes on: a burst of n),
 # and prints each child's VmRSS and VmHWM (peak) from /proc/PID/status
 # before and after, in MiB. --json prints one JSON object instead, for
 # t/47-throttle.t. Needs to read /proc of the children (root, or the same
@@ -16,9 +17,9 @@ use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
-my ($base, $pid, $n, $c, $json) = (undef, undef, 1000, 16, 0);
+my ($base, $pid, $n, $c, $json, $noretry) = (undef, undef, 1000, 16, 0, 0);
 GetOptions('base=s' => \$base, 'pid=i' => \$pid, 'n=i' => \$n, 'c=i' => \$c,
-           'json' => \$json) && $base && $pid
+           'json' => \$json, 'no-retry' => \$noretry) && $base && $pid
     or die "usage: $0 --base URL --pid PARENT [-n 1000] [-c 16] [--json]\n";
 
 sub children {
@@ -52,6 +53,8 @@ die "register: $res->{status} $res->{content}\n" unless $res->{status} == 201;
 
 my $before = mem();
 my $t0 = time;
+require File::Temp;
+my $dir = File::Temp::tempdir(CLEANUP => 1);
 my @kids;
 for my $w (0 .. $c - 1) {
     my $k = fork // die "fork: $!";
@@ -62,12 +65,13 @@ for my $w (0 .. $c - 1) {
             while (1) {
                 my $r = $u->post("$base/auth/login/", { headers => { 'content-type' => 'application/json' },
                                  content => $J->encode({ email => $email, password => $pw }) });
-                if ($r->{status} == 503) { $busy++; sleep 0.02; next }
+                if ($r->{status} == 503) { $busy++; last if $noretry; sleep 0.02; next }
                 if ($r->{status} == 200) { $ok++ }
                 else { $bad++; warn "login: $r->{status} " . substr($r->{content} // '', 0, 200) . "\n" if $bad <= 3 }
                 last;
             }
         }
+        if (open my $fh, '>', "$dir/$w") { print $fh "$ok $busy\n"; close $fh }
         POSIX::_exit($bad ? 1 : 0);
     }
     push @kids, $k;
@@ -76,16 +80,24 @@ my $failed = 0;
 for (@kids) { waitpid $_, 0; $failed++ if $? }
 die "$failed clients saw logins fail (not 200 nor 503)\n" if $failed;
 my $secs = time - $t0;
+my ($ok, $busy) = (0, 0);
+for my $w (0 .. $c - 1) {
+    open my $fh, '<', "$dir/$w" or next;
+    my ($o, $b) = split ' ', <$fh> // '0 0';
+    $ok += $o;
+    $busy += $b;
+}
 sleep 1;
 my $after = mem();
-my %out = (logins => $n, clients => $c, seconds => sprintf('%.1f', $secs),
+my %out = (logins => $n, ok => $ok, busy => $busy, clients => $c, seconds => sprintf('%.1f', $secs),
            per_second => sprintf('%.0f', $n / ($secs || 1)),
            before => $before, after => $after);
 if ($json) {
     print $J->encode(\%out), "\n";
     exit 0;
 }
-printf "%d logins, %d clients, %.1f s (%.0f/s)\n", $n, $c, $secs, $n / ($secs || 1);
+printf "%d logins (%d ran, %d answered 503 busy), %d clients, %.1f s (%.0f/s)\n",
+    $n, $ok, $busy, $c, $secs, $n / ($secs || 1);
 for my $k (sort { $a <=> $b } keys %$after) {
     printf "child %d: VmRSS %s MiB before, %s MiB after (peak VmHWM %s MiB)\n", $k,
         $before->{$k}{rss} // '?', $after->{$k}{rss}, $after->{$k}{hwm};
