@@ -207,7 +207,6 @@ int ecom_throttle_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     ap_socache_instance_t *ci = NULL;
     apr_status_t rv;
     server_rec *sp;
-    int own = 0;
 
     if (ecom_cache_socache(s, &cp, &ci) && !(cp->flags
                                              & AP_SOCACHE_FLAG_NOTMPSAFE)) {
@@ -215,7 +214,7 @@ int ecom_throttle_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
         t->inst = ci;
         t->shared = 1;
     }
-    else if ((own = own_store(t, pconf, ptemp, s)) < 0) {
+    else if (own_store(t, pconf, ptemp, s) < 0) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (t->provider) {
