@@ -185,6 +185,16 @@ like $reg4->{headers}{'ratelimit-policy'} // '', qr/"auth";q=3;w=60/, 'RateLimit
 is from('127.0.0.25', GET => "$budget/products/")->{status}, 200, 'other routes are not in the auth budget';
 $h->{stop}->();
 
+# --- no store: throttling off, with a warning -----------------------------------------
+my $h0 = spare_httpd(conf => $common . "EcomAuthRateLimit 1\n");
+ok ref $h0 && $h0->{started}, 'a server without mod_socache_shmcb starts';
+my @nostore = map { api(POST => '/auth/login/', base => "http://127.0.0.1:$h0->{ports}[0]",
+                        body => { email => "ns-" . uniq() . '@example.com', password => 'x' })->{status} } 1 .. 3;
+is "@nostore", '401 401 401', 'without a store nothing is throttled (EcomAuthRateLimit 1 has no effect)';
+my $log0 = do { local $/; open my $fh, '<', $h0->{error_log}; <$fh> } // '';
+like $log0, qr/ECOM4701: no store for the throttle/, 'and start-up warned of it (ECOM4701)';
+$h0->{stop}->();
+
 # --- the bound on hashings in flight ------------------------------------------------
 my $h1 = spare_httpd(modules => ['socache_shmcb'], conf => "ThreadsPerChild 16\nMaxRequestWorkers 16\nMaxSpareThreads 16\n"
                      . $common . "EcomArgon2MaxInFlight 1\n");
