@@ -111,9 +111,9 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
       "Login, register and password requests one client address may make " \
       "per minute; more get 429; 0: no limit")                              \
     X(LOGIN_LOCKOUT, "EcomLoginLockout", SRV, login_lockout, login_lockout, \
-      300, 1, 86400, NONE,                                                  \
+      300, 0, 86400, NONE,                                                  \
       "Longest time in seconds an account refuses logins from addresses "   \
-      "that failed on it, after repeated failed logins")                    \
+      "that failed on it, after repeated failed logins; 0: no locks")       \
     X(ARGON2_MAX, "EcomArgon2MaxInFlight", MAIN, argon2_max, argon2_max,    \
       4, 1, 1024, NONE,                                                     \
       "Password hashings (argon2id, 19 MiB each) one process runs at "      \

@@ -61,7 +61,8 @@ typedef struct {
     int rate_window;         /* EcomRateLimitWindow, seconds */
     int auth_rate_limit;     /* EcomAuthRateLimit: auth requests per address
                               * per minute; 0: off */
-    int login_lockout;       /* EcomLoginLockout: longest lock, seconds */
+    int login_lockout;       /* EcomLoginLockout: longest lock, seconds;
+                              * 0: no login locks */
     int argon2_max;          /* EcomArgon2MaxInFlight, per process */
     int hsts_max_age;        /* EcomHSTSMaxAge, seconds; 0: no header */
     apr_array_header_t *cors_origins; /* EcomCORSOrigins (const char *),

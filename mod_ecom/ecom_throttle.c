@@ -12,7 +12,8 @@
  *    or not an account has it, so a lock reveals nothing) and per (account,
  *    address) pair. The first 3 failures of a pair and the first 5 of an
  *    account are free; each further one locks the pair (or the account)
- *    for 1 s, doubling, at most EcomLoginLockout. While locked, a login of
+ *    for 1 s, doubling, at most EcomLoginLockout (0: no locks). While
+ *    locked, a login of
  *    that account from an address that failed on it within the last 15
  *    minutes is answered 429 with Retry-After before any password is
  *    hashed. An address that never failed on the account is not held by
@@ -591,7 +592,8 @@ int ecom_throttle_enter(ecom_req *q)
                                 "retry after the time in Retry-After.");
             }
         }
-        else if ((rv = check_lock(q, st->account))) {
+        else if (q->sc->login_lockout > 0
+                 && (rv = check_lock(q, st->account))) {
             return rv;
         }
     }
@@ -613,7 +615,7 @@ void ecom_throttle_leave(ecom_req *q)
         apr_atomic_dec32(&q->sc->throttle->argon2_busy);
         st->slot = 0;
     }
-    if (!st->entered || !st->account
+    if (!st->entered || !st->account || q->sc->login_lockout == 0
         || (st->kind != K_LOGIN && st->kind != K_PASSWORD)) {
         return;
     }
