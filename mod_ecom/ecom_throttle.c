@@ -55,7 +55,9 @@
  * stay resident; child_init fixes the threshold at 1 MiB (mallopt), so every
  * block goes back to the system when freed (README.md has the figures).
  *
- * Log tags: ECOM47xx.
+ * Counters (refusals by kind, failed logins) live in an anonymous shared
+ * segment, summed over the children; GET of the ecom-status handler shows
+ * them with the settings (ecom_throttle_report). Log tags: ECOM47xx.
  */
 #include "ecom_throttle.h"
 #include "ecom_resource.h"
@@ -71,6 +73,7 @@
 #include "util_mutex.h"
 #include "apr_atomic.h"
 #include "apr_global_mutex.h"
+#include "apr_shm.h"
 
 #include <malloc.h>
 #include <netinet/in.h>
@@ -86,6 +89,12 @@
 #define VALUE_MAX       64
 #define MMAP_THRESHOLD  (1024 * 1024)
 
+/* Refusals since httpd (re)started, summed over the children: an
+ * anonymous shared-memory segment made at post_config, inherited. */
+typedef struct {
+    volatile apr_uint64_t rate_limited, login_locked, busy, failed_logins;
+} throttle_stats;
+
 struct ecom_throttle {
     const ap_socache_provider_t *provider;  /* NULL: no store */
     ap_socache_instance_t *inst;
@@ -93,7 +102,11 @@ struct ecom_throttle {
     int shared;                 /* EcomCache's MP-safe store */
     volatile apr_uint32_t argon2_busy;  /* this process's hashings (each
                                          * child has its own copy) */
+    throttle_stats *stats;      /* NULL when shared memory was refused */
 };
+
+#define COUNT(t, field) \
+    do { if ((t)->stats) apr_atomic_inc64(&(t)->stats->field); } while (0)
 
 /* What a request is to the throttle. */
 enum { K_API, K_LOGIN, K_REGISTER, K_PASSWORD, K_RESET, K_RESET_CONFIRM,
@@ -207,6 +220,7 @@ int ecom_throttle_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     const ap_socache_provider_t *cp = NULL;
     ap_socache_instance_t *ci = NULL;
     apr_status_t rv;
+    apr_shm_t *shm;
     server_rec *sp;
 
     if (ecom_cache_socache(s, &cp, &ci) && !(cp->flags
@@ -235,6 +249,11 @@ int ecom_throttle_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                      "to a shared provider): EcomRateLimit, "
                      "EcomTokenRateLimit, EcomAuthRateLimit and the login "
                      "locks are off; EcomArgon2MaxInFlight still applies");
+    }
+    if (apr_shm_create(&shm, sizeof(throttle_stats), NULL, pconf)
+        == APR_SUCCESS) {
+        t->stats = apr_shm_baseaddr_get(shm);
+        memset(t->stats, 0, sizeof(*t->stats));
     }
     for (sp = s; sp; sp = sp->next) {
         ecom_srv_conf *sc = ap_get_module_config(sp->module_config,
@@ -386,6 +405,7 @@ static int budget(ecom_req *q, const char *name, const char *id,
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM4720: %s budget "
                   "spent (%" APR_INT64_T_FMT " per %" APR_INT64_T_FMT " s)",
                   name, limit, window / SEC);
+    COUNT(q->sc->throttle, rate_limited);
     return too_many(q, g.retry, "rate-limited", detail);
 }
 
@@ -518,6 +538,7 @@ static int check_lock(ecom_req *q, const char *account)
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM4721: login locked "
                   "for this address after %d failures (%d on the account)",
                   pair.fails, acct.fails);
+    COUNT(t, login_locked);
     return too_many(q, until - now, "login-locked", "Too many failed attempts "
                     "for this account from this address; retry after the "
                     "time in Retry-After.");
@@ -564,6 +585,7 @@ static int take_slot(ecom_req *q, struct ecom_throttle_req *st)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM4722: %d password "
                       "hashings already running in this process "
                       "(EcomArgon2MaxInFlight): 503", q->sc->argon2_max);
+        COUNT(t, busy);
         apr_table_setn(q->r->err_headers_out, "Retry-After", "1");
         return ecom_problem(q, HTTP_SERVICE_UNAVAILABLE, "server-busy",
                             "The server is busy checking other passwords; "
@@ -587,6 +609,7 @@ int ecom_throttle_enter(ecom_req *q)
             ecom_gcra g;
             if (!take(q, key_of(q, "reset", st->account), RESET_LIMIT,
                       RESET_WINDOW, &g)) {
+                COUNT(t, rate_limited);
                 return too_many(q, g.retry, "rate-limited", "Too many "
                                 "password reset requests for this account; "
                                 "retry after the time in Retry-After.");
@@ -620,9 +643,37 @@ void ecom_throttle_leave(ecom_req *q)
         return;
     }
     if (q->status == HTTP_UNAUTHORIZED || q->status == HTTP_FORBIDDEN) {
+        COUNT(q->sc->throttle, failed_logins);
         record(q, st->account, 1);
     }
     else if (q->status >= 200 && q->status < 300) {
         record(q, st->account, 0);
     }
+}
+
+/* ---- the operator's view ---- */
+
+json_t *ecom_throttle_report(ecom_req *q)
+{
+    const ecom_srv_conf *sc = q->sc;
+    struct ecom_throttle *t = sc->throttle;
+    const char *store = !t || !t->provider ? "none"
+                        : t->shared ? t->provider->name : "shmcb (own)";
+    throttle_stats zero = { 0, 0, 0, 0 };
+    throttle_stats *n = t && t->stats ? t->stats : &zero;
+
+    return ecom_jown(q, json_pack(
+        "{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I}",
+        "store", store,
+        "rate_limit", sc->rate_limit,
+        "token_rate_limit", sc->token_rate_limit,
+        "rate_window", sc->rate_window,
+        "auth_rate_limit", sc->auth_rate_limit,
+        "login_lockout", sc->login_lockout,
+        "argon2_max_in_flight", sc->argon2_max,
+        "argon2_in_flight", t ? (int)apr_atomic_read32(&t->argon2_busy) : 0,
+        "rate_limited", (json_int_t)apr_atomic_read64(&n->rate_limited),
+        "login_locked", (json_int_t)apr_atomic_read64(&n->login_locked),
+        "busy", (json_int_t)apr_atomic_read64(&n->busy),
+        "failed_logins", (json_int_t)apr_atomic_read64(&n->failed_logins)));
 }

@@ -30,4 +30,8 @@ int ecom_throttle_enter(ecom_req *q);
  * failed or successful login and gives the slot back. */
 void ecom_throttle_leave(ecom_req *q);
 
+/* The settings, the store and the counters (refusals since httpd started,
+ * summed over the children), for the operator's view; pool-owned. */
+json_t *ecom_throttle_report(ecom_req *q);
+
 #endif /* ECOM_THROTTLE_H */

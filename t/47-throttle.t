@@ -32,6 +32,9 @@ DBDMin 0
 <Location "/">
     SetHandler ecom
 </Location>
+<Location "/ecom-status">
+    SetHandler ecom-status
+</Location>
 CONF
 
 # two children of 4 threads
@@ -183,6 +186,16 @@ my $reg4 = from('127.0.0.24', POST => "$budget/auth/register/", body => { email 
 is_problem $reg4, 429, 'rate-limited', 'register shares that budget';
 like $reg4->{headers}{'ratelimit-policy'} // '', qr/"auth";q=3;w=60/, 'RateLimit-Policy "auth";q=3;w=60';
 is from('127.0.0.25', GET => "$budget/products/")->{status}, 200, 'other routes are not in the auth budget';
+
+# the operator's view: the counters are the whole server's (both children)
+my $st = api(GET => '/ecom-status', base => $budget);
+is $st->{status}, 200, 'GET /ecom-status';
+my $th = ref $st->{json} eq 'HASH' ? $st->{json}{throttle} : {};
+is $th->{store}, 'shmcb (own)', 'the throttle keeps its own shmcb segment (no shared EcomCache)';
+is $th->{rate_limit}, 6, 'it shows the virtual host\'s EcomRateLimit';
+cmp_ok $th->{login_locked} // 0, '>=', $all{429} // 0, "login_locked counts every lock refusal ($th->{login_locked})";
+cmp_ok $th->{rate_limited} // 0, '>=', 18 + 1 + 2 + 2, "rate_limited counts the budget refusals ($th->{rate_limited})";
+cmp_ok $th->{failed_logins} // 0, '>=', $guesses, "failed_logins ($th->{failed_logins})";
 $h->{stop}->();
 
 # --- no store: throttling off, with a warning -----------------------------------------
