@@ -29,6 +29,7 @@ ECOM_PACKAGES=(
     libwww-perl libjson-perl libio-socket-ssl-perl liblwp-protocol-https-perl
     xz-utils curl openssl make gcc perl libc6-dev cppcheck clang-tidy
     clang libclang-rt-14-dev
+    memcached
 )
 
 # Shared libraries that httpd, its modules and mod_ecom load at run time.

@@ -18,6 +18,8 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use EcomTest;
 use HTTP::Tiny;
+use IO::Socket::INET;
+use POSIX ();
 use Time::HiRes qw(time sleep);
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
@@ -197,6 +199,39 @@ cmp_ok $th->{login_locked} // 0, '>=', $all{429} // 0, "login_locked counts ever
 cmp_ok $th->{rate_limited} // 0, '>=', 18 + 1 + 2 + 2, "rate_limited counts the budget refusals ($th->{rate_limited})";
 cmp_ok $th->{failed_logins} // 0, '>=', $guesses, "failed_logins ($th->{failed_logins})";
 $h->{stop}->();
+
+# --- across hosts: two servers sharing one memcached ----------------------------------
+SKIP: {
+    my $mc = '/usr/bin/memcached';
+    skip 'memcached is not installed (scripts/lib.sh installs it)', 5 unless -x $mc;
+    my $mport = free_port();
+    my $mpid = fork // die "fork: $!";
+    if (!$mpid) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        { exec $mc, '-u', 'nobody', '-l', '127.0.0.1', '-p', $mport, '-U', '0', '-m', '16' }
+        POSIX::_exit(127);
+    }
+    my $up = 0;
+    for (1 .. 50) {
+        last if $up = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Proto => 'tcp');
+        sleep 0.1;
+    }
+    ok $up, 'memcached runs';
+    my @hosts = map { spare_httpd(modules => ['socache_memcache'],
+                                  conf => $common . "EcomCache memcache:127.0.0.1:$mport\nEcomRateLimit 10\n") } 1 .. 2;
+    ok !grep({ !ref $_ || !$_->{started} } @hosts), 'two servers ("hosts") share it as EcomCache';
+    my @st = map { from('127.0.0.40', GET => "http://127.0.0.1:$hosts[$_ % 2]{ports}[0]/health/")->{status} } 0 .. 13;
+    is "@st", join(' ', (200) x 10, (429) x 4),
+        'EcomRateLimit 10: requests alternating between the two hosts share one budget';
+    my $view = api(GET => '/ecom-status', base => "http://127.0.0.1:$hosts[1]{ports}[0]")->{json} // {};
+    is +($view->{throttle} // {})->{store}, 'memcache', 'the throttle uses the shared store';
+    is from('127.0.0.41', GET => "http://127.0.0.1:$hosts[0]{ports}[0]/health/")->{status}, 200,
+        'another address has its own budget there too';
+    $_->{stop}->() for grep { ref } @hosts;
+    kill 'TERM', $mpid;
+    waitpid $mpid, 0;
+}
 
 # --- no store: throttling off, with a warning -----------------------------------------
 my $h0 = spare_httpd(conf => $common . "EcomAuthRateLimit 1\n");
