@@ -35,9 +35,10 @@
  * The store:
  *  - with EcomCache on an MP-safe, shared provider (redis, memcache), that
  *    same store, so every host counts together. Two hosts can read the same
- *    value at the same moment (the socache API has no atomic increment):
- *    across hosts a budget may let through a few more requests than its
- *    limit, one per host racing, never a multiple of it;
+ *    value at the same moment (the socache API has no atomic increment) and
+ *    one update is lost: across hosts a budget is approximate, at worst H
+ *    times its limit with H hosts if every request raced (each host decides
+ *    one at a time), in practice a few requests more than the limit;
  *  - otherwise (shmcb, no EcomCache, EcomCache none) an anonymous shmcb
  *    segment of its own (shmcb's default size, 512,000 bytes, thousands of
  *    keys), so catalog pages cannot evict lock-outs. Without
