@@ -20,9 +20,12 @@
  *    the account's lock, so a stranger cannot lock the owner out: at worst
  *    the owner's own address, once it failed, waits EcomLoginLockout.
  *    A successful login forgets the account's and the pair's failures.
- *    POST auth/password (change) counts a 401 or 403 as a failure, keyed
- *    by the user; the reset request is also limited per account (5 per 15
- *    minutes), so strangers cannot flood an owner's mailbox;
+ *    POST auth/password (change), PATCH and DELETE auth/me (which check
+ *    the password) count a 401 or 403 as a failure, keyed by the user, and
+ *    are locked the same way (a stolen token cannot guess the password);
+ *    only a password change forgets them. The reset request is also
+ *    limited per account (5 per 15 minutes), so strangers cannot flood an
+ *    owner's mailbox;
  *  - password hashings in flight in one process (EcomArgon2MaxInFlight):
  *    the handlers of those routes hold a slot, taken with apr_atomic; past
  *    the bound the answer is 503 with Retry-After: 1 at once, no queue.
@@ -502,7 +505,7 @@ static const char *account_of(ecom_req *q, int kind)
     json_t *e = q->body ? json_object_get(q->body, "email") : NULL;
     const char *s = json_is_string(e) ? json_string_value(e) : NULL;
 
-    if (kind == K_PASSWORD && q->user_id) {
+    if ((kind == K_PASSWORD || kind == K_ME) && q->user_id) {
         return apr_psprintf(q->r->pool, "u:%" APR_INT64_T_FMT,
                             (apr_int64_t)q->user_id);
     }
@@ -639,15 +642,16 @@ void ecom_throttle_leave(ecom_req *q)
         apr_atomic_dec32(&q->sc->throttle->argon2_busy);
         st->slot = 0;
     }
-    if (!st->entered || !st->account || q->sc->login_lockout == 0
-        || (st->kind != K_LOGIN && st->kind != K_PASSWORD)) {
+    if (!st->entered || !st->account || q->sc->login_lockout == 0) {
         return;
     }
     if (q->status == HTTP_UNAUTHORIZED || q->status == HTTP_FORBIDDEN) {
         COUNT(q->sc->throttle, failed_logins);
         record(q, st->account, 1);
     }
-    else if (q->status >= 200 && q->status < 300) {
+    else if (q->status >= 200 && q->status < 300 && st->kind != K_ME) {
+        /* not a profile change, which succeeds without a password when
+         * it changes only the name */
         record(q, st->account, 0);
     }
 }
