@@ -88,8 +88,14 @@ my $third = $r->{json};
 ok is_true($third->{is_default}), 'is the default';
 is psql_value("SELECT id FROM addresses WHERE user_id = $u->{id} AND is_default"), $third->{id},
     'and the only one';
-ok !defined eval { psql_do("UPDATE addresses SET is_default = true WHERE user_id = $u->{id}"); 1 },
-    'the database refuses two defaults for one user';
+{
+    # psql's error on stderr is the expected refusal: keep it out of the output
+    open my $saved, '>&', \*STDERR or die "dup: $!";
+    open STDERR, '>', '/dev/null' or die "null: $!";
+    my $ok = eval { psql_do("UPDATE addresses SET is_default = true WHERE user_id = $u->{id}"); 1 };
+    open STDERR, '>&', $saved or die "restore: $!";
+    ok !$ok, 'the database refuses two defaults for one user';
+}
 
 # --- PATCH fields -----------------------------------------------------------------------
 $r = api(PATCH => "$A$w->{id}/", token => $t, body => { city => 'Chicago', line2 => undef });
