@@ -33,6 +33,7 @@
 #define ADDRESS_COLS \
     "id, address::text, is_default, " ECOM_TS("created_at") ", " \
     ECOM_TS("updated_at")
+enum { A_ID, A_ADDRESS, A_IS_DEFAULT };
 /* ecom_address_save: the outcome, then ADDRESS_COLS */
 enum { S_OUTCOME, S_ADDRESS };
 
@@ -189,10 +190,10 @@ static ecom_tx_end update(ecom_req *q, void *data)
 {
     save_ctx *c = data;
     const char *args[2] = { ECOM_LL(q, q->user_id), NULL };
-    json_t *errs = ecom_jarray(q), *stored, *merged, *v;
+    json_t *errs = ecom_jarray(q), *merged, *v;
     apr_dbd_row_t *row;
     const char *name;
-    int def = 0;
+    int def = 0, was_default;
     ecom_err e;
 
     if ((e = ecom_db_one(q, "ecom_address_lock", &row, 1, args))) {
@@ -208,13 +209,11 @@ static ecom_tx_end update(ecom_req *q, void *data)
     if (e) {
         return ecom_tx_fail(e);
     }
-    stored = address_json(q, row, 0);
-    merged = ecom_jobject(q);
-    json_object_foreach(stored, name, v) {
-        if (strcmp(name, "id") && strcmp(name, "is_default")
-            && strcmp(name, "created_at") && strcmp(name, "updated_at")) {
-            json_object_set(merged, name, v);
-        }
+    /* the stored snapshot (a JSON object: the table's CHECK) */
+    merged = ecom_jown(q, json_loads(ecom_db_get(q, row, A_ADDRESS), 0, NULL));
+    was_default = ecom_db_bool(q, row, A_IS_DEFAULT);
+    if (!json_is_object(merged)) {
+        return ecom_tx_fail(ECOM_E_INTERNAL);
     }
     /* the body's members over it: null removes an optional field (and is
      * "is required" for another), an unknown member is refused by name */
@@ -224,7 +223,7 @@ static ecom_tx_end update(ecom_req *q, void *data)
         }
     }
     if (ecom_get_bool(q->body, "is_default", &def, errs) == 1) {
-        if (!def && json_is_true(json_object_get(stored, "is_default"))) {
+        if (!def && was_default) {
             ecom_field_error(errs, "is_default", "cannot be unset: make "
                              "another address the default instead");
         }

@@ -195,10 +195,9 @@ static int auth_result(ecom_req *q, int status, json_t *user,
 {
     json_t *o = ecom_jown(q, json_pack("{s:O, s:s, s:s}", "user", user,
                                        "token", token, "expires_at", expires));
-    /* a Cart-Token sent along: its guest cart merged (ecom_guest_cart.c) */
-    int rv = ecom_guest_cart_merge(q, json_integer_value(json_object_get(user,
-                                                                         "id")),
-                                   o);
+    long long user_id = json_integer_value(json_object_get(user, "id"));
+    /* a Cart-Token sent along merges its guest cart (ecom_guest_cart.c) */
+    int rv = ecom_guest_cart_merge(q, user_id, o);
 
     return rv ? rv : ecom_json(q, status, o);
 }
