@@ -19,8 +19,9 @@
  * and by PATCH before it reads the address it changes.
  *
  * Checkout (POST /orders/) without a shipping_address copies the caller's
- * default address onto the order, inside its one statement
- * (ecom_checkout_as, sql/017).
+ * default address onto the order, inside its one statement (the
+ * six-argument ecom_checkout_as, sql/017: one index probe under the
+ * account's lock, no round trip more).
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"

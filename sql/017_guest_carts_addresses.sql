@@ -284,14 +284,17 @@ BEGIN
 END $$;
 
 -- Checkout with the address book: ecom_checkout_as (sql/010, sql/011) with
--- a sixth argument and a last column. p_default_address true: when the
+-- a sixth argument and a last column, as a wrapper over the five-argument
+-- version (which stays as it is, also for a module of the previous
+-- release during a rolling upgrade). p_default_address true: when the
 -- client named no address (p_address NULL), the order's shipping_address
 -- is a copy of the caller's default address, if any, read under the
--- account's lock once every refusal is past (one index probe of
--- addresses_one_default, no round trip more). The column address is the
+-- account's lock (ecom_account_lock resolves the token and takes the lock
+-- here; the inner call takes it again, which PostgreSQL grants at once to
+-- the session holding it): one index probe of addresses_one_default, in
+-- the same statement, no round trip more. The column address is the
 -- snapshot the order holds (NULL on refusal rows), which the module shows
--- in its answer. The five-argument version stays for a module of the
--- previous release during a rolling upgrade.
+-- in its answer.
 CREATE FUNCTION ecom_checkout_as(p_user bigint, p_token text, p_cap int,
                                  p_expected bigint, p_address jsonb,
                                  p_default_address boolean)
@@ -300,31 +303,8 @@ RETURNS TABLE (outcome text, order_id bigint, id bigint, product_id bigint,
                line_total bigint, n bigint, currency text, total bigint,
                sold_out bigint, created_at timestamptz,
                updated_at timestamptz, user_id bigint, address jsonb)
-LANGUAGE plpgsql
--- plain index scans only (see the top)
-SET enable_bitmapscan = off
--- one plan per statement (sql/011)
-SET plan_cache_mode = force_generic_plan
-AS $$
+LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-DECLARE
-    v_pids    bigint[];
-    v_qtys    int[];
-    v_ids     bigint[];
-    v_names   text[];
-    v_avail   bigint[];
-    v_ncur    bigint;
-    v_cur     text;
-    v_total   numeric;
-    v_short   boolean;
-    v_pending bigint;
-    v_order   bigint;
-    v_created timestamptz;
-    v_updated timestamptz;
-    v_taken   bigint;
-    v_sold    bigint;
-    v_cleared bigint;
-    v_lines   int;
 BEGIN
     p_user := ecom_account_lock(p_user, p_token);
     IF p_user IS NULL THEN
@@ -332,114 +312,14 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    user_id := p_user;
-    SELECT array_agg(l.pid ORDER BY l.pid), array_agg(l.qty ORDER BY l.pid),
-           array_agg(l.line_id ORDER BY l.pid),
-           array_agg(l.pname ORDER BY l.pid),
-           array_agg(CASE WHEN l.active THEN l.stock ELSE 0 END
-                     ORDER BY l.pid),
-           count(DISTINCT l.cur), min(l.cur),
-           sum(l.price::numeric * l.qty),
-           bool_or(NOT l.active OR l.stock < l.qty)
-      INTO v_pids, v_qtys, v_ids, v_names, v_avail, v_ncur, v_cur, v_total,
-           v_short
-      FROM (SELECT p.id AS pid, p.name AS pname, p.stock, p.active, p.price,
-                   p.currency AS cur, ci.quantity AS qty, ci.id AS line_id
-              FROM products p
-              JOIN cart_items ci ON ci.product_id = p.id
-                                AND ci.user_id = p_user
-             WHERE p.id = ANY (ARRAY(SELECT c.product_id FROM cart_items c
-                                      WHERE c.user_id = p_user))
-             ORDER BY p.id
-               FOR NO KEY UPDATE OF p, ci) l;
-    v_lines := coalesce(cardinality(v_pids), 0);
-    IF v_lines = 0 THEN
-        outcome := 'empty';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF v_ncur > 1 THEN
-        outcome := 'currencies';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF p_cap > 0 THEN
-        SELECT count(*) INTO v_pending
-          FROM (SELECT 1 FROM orders o
-                 WHERE o.user_id = p_user AND o.status = 'pending'
-                 LIMIT p_cap) c;
-        IF v_pending >= p_cap THEN
-            outcome := 'pending'; n := v_pending;
-            RETURN NEXT;
-            RETURN;
-        END IF;
-    END IF;
-    IF v_short THEN
-        RETURN QUERY SELECT 'stock'::text, NULL::bigint, NULL::bigint, s.pid,
-            NULL::text, s.pname, NULL::bigint, s.qty, NULL::bigint, s.avail,
-            NULL::text, NULL::bigint, NULL::bigint, NULL::timestamptz,
-            NULL::timestamptz, p_user, NULL::jsonb
-          FROM unnest(v_pids, v_names, v_qtys, v_avail)
-               WITH ORDINALITY AS s(pid, pname, qty, avail, i)
-         WHERE s.avail < s.qty
-         ORDER BY s.i;
-        RETURN;
-    END IF;
-    IF v_total > 9223372036854775807 THEN
-        outcome := 'overflow';
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    IF p_expected IS NOT NULL AND p_expected <> v_total THEN
-        outcome := 'total'; n := v_total::bigint; currency := v_cur;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    -- no address named: the caller's default one, copied (issue 9)
     IF p_address IS NULL AND p_default_address THEN
         SELECT a.address INTO p_address FROM addresses a
          WHERE a.user_id = p_user AND a.is_default;
     END IF;
-    -- the order, its first event, the stock and the cart: one statement
-    WITH o AS (INSERT INTO orders AS o (user_id, currency, subtotal, discount,
-                                       total, shipping_address)
-               VALUES (p_user, v_cur, v_total::bigint, 0, v_total::bigint,
-                       p_address)
-               RETURNING o.id, o.created_at, o.updated_at),
-    ev AS (INSERT INTO order_events (order_id, actor_id, from_status,
-                                     to_status)
-           SELECT o.id, p_user, NULL, 'pending' FROM o),
-    taken AS (UPDATE products p SET stock = p.stock - l.qty,
-                                    updated_at = now()
-                FROM unnest(v_pids, v_qtys) AS l(pid, qty)
-               WHERE p.id = l.pid AND p.stock >= l.qty
-              RETURNING p.stock),
-    cleared AS (DELETE FROM cart_items ci
-                 WHERE ci.user_id = p_user AND ci.id = ANY (v_ids)
-                RETURNING 1)
-    SELECT o.id, o.created_at, o.updated_at,
-           (SELECT count(*) FROM taken),
-           (SELECT count(*) FROM taken t WHERE t.stock = 0),
-           (SELECT count(*) FROM cleared)
-      INTO v_order, v_created, v_updated, v_taken, v_sold, v_cleared
-      FROM o;
-    IF v_taken <> v_lines OR v_cleared <> v_lines THEN
-        RAISE EXCEPTION 'ecom_checkout: % of % lines taken, % cleared',
-            v_taken, v_lines, v_cleared;
-    END IF;
     RETURN QUERY
-    WITH w AS (INSERT INTO order_lines AS ol (order_id, product_id, sku,
-                                             name, unit_price, quantity,
-                                             line_total)
-               SELECT v_order, p.id, p.sku, p.name, p.price, l.qty,
-                      p.price * l.qty
-                 FROM unnest(v_pids, v_qtys) AS l(pid, qty)
-                 JOIN products p ON p.id = l.pid
-                ORDER BY p.id
-               RETURNING ol.id, ol.product_id, ol.sku, ol.name,
-                         ol.unit_price, ol.quantity, ol.line_total)
-    SELECT 'ok'::text, v_order, w.id, w.product_id, w.sku, w.name,
-           w.unit_price, w.quantity, w.line_total, NULL::bigint, v_cur,
-           v_total::bigint, v_sold, v_created, v_updated, p_user, p_address
-      FROM w ORDER BY w.id;
+    SELECT c.outcome, c.order_id, c.id, c.product_id, c.sku, c.name,
+           c.unit_price, c.quantity, c.line_total, c.n, c.currency, c.total,
+           c.sold_out, c.created_at, c.updated_at, c.user_id,
+           CASE WHEN c.outcome = 'ok' THEN p_address END
+      FROM ecom_checkout_as(p_user, NULL, p_cap, p_expected, p_address) c;
 END $$;
