@@ -7,8 +7,10 @@
 # checkout needs an account; a login or register carrying the token merges
 # the guest cart into the account's (quantities added and capped, currency
 # conflicts and unavailable products reported, nothing lost or duplicated,
-# the guest cart gone, a second login merges nothing); expired carts are
-# refused at once and purged by mod_watchdog (EcomPurgeInterval 2 here).
+# the guest cart gone, a second login merges nothing, a full cart's new
+# lines reported; concurrent logins with one token merge once, adds racing
+# a merge lose nothing); expired carts are refused at once and purged by
+# mod_watchdog (EcomPurgeInterval 2 here).
 use strict;
 use warnings;
 use FindBin;
@@ -230,6 +232,54 @@ is guest_cart_count($tok), 1, 'the guest cart is still there';
     $r = api(POST => '/auth/login/', g($tok), body => { email => $u->{email}, password => 'wrong password!' });
     is_problem $r, 401, 'unauthorized', 'a failed login';
     is guest_cart_count($tok), 1, 'merges nothing';
+}
+
+# --- a full account cart: existing lines still grow, new ones are reported ---------------
+{
+    my $u = register_user();
+    my $tag = uniq();
+    psql_do("INSERT INTO products (sku, name, price, currency, stock) "
+            . "SELECT 'full-$tag-' || i, 'Full $tag ' || i, 100, '$cur', 5 FROM generate_series(1, 500) i");
+    psql_do("INSERT INTO cart_items (user_id, product_id, quantity) "
+            . "SELECT $u->{id}, id, 1 FROM products WHERE sku LIKE 'full-$tag-%'");
+    my $in = 0 + psql_value("SELECT min(id) FROM products WHERE sku LIKE 'full-$tag-%'");
+    my $x = create_product(price => 100, stock => 5);
+    my $gt = new_guest($x->{id}, 1);
+    is api(POST => '/cart/', g($gt), body => { product_id => $in, quantity => 2 })->{status}, 201,
+        'the guest cart also holds a product of the full cart';
+    $r = api(POST => '/auth/login/', g($gt), body => { email => $u->{email}, password => $u->{password} });
+    is $r->{status}, 200, 'login into a cart of 500 lines';
+    is_deeply [ map { [ @$_{qw(product_id added quantity)} ] } @{ $r->{json}{cart_merge}{merged} } ],
+              [ [ $in, 2, 3 ] ], 'the line already there grew';
+    is_deeply [ map { [ @$_{qw(product_id reason)} ] } @{ $r->{json}{cart_merge}{not_merged} } ],
+              [ [ $x->{id}, 'cart_full' ] ], 'the new product is reported: cart_full';
+    is psql_value("SELECT count(*) FROM cart_items WHERE user_id = $u->{id}"), 500, 'still 500 lines';
+}
+
+# --- concurrency: two logins with one Cart-Token, and adds racing a merge ----------------
+{
+    my $u = register_user();
+    my $x = create_product(price => 100, stock => 10000);
+    is api(POST => '/cart/', token => $u->{token}, body => { product_id => $x->{id}, quantity => 1 })->{status}, 201,
+        'the user cart holds 1';
+    my $gt = new_guest($x->{id}, 5);
+    my @res = parallel(8, 1, sub {
+        my ($i) = @_;
+        if ($i < 3) {
+            my $l = api(POST => '/auth/login/', g($gt), body => { email => $u->{email}, password => $u->{password} });
+            return { login => $l->{status}, found => ($l->{json}{cart_merge}{found} ? 1 : 0),
+                     added => [ map { $_->{added} } @{ $l->{json}{cart_merge}{merged} // [] } ] };
+        }
+        return { add => api(POST => '/cart/', token => $u->{token}, body => { product_id => $x->{id}, quantity => 1 })->{status} };
+    });
+    my @logins = grep { exists $_->{login} } @res;
+    is scalar(grep { $_->{login} == 200 } @logins), 3, 'three concurrent logins with one Cart-Token: all 200';
+    is scalar(grep { $_->{found} } @logins), 1, 'exactly one of them merged the guest cart';
+    is_deeply [ map { @{ $_->{added} } } grep { $_->{found} } @logins ], [5], 'adding its 5';
+    is scalar(grep { ($_->{add} // 0) == 201 } @res), 5, 'five adds raced the merge: all 201';
+    is psql_value("SELECT quantity FROM cart_items WHERE user_id = $u->{id} AND product_id = $x->{id}"), 1 + 5 + 5,
+        'the line holds 1 + 5 merged + 5 added: nothing lost, nothing twice';
+    is guest_cart_count($gt), 0, 'the guest cart is gone';
 }
 
 # --- currency conflict ------------------------------------------------------------
