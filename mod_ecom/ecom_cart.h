@@ -23,10 +23,12 @@
  * Authorization header was sent, and a Cart-Token was, or the request is
  * the POST that creates a cart. */
 int ecom_guest_wanted(ecom_req *q);
-/* Then: sets q->guest and checks the Cart-Token; a POST leaves its cart to
- * its statement (q->guest_hash, or a new token in q->guest_new_token),
- * other methods resolve it into q->guest_cart_id (a write pushes the
- * cart's expiry forward). Returns 0, or the status of the problem set:
+/* Then: sets q->guest and checks the Cart-Token (its hash in
+ * q->guest_hash) against the live guest carts, resolving it into
+ * q->guest_cart_id (PATCH and DELETE push the cart's expiry forward; a
+ * POST's statement finds, locks and extends the cart again); a POST
+ * without one gets a new token in q->guest_new_token, for the cart its
+ * statement creates. Returns 0, or the status of the problem set:
  * 401 for a malformed, unknown or expired token, as
  * ecom_guest_rejected(). A request with neither credentials nor a cart
  * token that may not create one is never a guest's: it gets the 401 of

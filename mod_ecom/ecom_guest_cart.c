@@ -41,7 +41,8 @@
 enum { M_PRODUCT_ID, M_NAME, M_REQUESTED, M_ADDED, M_QUANTITY, M_REASON };
 
 static const ecom_stmt guest_sql[] = {
-    /* a guest's GET: the live cart of the token's hash */
+    /* a guest's GET (and POST, before its body): the live cart of the
+     * token's hash */
     { "ecom_guest_cart_find",
       "SELECT id FROM guest_carts WHERE token_hash = %s "
       "AND expires_at > now()", ECOM_STMT_READ },
@@ -93,7 +94,6 @@ static const char *token_hash(ecom_req *q, const char *tok)
 int ecom_guest_authenticate(ecom_req *q)
 {
     const char *tok = apr_table_get(q->r->headers_in, "Cart-Token");
-    int post = q->r->method_number == M_POST;
     apr_dbd_row_t *row;
     const char *args[2];
     ecom_err e;
@@ -102,6 +102,7 @@ int ecom_guest_authenticate(ecom_req *q)
     /* a guest's answers are as private as a user's */
     apr_table_setn(q->r->err_headers_out, "Cache-Control", "private, no-store");
     if (!tok) {
+        /* the POST that creates a cart (ecom_guest_wanted) */
         char fresh[ECOM_TOKEN_LEN + 1];
         if (ecom_token_new(fresh) != 0) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
@@ -117,11 +118,10 @@ int ecom_guest_authenticate(ecom_req *q)
         return ecom_guest_rejected(q);
     }
     q->guest_hash = token_hash(q, tok);
-    if (post) {
-        /* ecom_guest_cart_add resolves and locks it */
-        return 0;
-    }
-    if (q->r->method_number == M_GET) {
+    /* a POST's cart is found (and locked) again by ecom_guest_cart_add; it
+     * is looked up here too, so a bad token is answered before the body,
+     * as a bad bearer token is */
+    if (q->r->method_number != M_PATCH && q->r->method_number != M_DELETE) {
         args[0] = q->guest_hash;
         e = ecom_db_one(q, "ecom_guest_cart_find", &row, 1, args);
     }

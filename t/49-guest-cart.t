@@ -129,6 +129,8 @@ for my $bad ('A' x 43, 'not a token', '') {
     ok bearer_challenge_ok($res), 'with a challenge';
     is_problem api(POST => '/cart/', g($bad), body => { product_id => $p1->{id} }), 401, 'unauthorized',
         'and POST 401 (no new cart)';
+    is_problem api(POST => '/cart/', g($bad), body => '{"product_id":'), 401, 'unauthorized',
+        'the token is answered before a malformed body';
 }
 is_problem api(POST => '/orders/', g($tok)), 401, 'unauthorized', 'checkout with only a Cart-Token: 401';
 is_problem api(POST => '/orders/', g($tok), body => {}), 401, 'unauthorized', 'also with a body';
