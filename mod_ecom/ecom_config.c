@@ -93,7 +93,10 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(MAX_PENDING, "EcomMaxPendingOrders", SRV,                             \
       max_pending, max_pending, 3, 0, 1000, NONE,                           \
       "Unpaid pending orders an account may hold; its next checkout gets "  \
-      "409; 0: no cap")
+      "409; 0: no cap")                                                     \
+    X(RESET_LIFETIME, "EcomPasswordResetLifetime", SRV,                     \
+      reset_lifetime, reset_lifetime, 1800, 300, 86400, NONE,               \
+      "Lifetime in seconds of a password reset token")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

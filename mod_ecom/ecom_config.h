@@ -54,6 +54,8 @@ typedef struct {
     int payment_timeout;     /* EcomPaymentTimeout, seconds; 0: never */
     int max_pending;         /* EcomMaxPendingOrders; 0: no cap */
     unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
+    /* issue 9, accounts (ecom_account.c) */
+    int reset_lifetime;      /* EcomPasswordResetLifetime, seconds */
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];
