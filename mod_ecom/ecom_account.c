@@ -209,7 +209,7 @@ void ecom_account_token_seen(ecom_req *q)
 
     if (e) {
         /* logged by the data layer; the request goes on */
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, "ECOM1001: "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, q->r, "ECOM1601: "
                       "last_used_at of token %" APR_INT64_T_FMT " not moved",
                       (apr_int64_t)q->token_id);
     }
@@ -219,7 +219,7 @@ void ecom_account_token_seen(ecom_req *q)
 
 static int wrong_password(ecom_req *q)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM1002: wrong "
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM1602: wrong "
                   "current password from user %" APR_INT64_T_FMT,
                   (apr_int64_t)q->user_id);
     return ecom_problem(q, HTTP_FORBIDDEN, "wrong-password",
@@ -621,7 +621,7 @@ static int ecom_me_delete(ecom_req *q)
     if ((e = ecom_db_tx(q, close_account, &c))) {
         return ecom_fail(q, e);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM1003: account %"
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM1603: account %"
                   APR_INT64_T_FMT " closed", (apr_int64_t)q->user_id);
     return ecom_no_content(q, HTTP_NO_CONTENT);
 }
@@ -652,7 +652,7 @@ static int ecom_reset_request(ecom_req *q)
     }
     if (ecom_token_new(tok) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
-                      "ECOM1004: random generator failed");
+                      "ECOM1604: random generator failed");
         return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
                             "Could not create a token.");
     }
@@ -717,7 +717,7 @@ static int ecom_reset_confirm(ecom_req *q)
     if ((e = ecom_db_tx(q, change_password, &c))) {
         return ecom_fail(q, e);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM1005: password of "
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM1605: password of "
                   "user %s reset", c.user);
     return ecom_no_content(q, HTTP_NO_CONTENT);
 }

@@ -47,7 +47,11 @@ is role_of($staff_id), 'staff|true', 'ecom-admin create-staff (which writes is_s
     is role_of($u->{id}), 'support|false', 'writing role support clears is_staff';
     psql_do("UPDATE users SET is_staff = true, role = 'customer' WHERE id = $u->{id}");
     is role_of($u->{id}), 'customer|false', 'both written: role wins';
-    ok !eval { psql_do("SET client_min_messages = fatal; UPDATE users SET role = 'admin' WHERE id = $u->{id}"); 1 }, 'an unknown role is refused by the schema';
+    my $out = `psql -XAtq -c "UPDATE users SET role = 'admin' WHERE id = $u->{id}" 2>&1`;
+    like $out, qr/users_role_check/, 'an unknown role is refused by the schema (CHECK)';
+    $out = `psql -XAtq -c "ALTER TABLE users DISABLE TRIGGER users_role_sync; UPDATE users SET is_staff = true WHERE id = $u->{id}" 2>&1`;
+    like $out, qr/users_role_is_staff/, 'and, the trigger aside, role and is_staff may not disagree (CHECK)';
+    psql_do('ALTER TABLE users ENABLE TRIGGER users_role_sync');
 }
 
 # --- ecom-admin set-role ----------------------------------------------------------------
