@@ -34,6 +34,7 @@
  */
 #include "ecom_resource.h"
 #include "ecom_account.h"
+#include "ecom_auth.h"
 #include "ecom_http.h"
 #include "ecom_crypto.h"
 #include "ecom_page.h"
@@ -241,6 +242,8 @@ static int load_secret(ecom_req *q, const char **email, const char **hash)
     apr_dbd_row_t *row;
     ecom_err e = ecom_db_one(q, "ecom_account_secret", &row, 1, args);
 
+    *email = NULL;
+    *hash = NULL;
     if (e) {
         /* NOT_FOUND: the token resolved a moment ago; the row is gone */
         return ecom_fail(q, e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
@@ -356,7 +359,7 @@ static int ecom_me_update(ecom_req *q)
     };
     json_t *errs = ecom_jarray(q);
     const char *name = NULL, *email = NULL, *current = NULL;
-    const char *old_email, *hash = NULL, *args[5];
+    const char *old_email = NULL, *hash = NULL, *args[5];
     apr_dbd_row_t *row;
     ecom_err e;
     int rv;
@@ -379,7 +382,7 @@ static int ecom_me_update(ecom_req *q)
         if ((rv = load_secret(q, &old_email, &hash))) {
             return rv;
         }
-        if (!strcmp(old_email, email)) {
+        if (old_email && !strcmp(old_email, email)) {
             /* unchanged: a client sending the whole object back */
             email = NULL;
             hash = NULL;
@@ -639,6 +642,7 @@ static int ecom_reset_request(ecom_req *q)
     const char *email = NULL, *args[4];
     char tok[ECOM_TOKEN_LEN + 1], hash[ECOM_SHA256_HEX];
     ecom_err e;
+    int rv;
 
     ecom_body_unknown(q, q->body, "", known, errs);
     if (ecom_get_str(q->body, "email", 3, 254, &email, errs) == 0) {
@@ -650,13 +654,9 @@ static int ecom_reset_request(ecom_req *q)
     if (json_array_size(errs)) {
         return ecom_invalid(q, errs);
     }
-    if (ecom_token_new(tok) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
-                      "ECOM1604: random generator failed");
-        return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
-                            "Could not create a token.");
+    if ((rv = ecom_auth_token_new(q, tok, hash))) {
+        return rv;
     }
-    ecom_sha256_hex(tok, ECOM_TOKEN_LEN, hash);
     args[0] = email;
     args[1] = hash;
     args[2] = apr_itoa(q->r->pool, q->sc->reset_lifetime);

@@ -160,6 +160,18 @@ int ecom_auth_resolved(ecom_req *q, const char *user_id)
     return 0;
 }
 
+int ecom_auth_token_new(ecom_req *q, char *tok, char *hash)
+{
+    if (ecom_token_new(tok) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
+                      "ECOM0310: random generator failed");
+        return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
+                            "Could not create a token.");
+    }
+    ecom_sha256_hex(tok, ECOM_TOKEN_LEN, hash);
+    return 0;
+}
+
 /* Issues a token for user_id into *token and *expires (pool strings), as
  * long as the account's password hash is still pw_hash (the one the caller
  * checked); 401 when it changed meanwhile. */
@@ -171,13 +183,11 @@ static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
     apr_dbd_row_t *row;
     ecom_err e;
 
-    if (ecom_token_new(tok) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
-                      "ECOM0310: random generator failed");
-        return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
-                            "Could not create a token.");
+    int rv = ecom_auth_token_new(q, tok, hash);
+
+    if (rv) {
+        return rv;
     }
-    ecom_sha256_hex(tok, ECOM_TOKEN_LEN, hash);
     args[0] = hash;
     args[1] = apr_itoa(q->r->pool, q->sc->token_lifetime);
     args[2] = ecom_account_user_agent(q);

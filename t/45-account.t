@@ -10,32 +10,13 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use POSIX ();
-use File::Temp qw(tempfile);
 use EcomTest;
+use EcomAdmin;
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
 my $log_start = error_log_size();
 my @secrets;
-my $admin = ecom_root() . '/scripts/ecom-admin';
-
-# admin(@args) -> { rc, out, err }
-sub admin {
-    my (@args) = @_;
-    my (undef, $outf) = tempfile(UNLINK => 1);
-    my (undef, $errf) = tempfile(UNLINK => 1);
-    my $pid = fork // die "fork: $!\n";
-    if (!$pid) {
-        open STDOUT, '>', $outf or POSIX::_exit(126);
-        open STDERR, '>', $errf or POSIX::_exit(126);
-        { exec 'bash', $admin, @args }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
-    return { rc => $? >> 8, out => $slurp->($outf), err => $slurp->($errf) };
-}
 
 sub login_res {
     my ($email, $pw, %h) = @_;
@@ -292,7 +273,7 @@ sub confirm { api(POST => '/auth/password-reset/confirm/', body => { token => $_
     }
 
     # ecom-admin reset-outbox
-    my $o = admin('reset-outbox');
+    my $o = ecom_admin('reset-outbox');
     is $o->{rc}, 0, 'ecom-admin reset-outbox exits 0';
     my @lines = grep { length } split /\n/, $o->{out};
     my @mine = grep { ($_->{token} // '') eq $tok } map { json_decode($_) // {} } @lines;
@@ -355,11 +336,11 @@ sub confirm { api(POST => '/auth/password-reset/confirm/', body => { token => $_
 
     # --drain hands every mail over once
     reset_req(register_user()->{email});
-    my $d = admin('reset-outbox', '--drain');
+    my $d = ecom_admin('reset-outbox', '--drain');
     is $d->{rc}, 0, 'reset-outbox --drain exits 0';
     ok scalar(grep { length } split /\n/, $d->{out}) >= 1, 'and prints the waiting mails';
     is psql_value('SELECT count(*) FROM password_reset_outbox'), 0, 'the outbox is empty afterwards';
-    is admin('reset-outbox')->{out}, '', 'a second look prints nothing';
+    is ecom_admin('reset-outbox')->{out}, '', 'a second look prints nothing';
 }
 
 # --- DELETE /auth/me/ ------------------------------------------------------------------

@@ -11,28 +11,11 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use File::Temp qw(tempfile);
-use POSIX ();
 use EcomTest;
+use EcomAdmin;
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
-my $admin = ecom_root() . '/scripts/ecom-admin';
-sub admin {
-    my (@args) = @_;
-    my (undef, $outf) = tempfile(UNLINK => 1);
-    my (undef, $errf) = tempfile(UNLINK => 1);
-    my $pid = fork // die "fork: $!\n";
-    if (!$pid) {
-        open STDOUT, '>', $outf or POSIX::_exit(126);
-        open STDERR, '>', $errf or POSIX::_exit(126);
-        { exec 'bash', $admin, @args }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
-    return { rc => $? >> 8, out => $slurp->($outf), err => $slurp->($errf) };
-}
 sub role_of { psql_value("SELECT role || '|' || is_staff::text FROM users WHERE id = $_[0]") }
 
 # --- the schema: role and is_staff stay equal ----------------------------------------
@@ -57,16 +40,16 @@ is role_of($staff_id), 'staff|true', 'ecom-admin create-staff (which writes is_s
 # --- ecom-admin set-role ----------------------------------------------------------------
 my $sup = register_user(name => 'Sam Support');
 {
-    my $r = admin('set-role', '--email', uc $sup->{email}, '--role', 'support');
+    my $r = ecom_admin('set-role', '--email', uc $sup->{email}, '--role', 'support');
     is $r->{rc}, 0, 'set-role --role support exits 0' or diag $r->{err};
     is $r->{out}, "$sup->{id}\n", 'and prints the user id';
     like $r->{err}, qr/customer -> support/, 'stderr names the old and new role';
     is role_of($sup->{id}), 'support|false', 'the user is support (not staff)';
-    $r = admin('set-role', '--email', $sup->{email}, '--role', 'admin');
+    $r = ecom_admin('set-role', '--email', $sup->{email}, '--role', 'admin');
     isnt $r->{rc}, 0, 'an unknown role is refused';
-    $r = admin('set-role', '--email', $sup->{email});
+    $r = ecom_admin('set-role', '--email', $sup->{email});
     isnt $r->{rc}, 0, 'no role is refused';
-    $r = admin('set-role', '--email', 'nobody-' . uniq() . '@example.com', '--role', 'support');
+    $r = ecom_admin('set-role', '--email', 'nobody-' . uniq() . '@example.com', '--role', 'support');
     isnt $r->{rc}, 0, 'an unknown email is refused';
     like $r->{err}, qr/no open account/, 'saying so';
     is role_of($sup->{id}), 'support|false', 'the refused calls changed nothing';
@@ -166,13 +149,13 @@ my $order = pending_order($cust);
 
 # --- a role change holds at once, on the same token -------------------------------------
 {
-    my $r = admin('set-role', '--email', $sup->{email}, '--role', 'staff');
+    my $r = ecom_admin('set-role', '--email', $sup->{email}, '--role', 'staff');
     is $r->{rc}, 0, 'set-role --role staff';
     is role_of($sup->{id}), 'staff|true', 'is_staff follows';
     is api(POST => '/products/', token => $sup->{token},
            body => { name => 'Made by a promoted user', price => 100, sku => 'role-' . uniq() })->{status}, 201,
         'the same token now creates a product';
-    $r = admin('set-role', '--email', $sup->{email}, '--role', 'customer');
+    $r = ecom_admin('set-role', '--email', $sup->{email}, '--role', 'customer');
     is $r->{rc}, 0, 'set-role --role customer';
     is role_of($sup->{id}), 'customer|false', 'back to customer';
     is_problem api(GET => '/users/', token => $sup->{token}), 403, 'forbidden', 'the same token: GET /users/ is 403 at once';
@@ -185,7 +168,7 @@ my $order = pending_order($cust);
 {
     my $u = register_user();
     is api(DELETE => '/auth/me/', token => $u->{token}, body => { password => $u->{password} })->{status}, 204, 'an account closed';
-    my $r = admin('set-role', '--email', "closed-$u->{id}\@invalid", '--role', 'support');
+    my $r = ecom_admin('set-role', '--email', "closed-$u->{id}\@invalid", '--role', 'support');
     isnt $r->{rc}, 0, 'set-role refuses a closed account';
     is role_of($u->{id}), 'customer|false', 'which stays a customer';
     $r = api(GET => "/users/$u->{id}/", token => $staff);
