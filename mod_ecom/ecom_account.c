@@ -71,12 +71,19 @@ static const ecom_stmt account_sql[] = {
       ECOM_STMT_READ },
     /* PATCH /auth/me/: NULL keeps a column; a new e-mail only while the
      * hash is the one verified (the 4th and 5th arguments, NULL when the
-     * e-mail does not change) */
+     * e-mail does not change), and it spends the reset tokens mailed to
+     * the old address (the last argument: the new e-mail or NULL) */
     { "ecom_account_update",
-      "UPDATE users u SET name = COALESCE(%s, u.name), "
+      "WITH up AS (UPDATE users u SET name = COALESCE(%s, u.name), "
       "email = COALESCE(%s, u.email), updated_at = now() "
       "WHERE u.id = %s::bigint AND (%s::text IS NULL OR u.password_hash = %s) "
-      "RETURNING " ME_COLS, 0 },
+      "RETURNING " ME_COLS "), "
+      "spent AS (UPDATE password_resets SET used_at = now() "
+      "WHERE %s::text IS NOT NULL AND user_id IN (SELECT id FROM up) "
+      "AND used_at IS NULL RETURNING id), "
+      "mail AS (DELETE FROM password_reset_outbox "
+      "WHERE reset_id IN (SELECT id FROM spent)) "
+      "SELECT * FROM up", 0 },
     { "ecom_account_set_password",
       "UPDATE users SET password_hash = %s, updated_at = now() "
       "WHERE id = %s::bigint AND password_hash = %s AND closed_at IS NULL "
@@ -359,7 +366,7 @@ static int ecom_me_update(ecom_req *q)
     };
     json_t *errs = ecom_jarray(q);
     const char *name = NULL, *email = NULL, *current = NULL;
-    const char *old_email = NULL, *hash = NULL, *args[5];
+    const char *old_email = NULL, *hash = NULL, *args[6];
     apr_dbd_row_t *row;
     ecom_err e;
     int rv;
@@ -401,7 +408,8 @@ static int ecom_me_update(ecom_req *q)
     args[2] = ECOM_LL(q, q->user_id);
     args[3] = hash;
     args[4] = hash;
-    e = ecom_db_one(q, "ecom_account_update", &row, 5, args);
+    args[5] = email;
+    e = ecom_db_one(q, "ecom_account_update", &row, 6, args);
     if (e == ECOM_E_CONFLICT) {
         return ecom_problem(q, HTTP_CONFLICT, "conflict",
                             "An account with this e-mail already exists.");

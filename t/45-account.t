@@ -104,8 +104,15 @@ push @secrets, $me_user->{token};
     $r = api(PATCH => '/auth/me/', token => $u->{token}, body => { email => uc $taken->{email}, current_password => $u->{password} });
     is_problem $r, 409, 'conflict', 'another account\'s email (other case) is 409';
 
+    is api(POST => '/auth/password-reset/', body => { email => $u->{email} })->{status}, 202, 'a reset mailed to the old address';
+    my $old_reset = psql_value("SELECT o.token FROM password_reset_outbox o JOIN password_resets r ON r.id = o.reset_id WHERE r.user_id = $u->{id}");
+    push @secrets, $old_reset;
     $r = api(PATCH => '/auth/me/', token => $u->{token}, body => { email => $new_email, current_password => $u->{password} });
     is $r->{status}, 200, 'a new email with the right current_password is 200';
+    is_problem api(POST => '/auth/password-reset/confirm/', body => { token => $old_reset, new_password => 'hijack attempt 1' }),
+        422, 'invalid-token', 'the email change spent the reset token mailed to the old address';
+    is psql_value("SELECT count(*) FROM password_reset_outbox o JOIN password_resets r ON r.id = o.reset_id WHERE r.user_id = $u->{id}"),
+        0, 'and dropped its mail from the outbox';
     is $r->{json}{email}, $new_email, 'the answer has the new email';
     is login_res($new_email, $u->{password})->{status}, 200, 'login with the new email works';
     is_problem login_res($u->{email}, $u->{password}), 401, 'unauthorized', 'login with the old email is 401';
