@@ -41,6 +41,8 @@ sub token_of { my $r = login_res(@_); push @secrets, $r->{json}{token} if $r->{j
     is_problem api(POST => '/cart/', token => $u->{token}, body => { product_id => 1, quantity => 1 }), 401,
         'unauthorized', 'and on the inline-auth POST /cart/';
     is_problem api(POST => '/orders/', token => $u->{token}), 401, 'unauthorized', 'and on POST /orders/';
+    is_problem api(GET => '/products/', token => $u->{token}), 401, 'unauthorized',
+        'and on the cached GET /products/ (no cache holds a token)';
     is_problem api(POST => '/auth/logout/', token => $u->{token}), 401, 'unauthorized', 'a second logout with it is 401';
     is api(GET => '/auth/me/', token => $other)->{status}, 200, 'the account\'s other token still works';
     ok psql_value("SELECT revoked_at IS NOT NULL FROM auth_tokens WHERE token_hash = '" . sha256_hex($u->{token}) . "'") eq 't',

@@ -13,6 +13,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use EcomTest;
 use EcomAdmin;
+use EcomLife;
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
@@ -74,6 +75,20 @@ my $order = pending_order($cust);
     is_deeply [ map { $_->{id} } @$cl ], [ $order->{id} ], 'a customer still sees only their own';
     is_problem api(GET => "/orders/$order->{id}/", token => register_user()->{token}), 404, 'not-found',
         'and another customer gets 404 for it';
+
+    # a shipment of another user's paid order
+    my ($so) = place_order($cust, address => address());
+    pay_ok($cust, $so->{id});
+    $r = api(POST => "/orders/$so->{id}/shipments/", token => $staff, body => { carrier => 'DHL', tracking_number => 'R' . uniq() });
+    is $r->{status}, 201, 'staff ships another order of the customer';
+    my $sid = $r->{json}{id};
+    $r = api(GET => "/shipments/$sid/", token => $sup->{token});
+    is $r->{status}, 200, 'support reads that shipment';
+    is $r->{json}{order_id}, $so->{id}, 'the right one';
+    is_problem api(GET => "/shipments/$sid/", token => register_user()->{token}), 404, 'not-found', 'another customer: 404';
+    is_problem api(PATCH => "/shipments/$sid/", token => $sup->{token}, body => { status => 'shipped' }), 403, 'forbidden',
+        'support cannot move it';
+    is psql_value("SELECT status FROM shipments WHERE id = $sid"), 'pending', 'which is still pending';
 
     $r = api(GET => '/users/', token => $sup->{token});
     is $r->{status}, 200, 'GET /users/ is 200 for support';
