@@ -493,6 +493,7 @@ static ecom_tx_end change_password(ecom_req *q, void *ctx)
  * every other one is revoked. */
 static int ecom_password_change(ecom_req *q)
 {
+    static const char *const known[] = { "current", "new", NULL };
     json_t *errs = ecom_jarray(q);
     const char *current = NULL, *email, *old_hash;
     char hash[ECOM_PWHASH_MAX];
@@ -500,6 +501,7 @@ static int ecom_password_change(ecom_req *q)
     ecom_err e;
     int rv;
 
+    ecom_body_unknown(q, q->body, "", known, errs);
     required_str(q, "current", ECOM_PASSWORD_MAX, &current, errs);
     if (json_array_size(errs)) {
         /* the new one is checked too, so one answer names both */
