@@ -10,6 +10,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 use Digest::SHA qw(sha256_hex);
+use POSIX ();
+use Time::HiRes ();
 use EcomTest;
 use EcomAdmin;
 
@@ -400,6 +402,49 @@ sub confirm { api(POST => '/auth/password-reset/confirm/', body => { token => $_
     is $again->{status}, 201, 'the email can register again';
     isnt $again->{json}{user}{id}, $u->{id}, 'as a new account';
     push @secrets, $again->{json}{token} if $again->{json}{token};
+}
+
+# --- one transaction each: a statement that cannot finish undoes the others -----------
+# An outside session holds a row the last statements need, longer than the
+# shipped lock_timeout (2 s): the request gets 503 database-busy and
+# nothing it had already written in its transaction is kept.
+sub hold_lock {
+    my ($sql) = @_;
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>', '/dev/null';
+        { exec 'psql', '-XAtq', '-c', "BEGIN; $sql; SELECT pg_sleep(3); COMMIT;" }
+        POSIX::_exit(127);
+    }
+    Time::HiRes::sleep(0.4);
+    return $pid;
+}
+{
+    my $p = create_product(price => 100, stock => 5);
+    my $u = register_user();
+    push @secrets, $u->{token};
+    is api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 1 })->{status}, 201, 'a cart line';
+    my $holder = hold_lock("SELECT 1 FROM cart_items WHERE user_id = $u->{id} FOR UPDATE");
+    my $r = api(DELETE => '/auth/me/', token => $u->{token}, body => { password => $u->{password} });
+    waitpid $holder, 0;
+    is_problem $r, 503, 'database-busy', 'closing while the cart rows are held elsewhere: 503 database-busy';
+    is psql_value("SELECT email || '|' || (closed_at IS NULL)::text FROM users WHERE id = $u->{id}"), "$u->{email}|true",
+        'the account was not closed (email kept: the earlier statements rolled back)';
+    is api(GET => '/auth/me/', token => $u->{token})->{status}, 200, 'its token still works';
+    is psql_value("SELECT count(*) FROM cart_items WHERE user_id = $u->{id}"), 1, 'its cart is untouched';
+    is api(DELETE => '/auth/me/', token => $u->{token}, body => { password => $u->{password} })->{status}, 204,
+        'once the lock is gone, closing works';
+
+    my $v = register_user();
+    push @secrets, $v->{token};
+    my $other = token_of($v->{email}, $v->{password});
+    api(POST => '/auth/password-reset/', body => { email => $v->{email} });
+    $holder = hold_lock("SELECT 1 FROM password_resets WHERE user_id = $v->{id} FOR UPDATE");
+    $r = api(POST => '/auth/password/', token => $v->{token}, body => { current => $v->{password}, new => 'never applied 123' });
+    waitpid $holder, 0;
+    is_problem $r, 503, 'database-busy', 'a password change that cannot spend the reset tokens: 503';
+    is login_res($v->{email}, $v->{password})->{status}, 200, 'the old password still logs in (the new hash rolled back)';
+    is api(GET => '/auth/me/', token => $other)->{status}, 200, 'and the other token was not revoked';
 }
 
 # --- secrets stay out of the error log ---------------------------------------------------
