@@ -357,6 +357,25 @@ sub confirm { api(POST => '/auth/password-reset/confirm/', body => { token => $_
     is ecom_admin('reset-outbox')->{out}, '', 'a second look prints nothing';
 }
 
+{   # the watchdog's purge deletes expired reset tokens and their mail
+    my $u = register_user();
+    reset_req($u->{email});
+    my $live = psql_value("SELECT id FROM password_resets WHERE user_id = $u->{id}");
+    psql_do("INSERT INTO password_resets (user_id, token_hash, created_at, expires_at) "
+            . "VALUES ($u->{id}, repeat('e', 64), now() - interval '2 hours', now() - interval '1 hour')");
+    psql_do("INSERT INTO password_reset_outbox (reset_id, email, token, expires_at) "
+            . "SELECT id, 'x\@example.com', 'expired', expires_at FROM password_resets WHERE token_hash = repeat('e', 64)");
+    my ($left, $deadline) = (1, time + 30);
+    while (time < $deadline) {
+        $left = psql_value("SELECT count(*) FROM password_resets WHERE token_hash = repeat('e', 64)");
+        last unless $left;
+        sleep 1;
+    }
+    is $left, 0, 'an expired reset token is purged by the watchdog';
+    is psql_value("SELECT count(*) FROM password_reset_outbox WHERE token = 'expired'"), 0, 'with its outbox row';
+    is psql_value("SELECT count(*) FROM password_resets WHERE id = $live"), 1, 'a live one is kept';
+}
+
 # --- DELETE /auth/me/ ------------------------------------------------------------------
 {
     my $p = create_product(price => 700, stock => 10);
