@@ -73,6 +73,11 @@ typedef struct ecom_req {
                                 * of guest_new_token */
     const char *guest_new_token; /* POST /cart/ without a Cart-Token: the
                                   * token of the cart it creates */
+    /* issue 9, accounts and roles (ecom_account.c), set by
+     * ecom_authenticate; 0 on ECOM_AUTH_INLINE routes resolved inline */
+    long long token_id;        /* the bearer token's auth_tokens.id */
+    int reads_all;             /* role staff or support: may read every
+                                * order and user (is_staff: staff only) */
 } ecom_req;
 
 static inline apr_status_t ecom_json_cleanup(void *j)
