@@ -54,6 +54,11 @@ typedef struct {
     int payment_timeout;     /* EcomPaymentTimeout, seconds; 0: never */
     int max_pending;         /* EcomMaxPendingOrders; 0: no cap */
     unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
+    /* issue 9, guest carts (ecom_guest_cart.c): EcomGuestCartLifetime,
+     * seconds after its last change; 0: no guest carts */
+    int guest_cart_lifetime;
+    /* issue 9, accounts (ecom_account.c) */
+    int reset_lifetime;      /* EcomPasswordResetLifetime, seconds */
     /* throttling (ecom_throttle.c) and CORS (ecom_cors.c), issue 9 */
     int rate_limit;          /* EcomRateLimit: requests per address per
                               * EcomRateLimitWindow; 0: off */

@@ -9,15 +9,18 @@
 
 #define ECOM_REGISTRY(X) \
     X(auth)          \
+    X(account)       \
     X(products)      \
     X(categories)    \
     X(cart)          \
+    X(guest_cart)    \
     X(orders)        \
     X(payments)      \
     X(refunds)       \
     X(shipments)     \
     X(events)        \
     X(reviews)       \
+    X(addresses)     \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

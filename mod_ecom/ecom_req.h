@@ -64,6 +64,20 @@ typedef struct ecom_req {
     const char *out;
     apr_size_t out_len;
     const char *ctype;
+    /* issue 9, guest carts (ecom_guest_cart.c): a cart route served to a
+     * client without credentials by its Cart-Token (ECOM_GUEST) */
+    int guest;                 /* 1: the caller is a guest cart */
+    long long guest_cart_id;   /* its cart once resolved (POST /cart/
+                                * resolves it in its statement), else 0 */
+    const char *guest_hash;    /* SHA-256 (hex) of the Cart-Token sent, or
+                                * of guest_new_token */
+    const char *guest_new_token; /* POST /cart/ without a Cart-Token: the
+                                  * token of the cart it creates */
+    /* issue 9, accounts and roles (ecom_account.c), set by
+     * ecom_authenticate; 0 on ECOM_AUTH_INLINE routes resolved inline */
+    long long token_id;        /* the bearer token's auth_tokens.id */
+    int reads_all;             /* role staff or support: may read every
+                                * order and user (is_staff: staff only) */
     /* the throttle's state of this request (ecom_throttle.c), or NULL */
     struct ecom_throttle_req *thr;
 } ecom_req;

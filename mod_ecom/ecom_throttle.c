@@ -24,8 +24,8 @@
  *    the password) count a 401 or 403 as a failure, keyed by the user, and
  *    are locked the same way (a stolen token cannot guess the password);
  *    only a password change forgets them. The reset request is also
- *    limited per account (5 per 15 minutes), so strangers cannot flood an
- *    owner's mailbox;
+ *    limited per account (5 per 15 minutes, off with EcomAuthRateLimit 0),
+ *    so strangers cannot flood an owner's mailbox;
  *  - password hashings in flight in one process (EcomArgon2MaxInFlight):
  *    the handlers of those routes hold a slot, taken with apr_atomic; past
  *    the bound the answer is 503 with Retry-After: 1 at once, no queue.
@@ -611,6 +611,10 @@ int ecom_throttle_enter(ecom_req *q)
     if (t->provider && (st->account = account_of(q, st->kind)) != NULL) {
         if (st->kind == K_RESET) {
             ecom_gcra g;
+            if (q->sc->auth_rate_limit == 0) {
+                /* EcomAuthRateLimit 0 turns the auth budgets off */
+                return 0;
+            }
             if (!take(q, key_of(q, "reset", st->account), RESET_LIMIT,
                       RESET_WINDOW, &g)) {
                 COUNT(t, rate_limited);
@@ -642,7 +646,10 @@ void ecom_throttle_leave(ecom_req *q)
         apr_atomic_dec32(&q->sc->throttle->argon2_busy);
         st->slot = 0;
     }
-    if (!st->entered || !st->account || q->sc->login_lockout == 0) {
+    if (!st->entered || !st->account || q->sc->login_lockout == 0
+        || (st->kind != K_LOGIN && st->kind != K_PASSWORD
+            && st->kind != K_ME)) {
+        /* a reset request's 202 proves nothing: it must not clear locks */
         return;
     }
     if (q->status == HTTP_UNAUTHORIZED || q->status == HTTP_FORBIDDEN) {
