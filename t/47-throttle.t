@@ -166,6 +166,23 @@ SKIP: {
     ok grep({ $_ == 429 } @pw), "then 429 login-locked (@pw)";
 }
 
+# password reset requests: 5 per e-mail per 15 minutes, whoever asks; a
+# 202 clears no lock (it proves nothing)
+SKIP: {
+    my $victim = 'reset-' . uniq() . '@example.com';
+    my @rs = map { from('127.0.0.' . (50 + $_), POST => "$base/auth/password-reset/",
+                        body => { email => $victim })->{status} } 1 .. 6;
+    skip 'no POST /auth/password-reset/ route in this build', 3 if $rs[0] == 404;
+    is "@rs", '202 202 202 202 202 429', 'the 6th reset request for one e-mail is 429, from any address';
+    my $other = from('127.0.0.57', POST => "$base/auth/password-reset/", body => { email => 'x' . $victim });
+    is $other->{status}, 202, 'another e-mail has its own budget';
+    # an address locked on the owner's account stays locked after a reset request
+    for (1 .. 6) { from('127.0.0.6', POST => "$base/auth/login/", body => { email => $email, password => "bad $_" }) }
+    from('127.0.0.6', POST => "$base/auth/password-reset/", body => { email => $email });
+    my $still = from('127.0.0.6', POST => "$base/auth/login/", body => { email => $email, password => $pw });
+    is $still->{status}, 429, 'a reset request does not clear the lock of its address';
+}
+
 # --- request budgets ----------------------------------------------------------------
 my @b = parallel(24, 1, sub { my $r = from('127.0.0.20', GET => "$budget/health/");
     return { status => $r->{status}, policy => $r->{headers}{'ratelimit-policy'},
