@@ -18,6 +18,7 @@
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_crypto.h"
+#include "ecom_session.h"
 #include "ecom_util.h"
 
 #include <limits.h>
@@ -72,18 +73,27 @@ static int bearer_hash(ecom_req *q, int need, char hash[ECOM_SHA256_HEX])
 {
     const char *h = apr_table_get(q->r->headers_in, "Authorization");
     const char *tok;
+    int rv;
 
     if (!h) {
-        return need ? unauthorized(q, "Authentication required: send "
-                                   "Authorization: Bearer <token>.", 0)
-                    : DECLINED;
+        /* a browser's session, with its CSRF checks (ecom_session.c) */
+        if ((rv = ecom_session_token(q, need, &tok))) {
+            return rv;
+        }
+        if (!tok) {
+            return need ? unauthorized(q, "Authentication required: send "
+                                       "Authorization: Bearer <token>.", 0)
+                        : DECLINED;
+        }
     }
-    if (strncasecmp(h, "Bearer ", 7) != 0) {
+    else if (strncasecmp(h, "Bearer ", 7) != 0) {
         return unauthorized(q, "Use the Bearer authentication scheme.", 1);
     }
-    tok = h + 7;
-    while (*tok == ' ') {
-        tok++;
+    else {
+        tok = h + 7;
+        while (*tok == ' ') {
+            tok++;
+        }
     }
     if (!ecom_token_shape_ok(tok)) {
         return ecom_auth_rejected(q);
@@ -94,6 +104,10 @@ static int bearer_hash(ecom_req *q, int need, char hash[ECOM_SHA256_HEX])
 
 int ecom_auth_rejected(ecom_req *q)
 {
+    if (q->via_session) {
+        /* a revoked or expired token: the browser's session ends too */
+        ecom_session_end(q);
+    }
     return unauthorized(q, "The token is invalid or has expired.", 1);
 }
 
@@ -192,11 +206,14 @@ static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
 static int auth_result(ecom_req *q, int status, json_t *user,
                        const char *token, const char *expires)
 {
-    return ecom_json(q, status, ecom_jown(q, json_pack("{s:O, s:s, s:s}",
-                                                       "user", user,
-                                                       "token", token,
-                                                       "expires_at",
-                                                       expires)));
+    json_t *j = ecom_jown(q, json_pack("{s:O, s:s, s:s}", "user", user,
+                                       "token", token, "expires_at", expires));
+
+    if (j) {
+        /* with EcomSessions On: the browser's session and CSRF token */
+        ecom_session_start(q, token, j);
+    }
+    return ecom_json(q, status, j);
 }
 
 static int ecom_register(ecom_req *q)

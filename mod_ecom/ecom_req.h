@@ -64,6 +64,9 @@ typedef struct ecom_req {
     const char *out;
     apr_size_t out_len;
     const char *ctype;
+    /* issue 9, browser sessions (ecom_session.c): the token came from the
+     * request's mod_session session, not an Authorization header */
+    int via_session;
 } ecom_req;
 
 static inline apr_status_t ecom_json_cleanup(void *j)
