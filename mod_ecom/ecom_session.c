@@ -242,6 +242,9 @@ int ecom_session_token(ecom_req *q, int need, const char **token)
     if (csrf && (z->maxage > 0 || !cookie || strcmp(cookie, csrf) != 0)) {
         set_csrf_cookie(q, z, csrf);
     }
+    /* mod_session_cookie said "no-cache, private"; an answer to a user
+     * is not stored at all, as with a bearer token (ecom_router.c) */
+    apr_table_setn(q->r->headers_out, "Cache-Control", "private, no-store");
     q->via_session = 1;
     *token = tok;
     return 0;

@@ -121,6 +121,7 @@ my $p = create_product(price => 250, stock => 50);
 {
     my $r = b(GET => '/cart/', jar => $s->{jar});
     is $r->{status}, 200, 'GET /browser/cart/ with the session cookie and no Authorization is 200';
+    is $r->{headers}{'cache-control'}, 'private, no-store', 'an answer to the session\'s user is not stored';
     is_problem b(GET => '/cart/'), 401, 'unauthorized', 'without the cookie it is 401';
     my $root = api(GET => '/cart/', base => $tls, headers => { Cookie => "ecom_session=$s->{jar}{ecom_session}" });
     is_problem $root, 401, 'unauthorized', 'the cookie means nothing where sessions are off (/)';
