@@ -157,7 +157,10 @@ static int refuse(ecom_req *q, const char *slug, const char *detail,
     return ecom_problem(q, HTTP_FORBIDDEN, slug, detail);
 }
 
-/* Step 1: the request comes from this origin. 0 or the 403 set. */
+/* Step 1: the request comes from this origin. 0 or the 403 set.
+ * (Where a list of trusted origins exists (CORS, issue 9), an Origin on
+ * it is meant to pass both checks: a same-site app on a sibling host gets
+ * the SameSite=Lax cookie and sends Sec-Fetch-Site: same-site.) */
 static int check_origin(ecom_req *q, int has_session)
 {
     request_rec *r = q->r;
