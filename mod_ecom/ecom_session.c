@@ -4,11 +4,12 @@
  * What the session holds. Two entries, both set at login or register:
  * "ecom-token", the bearer token the answer carries too, and "ecom-csrf",
  * a CSRF token of the same shape (256 random bits). mod_session keeps
- * them where the operator says: in a cookie encrypted and authenticated
- * with SessionCryptoPassphrase (mod_session_cookie + mod_session_crypto),
- * or in a database row behind an opaque cookie (mod_session_dbd); this
- * file only calls mod_session's optional functions, as mod_auth_form
- * does. Because the session holds a token and not a user, everything the
+ * them where the operator says: in the shipped configurations a cookie
+ * encrypted and authenticated with SessionCryptoPassphrase
+ * (mod_session_cookie + mod_session_crypto). This file only calls
+ * mod_session's optional functions, as mod_auth_form does, so any store
+ * works; mod_session_dbd is advised against (README, "Browser sessions":
+ * it holds a pooled database connection for a request's whole life). Because the session holds a token and not a user, everything the
  * token table decides still holds for browsers: expiry
  * (EcomTokenLifetime), revocation (logout, password change, a revoked
  * entry of /auth/sessions/), and a copy of an old cookie replayed after
@@ -78,8 +79,8 @@ const char *ecom_session_set_flag(cmd_parms *cmd, void *dcfg, int on)
         session_set = APR_RETRIEVE_OPTIONAL_FN(ap_session_set);
         if (!session_load || !session_get || !session_set) {
             return "EcomSessions On needs mod_session: load session_module "
-                   "(and session_cookie_module with session_crypto_module, "
-                   "or session_dbd_module) before this line";
+                   "(and session_cookie_module with session_crypto_module) "
+                   "before this line";
         }
     }
     c->sessions = on;

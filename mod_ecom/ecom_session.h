@@ -4,7 +4,7 @@
  *
  * With "EcomSessions On" in a section, login and register also store the
  * bearer token they issue in the request's mod_session session (kept by
- * mod_session_cookie + mod_session_crypto, or mod_session_dbd), and a
+ * mod_session_cookie + mod_session_crypto in an encrypted cookie), and a
  * request without an Authorization header is authenticated by the token
  * in its session. So revocation, expiry and the token list work for
  * browsers exactly as for API clients. Off (the default), nothing here
