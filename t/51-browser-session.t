@@ -336,6 +336,38 @@ CONF
         like $log, qr/ECOM1803: EcomSessions is on/, 'and a warning naming the missing setting';
         $h->{stop}->();
     }
+    # SessionMaxAge: the CSRF cookie lives as long as the session cookie,
+    # and both are renewed with every answer to the session
+    $h = spare_httpd(modules => [qw(session session_cookie session_crypto)], conf => <<"CONF");
+DBDriver pgsql
+DBDParams "host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2"
+DBDMin 0
+<Location "/">
+    SetHandler ecom
+    EcomSessions On
+    Session On
+    SessionMaxAge 600
+    SessionCookieName ecom_session path=/;Secure;HttpOnly;SameSite=Lax
+    SessionCryptoPassphrase spare-test-passphrase-0123456789abcdef
+</Location>
+CONF
+    SKIP: {
+        skip "cannot run a spare apache2: $h", 6 unless ref $h && $h->{started};
+        my $base = "http://127.0.0.1:$h->{ports}[0]";
+        my $r = api(POST => '/auth/login/', base => $base, body => { email => $u->{email}, password => $u->{password} });
+        is $r->{status}, 200, 'with SessionMaxAge 600: login is 200';
+        my $c = set_cookies($r);
+        is $c->{ecom_session}{attrs}{'max-age'}, 600, 'the session cookie has Max-Age=600' or diag explain $c;
+        is $c->{ecom_csrf}{attrs}{'max-age'}, 600, 'and so has ecom_csrf';
+        my %jar = map { $_ => $c->{$_}{value} } keys %$c;
+        my $g = api(GET => '/cart/', base => $base,
+                    headers => { Cookie => join '; ', map { "$_=$jar{$_}" } sort keys %jar });
+        is $g->{status}, 200, 'the session authenticates';
+        my $c2 = set_cookies($g);
+        is $c2->{ecom_csrf}{value}, $jar{ecom_csrf}, 'a read renews ecom_csrf (same token)';
+        is $c2->{ecom_csrf}{attrs}{'max-age'}, 600, 'for another 600 s, as mod_session renews its cookie';
+        $h->{stop}->();
+    }
 }
 
 done_testing;
