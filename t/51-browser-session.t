@@ -316,16 +316,17 @@ SKIP: {
         ok !$h->{syntax_ok}, 'EcomSessions On without mod_session: apache2 -t fails';
         like $h->{syntax}, qr/EcomSessions On needs mod_session/, 'saying what to load' or diag $h->{syntax};
     }
-    my $pgport = $ENV{PGPORT} // 55432;
-    $h = spare_httpd(modules => ['session'], conf => <<"CONF");
-DBDriver pgsql
-DBDParams "host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2"
-DBDMin 0
-<Location "/">
-    SetHandler ecom
-    EcomSessions On
-</Location>
-CONF
+    # a spare server on the test database with EcomSessions On at /, the
+    # modules and the <Location>'s other lines given
+    my $session_httpd = sub {
+        my ($modules, @lines) = @_;
+        my $pgport = $ENV{PGPORT} // 55432;
+        return spare_httpd(modules => $modules, conf => join '', map { "$_\n" }
+            'DBDriver pgsql', "DBDParams \"host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2\"",
+            'DBDMin 0', '<Location "/">', '    SetHandler ecom', '    EcomSessions On', (map { "    $_" } @lines),
+            '</Location>');
+    };
+    $h = $session_httpd->(['session']);
     SKIP: {
         skip "cannot run a spare apache2: $h", 3 unless ref $h && $h->{started};
         my $r = api(POST => '/auth/login/', base => "http://127.0.0.1:$h->{ports}[0]",
@@ -338,19 +339,9 @@ CONF
     }
     # SessionMaxAge: the CSRF cookie lives as long as the session cookie,
     # and both are renewed with every answer to the session
-    $h = spare_httpd(modules => [qw(session session_cookie session_crypto)], conf => <<"CONF");
-DBDriver pgsql
-DBDParams "host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2"
-DBDMin 0
-<Location "/">
-    SetHandler ecom
-    EcomSessions On
-    Session On
-    SessionMaxAge 600
-    SessionCookieName ecom_session path=/;Secure;HttpOnly;SameSite=Lax
-    SessionCryptoPassphrase spare-test-passphrase-0123456789abcdef
-</Location>
-CONF
+    $h = $session_httpd->([qw(session session_cookie session_crypto)], 'Session On', 'SessionMaxAge 600',
+                          'SessionCookieName ecom_session path=/;Secure;HttpOnly;SameSite=Lax',
+                          'SessionCryptoPassphrase spare-test-passphrase-0123456789abcdef');
     SKIP: {
         skip "cannot run a spare apache2: $h", 6 unless ref $h && $h->{started};
         my $base = "http://127.0.0.1:$h->{ports}[0]";
