@@ -18,6 +18,7 @@
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_crypto.h"
+#include "ecom_cart.h"
 #include "ecom_session.h"
 #include "ecom_util.h"
 
@@ -206,14 +207,20 @@ static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
 static int auth_result(ecom_req *q, int status, json_t *user,
                        const char *token, const char *expires)
 {
-    json_t *j = ecom_jown(q, json_pack("{s:O, s:s, s:s}", "user", user,
+    json_t *o = ecom_jown(q, json_pack("{s:O, s:s, s:s}", "user", user,
                                        "token", token, "expires_at", expires));
+    long long user_id = json_integer_value(json_object_get(user, "id"));
+    /* a Cart-Token sent along merges its guest cart (ecom_guest_cart.c) */
+    int rv = ecom_guest_cart_merge(q, user_id, o);
 
-    if (j) {
-        /* with EcomSessions On: the browser's session and CSRF token */
-        ecom_session_start(q, token, j);
+    if (rv) {
+        return rv;
     }
-    return ecom_json(q, status, j);
+    if (o) {
+        /* with EcomSessions On: the browser's session and CSRF token */
+        ecom_session_start(q, token, o);
+    }
+    return ecom_json(q, status, o);
 }
 
 static int ecom_register(ecom_req *q)

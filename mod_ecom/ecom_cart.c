@@ -16,29 +16,38 @@
  * tells "unknown product" (404) from "not enough stock", "line full",
  * "cart full" and "other currency" (409). Every statement is scoped by
  * user_id, so another user's line is simply not found (404).
+ *
+ * Guest carts (issue 9, ecom_guest_cart.c): every route here is flagged
+ * ECOM_GUEST, and for a guest's request (q->guest) each handler runs the
+ * "ecom_guest_cart_*" twin of its statement, the same SQL over
+ * guest_cart_items scoped by the guest cart's id (CART_STMT, owner()); a
+ * guest's add is ecom_guest_cart_add (sql/017), which also creates the
+ * cart and its Cart-Token when the request sent none.
  */
 #include "ecom_resource.h"
 #include "ecom_auth.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
+#include "ecom_cart.h"
 #include "ecom_money.h"
 #include "ecom_util.h"
 
-/* A cart holds at most this many distinct products, and a line at most
- * ECOM_CART_MAX_QTY units (CHECKed in the schema too), which keeps every
- * cart and order total inside 64 bits (500 x 10^12 x 10^4 < 2^63); the
- * sums are computed with checked arithmetic all the same. */
-#define ECOM_CART_MAX_LINES 500
-#define ECOM_CART_MAX_LINES_SQL "500"
-#define ECOM_CART_MAX_QTY 10000
-#define ECOM_CART_MAX_QTY_SQL "10000"
+/* The statement of a handler for the caller's kind of cart, and the id
+ * that owns the cart: a user's, or a guest cart's (q->guest). */
+#define CART_STMT(q, s) ((q)->guest ? "ecom_guest_cart_" s : "ecom_cart_" s)
+
+static const char *owner(ecom_req *q)
+{
+    return ECOM_LL(q, q->guest ? q->guest_cart_id : q->user_id);
+}
 
 #define LINE_COLS \
     "ci.id, ci.product_id, p.name, ci.quantity, p.price, " \
     "p.price * ci.quantity, p.currency"
 enum { L_ID, L_PRODUCT_ID, L_NAME, L_QUANTITY, L_UNIT_PRICE, L_LINE_TOTAL,
        L_CURRENCY, L_NCOLS };
-/* ecom_cart_add: LINE_COLS, then the caller */
+/* ecom_cart_add: LINE_COLS, then the caller (ecom_guest_cart_add: the
+ * guest cart) */
 enum { L_USER_ID = L_NCOLS };
 /* ecom_cart_why */
 enum { W_STOCK, W_IN_CART, W_OTHER_CURRENCY, W_LINES };
@@ -76,6 +85,36 @@ static const ecom_stmt cart_sql[] = {
     { "ecom_cart_delete",
       "DELETE FROM cart_items WHERE id = %s::bigint AND user_id = %s::bigint",
       0 },
+    /* the guest carts' twins of the statements above (sql/017) */
+    { "ecom_guest_cart_lines",
+      "SELECT " LINE_COLS " FROM guest_cart_items ci "
+      "JOIN products p ON p.id = ci.product_id "
+      "WHERE ci.cart_id = %s::bigint ORDER BY ci.id", ECOM_STMT_READ },
+    { "ecom_guest_cart_line",
+      "SELECT " LINE_COLS " FROM guest_cart_items ci "
+      "JOIN products p ON p.id = ci.product_id "
+      "WHERE ci.id = %s::bigint AND ci.cart_id = %s::bigint", ECOM_STMT_READ },
+    { "ecom_guest_cart_add",
+      "SELECT * FROM ecom_guest_cart_add(%s, %s::boolean, %s::int, "
+      "%s::bigint, %s::int, " ECOM_CART_MAX_LINES_SQL ", "
+      ECOM_CART_MAX_QTY_SQL ")", 0 },
+    { "ecom_guest_cart_why",
+      "SELECT p.stock, COALESCE(ci.quantity, 0), "
+      "EXISTS (SELECT 1 FROM guest_cart_items c2 JOIN products p2 "
+      "        ON p2.id = c2.product_id WHERE c2.cart_id = %s::bigint "
+      "        AND p2.currency <> p.currency), "
+      "(SELECT count(*) FROM guest_cart_items c3 "
+      " WHERE c3.cart_id = %s::bigint) "
+      "FROM products p LEFT JOIN guest_cart_items ci "
+      "ON ci.product_id = p.id AND ci.cart_id = %s::bigint "
+      "WHERE p.id = %s::bigint AND p.active", ECOM_STMT_READ },
+    { "ecom_guest_cart_set_qty",
+      "UPDATE guest_cart_items ci SET quantity = %s::int FROM products p "
+      "WHERE ci.id = %s::bigint AND ci.cart_id = %s::bigint "
+      "AND p.id = ci.product_id AND p.stock >= %s::int RETURNING ci.id", 0 },
+    { "ecom_guest_cart_delete",
+      "DELETE FROM guest_cart_items WHERE id = %s::bigint "
+      "AND cart_id = %s::bigint", 0 },
     { NULL, NULL, 0 }
 };
 
@@ -89,7 +128,7 @@ static const ecom_col line_cols[] = {
 
 static int ecom_cart_get(ecom_req *q)
 {
-    const char *args[1] = { ECOM_LL(q, q->user_id) };
+    const char *args[1] = { owner(q) };
     const char *currency = q->dc->currency;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
@@ -97,7 +136,7 @@ static int ecom_cart_get(ecom_req *q)
     json_t *items;
     ecom_err e;
 
-    if ((e = ecom_db_select(q, "ecom_cart_lines", &res, 1, args))) {
+    if ((e = ecom_db_select(q, CART_STMT(q, "lines"), &res, 1, args))) {
         return ecom_fail(q, e);
     }
     items = ecom_jarray(q);
@@ -124,9 +163,9 @@ static int ecom_cart_get(ecom_req *q)
 
 static int send_line(ecom_req *q, long long line_id, int status)
 {
-    const char *args[2] = { ECOM_LL(q, line_id), ECOM_LL(q, q->user_id) };
+    const char *args[2] = { ECOM_LL(q, line_id), owner(q) };
     apr_dbd_row_t *row;
-    ecom_err e = ecom_db_one(q, "ecom_cart_line", &row, 2, args);
+    ecom_err e = ecom_db_one(q, CART_STMT(q, "line"), &row, 2, args);
 
     if (e == ECOM_E_NOT_FOUND) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
@@ -156,9 +195,9 @@ static int add_refused(ecom_req *q, long long product_id, long long qty)
     long long stock, in_cart;
     ecom_err e;
 
-    why[0] = why[1] = why[2] = ECOM_LL(q, q->user_id);
+    why[0] = why[1] = why[2] = owner(q);
     why[3] = ECOM_LL(q, product_id);
-    e = ecom_db_one(q, "ecom_cart_why", &row, 4, why);
+    e = ecom_db_one(q, CART_STMT(q, "why"), &row, 4, why);
     if (e == ECOM_E_NOT_FOUND) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
     }
@@ -186,6 +225,37 @@ static int add_refused(ecom_req *q, long long product_id, long long qty)
     return over_stock(q, stock, in_cart);
 }
 
+/* A guest's add: ecom_guest_cart_add (sql/017) finds and locks the cart
+ * of the Cart-Token, or creates one for the token made by
+ * ecom_guest_authenticate (kept only when the line is added, and then
+ * answered in the Cart-Token header). */
+static int guest_add(ecom_req *q, long long product_id, long long qty)
+{
+    const char *args[5];
+    apr_dbd_row_t *row;
+    ecom_err e;
+
+    args[0] = q->guest_hash;
+    args[1] = q->guest_new_token ? "true" : "false";
+    args[2] = apr_itoa(q->r->pool, q->sc->guest_cart_lifetime);
+    args[3] = ECOM_LL(q, product_id);
+    args[4] = ECOM_LL(q, qty);
+    if ((e = ecom_db_one(q, "ecom_guest_cart_add", &row, 5, args))) {
+        return ecom_fail(q, e);
+    }
+    if (!ecom_db_get(q, row, L_USER_ID)) {
+        return ecom_guest_rejected(q);
+    }
+    q->guest_cart_id = ecom_db_ll(q, row, L_USER_ID);
+    if (!ecom_db_get(q, row, L_ID)) {
+        return add_refused(q, product_id, qty);
+    }
+    if (q->guest_new_token) {
+        apr_table_setn(q->r->headers_out, "Cart-Token", q->guest_new_token);
+    }
+    return ecom_json(q, HTTP_CREATED, ecom_row_json(q, row, line_cols, 0));
+}
+
 static int ecom_cart_add(ecom_req *q)
 {
     json_t *errs = ecom_jarray(q);
@@ -202,6 +272,9 @@ static int ecom_cart_add(ecom_req *q)
     ecom_get_int(q->body, "quantity", 1, ECOM_CART_MAX_QTY, &qty, errs);
     if (json_array_size(errs)) {
         return ecom_invalid(q, errs);
+    }
+    if (q->guest) {
+        return guest_add(q, product_id, qty);
     }
     args[0] = q->token_hash ? NULL : ECOM_LL(q, q->user_id);
     args[1] = q->token_hash;
@@ -237,12 +310,12 @@ static int ecom_cart_update(ecom_req *q)
     }
     args[0] = ECOM_LL(q, qty);
     args[1] = ECOM_LL(q, q->id[0]);
-    args[2] = ECOM_LL(q, q->user_id);
+    args[2] = owner(q);
     args[3] = args[0];
-    e = ecom_db_one(q, "ecom_cart_set_qty", &row, 4, args);
+    e = ecom_db_one(q, CART_STMT(q, "set_qty"), &row, 4, args);
     if (e == ECOM_E_NOT_FOUND) {
         /* either not the caller's line (404) or not enough stock (409) */
-        e = ecom_db_one(q, "ecom_cart_line", &row, 2, args + 1);
+        e = ecom_db_one(q, CART_STMT(q, "line"), &row, 2, args + 1);
         if (e == ECOM_E_NOT_FOUND) {
             return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
                                 "No such line in your cart.");
@@ -260,11 +333,11 @@ static int ecom_cart_update(ecom_req *q)
 
 static int ecom_cart_delete(ecom_req *q)
 {
-    const char *args[2] = { ECOM_LL(q, q->id[0]), ECOM_LL(q, q->user_id) };
+    const char *args[2] = { ECOM_LL(q, q->id[0]), owner(q) };
     ecom_err e;
     int n = 0;
 
-    if ((e = ecom_db_query(q, "ecom_cart_delete", &n, 2, args))) {
+    if ((e = ecom_db_query(q, CART_STMT(q, "delete"), &n, 2, args))) {
         return ecom_fail(q, e);
     }
     if (n == 0) {
@@ -275,12 +348,14 @@ static int ecom_cart_delete(ecom_req *q)
 }
 
 static const ecom_route cart_routes[] = {
-    { M_GET, "cart", ecom_cart_get, ECOM_AUTH_USER, 0, 0, "cart.get" },
+    { M_GET, "cart", ecom_cart_get, ECOM_AUTH_USER, ECOM_GUEST, 0,
+      "cart.get" },
     { M_POST, "cart", ecom_cart_add, ECOM_AUTH_USER,
-      ECOM_BODY | ECOM_IDEMPOTENT | ECOM_AUTH_INLINE, 0, "cart.add" },
-    { M_PATCH, "cart/{id}", ecom_cart_update, ECOM_AUTH_USER, ECOM_BODY, 0,
-      "cart.update" },
-    { M_DELETE, "cart/{id}", ecom_cart_delete, ECOM_AUTH_USER, 0, 0,
+      ECOM_BODY | ECOM_IDEMPOTENT | ECOM_AUTH_INLINE | ECOM_GUEST, 0,
+      "cart.add" },
+    { M_PATCH, "cart/{id}", ecom_cart_update, ECOM_AUTH_USER,
+      ECOM_BODY | ECOM_GUEST, 0, "cart.update" },
+    { M_DELETE, "cart/{id}", ecom_cart_delete, ECOM_AUTH_USER, ECOM_GUEST, 0,
       "cart.delete" },
     { 0, NULL, NULL, 0, 0, 0, NULL }
 };

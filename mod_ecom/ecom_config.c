@@ -94,7 +94,11 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(MAX_PENDING, "EcomMaxPendingOrders", SRV,                             \
       max_pending, max_pending, 3, 0, 1000, NONE,                           \
       "Unpaid pending orders an account may hold; its next checkout gets "  \
-      "409; 0: no cap")
+      "409; 0: no cap")                                                     \
+    X(GUEST_CART_LIFETIME, "EcomGuestCartLifetime", SRV,                    \
+      guest_cart_lifetime, guest_cart_lifetime, 604800, 0, 31536000, NONE,  \
+      "Seconds a guest cart (Cart-Token) lives after its last change; 0: "  \
+      "no guest carts")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

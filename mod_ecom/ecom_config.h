@@ -59,6 +59,9 @@ typedef struct {
     int payment_timeout;     /* EcomPaymentTimeout, seconds; 0: never */
     int max_pending;         /* EcomMaxPendingOrders; 0: no cap */
     unsigned set;            /* ecom_config.c's own, as in ecom_dir_conf */
+    /* issue 9, guest carts (ecom_guest_cart.c): EcomGuestCartLifetime,
+     * seconds after its last change; 0: no guest carts */
+    int guest_cart_lifetime;
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

@@ -824,6 +824,8 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
     }
     tokens = purge_table(s, p, dbd, "ecom_purge_tokens");
     keys = purge_table(s, p, dbd, "ecom_purge_idem");
+    /* expired guest carts (ecom_guest_cart.c), logged when it fails */
+    purge_table(s, p, dbd, "ecom_purge_guest_carts");
     purge_select_bool(p, dbd, "ecom_purge_unlock");
     dbd_close_fn(s, dbd);
     if (tokens > 0 || keys > 0) {

@@ -73,7 +73,7 @@ enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
  * the total, the products sold out, the order's times */
 enum { K_OUTCOME, K_ORDER_ID, K_LINE, K_PRODUCT_ID, K_NAME = 5,
        K_QUANTITY = 7, K_N = 9, K_CURRENCY, K_TOTAL, K_SOLD_OUT,
-       K_CREATED_AT, K_UPDATED_AT, K_USER_ID };
+       K_CREATED_AT, K_UPDATED_AT, K_USER_ID, K_ADDRESS };
 /* ecom_restock */
 enum { ONE_COL };
 
@@ -88,9 +88,10 @@ static const ecom_stmt order_sql[] = {
     { "ecom_checkout",
       "SELECT outcome, order_id, id, product_id, sku, name, unit_price, "
       "quantity, line_total, n, currency, total, sold_out, "
-      ECOM_TS("created_at") ", " ECOM_TS("updated_at") ", user_id "
-      "FROM ecom_checkout_as(%s::bigint, %s, %s::int, %s::bigint, %s::jsonb)",
-      0 },
+      ECOM_TS("created_at") ", " ECOM_TS("updated_at") ", user_id, "
+      "address::text "
+      "FROM ecom_checkout_as(%s::bigint, %s, %s::int, %s::bigint, %s::jsonb, "
+      "true)", 0 },
     /* ecom_order_transition(): the move and its event, or nothing */
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
@@ -345,15 +346,16 @@ static const struct {
     { "country", 1, 2 }, { "phone", 0, 32 }, { NULL, 0, 0 }
 };
 
-/* Validates a shipping_address value; returns its normalised snapshot as
- * JSON text (country upper-case, absent or null optional fields left
- * out), or NULL after adding field errors ("shipping_address.<field>")
- * to errs. */
-static const char *read_address(ecom_req *q, json_t *v, json_t *errs)
+/* read_address() for the address book too (ecom_orders.h). */
+const char *ecom_address_read(ecom_req *q, json_t *v, const char *field,
+                              const char *const *also, json_t *errs)
 {
-    static const char *const known[] = { "name", "line1", "line2", "city",
-                                         "region", "postal_code", "country",
-                                         "phone", NULL };
+    static const char *const fields[] = { "name", "line1", "line2", "city",
+                                          "region", "postal_code", "country",
+                                          "phone", NULL };
+    const char *const *known = fields;
+    const char *prefix = field ? apr_pstrcat(q->r->pool, field, ".", NULL)
+                               : "";
     apr_pool_t *p = q->r->pool;
     json_t *out = ecom_jobject(q);
     size_t nerr = json_array_size(errs);
@@ -361,32 +363,44 @@ static const char *read_address(ecom_req *q, json_t *v, json_t *errs)
     const char *text;
 
     if (!json_is_object(v)) {
-        ecom_field_error(errs, "shipping_address", "must be an object");
+        ecom_field_error(errs, field ? field : "body", "must be an object");
         return NULL;
     }
-    ecom_body_unknown(q, v, "shipping_address.", known, errs);
+    if (also) {
+        /* the address's fields and the caller's own */
+        apr_array_header_t *k = apr_array_make(p, 16, sizeof(const char *));
+        for (const char *const *f = fields; *f; f++) {
+            APR_ARRAY_PUSH(k, const char *) = *f;
+        }
+        for (const char *const *f = also; *f; f++) {
+            APR_ARRAY_PUSH(k, const char *) = *f;
+        }
+        APR_ARRAY_PUSH(k, const char *) = NULL;
+        known = (const char *const *)k->elts;
+    }
+    ecom_body_unknown(q, v, prefix, known, errs);
     for (int i = 0; address_fields[i].name; i++) {
         const char *name = address_fields[i].name, *val = NULL;
-        const char *field = apr_pstrcat(p, "shipping_address.", name, NULL);
+        const char *field_name = apr_pstrcat(p, prefix, name, NULL);
         json_t *f = json_object_get(v, name);
         json_t *one;
         int rv;
 
         if (!f || json_is_null(f)) {
             if (address_fields[i].required) {
-                ecom_field_error(errs, field, "is required");
+                ecom_field_error(errs, field_name, "is required");
             }
             continue;
         }
-        one = ecom_jown(q, json_pack("{s:O}", field, f));
-        rv = ecom_get_str(one, field, 1, address_fields[i].max, &val, errs);
+        one = ecom_jown(q, json_pack("{s:O}", field_name, f));
+        rv = ecom_get_str(one, field_name, 1, address_fields[i].max, &val, errs);
         if (rv != 1) {
             continue;
         }
         if (strcmp(name, "country") == 0) {
             char cc[3];
             if (ecom_country_normalise(val, cc) != 0) {
-                ecom_field_error(errs, field, "must be an ISO 3166-1 "
+                ecom_field_error(errs, field_name, "must be an ISO 3166-1 "
                                  "alpha-2 country code, such as FR or US");
                 continue;
             }
@@ -395,12 +409,12 @@ static const char *read_address(ecom_req *q, json_t *v, json_t *errs)
         else if (strcmp(name, "phone") == 0
                  && (strspn(val, "0123456789 +-().") != strlen(val)
                      || !strpbrk(val, "0123456789"))) {
-            ecom_field_error(errs, field, "must be digits, spaces and "
+            ecom_field_error(errs, field_name, "must be digits, spaces and "
                              "+ - ( ) . only");
             continue;
         }
         else if (strspn(val, " \t") == strlen(val)) {
-            ecom_field_error(errs, field, "must not be blank");
+            ecom_field_error(errs, field_name, "must not be blank");
             continue;
         }
         json_object_set_new(out, name, json_string(val));
@@ -410,6 +424,15 @@ static const char *read_address(ecom_req *q, json_t *v, json_t *errs)
     }
     text = ecom_json_dump(q, out, &len);
     return apr_pstrmemdup(p, text, len);
+}
+
+/* Validates a shipping_address value; returns its normalised snapshot as
+ * JSON text (country upper-case, absent or null optional fields left
+ * out), or NULL after adding field errors ("shipping_address.<field>")
+ * to errs. */
+static const char *read_address(ecom_req *q, json_t *v, json_t *errs)
+{
+    return ecom_address_read(q, v, "shipping_address", NULL, errs);
 }
 
 typedef struct {
@@ -524,6 +547,10 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
     c->sold_out = (int)ecom_db_ll(q, row, K_SOLD_OUT);
     c->created_at = ecom_db_time(q, row, K_CREATED_AT);
     c->updated_at = ecom_db_time(q, row, K_UPDATED_AT);
+    /* no address named: the default one it copied, if any (sql/017) */
+    if (!c->address && ecom_db_get(q, row, K_ADDRESS)) {
+        c->address = apr_pstrdup(q->r->pool, ecom_db_get(q, row, K_ADDRESS));
+    }
     c->lines = ecom_jarray(q);
     do {
         c->item_count += ecom_db_ll(q, row, K_QUANTITY);

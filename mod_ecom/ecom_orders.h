@@ -101,4 +101,14 @@ extern const ecom_col ecom_refund_cols[];
     ECOM_TS("s.updated_at")
 extern const ecom_col ecom_shipment_cols[];
 
+/* A shipping address (an order's shipping_address, an address book
+ * entry: ecom_addresses.c): validates the object v and returns its
+ * normalised snapshot as JSON text (country upper-case, absent or null
+ * optional fields left out), or NULL after adding field errors to errs,
+ * named "<field>.<member>" ("<member>" when field is NULL: v is the body).
+ * Members other than the address's are refused, except those named in
+ * also (NULL-terminated, or NULL), which are left to the caller. */
+const char *ecom_address_read(ecom_req *q, json_t *v, const char *field,
+                              const char *const *also, json_t *errs);
+
 #endif /* ECOM_ORDERS_H */

@@ -12,12 +12,14 @@
     X(products)      \
     X(categories)    \
     X(cart)          \
+    X(guest_cart)    \
     X(orders)        \
     X(payments)      \
     X(refunds)       \
     X(shipments)     \
     X(events)        \
     X(reviews)       \
+    X(addresses)     \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

@@ -64,6 +64,15 @@ typedef struct ecom_req {
     const char *out;
     apr_size_t out_len;
     const char *ctype;
+    /* issue 9, guest carts (ecom_guest_cart.c): a cart route served to a
+     * client without credentials by its Cart-Token (ECOM_GUEST) */
+    int guest;                 /* 1: the caller is a guest cart */
+    long long guest_cart_id;   /* its cart once resolved (POST /cart/
+                                * resolves it in its statement), else 0 */
+    const char *guest_hash;    /* SHA-256 (hex) of the Cart-Token sent, or
+                                * of guest_new_token */
+    const char *guest_new_token; /* POST /cart/ without a Cart-Token: the
+                                  * token of the cart it creates */
     /* issue 9, browser sessions (ecom_session.c): the token came from the
      * request's mod_session session, not an Authorization header */
     int via_session;

@@ -36,6 +36,11 @@ typedef enum {
                                      * Idempotency-Key the route's statement
                                      * resolves the token (q->token_hash,
                                      * ecom_auth.h), one round trip fewer */
+#define ECOM_GUEST (1u << 4)        /* ECOM_AUTH_USER cart routes: a client
+                                     * sending no Authorization is served
+                                     * by its Cart-Token, and a POST with
+                                     * neither creates a guest cart
+                                     * (ecom_guest_cart.c, ecom_cart.h) */
 
 /* A handler sets the answer (ecom_json, ecom_problem, ecom_fail...) and
  * returns its status. */

@@ -21,6 +21,7 @@
 #include "ecom_http.h"
 #include "ecom_auth.h"
 #include "ecom_cache.h"
+#include "ecom_cart.h"
 #include "ecom_idempotency.h"
 #include "ecom_path.h"
 #include "ecom_signature.h"
@@ -89,7 +90,8 @@ static int parse_body(ecom_req *q, const ecom_route *rt)
                             "unsupported-media-type",
                             "Send the body as application/json.");
     }
-    if (rt->auth == ECOM_AUTH_NONE && q->dc->max_anon_body < limit) {
+    if ((rt->auth == ECOM_AUTH_NONE || q->guest)
+        && q->dc->max_anon_body < limit) {
         limit = q->dc->max_anon_body;
     }
     /* a signed route's body was read (and verified) by authenticate() */
@@ -160,6 +162,10 @@ static int authenticate(ecom_req *q, const ecom_route *rt)
     case ECOM_AUTH_NONE:
         return ecom_authenticate(q, 0);
     case ECOM_AUTH_USER:
+        /* a cart route without credentials: a guest cart (issue 9) */
+        if ((rt->flags & ECOM_GUEST) && ecom_guest_wanted(q)) {
+            return ecom_guest_authenticate(q);
+        }
         /* an Idempotency-Key's record is keyed by the user: known first */
         if ((rt->flags & ECOM_AUTH_INLINE)
             && !apr_table_get(q->r->headers_in, "Idempotency-Key")) {

@@ -237,7 +237,13 @@ for my $c (@bad_auth) {
         'a well-formed token that was never issued: 401';
     is_problem api(POST => '/orders/', headers => { Authorization => 'Bearer ' . ('A' x 43) }), 401, 'unauthorized',
         'and on POST /orders/';
-    is_problem api(POST => '/cart/', body => $add), 401, 'unauthorized', 'no token at all: 401';
+    {
+        # no token at all: a guest cart (t/49-guest-cart.t), no user's cart
+        my $g = api(POST => '/cart/', body => $add);
+        is $g->{status}, 201, 'no token at all: a guest cart is made';
+        like $g->{headers}{'cart-token'} // '', qr/\A[A-Za-z0-9_-]{43}\z/, 'and its Cart-Token answered';
+        is_problem api(GET => '/cart/'), 401, 'unauthorized', 'no token at all on GET /cart/: 401';
+    }
     my $other = register_user();
     is api(POST => '/cart/', token => $other->{token}, body => $add)->{status}, 201, 'another user adds';
     my $r = api(POST => '/cart/', token => $u->{token}, body => $add);

@@ -28,8 +28,11 @@ like content_type($empty), qr{^application/json\b}i, 'cart is application/json';
 my $currency = $empty->{json}{currency} // 'GBP';
 is api(GET => '/cart', token => $alice->{token})->{status}, 200, 'GET /cart without slash is 200';
 is_problem api(GET => '/cart/'), 401, 'unauthorized', 'GET /cart/ anonymous is 401';
-is_problem api(POST => '/cart/', body => { product_id => 1, quantity => 1 }), 401, 'unauthorized',
-    'POST /cart/ anonymous is 401';
+# POST /cart/ without credentials starts a guest cart (t/49-guest-cart.t);
+# the other cart calls without credentials nor a Cart-Token stay 401
+is_problem api(PATCH => '/cart/1/', body => { quantity => 1 }), 401, 'unauthorized',
+    'PATCH /cart/{id}/ anonymous is 401';
+is_problem api(DELETE => '/cart/1/'), 401, 'unauthorized', 'DELETE /cart/{id}/ anonymous is 401';
 
 my $p1 = create_product(price => 1250, stock => 5);
 my $p2 = create_product(price => 399, stock => 10);

@@ -47,11 +47,14 @@ sub rating_of {
 }
 sub recount {
     my ($pid) = @_;
-    return psql_value("SELECT count(*) || '|' || COALESCE(sum(rating), 0) FROM reviews WHERE product_id = $pid AND NOT hidden");
+    # rating_key as 013 defined it: the mean in hundredths, rounded half up
+    return psql_value("SELECT count(*) || '|' || COALESCE(sum(rating), 0) || '|' || "
+                    . "CASE WHEN count(*) > 0 THEN round(sum(rating) * 100.0 / count(*))::int ELSE -1 END "
+                    . "FROM reviews WHERE product_id = $pid AND NOT hidden");
 }
 sub summary {
     my ($pid) = @_;
-    return psql_value("SELECT rating_count || '|' || rating_sum FROM products WHERE id = $pid");
+    return psql_value("SELECT rating_count || '|' || rating_sum || '|' || rating_key FROM products WHERE id = $pid");
 }
 sub list_all {
     my ($path, %o) = @_;
@@ -268,7 +271,8 @@ is summary($p->{id}), recount($p->{id}), 'summary equals the recount';
     is summary($c->{id}), recount($c->{id}), 'summary equals the recount after the race';
     my $sum = 0;
     $sum += 1 + $_ % 5 for 0 .. $N - 1;
-    is summary($c->{id}), "$N|$sum", "summary: $N reviews, sum $sum";
+    my $key = int($sum * 100 / $N + 0.5);
+    is summary($c->{id}), "$N|$sum|$key", "summary: $N reviews, sum $sum, key $key";
     is_deeply rating_of($c), { average => sprintf('%.2f', $sum / $N) + 0, count => $N }, 'the detail shows it';
     # and edits / hides racing too
     my @ids = split /\n/, psql_value("SELECT id FROM reviews WHERE product_id = $c->{id} ORDER BY id");

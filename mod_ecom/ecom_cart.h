@@ -1,0 +1,49 @@
+/*
+ * ecom_cart.h: what the cart (ecom_cart.c) shares with the guest carts
+ * and their merge (ecom_guest_cart.c), and the guest-cart entry points of
+ * the router and of login and register.
+ */
+#ifndef ECOM_CART_H
+#define ECOM_CART_H
+
+#include "ecom_req.h"
+
+/* A cart holds at most this many distinct products, and a line at most
+ * ECOM_CART_MAX_QTY units (CHECKed in the schema too), which keeps every
+ * cart and order total inside 64 bits (500 x 10^12 x 10^4 < 2^63); the
+ * sums are computed with checked arithmetic all the same. A guest cart
+ * has the same caps, and a merge keeps them. */
+#define ECOM_CART_MAX_LINES 500
+#define ECOM_CART_MAX_LINES_SQL "500"
+#define ECOM_CART_MAX_QTY 10000
+#define ECOM_CART_MAX_QTY_SQL "10000"
+
+/* ECOM_GUEST routes (the router, for ECOM_AUTH_USER): 1 when the request
+ * is a guest's: guest carts are on (EcomGuestCartLifetime), no
+ * Authorization header was sent, and a Cart-Token was, or the request is
+ * the POST that creates a cart. */
+int ecom_guest_wanted(ecom_req *q);
+/* Then: sets q->guest and checks the Cart-Token (its hash in
+ * q->guest_hash) against the live guest carts, resolving it into
+ * q->guest_cart_id (PATCH and DELETE push the cart's expiry forward; a
+ * POST's statement finds, locks and extends the cart again); a POST
+ * without one gets a new token in q->guest_new_token, for the cart its
+ * statement creates. Returns 0, or the status of the problem set:
+ * 401 for a malformed, unknown or expired token, as
+ * ecom_guest_rejected(). A request with neither credentials nor a cart
+ * token that may not create one is never a guest's: it gets the 401 of
+ * ecom_authenticate(). */
+int ecom_guest_authenticate(ecom_req *q);
+/* The 401 of a Cart-Token that names no live guest cart. */
+int ecom_guest_rejected(ecom_req *q);
+
+/* Login and register (ecom_auth.c), once the token is issued: when the
+ * request carries a Cart-Token, merges that guest cart into user_id's cart
+ * (sql/017: one statement under the account's lock, quantities added and
+ * capped, the currency rule kept, then the guest cart deleted) and puts
+ * the report in answer as "cart_merge": {found, merged, not_merged}, every
+ * guest line in one of the two lists. Nothing without the header. Returns
+ * 0, or the status of the failure set (the guest cart is then intact). */
+int ecom_guest_cart_merge(ecom_req *q, long long user_id, json_t *answer);
+
+#endif /* ECOM_CART_H */
