@@ -36,6 +36,7 @@
 #include "ecom_cart.h"
 #include "ecom_crypto.h"
 #include "ecom_http.h"
+#include "ecom_session.h"
 
 /* ecom_guest_cart_merge's columns */
 enum { M_PRODUCT_ID, M_NAME, M_REQUESTED, M_ADDED, M_QUANTITY, M_REASON };
@@ -66,7 +67,9 @@ int ecom_guest_wanted(ecom_req *q)
 {
     apr_table_t *h = q->r->headers_in;
 
-    if (q->sc->guest_cart_lifetime <= 0 || apr_table_get(h, "Authorization")) {
+    /* a browser's cookie session is a user's credential (ecom_session.c) */
+    if (q->sc->guest_cart_lifetime <= 0 || apr_table_get(h, "Authorization")
+        || ecom_session_holds_token(q)) {
         return 0;
     }
     return apr_table_get(h, "Cart-Token") != NULL

@@ -254,6 +254,14 @@ int ecom_session_token(ecom_req *q, int need, const char **token)
     return 0;
 }
 
+int ecom_session_holds_token(ecom_req *q)
+{
+    session_rec *z;
+
+    return sessions_on(q) && (z = load(q)) != NULL
+           && get(q, z, KEY_TOKEN) != NULL;
+}
+
 void ecom_session_start(ecom_req *q, const char *token, json_t *answer)
 {
     char csrf[ECOM_TOKEN_LEN + 1];

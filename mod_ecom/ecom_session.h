@@ -36,6 +36,11 @@ const char *ecom_session_set_flag(cmd_parms *cmd, void *dcfg, int on);
  * when *token is the session's. */
 int ecom_session_token(ecom_req *q, int need, const char **token);
 
+/* 1 when sessions are on and the request's session holds a token (not
+ * yet checked against the token table): such a request is a user's, never
+ * a guest cart's (ecom_guest_cart.c). */
+int ecom_session_holds_token(ecom_req *q);
+
 /* After login or register issued token: starts a session holding it and a
  * new CSRF token, sets the ecom_csrf cookie and adds "csrf_token" to the
  * answer object. Does nothing when sessions are off; logs and leaves the
