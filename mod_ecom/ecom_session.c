@@ -3,7 +3,10 @@
  *
  * What the session holds. Two entries, both set at login or register:
  * "ecom-token", the bearer token the answer carries too, and "ecom-csrf",
- * a CSRF token of the same shape (256 random bits). mod_session keeps
+ * a CSRF token of the same shape (256 random bits). Before an account, a
+ * guest's cart may be kept instead: "ecom-cart", the guest cart's token
+ * (ecom_guest_cart.c), with its own "ecom-csrf"; login merges that cart
+ * and replaces it with the account's token. mod_session keeps
  * them where the operator says: in the shipped configurations a cookie
  * encrypted and authenticated with SessionCryptoPassphrase
  * (mod_session_cookie + mod_session_crypto). This file only calls
@@ -57,6 +60,7 @@
 
 #define KEY_TOKEN "ecom-token"
 #define KEY_CSRF  "ecom-csrf"
+#define KEY_CART  "ecom-cart"   /* a guest cart's token (no account yet) */
 /* The ecom_csrf cookie's attributes: sent only over TLS, to every path,
  * on same-site requests; readable by the page's script by design. */
 #define CSRF_COOKIE_ATTRS "Path=/;Secure;SameSite=Lax"
@@ -254,6 +258,71 @@ int ecom_session_token(ecom_req *q, int need, const char **token)
     return 0;
 }
 
+const char *ecom_session_cart(ecom_req *q)
+{
+    apr_table_t *h = q->r->headers_in;
+    session_rec *z;
+
+    if (!sessions_on(q) || apr_table_get(h, "Authorization")
+        || apr_table_get(h, "Cart-Token") || !(z = load(q))) {
+        return NULL;
+    }
+    return get(q, z, KEY_CART);
+}
+
+int ecom_session_cart_checked(ecom_req *q, const char **token)
+{
+    const char *slug, *detail = NULL;
+    session_rec *z;
+    int rv;
+
+    *token = ecom_session_cart(q);
+    if (!sessions_on(q) || is_safe_method(q->r)) {
+        return 0;
+    }
+    /* every write without Authorization, as in ecom_session_token */
+    if ((rv = check_origin(q, *token != NULL))) {
+        return rv;
+    }
+    if (*token && (z = load(q))
+        && (slug = check_csrf_token(q, z, &detail)) != NULL) {
+        return refuse(q, slug, detail, 1);
+    }
+    return 0;
+}
+
+void ecom_session_keep_cart(ecom_req *q, const char *token)
+{
+    char fresh[ECOM_TOKEN_LEN + 1];
+    const char *csrf;
+    session_rec *z;
+
+    if (!sessions_on(q) || !(z = load(q))) {
+        return;
+    }
+    session_set(q->r, z, KEY_CART, token);
+    if (!(csrf = get(q, z, KEY_CSRF))) {
+        if (ecom_token_new(fresh) != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM1804: random "
+                          "generator failed: no CSRF token for the session");
+            session_set(q->r, z, KEY_CART, NULL);
+            return;
+        }
+        csrf = apr_pstrdup(q->r->pool, fresh);
+        session_set(q->r, z, KEY_CSRF, csrf);
+    }
+    set_csrf_cookie(q, z, csrf);
+}
+
+void ecom_session_drop_cart(ecom_req *q)
+{
+    session_rec *z;
+
+    if (sessions_on(q) && (z = load(q)) && get(q, z, KEY_CART)) {
+        session_set(q->r, z, KEY_CART, NULL);
+    }
+}
+
 int ecom_session_holds_token(ecom_req *q)
 {
     session_rec *z;
@@ -285,6 +354,8 @@ void ecom_session_start(ecom_req *q, const char *token, json_t *answer)
     }
     session_set(q->r, z, KEY_TOKEN, token);
     session_set(q->r, z, KEY_CSRF, apr_pstrdup(q->r->pool, csrf));
+    /* a guest cart it held was merged by the login (ecom_guest_cart.c) */
+    session_set(q->r, z, KEY_CART, NULL);
     set_csrf_cookie(q, z, csrf);
     json_object_set_new(answer, "csrf_token", json_string(csrf));
 }
@@ -296,9 +367,10 @@ void ecom_session_end(ecom_req *q)
     if (!sessions_on(q) || !(z = load(q))) {
         return;
     }
-    if (get(q, z, KEY_TOKEN) || get(q, z, KEY_CSRF)) {
+    if (get(q, z, KEY_TOKEN) || get(q, z, KEY_CSRF) || get(q, z, KEY_CART)) {
         session_set(q->r, z, KEY_TOKEN, NULL);
         session_set(q->r, z, KEY_CSRF, NULL);
+        session_set(q->r, z, KEY_CART, NULL);
     }
     apr_table_setn(q->r->notes, NOTE_CSRF_SET, "1");
     ap_cookie_remove(q->r, ECOM_CSRF_COOKIE, CSRF_COOKIE_ATTRS,

@@ -41,9 +41,24 @@ int ecom_session_token(ecom_req *q, int need, const char **token);
  * a guest cart's (ecom_guest_cart.c). */
 int ecom_session_holds_token(ecom_req *q);
 
+/* Guest carts (ecom_guest_cart.c) of a browser without an account: the
+ * guest cart's token kept in the session instead of a Cart-Token header.
+ * ecom_session_cart: the session's cart token, or NULL (sessions off, a
+ * Cart-Token or Authorization header sent, none in the session).
+ * ecom_session_cart_checked: the same for a guest's request about to use
+ * it, with the checks of ecom_session_token on writes (the origin always,
+ * the CSRF token when the session's cart token is used): 0 or the 403 set. ecom_session_keep_cart: a new guest cart's token goes
+ * into the session (with a CSRF token, and the ecom_csrf cookie, when the
+ * session has none). ecom_session_drop_cart: the session's cart token is
+ * dropped (its cart expired, or was merged at login). */
+const char *ecom_session_cart(ecom_req *q);
+int ecom_session_cart_checked(ecom_req *q, const char **token);
+void ecom_session_keep_cart(ecom_req *q, const char *token);
+void ecom_session_drop_cart(ecom_req *q);
+
 /* After login or register issued token: starts a session holding it and a
- * new CSRF token, sets the ecom_csrf cookie and adds "csrf_token" to the
- * answer object. Does nothing when sessions are off; logs and leaves the
+ * new CSRF token (and no guest cart token: the login merged that cart),
+ * sets the ecom_csrf cookie and adds "csrf_token" to the answer object. Does nothing when sessions are off; logs and leaves the
  * answer as it is when mod_session has no session for the request. */
 void ecom_session_start(ecom_req *q, const char *token, json_t *answer);
 

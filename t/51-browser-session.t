@@ -263,6 +263,48 @@ like $reg->{json}{csrf_token} // '', qr/\A[A-Za-z0-9_-]{43}\z/, 'with a csrf_tok
     is $r->{status}, 200, 'which authenticates';
 }
 
+# --- a guest's cart in the session (no account yet) ---------------------------------
+{
+    my $r = b(POST => '/cart/', body => { product_id => $p->{id}, quantity => 2 }, headers => { Origin => $self });
+    is $r->{status}, 201, 'a guest POST /browser/cart/ (no credentials) is 201' or diag $r->{content};
+    ok $r->{headers}{'cart-token'}, 'with the Cart-Token header, as everywhere';
+    my $c = set_cookies($r);
+    ok $c->{ecom_session} && $c->{ecom_csrf}, 'and, sessions being on, the session cookie and ecom_csrf';
+    my %jar = map { $_ => $c->{$_}{value} } qw(ecom_session ecom_csrf);
+    my $g = b(GET => '/cart/', jar => \%jar);
+    is $g->{status}, 200, 'the cookie alone reads the guest cart';
+    is_deeply [ map { [ $_->{product_id}, $_->{quantity} ] } @{ $g->{json}{items} || [] } ], [ [ $p->{id}, 2 ] ],
+        'with its line';
+    is_problem b(POST => '/cart/', jar => \%jar, body => $add), 403, 'csrf-token-missing',
+        'a guest write by cookie without X-CSRF-Token: 403';
+    is_problem b(POST => '/cart/', jar => \%jar, csrf => $jar{ecom_csrf}, body => $add,
+                 headers => { Origin => 'https://evil.example' }), 403, 'csrf-origin', 'from another origin: 403';
+    is_problem b(POST => '/cart/', body => $add, headers => { 'Cart-Token' => $r->{headers}{'cart-token'},
+                 Origin => 'https://evil.example' }), 403, 'csrf-origin',
+        'a guest write with the Cart-Token header from another origin: 403 too (every write here)';
+    my $a = b(POST => '/cart/', jar => \%jar, csrf => $jar{ecom_csrf}, body => $add);
+    is $a->{status}, 201, 'with the token: 201';
+    ok !defined $a->{headers}{'cart-token'}, 'into the same cart (no new Cart-Token)';
+    is b(GET => '/cart/', jar => \%jar)->{json}{items}[0]{quantity}, 3, 'which has 3 now';
+
+    my $v = register_user();
+    my $l = b(POST => '/auth/login/', jar => \%jar, body => { email => $v->{email}, password => $v->{password} },
+              headers => { Origin => $self });
+    is $l->{status}, 200, 'a login with the guest\'s session cookie';
+    ok $l->{json}{cart_merge} && is_true($l->{json}{cart_merge}{found}), 'merges the session\'s guest cart'
+        or diag explain $l->{json};
+    is cart_lines($v), 1, 'into the account\'s cart';
+    my $lc = set_cookies($l);
+    my %ujar = map { $_ => $lc->{$_}{value} } qw(ecom_session ecom_csrf);
+    my $uc = b(GET => '/cart/', jar => \%ujar);
+    is $uc->{json}{items}[0]{quantity}, 3, 'the new session reads the account\'s cart, with the merged line';
+    is_problem b(GET => '/cart/', jar => \%jar), 401, 'unauthorized', 'the old guest cookie: its cart is gone (401)';
+    my $np = b(POST => '/cart/', jar => \%jar, csrf => $jar{ecom_csrf}, body => $add);
+    is $np->{status}, 201, 'a POST with it starts a new guest cart';
+    ok $np->{headers}{'cart-token'}, 'with a new Cart-Token';
+    is cart_lines($v), 1, 'the account\'s cart is untouched';
+}
+
 # --- a tampered cookie is no session ------------------------------------------------
 {
     my $v = $s->{jar}{ecom_session};
