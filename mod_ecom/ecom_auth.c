@@ -21,6 +21,7 @@
 #include "ecom_cart.h"
 #include "ecom_session.h"
 #include "ecom_util.h"
+#include "ecom_account.h"
 
 #include <limits.h>
 
@@ -28,8 +29,9 @@
 #define USER_COLS "u.id, u.email, u.name, u.is_staff, " ECOM_TS("u.created_at")
 enum { U_ID, U_EMAIL, U_NAME, U_IS_STAFF, U_CREATED_AT,
        U_PASSWORD_HASH /* ecom_user_by_email only */ };
-/* ecom_token_user */
-enum { T_USER_ID, T_IS_STAFF, T_TOKEN_HASH };
+/* ecom_token_user (the last three: issue 9, ecom_account.h) */
+enum { T_USER_ID, T_IS_STAFF, T_TOKEN_HASH, T_TOKEN_ID, T_READS_ALL,
+       T_STALE };
 /* ecom_token_insert */
 enum { TI_EXPIRES_AT };
 
@@ -42,12 +44,14 @@ static const ecom_stmt auth_sql[] = {
       "SELECT " USER_COLS ", u.password_hash FROM users u "
       "WHERE lower(u.email) = lower(%s)", ECOM_STMT_READ },
     { "ecom_token_insert",
-      "INSERT INTO auth_tokens (user_id, token_hash, expires_at) "
-      "SELECT u.id, %s, now() + make_interval(secs => %s::int) FROM users u "
+      "INSERT INTO auth_tokens (user_id, token_hash, expires_at, user_agent) "
+      "SELECT u.id, %s, now() + make_interval(secs => %s::int), %s "
+      "FROM users u "
       "WHERE u.id = %s::bigint AND u.password_hash = %s FOR SHARE OF u "
       "RETURNING " ECOM_TS("expires_at"), 0 },
     { "ecom_token_user",
-      "SELECT u.id, u.is_staff, t.token_hash FROM auth_tokens t "
+      "SELECT u.id, u.is_staff, t.token_hash, t.id, u.role <> 'customer', "
+      "t.last_used_at < now() - " ECOM_TOKEN_SEEN_EVERY " FROM auth_tokens t "
       "JOIN users u ON u.id = t.user_id "
       "WHERE t.token_hash = %s AND t.revoked_at IS NULL "
       "AND t.expires_at > now()", ECOM_STMT_READ },
@@ -135,6 +139,11 @@ int ecom_authenticate(ecom_req *q, int need)
     }
     q->user_id = ecom_db_ll(q, row, T_USER_ID);
     q->is_staff = ecom_db_bool(q, row, T_IS_STAFF);
+    q->token_id = ecom_db_ll(q, row, T_TOKEN_ID);
+    q->reads_all = ecom_db_bool(q, row, T_READS_ALL);
+    if (ecom_db_bool(q, row, T_STALE)) {
+        ecom_account_token_seen(q);
+    }
     if (need == 2 && !q->is_staff) {
         return ecom_problem(q, HTTP_FORBIDDEN, "forbidden",
                             "This action needs a staff account.");
@@ -166,17 +175,8 @@ int ecom_auth_resolved(ecom_req *q, const char *user_id)
     return 0;
 }
 
-/* Issues a token for user_id into *token and *expires (pool strings), as
- * long as the account's password hash is still pw_hash (the one the caller
- * checked); 401 when it changed meanwhile. */
-static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
-                       const char **token, const char **expires)
+int ecom_auth_token_new(ecom_req *q, char *tok, char *hash)
 {
-    char tok[ECOM_TOKEN_LEN + 1], hash[ECOM_SHA256_HEX];
-    const char *args[4];
-    apr_dbd_row_t *row;
-    ecom_err e;
-
     if (ecom_token_new(tok) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
                       "ECOM0310: random generator failed");
@@ -184,11 +184,31 @@ static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
                             "Could not create a token.");
     }
     ecom_sha256_hex(tok, ECOM_TOKEN_LEN, hash);
+    return 0;
+}
+
+/* Issues a token for user_id into *token and *expires (pool strings), as
+ * long as the account's password hash is still pw_hash (the one the caller
+ * checked); 401 when it changed meanwhile. */
+static int issue_token(ecom_req *q, long long user_id, const char *pw_hash,
+                       const char **token, const char **expires)
+{
+    char tok[ECOM_TOKEN_LEN + 1], hash[ECOM_SHA256_HEX];
+    const char *args[5];
+    apr_dbd_row_t *row;
+    ecom_err e;
+
+    int rv = ecom_auth_token_new(q, tok, hash);
+
+    if (rv) {
+        return rv;
+    }
     args[0] = hash;
     args[1] = apr_itoa(q->r->pool, q->sc->token_lifetime);
-    args[2] = ECOM_LL(q, user_id);
-    args[3] = pw_hash;
-    if ((e = ecom_db_one(q, "ecom_token_insert", &row, 4, args))
+    args[2] = ecom_account_user_agent(q);
+    args[3] = ECOM_LL(q, user_id);
+    args[4] = pw_hash;
+    if ((e = ecom_db_one(q, "ecom_token_insert", &row, 5, args))
         == ECOM_E_NOT_FOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r,
                       "ECOM0312: no token issued: the password changed "
@@ -240,7 +260,8 @@ static int ecom_register(ecom_req *q)
     else if (email && !ecom_email_valid(email)) {
         ecom_field_error(errs, "email", "is not a valid e-mail address");
     }
-    if (ecom_get_str(q->body, "password", 10, 1024, &password, errs) == 0) {
+    if (ecom_get_str(q->body, "password", ECOM_PASSWORD_MIN,
+                     ECOM_PASSWORD_MAX, &password, errs) == 0) {
         ecom_field_error(errs, "password", "is required");
     }
     ecom_get_str(q->body, "name", 0, 200, &name, errs);

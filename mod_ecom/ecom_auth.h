@@ -23,5 +23,9 @@ int ecom_authenticate_inline(ecom_req *q);
 int ecom_auth_resolved(ecom_req *q, const char *user_id);
 /* The 401 of a token that is malformed, unknown, revoked or expired. */
 int ecom_auth_rejected(ecom_req *q);
+/* A new random token (ECOM_TOKEN_LEN chars + NUL) into tok and its
+ * SHA-256 (hex) into hash: 0, or the 500 set when the random generator
+ * failed (bearer tokens; reset tokens, ecom_account.c). */
+int ecom_auth_token_new(ecom_req *q, char *tok, char *hash);
 
 #endif /* ECOM_AUTH_H */

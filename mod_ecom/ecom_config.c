@@ -98,7 +98,10 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(GUEST_CART_LIFETIME, "EcomGuestCartLifetime", SRV,                    \
       guest_cart_lifetime, guest_cart_lifetime, 604800, 0, 31536000, NONE,  \
       "Seconds a guest cart (Cart-Token) lives after its last change; 0: "  \
-      "no guest carts")
+      "no guest carts")                                                     \
+    X(RESET_LIFETIME, "EcomPasswordResetLifetime", SRV,                     \
+      reset_lifetime, reset_lifetime, 1800, 300, 86400, NONE,               \
+      "Lifetime in seconds of a password reset token")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

@@ -62,6 +62,8 @@ typedef struct {
     /* issue 9, guest carts (ecom_guest_cart.c): EcomGuestCartLifetime,
      * seconds after its last change; 0: no guest carts */
     int guest_cart_lifetime;
+    /* issue 9, accounts (ecom_account.c) */
+    int reset_lifetime;      /* EcomPasswordResetLifetime, seconds */
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

@@ -750,6 +750,11 @@ static const ecom_stmt db_sql[] = {
       "DELETE FROM idempotency_keys WHERE (user_id, key) IN "
       "(SELECT user_id, key FROM idempotency_keys "
       "WHERE created_at < now() - interval '24 hours' LIMIT 10000)", 0 },
+    /* expired password reset tokens (used ones too, once past their
+     * expiry), their outbox rows with them (issue 9, sql/016) */
+    { "ecom_purge_resets",
+      "DELETE FROM password_resets WHERE id IN (SELECT id FROM "
+      "password_resets WHERE expires_at < now() LIMIT 10000)", 0 },
     /* the payment timeout: one transaction per batch, safe to run from
      * any number of processes and hosts at once (sql/007_payment_timeout.sql) */
     { "ecom_expire_orders",
@@ -808,7 +813,7 @@ static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
 apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
 {
     ap_dbd_t *dbd;
-    long tokens, keys;
+    long tokens, keys, resets;
     int got;
 
     if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
@@ -826,6 +831,7 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
     keys = purge_table(s, p, dbd, "ecom_purge_idem");
     /* expired guest carts (ecom_guest_cart.c), logged when it fails */
     purge_table(s, p, dbd, "ecom_purge_guest_carts");
+    resets = purge_table(s, p, dbd, "ecom_purge_resets");
     purge_select_bool(p, dbd, "ecom_purge_unlock");
     dbd_close_fn(s, dbd);
     if (tokens > 0 || keys > 0) {
@@ -834,7 +840,13 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
                      "idempotency records", tokens > 0 ? tokens : 0,
                      keys > 0 ? keys : 0);
     }
-    return (tokens < 0 || keys < 0) ? APR_EGENERAL : APR_SUCCESS;
+    if (resets > 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "ECOM0133: purged %ld expired password reset tokens",
+                     resets);
+    }
+    return (tokens < 0 || keys < 0 || resets < 0) ? APR_EGENERAL
+                                                  : APR_SUCCESS;
 }
 
 /* One batch of the payment timeout: the number of orders it cancelled, or

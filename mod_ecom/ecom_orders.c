@@ -36,7 +36,8 @@
  * module turns into its answers (checkout_refused); a checkout's cost is
  * mostly its round trips, not its rows.
  * Another user's order is never visible: reads are scoped by user_id
- * unless the caller is staff, so a foreign id is a 404.
+ * unless the caller is staff or support (q->reads_all, reads only), so a
+ * foreign id is a 404.
  *
  * After checkout (issue 7): the shipping address snapshot (validated here,
  * set at checkout or by PATCH while pending), cancel (one transaction:
@@ -246,8 +247,10 @@ static ecom_err rows_array(ecom_req *q, const char *label, long long id,
 
 static int send_order(ecom_req *q, long long id, int status)
 {
+    /* a read: staff and support see every order (a write that answers
+     * with the order has authorised the caller already) */
     const char *args[3] = { ECOM_LL(q, id), ECOM_LL(q, q->user_id),
-                            q->is_staff ? "true" : "false" };
+                            q->reads_all ? "true" : "false" };
     apr_dbd_row_t *row;
     json_t *o, *lines, *events, *payments, *refunds, *shipments, *p;
     size_t i;
@@ -313,8 +316,9 @@ static int ecom_orders_list(ecom_req *q)
                             "Query parameter cursor is not a cursor of this "
                             "list.");
     }
-    /* the arguments in the order of the statement's placeholders */
-    if (!q->is_staff) {
+    /* the arguments in the order of the statement's placeholders (staff
+     * and support list every user's orders) */
+    if (!q->reads_all) {
         args[n++] = ECOM_LL(q, q->user_id);
     }
     if (status) {
@@ -322,7 +326,7 @@ static int ecom_orders_list(ecom_req *q)
     }
     args[n++] = cursor ? ECOM_LL(q, k1) : NULL;
     args[n++] = apr_itoa(q->r->pool, limit + 1);
-    if ((e = ecom_db_select(q, q->is_staff
+    if ((e = ecom_db_select(q, q->reads_all
                                    ? (status ? "ecom_orders_all_status"
                                              : "ecom_orders_all")
                                    : (status ? "ecom_orders_mine_status"

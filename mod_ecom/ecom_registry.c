@@ -9,6 +9,7 @@
 
 #define ECOM_REGISTRY(X) \
     X(auth)          \
+    X(account)       \
     X(products)      \
     X(categories)    \
     X(cart)          \

@@ -73,6 +73,11 @@ typedef struct ecom_req {
                                 * of guest_new_token */
     const char *guest_new_token; /* POST /cart/ without a Cart-Token: the
                                   * token of the cart it creates */
+    /* issue 9, accounts and roles (ecom_account.c), set by
+     * ecom_authenticate; 0 on ECOM_AUTH_INLINE routes resolved inline */
+    long long token_id;        /* the bearer token's auth_tokens.id */
+    int reads_all;             /* role staff or support: may read every
+                                * order and user (is_staff: staff only) */
     /* issue 9, browser sessions (ecom_session.c): the token came from the
      * request's mod_session session, not an Authorization header */
     int via_session;

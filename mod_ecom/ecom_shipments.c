@@ -59,8 +59,9 @@ static const ecom_stmt shipment_sql[] = {
 
 static int send_shipment(ecom_req *q, long long id, int status)
 {
+    /* a read: staff and support see every shipment */
     const char *args[3] = { ECOM_LL(q, id), ECOM_LL(q, q->user_id),
-                            q->is_staff ? "true" : "false" };
+                            q->reads_all ? "true" : "false" };
     apr_dbd_row_t *row;
     ecom_err e = ecom_db_one(q, "ecom_shipment_get", &row, 3, args);
 
