@@ -349,6 +349,28 @@ SKIP: {
     is_problem b(GET => '/cart/', jar => $t->{jar}), 401, 'unauthorized', 'the next call with the old cookie: 401';
     is_problem api(GET => '/cart/', token => $t->{token}), 401, 'unauthorized', 'and its token is revoked';
 }
+SKIP: {
+    my $probe = b(GET => '/auth/sessions/');
+    skip 'GET /auth/sessions/ is not in this build (issue 9 part 1 adds it)', 7 if $probe->{status} == 404;
+    # revoking the session's own token from the token list is a logout too
+    my $t = browser_login($u);
+    my $list = b(GET => '/auth/sessions/', jar => $t->{jar});
+    is $list->{status}, 200, 'GET /auth/sessions/ by cookie';
+    my ($mine) = grep { is_true($_->{current}) } @{ $list->{json}{items} || [] };
+    ok $mine, 'lists the session\'s token as the current one' or diag explain $list->{json};
+    my $r = b(DELETE => "/auth/sessions/$mine->{id}/", jar => $t->{jar}, csrf => $t->{csrf});
+    is $r->{status}, 204, 'DELETE /auth/sessions/{current}/ by cookie: 204';
+    my $c = set_cookies($r);
+    ok $c->{ecom_csrf} && ($c->{ecom_csrf}{attrs}{'max-age'} // '') eq '0', 'and the session ends (ecom_csrf expired)';
+    is_problem b(GET => '/cart/', jar => $t->{jar}), 401, 'unauthorized', 'the next call: 401';
+    # closing the account ends the session
+    my $w = register_user();
+    my $ws = browser_login($w);
+    $r = b(DELETE => '/auth/me/', jar => $ws->{jar}, csrf => $ws->{csrf}, body => { password => $w->{password} });
+    is $r->{status}, 204, 'DELETE /auth/me/ by cookie: 204' or diag $r->{content};
+    $c = set_cookies($r);
+    ok $c->{ecom_csrf} && ($c->{ecom_csrf}{attrs}{'max-age'} // '') eq '0', 'and the session ends';
+}
 
 # --- configuration -----------------------------------------------------------------------
 {
