@@ -32,6 +32,7 @@
 #include "ecom_req.h"
 #include "ecom_cache.h"
 #include "ecom_payment.h"
+#include "ecom_session.h"
 #include "ecom_util.h"
 
 #include "http_core.h"
@@ -282,6 +283,8 @@ void *ecom_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     else {
         c->base = add->base ? add->base : base->base;
     }
+    c->sessions = add->sessions_set ? add->sessions : base->sessions;
+    c->sessions_set = add->sessions_set || base->sessions_set;
     return c;
 }
 
@@ -467,6 +470,10 @@ const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomPaymentProvider", set_payment_provider, NULL, WHERE_SRV,
                   "Payment provider of POST /orders/{id}/payments/, by the "
                   "name it registered (default " ECOM_PAYMENT_DEFAULT ")"),
+    AP_INIT_FLAG("EcomSessions", ecom_session_set_flag, NULL, WHERE_DIR,
+                 "Cookie sessions for browsers through mod_session: login "
+                 "also answers with a session, requests without a bearer "
+                 "token use it, with CSRF checks (default Off)"),
     { NULL }
 };
 #undef CMD

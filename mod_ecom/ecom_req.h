@@ -78,6 +78,9 @@ typedef struct ecom_req {
     long long token_id;        /* the bearer token's auth_tokens.id */
     int reads_all;             /* role staff or support: may read every
                                 * order and user (is_staff: staff only) */
+    /* issue 9, browser sessions (ecom_session.c): the token came from the
+     * request's mod_session session, not an Authorization header */
+    int via_session;
 } ecom_req;
 
 static inline apr_status_t ecom_json_cleanup(void *j)
