@@ -34,6 +34,7 @@
  */
 #include "ecom_resource.h"
 #include "ecom_account.h"
+#include "ecom_session.h"
 #include "ecom_auth.h"
 #include "ecom_http.h"
 #include "ecom_crypto.h"
@@ -339,6 +340,8 @@ static int ecom_logout(ecom_req *q)
     if (e) {
         return ecom_fail(q, e);
     }
+    /* a browser's cookie session ends with its token (ecom_session.c) */
+    ecom_session_end(q);
     return ecom_no_content(q, HTTP_NO_CONTENT);
 }
 
@@ -579,6 +582,10 @@ static int ecom_session_delete(ecom_req *q)
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
                             "No such session.");
     }
+    if (q->id[0] == q->token_id) {
+        /* the calling token: a logout, of the browser's session too */
+        ecom_session_end(q);
+    }
     return ecom_no_content(q, HTTP_NO_CONTENT);
 }
 
@@ -642,6 +649,8 @@ static int ecom_me_delete(ecom_req *q)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, q->r, "ECOM1603: account %"
                   APR_INT64_T_FMT " closed", (apr_int64_t)q->user_id);
+    /* every token is revoked: a browser's session ends too */
+    ecom_session_end(q);
     return ecom_no_content(q, HTTP_NO_CONTENT);
 }
 

@@ -19,6 +19,7 @@
 #include "ecom_http.h"
 #include "ecom_crypto.h"
 #include "ecom_cart.h"
+#include "ecom_session.h"
 #include "ecom_util.h"
 #include "ecom_account.h"
 
@@ -77,18 +78,27 @@ static int bearer_hash(ecom_req *q, int need, char hash[ECOM_SHA256_HEX])
 {
     const char *h = apr_table_get(q->r->headers_in, "Authorization");
     const char *tok;
+    int rv;
 
     if (!h) {
-        return need ? unauthorized(q, "Authentication required: send "
-                                   "Authorization: Bearer <token>.", 0)
-                    : DECLINED;
+        /* a browser's session, with its CSRF checks (ecom_session.c) */
+        if ((rv = ecom_session_token(q, need, &tok))) {
+            return rv;
+        }
+        if (!tok) {
+            return need ? unauthorized(q, "Authentication required: send "
+                                       "Authorization: Bearer <token>.", 0)
+                        : DECLINED;
+        }
     }
-    if (strncasecmp(h, "Bearer ", 7) != 0) {
+    else if (strncasecmp(h, "Bearer ", 7) != 0) {
         return unauthorized(q, "Use the Bearer authentication scheme.", 1);
     }
-    tok = h + 7;
-    while (*tok == ' ') {
-        tok++;
+    else {
+        tok = h + 7;
+        while (*tok == ' ') {
+            tok++;
+        }
     }
     if (!ecom_token_shape_ok(tok)) {
         return ecom_auth_rejected(q);
@@ -99,6 +109,10 @@ static int bearer_hash(ecom_req *q, int need, char hash[ECOM_SHA256_HEX])
 
 int ecom_auth_rejected(ecom_req *q)
 {
+    if (q->via_session) {
+        /* a revoked or expired token: the browser's session ends too */
+        ecom_session_end(q);
+    }
     return unauthorized(q, "The token is invalid or has expired.", 1);
 }
 
@@ -219,7 +233,14 @@ static int auth_result(ecom_req *q, int status, json_t *user,
     /* a Cart-Token sent along merges its guest cart (ecom_guest_cart.c) */
     int rv = ecom_guest_cart_merge(q, user_id, o);
 
-    return rv ? rv : ecom_json(q, status, o);
+    if (rv) {
+        return rv;
+    }
+    if (o) {
+        /* with EcomSessions On: the browser's session and CSRF token */
+        ecom_session_start(q, token, o);
+    }
+    return ecom_json(q, status, o);
 }
 
 static int ecom_register(ecom_req *q)

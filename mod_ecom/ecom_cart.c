@@ -27,6 +27,7 @@
 #include "ecom_resource.h"
 #include "ecom_auth.h"
 #include "ecom_http.h"
+#include "ecom_session.h"
 #include "ecom_cache.h"
 #include "ecom_cart.h"
 #include "ecom_money.h"
@@ -252,6 +253,8 @@ static int guest_add(ecom_req *q, long long product_id, long long qty)
     }
     if (q->guest_new_token) {
         apr_table_setn(q->r->headers_out, "Cart-Token", q->guest_new_token);
+        /* with EcomSessions On, a browser's session keeps it too */
+        ecom_session_keep_cart(q, q->guest_new_token);
     }
     return ecom_json(q, HTTP_CREATED, ecom_row_json(q, row, line_cols, 0));
 }

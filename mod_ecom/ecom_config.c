@@ -32,6 +32,7 @@
 #include "ecom_req.h"
 #include "ecom_cache.h"
 #include "ecom_payment.h"
+#include "ecom_session.h"
 #include "ecom_util.h"
 #include "ecom_cors.h"
 
@@ -310,6 +311,8 @@ void *ecom_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     else {
         c->base = add->base ? add->base : base->base;
     }
+    c->sessions = add->sessions_set ? add->sessions : base->sessions;
+    c->sessions_set = add->sessions_set || base->sessions_set;
     return c;
 }
 
@@ -497,6 +500,10 @@ const command_rec ecom_cmds[] = {
     AP_INIT_TAKE1("EcomPaymentProvider", set_payment_provider, NULL, WHERE_SRV,
                   "Payment provider of POST /orders/{id}/payments/, by the "
                   "name it registered (default " ECOM_PAYMENT_DEFAULT ")"),
+    AP_INIT_FLAG("EcomSessions", ecom_session_set_flag, NULL, WHERE_DIR,
+                 "Cookie sessions for browsers through mod_session: login "
+                 "also answers with a session, requests without a bearer "
+                 "token use it, with CSRF checks (default Off)"),
     AP_INIT_ITERATE("EcomCORSOrigins", ecom_cors_set_origins, NULL, WHERE_SRV,
                     "Origins (scheme://host[:port]) whose browser pages may "
                     "call the API with CORS, credentials included (default: "

@@ -30,6 +30,11 @@ typedef struct {
     unsigned set;
     int max_anon_body_written;
     int page_size_written;
+    /* issue 9, browser sessions (ecom_session.c) */
+    int sessions;            /* EcomSessions: login answers with a
+                              * mod_session session too, and a request
+                              * without Authorization uses the session's */
+    int sessions_set;
 } ecom_dir_conf;
 
 typedef struct ecom_cache ecom_cache;

@@ -36,6 +36,7 @@
 #include "ecom_cart.h"
 #include "ecom_crypto.h"
 #include "ecom_http.h"
+#include "ecom_session.h"
 
 /* ecom_guest_cart_merge's columns */
 enum { M_PRODUCT_ID, M_NAME, M_REQUESTED, M_ADDED, M_QUANTITY, M_REASON };
@@ -66,10 +67,13 @@ int ecom_guest_wanted(ecom_req *q)
 {
     apr_table_t *h = q->r->headers_in;
 
-    if (q->sc->guest_cart_lifetime <= 0 || apr_table_get(h, "Authorization")) {
+    /* a browser's cookie session is a user's credential (ecom_session.c) */
+    if (q->sc->guest_cart_lifetime <= 0 || apr_table_get(h, "Authorization")
+        || ecom_session_holds_token(q)) {
         return 0;
     }
     return apr_table_get(h, "Cart-Token") != NULL
+           || ecom_session_cart(q) != NULL
            || q->r->method_number == M_POST;
 }
 
@@ -91,31 +95,53 @@ static const char *token_hash(ecom_req *q, const char *tok)
     return hash;
 }
 
+/* The POST that creates a cart (ecom_guest_wanted): its new token. */
+static int new_cart_token(ecom_req *q)
+{
+    char fresh[ECOM_TOKEN_LEN + 1];
+
+    if (ecom_token_new(fresh) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
+                      "ECOM1701: random generator failed");
+        return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
+                            "Could not create a cart token.");
+    }
+    q->guest_new_token = apr_pstrdup(q->r->pool, fresh);
+    q->guest_hash = token_hash(q, fresh);
+    return 0;
+}
+
+/* A cart token from the browser's session that names no live cart: it
+ * leaves the session; a POST starts a new cart instead. */
+static int stale_session_cart(ecom_req *q)
+{
+    ecom_session_drop_cart(q);
+    return q->r->method_number == M_POST ? new_cart_token(q)
+                                         : ecom_guest_rejected(q);
+}
+
 int ecom_guest_authenticate(ecom_req *q)
 {
     const char *tok = apr_table_get(q->r->headers_in, "Cart-Token");
+    const char *kept = NULL;
     apr_dbd_row_t *row;
     const char *args[2];
     ecom_err e;
+    int rv;
 
     q->guest = 1;
     /* a guest's answers are as private as a user's */
     apr_table_setn(q->r->err_headers_out, "Cache-Control", "private, no-store");
-    if (!tok) {
-        /* the POST that creates a cart (ecom_guest_wanted) */
-        char fresh[ECOM_TOKEN_LEN + 1];
-        if (ecom_token_new(fresh) != 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
-                          "ECOM1701: random generator failed");
-            return ecom_problem(q, HTTP_INTERNAL_SERVER_ERROR, "internal",
-                                "Could not create a cart token.");
-        }
-        q->guest_new_token = apr_pstrdup(q->r->pool, fresh);
-        q->guest_hash = token_hash(q, fresh);
-        return 0;
+    /* with EcomSessions On: the origin check, and the cart token a
+     * browser's session keeps instead of the header (ecom_session.c) */
+    if ((rv = ecom_session_cart_checked(q, &kept))) {
+        return rv;
+    }
+    if (!tok && !(tok = kept)) {
+        return new_cart_token(q);
     }
     if (!ecom_token_shape_ok(tok)) {
-        return ecom_guest_rejected(q);
+        return kept ? stale_session_cart(q) : ecom_guest_rejected(q);
     }
     q->guest_hash = token_hash(q, tok);
     /* a POST's cart is found (and locked) again by ecom_guest_cart_add; it
@@ -131,7 +157,7 @@ int ecom_guest_authenticate(ecom_req *q)
         e = ecom_db_one(q, "ecom_guest_cart_touch", &row, 2, args);
     }
     if (e == ECOM_E_NOT_FOUND) {
-        return ecom_guest_rejected(q);
+        return kept ? stale_session_cart(q) : ecom_guest_rejected(q);
     }
     if (e) {
         return ecom_fail(q, e);
@@ -161,6 +187,8 @@ static json_t *merge_entry(ecom_req *q, apr_dbd_row_t *row, int merged)
 
 int ecom_guest_cart_merge(ecom_req *q, long long user_id, json_t *answer)
 {
+    /* or the one a browser's session keeps (ecom_session.c), which the
+     * session that login starts then drops */
     const char *tok = apr_table_get(q->r->headers_in, "Cart-Token");
     json_t *merged, *not_merged, *report;
     apr_dbd_results_t *res;
@@ -169,7 +197,7 @@ int ecom_guest_cart_merge(ecom_req *q, long long user_id, json_t *answer)
     int found = 0;
     ecom_err e;
 
-    if (!tok) {
+    if (!tok && !(tok = ecom_session_cart(q))) {
         return 0;
     }
     merged = ecom_jarray(q);

@@ -78,6 +78,9 @@ typedef struct ecom_req {
     long long token_id;        /* the bearer token's auth_tokens.id */
     int reads_all;             /* role staff or support: may read every
                                 * order and user (is_staff: staff only) */
+    /* issue 9, browser sessions (ecom_session.c): the token came from the
+     * request's mod_session session, not an Authorization header */
+    int via_session;
     /* the throttle's state of this request (ecom_throttle.c), or NULL */
     struct ecom_throttle_req *thr;
 } ecom_req;

@@ -5,8 +5,9 @@
 # conf/httpd.conf.in into $RUNDIR/httpd.conf (Debian's own /etc/apache2 setup
 # and the system apache2 service are not used).
 #
-#   conf     generate $RUNDIR/httpd.conf, the TLS certificate (once) and the
-#            static file $DOCROOT/products.json; print the config path
+#   conf     generate $RUNDIR/httpd.conf, the TLS certificate (once), the
+#            static file $DOCROOT/products.json and a copy of conf/www/ (the
+#            example shop page) in $DOCROOT/www; print the config path
 #   start    conf + start in the background; wait until the HTTP port answers
 #            (a running instance of the same RUNDIR is stopped first)
 #   stop     stop the instance of this RUNDIR and wait for it to exit
@@ -115,6 +116,10 @@ make_static() {
     ' >"$DOCROOT/products.json.tmp"
     chmod 644 "$DOCROOT/products.json.tmp"
     mv -f "$DOCROOT/products.json.tmp" "$DOCROOT/products.json"
+    # the example shop page for browsers (conf/www/: /static/www/shop.html)
+    rm -rf "$DOCROOT/www"
+    cp -R "$ROOT/conf/www" "$DOCROOT/www"
+    chmod -R a+rX "$DOCROOT/www"
 }
 
 make_conf() {

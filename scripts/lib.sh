@@ -22,13 +22,16 @@ as_root() {
     if is_root; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages needed to build, run, test and benchmark mod_ecom.
+# Debian packages needed to build, run, test and benchmark mod_ecom
+# (chromium and chromium-driver: the headless-browser test of the cookie
+# sessions, t/52-browser-chromium.t).
 ECOM_PACKAGES=(
     apache2 apache2-dev libaprutil1-dbd-pgsql libjansson-dev libssl-dev
     libargon2-dev libpq-dev postgresql apache2-utils wrk libapache2-mod-perl2
     libwww-perl libjson-perl libio-socket-ssl-perl liblwp-protocol-https-perl
     xz-utils curl openssl make gcc perl libc6-dev cppcheck clang-tidy
     clang libclang-rt-14-dev
+    chromium chromium-driver
     memcached
 )
 

@@ -101,7 +101,8 @@ my %not_directives = map { $_ => 1 } qw(EcomCacheStatus EcomCacheProvider
     EcomCacheInvalidationsCategories EcomCacheInvalidationsReviews
     EcomCacheInvalidations);
 my @stale;
-for my $f (sort(glob("$root/README.md $root/docs/*.md $root/conf/*"))) {
+# (files only: conf/www/ is the example page, conf/www/* is searched too)
+for my $f (sort(grep { -f } glob("$root/README.md $root/docs/*.md $root/conf/* $root/conf/www/*"))) {
     my $text = slurp($f);
     (my $short = $f) =~ s/^\Q$root\E\///;
     my %seen;
