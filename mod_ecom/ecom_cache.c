@@ -571,6 +571,21 @@ void ecom_cache_invalidate(ecom_req *q, unsigned sections)
     }
 }
 
+int ecom_cache_socache(const server_rec *s,
+                       const ap_socache_provider_t **provider,
+                       ap_socache_instance_t **inst)
+{
+    const ecom_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                   &ecom_module);
+
+    if (!sc->cache || !sc->cache->inst) {
+        return 0;
+    }
+    *provider = sc->cache->provider;
+    *inst = sc->cache->inst;
+    return 1;
+}
+
 /* ---- counters and mod_status ---- */
 
 static ecom_cache *server_cache(const server_rec *s)

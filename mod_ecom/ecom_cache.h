@@ -59,6 +59,13 @@ void ecom_cache_store(struct ecom_req *q, const char *key);
 void ecom_cache_invalidate(struct ecom_req *q, unsigned sections);
 /* The counters, read from shared memory. */
 void ecom_cache_counters(struct ecom_cache_counters *out);
+/* The socache provider and instance of s's cache, for a store that shares
+ * it (ecom_throttle.c); returns 0 when s has no cache. */
+struct ap_socache_provider_t;
+struct ap_socache_instance_t;
+int ecom_cache_socache(const server_rec *s,
+                       const struct ap_socache_provider_t **provider,
+                       struct ap_socache_instance_t **inst);
 /* The name of section bit 1u << i ("catalog", ...), NULL past the last. */
 const char *ecom_cache_section_name(int i);
 

@@ -34,6 +34,7 @@
 #include "ecom_payment.h"
 #include "ecom_session.h"
 #include "ecom_util.h"
+#include "ecom_cors.h"
 
 #include "http_core.h"
 #include "apr_file_io.h"
@@ -101,7 +102,34 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
       "no guest carts")                                                     \
     X(RESET_LIFETIME, "EcomPasswordResetLifetime", SRV,                     \
       reset_lifetime, reset_lifetime, 1800, 300, 86400, NONE,               \
-      "Lifetime in seconds of a password reset token")
+      "Lifetime in seconds of a password reset token")                      \
+    X(RATE_LIMIT, "EcomRateLimit", SRV, rate_limit, rate_limit,             \
+      0, 0, 1000000, NONE,                                                  \
+      "API requests one client address may make per EcomRateLimitWindow; "  \
+      "more get 429; 0: no limit")                                          \
+    X(TOKEN_RATE_LIMIT, "EcomTokenRateLimit", SRV,                          \
+      token_rate_limit, token_rate_limit, 0, 0, 1000000, NONE,              \
+      "API requests one bearer token may make per EcomRateLimitWindow; "    \
+      "more get 429; 0: no limit")                                          \
+    X(RATE_WINDOW, "EcomRateLimitWindow", SRV, rate_window, rate_window,    \
+      60, 1, 86400, NONE,                                                   \
+      "Window in seconds of EcomRateLimit and EcomTokenRateLimit")          \
+    X(AUTH_RATE_LIMIT, "EcomAuthRateLimit", SRV,                            \
+      auth_rate_limit, auth_rate_limit, 30, 0, 100000, NONE,                \
+      "Login, register and password requests one client address may make " \
+      "per minute; more get 429; 0: no limit")                              \
+    X(LOGIN_LOCKOUT, "EcomLoginLockout", SRV, login_lockout, login_lockout, \
+      300, 0, 86400, NONE,                                                  \
+      "Longest time in seconds an account refuses logins from addresses "   \
+      "that failed on it, after repeated failed logins; 0: no locks")       \
+    X(ARGON2_MAX, "EcomArgon2MaxInFlight", MAIN, argon2_max, argon2_max,    \
+      4, 1, 1024, NONE,                                                     \
+      "Password hashings (argon2id, 19 MiB each) one process runs at "      \
+      "once; more get 503; main server only")                              \
+    X(HSTS_MAX_AGE, "EcomHSTSMaxAge", SRV, hsts_max_age, hsts_max_age,      \
+      0, 0, 63072000, NONE,                                                 \
+      "max-age of the Strict-Transport-Security header sent on answers "    \
+      "over TLS; 0: no header")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };
@@ -306,6 +334,8 @@ void *ecom_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     merge_ints(c, base, add, add->set, 0);
     c->cache = add->cache_set ? add->cache : base->cache;
     c->cache_set = add->cache_set || base->cache_set;
+    c->cors_origins = add->cors_origins ? add->cors_origins
+                                        : base->cors_origins;
     c->payment_provider = (add->set & SET_PAYMENT_PROVIDER)
                           ? add->payment_provider : base->payment_provider;
     if (add->webhook_secret) {
@@ -474,6 +504,10 @@ const command_rec ecom_cmds[] = {
                  "Cookie sessions for browsers through mod_session: login "
                  "also answers with a session, requests without a bearer "
                  "token use it, with CSRF checks (default Off)"),
+    AP_INIT_ITERATE("EcomCORSOrigins", ecom_cors_set_origins, NULL, WHERE_SRV,
+                    "Origins (scheme://host[:port]) whose browser pages may "
+                    "call the API with CORS, credentials included (default: "
+                    "none, no CORS headers)"),
     { NULL }
 };
 #undef CMD

@@ -64,6 +64,21 @@ typedef struct {
     int guest_cart_lifetime;
     /* issue 9, accounts (ecom_account.c) */
     int reset_lifetime;      /* EcomPasswordResetLifetime, seconds */
+    /* throttling (ecom_throttle.c) and CORS (ecom_cors.c), issue 9 */
+    int rate_limit;          /* EcomRateLimit: requests per address per
+                              * EcomRateLimitWindow; 0: off */
+    int token_rate_limit;    /* EcomTokenRateLimit: the same per token */
+    int rate_window;         /* EcomRateLimitWindow, seconds */
+    int auth_rate_limit;     /* EcomAuthRateLimit: auth requests per address
+                              * per minute; 0: off */
+    int login_lockout;       /* EcomLoginLockout: longest lock, seconds;
+                              * 0: no login locks */
+    int argon2_max;          /* EcomArgon2MaxInFlight, per process */
+    int hsts_max_age;        /* EcomHSTSMaxAge, seconds; 0: no header */
+    apr_array_header_t *cors_origins; /* EcomCORSOrigins (const char *),
+                                       * NULL: no CORS */
+    struct ecom_throttle *throttle;   /* the throttle's store and counters,
+                                       * set at post_config (NULL: off) */
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

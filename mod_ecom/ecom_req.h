@@ -81,6 +81,8 @@ typedef struct ecom_req {
     /* issue 9, browser sessions (ecom_session.c): the token came from the
      * request's mod_session session, not an Authorization header */
     int via_session;
+    /* the throttle's state of this request (ecom_throttle.c), or NULL */
+    struct ecom_throttle_req *thr;
 } ecom_req;
 
 static inline apr_status_t ecom_json_cleanup(void *j)

@@ -22,6 +22,8 @@
 #include "ecom_auth.h"
 #include "ecom_cache.h"
 #include "ecom_cart.h"
+#include "ecom_cors.h"
+#include "ecom_throttle.h"
 #include "ecom_idempotency.h"
 #include "ecom_path.h"
 #include "ecom_signature.h"
@@ -195,6 +197,7 @@ static void send_response(ecom_req *q)
     /* JSON is never to be sniffed as something else; answers to an
      * authenticated caller are private to them */
     apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    ecom_response_headers(q);
     if (q->user_id && !apr_table_get(r->headers_out, "Cache-Control")) {
         apr_table_setn(r->err_headers_out, "Cache-Control", "private, no-store");
     }
@@ -254,7 +257,7 @@ static int run_route(ecom_req *q, const ecom_route *rt)
     if (r->args) {
         ap_args_to_table(r, &q->args);
     }
-    if ((rv = authenticate(q, rt))) {
+    if ((rv = ecom_throttle_request(q)) || (rv = authenticate(q, rt))) {
         return rv;
     }
     /* a client sends its body at its own pace: no connection is held
@@ -268,8 +271,8 @@ static int run_route(ecom_req *q, const ecom_route *rt)
         rv = 0;
     }
     idem = apr_table_get(r->headers_in, "Idempotency-Key");
-    if (rv) {
-        /* the body was refused */
+    if (rv || (rv = ecom_throttle_enter(q))) {
+        /* the body was refused, or the throttle refused the request */
     }
     else if ((rt->flags & ECOM_IDEMPOTENT) && q->user_id && idem) {
         rv = ecom_idem_run(q, idem, rt->fn);
@@ -277,6 +280,7 @@ static int run_route(ecom_req *q, const ecom_route *rt)
     else {
         rv = rt->fn(q);
     }
+    ecom_throttle_leave(q);
     if (q->token_hash && q->status >= 400 && q->status < 500
         && q->status != HTTP_UNAUTHORIZED) {
         /* ECOM_AUTH_INLINE: refused before its statement resolved the
@@ -317,6 +321,8 @@ static int run(ecom_req *q)
                       "has no %s route (allowed: %s)", path, r->method, allow);
         apr_table_setn(r->err_headers_out, "Allow", allow);
         if (r->method_number == M_OPTIONS) {
+            /* a CORS preflight from a listed origin gets its headers */
+            ecom_cors_preflight(q, allow);
             return ecom_no_content(q, HTTP_NO_CONTENT);
         }
         return ecom_problem(q, HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",

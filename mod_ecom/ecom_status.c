@@ -10,13 +10,15 @@
  * httpd's Require decides who may ask (ECOM_AUTH_OPERATOR), as for
  * mod_status; the API's handler ("ecom") never serves it. It shows every
  * registered resource with its routes and auth kinds, the virtual host's
- * resolved server-level settings, and the response cache's counters
- * (shared by every child; mod_status shows them too). It reads no
+ * resolved server-level settings, the response cache's counters
+ * (shared by every child; mod_status shows them too) and the throttle's
+ * (ecom_throttle.c). It reads no
  * database and holds no secret (only whether one is configured).
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
+#include "ecom_throttle.h"
 
 static json_t *routes_json(ecom_req *q, const ecom_resource *res)
 {
@@ -80,11 +82,12 @@ static int status_get(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
     return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack(
-        "{s:s, s:O, s:O, s:{s:i, s:b, s:i, s:i, s:b, s:i, s:s, s:i, s:i}}",
+        "{s:s, s:O, s:O, s:O, s:{s:i, s:b, s:i, s:i, s:b, s:i, s:s, s:i, s:i}}",
         "server", q->r->server->server_hostname
                   ? q->r->server->server_hostname : "",
         "resources", resources,
         "cache", cache_json(q),
+        "throttle", ecom_throttle_report(q),
         "config",
         "token_lifetime", sc->token_lifetime,
         "cache", sc->cache != NULL,

@@ -17,6 +17,7 @@
 #define ECOM_MODULE_C
 #include "ecom_resource.h"
 #include "ecom_cache.h"
+#include "ecom_throttle.h"
 #include "ecom_payment.h"
 #include "ecom_util.h"
 
@@ -145,7 +146,8 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                                  sizeof(server_rec *));
     server_rec *sp;
 
-    if (ecom_cache_post_config(pconf, ptemp, s) != OK) {
+    if (ecom_cache_post_config(pconf, ptemp, s) != OK
+        || ecom_throttle_post_config(pconf, ptemp, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare)
@@ -208,6 +210,9 @@ static int ecom_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 static int ecom_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp)
 {
+    if (ecom_throttle_pre_config(pconf, plog) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return ecom_cache_pre_config(pconf, plog);
 }
 
@@ -221,6 +226,7 @@ static void ecom_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(ecom_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(ecom_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ecom_cache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(ecom_throttle_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(ecom_dispatch, NULL, NULL, APR_HOOK_MIDDLE);
     /* the built-in payment provider; other modules register theirs the
      * same way (ecom_payment.h) */

@@ -32,6 +32,7 @@ ECOM_PACKAGES=(
     xz-utils curl openssl make gcc perl libc6-dev cppcheck clang-tidy
     clang libclang-rt-14-dev
     chromium chromium-driver
+    memcached
 )
 
 # Shared libraries that httpd, its modules and mod_ecom load at run time.

@@ -37,5 +37,6 @@ void test_path(void);
 void test_signature(void);
 void test_country(void);
 void test_shipment_state(void);
+void test_rate(void);
 
 #endif /* ECOM_UNIT_H */

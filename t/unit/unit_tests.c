@@ -192,6 +192,7 @@ int main(void)
     test_path();
     test_country();
     test_shipment_state();
+    test_rate();
     test_pg_errors();
     test_parse();
     test_validation();
