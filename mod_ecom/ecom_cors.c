@@ -80,7 +80,7 @@ const char *ecom_cors_set_origins(cmd_parms *cmd, void *cfg, const char *arg)
 }
 
 /* The request's Origin when it is listed, else NULL. */
-static const char *listed_origin(ecom_req *q)
+const char *ecom_cors_listed_origin(ecom_req *q)
 {
     const apr_array_header_t *list = q->sc->cors_origins;
     const char *o = apr_table_get(q->r->headers_in, "Origin");
@@ -99,7 +99,7 @@ static const char *listed_origin(ecom_req *q)
 void ecom_cors_preflight(ecom_req *q, const char *allow)
 {
     apr_table_t *h = q->r->err_headers_out;
-    const char *o = listed_origin(q);
+    const char *o = ecom_cors_listed_origin(q);
 
     if (!o || !apr_table_get(q->r->headers_in,
                              "Access-Control-Request-Method")) {
@@ -116,7 +116,7 @@ void ecom_response_headers(ecom_req *q)
 {
     request_rec *r = q->r;
     apr_table_t *h = r->err_headers_out;
-    const char *o = listed_origin(q);
+    const char *o = ecom_cors_listed_origin(q);
 
     apr_table_setn(h, "Referrer-Policy", "no-referrer");
     apr_table_setn(h, "X-Frame-Options", "DENY");

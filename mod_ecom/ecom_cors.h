@@ -16,4 +16,8 @@ void ecom_cors_preflight(ecom_req *q, const char *allow);
  * origin Access-Control-Allow-Origin and -Expose-Headers. */
 void ecom_response_headers(ecom_req *q);
 
+/* The request's Origin when EcomCORSOrigins lists it, else NULL (also
+ * what the CSRF origin check of cookie sessions trusts, ecom_session.c). */
+const char *ecom_cors_listed_origin(ecom_req *q);
+
 #endif /* ECOM_CORS_H */

@@ -425,4 +425,46 @@ SKIP: {
     }
 }
 
+# EcomCORSOrigins: a listed origin (a same-site shop on a sibling host)
+# passes the origin check of cookie sessions; the double-submit token still
+# applies to it, and an unlisted origin is still refused
+{
+    my $pgport = $ENV{PGPORT} // 55432;
+    my $shop = 'https://shop.example.test';
+    my $h = spare_httpd(modules => [qw(session session_cookie session_crypto)], conf => join '', map { "$_\n" }
+        'DBDriver pgsql', "DBDParams \"host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2\"",
+        'DBDMin 0', "EcomCORSOrigins $shop", '<Location "/">', '    SetHandler ecom', '    EcomSessions On',
+        '    Session On', '    SessionCookieName ecom_session path=/;Secure;HttpOnly;SameSite=Lax',
+        '    SessionCryptoPassphrase spare-test-passphrase-0123456789abcdef', '</Location>');
+    SKIP: {
+        skip "cannot run a spare apache2: $h", 6 unless ref $h && $h->{started};
+        my $base = "http://127.0.0.1:$h->{ports}[0]";
+        my $from = sub { my ($origin, %x) = @_; return { Origin => $origin, 'Sec-Fetch-Site' => 'same-site', %x } };
+        my $r = api(POST => '/auth/login/', base => $base, headers => $from->($shop),
+                    body => { email => $u->{email}, password => $u->{password} });
+        is $r->{status}, 200, 'login from a listed origin (EcomCORSOrigins) passes the origin check';
+        my $c = set_cookies($r);
+        my $cookie = join '; ', map { "$_=$c->{$_}{value}" } sort keys %$c;
+        my $p = create_product(price => 300, stock => 5);
+        is_problem api(POST => '/cart/', base => $base, headers => $from->($shop, Cookie => $cookie),
+                       body => { product_id => $p->{id}, quantity => 1 }), 403, 'csrf-token-missing',
+            'from the listed origin without X-CSRF-Token: still 403 csrf-token-missing';
+        $r = api(POST => '/cart/', base => $base,
+                 headers => $from->($shop, Cookie => $cookie, 'X-CSRF-Token' => $c->{ecom_csrf}{value}),
+                 body => { product_id => $p->{id}, quantity => 1 });
+        is $r->{status}, 201, 'from the listed origin with the token: 201';
+        is_problem api(POST => '/cart/', base => $base,
+                       headers => $from->('https://evil.example.test', Cookie => $cookie,
+                                          'X-CSRF-Token' => $c->{ecom_csrf}{value}),
+                       body => { product_id => $p->{id}, quantity => 1 }), 403, 'csrf-origin',
+            'an unlisted origin on the same server: 403 csrf-origin';
+        is_problem api(POST => '/auth/login/', base => $base, headers => $from->('https://evil.example.test'),
+                       body => { email => $u->{email}, password => $u->{password} }), 403, 'csrf-origin',
+            'and its login too';
+        is psql_value("SELECT count(*) FROM cart_items WHERE user_id = $u->{id} AND product_id = $p->{id}"), 1,
+            'one line: the refused adds wrote nothing';
+        $h->{stop}->();
+    }
+}
+
 done_testing;
