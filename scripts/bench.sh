@@ -24,7 +24,8 @@
 #             connection), against httpd restarted with the shipped bound
 #             EcomArgon2MaxInFlight 4 and no per-address budget: logins/s
 #             (the 200s), the 503s of the bound counted apart (busy_503, not
-#             failures), then each child's VmRSS and VmHWM after the run
+#             failures; each client waits the Retry-After of a 503, one
+#             connection per wrk thread), then each child's VmRSS and VmHWM
 # The order scenarios' 400 products get stock 1,000,000 before each run (it
 # never sells out) and the users' carts are emptied; the mix runs without
 # the cap of pending orders (EcomMaxPendingOrders 0, its users never pay).
@@ -372,14 +373,20 @@ if wants login; then
         cat <<'LUA'
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-function init(args) non2xx, busy, ok = 0, 0, 0 end
+function init(args) non2xx, busy, ok, wait = 0, 0, 0, 0 end
+-- a client that honours Retry-After: one connection per thread (wrk -tN
+-- -cN), so this thread's next request is this connection's
+function delay() return wait end
 request = function()
   return wrk.format("POST", "/auth/login/",
     { ["Content-Type"] = "application/json" }, body)
 end
 function response(status, headers, body)
+  wait = 0
   if status == 200 then ok = ok + 1
-  elseif status == 503 then busy = busy + 1
+  elseif status == 503 then
+    busy = busy + 1
+    wait = 1000 * (tonumber(headers["Retry-After"] or "1") or 1)
   else non2xx = non2xx + 1 end
 end
 function done(summary, latency, requests)
@@ -399,7 +406,8 @@ function done(summary, latency, requests)
 end
 LUA
     } >"$llua"
-    run_wrk login /auth/login/ "$llua" "$THREADS" /auth/login/
+    run_wrk login /auth/login/ "$llua" "$CONNS" /auth/login/
+    sleep 2   # the hashings of the logins wrk dropped at its end finish
     while read -r pid; do
         [ -r "/proc/$pid/status" ] || continue
         msg "login: httpd child $pid $(awk '/^VmRSS|^VmHWM/ { printf "%s %.1f MiB  ", $1, $2 / 1024 }' "/proc/$pid/status")"
