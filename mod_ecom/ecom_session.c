@@ -328,12 +328,17 @@ void ecom_session_drop_cart(ecom_req *q)
     }
 }
 
-int ecom_session_holds_token(ecom_req *q)
+const char *ecom_session_peek_token(ecom_req *q)
 {
     session_rec *z;
 
-    return sessions_on(q) && (z = load(q)) != NULL
-           && get(q, z, KEY_TOKEN) != NULL;
+    return sessions_on(q) && (z = load(q)) != NULL ? get(q, z, KEY_TOKEN)
+                                                    : NULL;
+}
+
+int ecom_session_holds_token(ecom_req *q)
+{
+    return ecom_session_peek_token(q) != NULL;
 }
 
 void ecom_session_start(ecom_req *q, const char *token, json_t *answer)

@@ -41,6 +41,12 @@ int ecom_session_token(ecom_req *q, int need, const char **token);
  * a guest cart's (ecom_guest_cart.c). */
 int ecom_session_holds_token(ecom_req *q);
 
+/* The token the request's session holds (sessions on), unchecked and
+ * without the CSRF checks or any cookie written: what the per-token
+ * request budget (EcomTokenRateLimit, ecom_throttle.c) counts a browser's
+ * requests by. NULL without one. */
+const char *ecom_session_peek_token(ecom_req *q);
+
 /* Guest carts (ecom_guest_cart.c) of a browser without an account: the
  * guest cart's token kept in the session instead of a Cart-Token header.
  * ecom_session_cart: the session's cart token, or NULL (sessions off, a

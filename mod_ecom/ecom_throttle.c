@@ -64,6 +64,7 @@
  * them with the settings (ecom_throttle_report). Log tags: ECOM47xx.
  */
 #include "ecom_throttle.h"
+#include "ecom_session.h"
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
@@ -446,7 +447,14 @@ int ecom_throttle_request(ecom_req *q)
                         "address; retry after the time in Retry-After."))) {
         return rv;
     }
+    /* a browser's cookie session counts by the token it holds, as the
+     * same token sent as a bearer would (the key is its hash either way) */
     auth = apr_table_get(q->r->headers_in, "Authorization");
+    if (sc->token_rate_limit > 0 && !auth) {
+        const char *tok = ecom_session_peek_token(q);
+
+        auth = tok ? apr_pstrcat(q->r->pool, "Bearer ", tok, NULL) : NULL;
+    }
     if (sc->token_rate_limit > 0 && auth
         && (rv = budget(q, "token", auth, sc->token_rate_limit,
                         sc->rate_window * SEC, "Too many requests with this "

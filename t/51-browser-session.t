@@ -467,4 +467,33 @@ SKIP: {
     }
 }
 
+# EcomTokenRateLimit counts a cookie session's requests by the token it
+# holds, as it counts the same token sent as a bearer: one budget for both
+{
+    my $pgport = $ENV{PGPORT} // 55432;
+    my $h = spare_httpd(modules => [qw(session session_cookie session_crypto socache_shmcb)], conf => join '', map { "$_\n" }
+        'DBDriver pgsql', "DBDParams \"host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2\"",
+        'DBDMin 0', 'EcomTokenRateLimit 3', 'EcomRateLimitWindow 600', 'EcomAuthRateLimit 0',
+        '<Location "/">', '    SetHandler ecom', '    EcomSessions On',
+        '    Session On', '    SessionCookieName ecom_session path=/;Secure;HttpOnly;SameSite=Lax',
+        '    SessionCryptoPassphrase spare-test-passphrase-0123456789abcdef', '</Location>');
+    SKIP: {
+        skip "cannot run a spare apache2: $h", 4 unless ref $h && $h->{started};
+        my $base = "http://127.0.0.1:$h->{ports}[0]";
+        my $r = api(POST => '/auth/login/', base => $base, body => { email => $u->{email}, password => $u->{password} });
+        is $r->{status}, 200, 'EcomTokenRateLimit 3: login (no token yet, not counted)';
+        my $c = set_cookies($r);
+        my $cookie = join '; ', map { "$_=$c->{$_}{value}" } sort keys %$c;
+        my @st = map { api(GET => '/cart/', base => $base, headers => { Cookie => $cookie })->{status} } 1 .. 2;
+        push @st, api(GET => '/cart/', base => $base, token => $r->{json}{token})->{status};
+        is "@st", '200 200 200', 'two requests by the cookie and one by the same token as a bearer';
+        is_problem api(GET => '/cart/', base => $base, headers => { Cookie => $cookie }), 429, 'rate-limited',
+            'the fourth, by the cookie: 429 (one budget for the token, however it comes)';
+        is api(GET => '/cart/', base => $base, token => api(POST => '/auth/login/', base => $base,
+                          body => { email => $u->{email}, password => $u->{password} })->{json}{token})->{status}, 200,
+            'another token has its own budget';
+        $h->{stop}->();
+    }
+}
+
 done_testing;
