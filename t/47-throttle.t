@@ -21,6 +21,8 @@ use HTTP::Tiny;
 use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(time sleep);
+# a SIGTERM (a timeout) ends the test through exit, so guards still run
+$SIG{TERM} = sub { exit 143 };
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
@@ -245,6 +247,8 @@ SKIP: {
         { exec $mc, '-u', 'nobody', '-l', '127.0.0.1', '-p', $mport, '-U', '0', '-m', '16' }
         POSIX::_exit(127);
     }
+    # a test that dies or is timed out still stops it
+    my $guard = EcomTest::Guard->new(sub { kill 'TERM', $mpid; waitpid $mpid, 0 });
     my $up = 0;
     for (1 .. 50) {
         last if $up = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport, Proto => 'tcp');
@@ -262,8 +266,7 @@ SKIP: {
     is from('127.0.0.41', GET => "http://127.0.0.1:$hosts[0]{ports}[0]/health/")->{status}, 200,
         'another address has its own budget there too';
     $_->{stop}->() for grep { ref } @hosts;
-    kill 'TERM', $mpid;
-    waitpid $mpid, 0;
+    undef $guard;
 }
 
 # --- no store: throttling off, with a warning -----------------------------------------
@@ -341,3 +344,9 @@ if (!$m->{error}) {
 $h2->{stop}->();
 
 done_testing;
+
+# Runs its code when it goes out of scope or at exit (also on die or a
+# SIGTERM from test.sh's timeout, which the handler below turns into exit).
+package EcomTest::Guard;
+sub new { my ($c, $f) = @_; return bless { f => $f }, $c }
+sub DESTROY { my $s = shift; $s->{f}->() if $s->{f}; delete $s->{f} }
