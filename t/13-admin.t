@@ -10,34 +10,19 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use File::Temp qw(tempfile);
 use IO::Socket::INET;
 use IPC::Open2;
-use POSIX ();
 use Time::HiRes qw(time sleep);
 use EcomTest;
+use EcomAdmin;
 
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
-my $admin = ecom_root() . '/scripts/ecom-admin';
-
-# admin($password, @args) -> { rc, out, err }
+# admin($password, @args) -> { rc, out, err } (ecom_admin, t/lib/EcomAdmin.pm)
 sub admin {
     my ($pw, @args) = @_;
     local $ENV{ECOM_PASSWORD} = $pw;
-    my (undef, $outf) = tempfile(UNLINK => 1);
-    my (undef, $errf) = tempfile(UNLINK => 1);
-    my $pid = fork // die "fork: $!\n";
-    if (!$pid) {
-        open STDOUT, '>', $outf or POSIX::_exit(126);
-        open STDERR, '>', $errf or POSIX::_exit(126);
-        { exec 'bash', $admin, @args }
-        POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    my $rc = $? >> 8;
-    my $slurp = sub { open my $fh, '<', $_[0] or return ''; local $/; <$fh> // '' };
-    return { rc => $rc, out => $slurp->($outf), err => $slurp->($errf) };
+    return ecom_admin(@args);
 }
 
 sub product_body { { name => 'Admin test ' . uniq(), price => 100, sku => 'adm-' . uniq() } }
