@@ -552,10 +552,8 @@ static int ecom_sessions_list(ecom_req *q)
     if ((rv = ecom_page_args(q, &limit))) {
         return rv;
     }
-    if (cursor && ecom_cursor_decode(cursor, 's', &k1, &k2) != 0) {
-        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                            "Query parameter cursor is not a cursor of this "
-                            "list.");
+    if ((rv = ecom_page_cursor(q, 's', &k1, &k2))) {
+        return rv;
     }
     args[0] = ECOM_LL(q, q->token_id);
     args[1] = ECOM_LL(q, q->user_id);
@@ -776,10 +774,8 @@ static int ecom_users_list(ecom_req *q)
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "Query parameter email must be 1 to 254 bytes.");
     }
-    if (cursor && ecom_cursor_decode(cursor, 'u', &k1, &k2) != 0) {
-        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                            "Query parameter cursor is not a cursor of this "
-                            "list.");
+    if ((rv = ecom_page_cursor(q, 'u', &k1, &k2))) {
+        return rv;
     }
     if (email) {
         args[n++] = email;

@@ -97,10 +97,8 @@ static int ecom_events_list(ecom_req *q)
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "order_id must be a positive integer.");
     }
-    if (cursor && ecom_cursor_decode(cursor, 'e', &k1, &k2) != 0) {
-        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                            "Query parameter cursor is not a cursor of this "
-                            "list.");
+    if ((rv = ecom_page_cursor(q, 'e', &k1, &k2))) {
+        return rv;
     }
     /* the arguments in the order of the statement's placeholders */
     if (order) {

@@ -311,10 +311,8 @@ static int ecom_orders_list(ecom_req *q)
                             apr_pstrcat(q->r->pool, "status must be one of ",
                                         ecom_order_states_list(), ".", NULL));
     }
-    if (cursor && ecom_cursor_decode(cursor, 'o', &k1, &k2) != 0) {
-        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                            "Query parameter cursor is not a cursor of this "
-                            "list.");
+    if ((rv = ecom_page_cursor(q, 'o', &k1, &k2))) {
+        return rv;
     }
     /* the arguments in the order of the statement's placeholders (staff
      * and support list every user's orders) */

@@ -22,6 +22,18 @@ int ecom_page_args(ecom_req *q, int *limit)
     return 0;
 }
 
+int ecom_page_cursor(ecom_req *q, char tag, long long *k1, long long *k2)
+{
+    const char *cursor = apr_table_get(q->args, "cursor");
+
+    if (cursor && ecom_cursor_decode(cursor, tag, k1, k2) != 0) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "Query parameter cursor is not a cursor of this "
+                            "list.");
+    }
+    return 0;
+}
+
 int ecom_page(ecom_req *q, apr_dbd_results_t *res, int limit,
               const ecom_col *cols, char tag, int key1, int key2)
 {

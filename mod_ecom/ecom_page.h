@@ -12,6 +12,10 @@
 /* Reads ?limit= (any positive integer, capped at EcomPageSizeMax; none:
  * EcomPageSize) into *limit. Returns 0 or the status of the 400 set. */
 int ecom_page_args(ecom_req *q, int *limit);
+/* Reads ?cursor= of a list ordered under tag (ecom_cursor_decode) into *k1
+ * and *k2, left as they are when there is none. Returns 0 or the status
+ * of the 400 set (a cursor of another list, or none at all). */
+int ecom_page_cursor(ecom_req *q, char tag, long long *k1, long long *k2);
 /* Answers the first limit rows of res (limit + 1 when a next page exists)
  * as {items, next_cursor}, the cursor carrying columns key1 and key2 (-1:
  * none) of the last item under the tag of the list's ordering. Returns

@@ -154,10 +154,8 @@ static int ecom_reviews_list(ecom_req *q)
                             "Query parameter rating must be an integer "
                             "from 1 to 5.");
     }
-    if (cursor && ecom_cursor_decode(cursor, 'v', &k1, &k2) != 0) {
-        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                            "Query parameter cursor is not a cursor of this "
-                            "list.");
+    if ((rv = ecom_page_cursor(q, 'v', &k1, &k2))) {
+        return rv;
     }
     args[n++] = staff_arg(q);
     args[n++] = ECOM_LL(q, q->id[0]);
