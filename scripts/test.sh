@@ -10,6 +10,13 @@
 # --quick runs pass 1 only (and skips the asan build). Exit status non-zero
 # when anything failed.
 #
+# The two passes run at the same time, each on its own cluster, httpd and
+# ports (pass 2 on the pass-1 ports + 5), since most of a pass is waiting
+# (restarts, expiry windows, throttle budgets) rather than computing: the
+# suite then takes about as long as its slower pass. Pass 1 prints as it
+# goes; pass 2 writes build/test-pass2.log, printed when it ends.
+# ECOM_TEST_SERIAL=1 runs them one after the other instead.
+#
 # The tests get: ECOM_URL ECOM_TLS_URL ECOM_URL2 ECOM_DB2 ECOM_ROOT ECOM_PGDATA
 # ECOM_RUNDIR ECOM_SANITIZED PGHOST PGPORT PGUSER PGDATABASE (and
 # ECOM_PG_FAST=1), so `bash $ECOM_ROOT/scripts/pg.sh stop|start` acts on the
@@ -20,7 +27,7 @@
 # a pass takes about 320 s plain and 400 s under the sanitizers). To run beside
 # another test run on the same machine, move the ports: ECOM_TEST_PGPORT
 # (25433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443),
-# ECOM_TEST_HTTP2_PORT (18081, the second shop).
+# ECOM_TEST_HTTP2_PORT (18081, the second shop); pass 2 uses each + 5.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,7 +38,7 @@ targets=()
 for a in "$@"; do
     case "$a" in
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) targets+=("$a") ;;
     esac
 done
@@ -53,14 +60,21 @@ unset ECOM_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
 PROVE_TIMEOUT="${ECOM_PROVE_TIMEOUT:-900}"
 RUN_PLAIN="$ROOT/build/test-run"
 RUN_ASAN="$ROOT/build/test-run-asan"
+PG_PLAIN="$ECOM_PGDATA"
+PG_ASAN="$ROOT/build/test-pg-asan"
+# pass 2's ports: PGPORT HTTP_PORT HTTPS_PORT HTTP2_PORT, each + 5
+ASAN_PORTS="$((PGPORT + 5)) $((HTTP_PORT + 5)) $((HTTPS_PORT + 5)) $((HTTP2_PORT + 5))"
+PASS2_LOG="$ROOT/build/test-pass2.log"
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     msg "cleaning up: stopping the test servers"
+    [ -n "${pass2_pid:-}" ] && kill "$pass2_pid" 2>/dev/null && wait "$pass2_pid" 2>/dev/null
     RUNDIR="$RUN_PLAIN" bash "$ROOT/scripts/httpd.sh" stop >/dev/null 2>&1 || true
     RUNDIR="$RUN_ASAN" bash "$ROOT/scripts/httpd.sh" stop >/dev/null 2>&1 || true
-    bash "$ROOT/scripts/pg.sh" stop >/dev/null 2>&1 || true
+    ECOM_PGDATA="$PG_PLAIN" bash "$ROOT/scripts/pg.sh" stop >/dev/null 2>&1 || true
+    ECOM_PGDATA="$PG_ASAN" PGPORT="${ASAN_PORTS%% *}" bash "$ROOT/scripts/pg.sh" stop >/dev/null 2>&1 || true
     exit "$rc"
 }
 trap cleanup EXIT
@@ -74,8 +88,11 @@ ecom_deps
 RUNDIR="$RUN_PLAIN" bash scripts/httpd.sh stop
 RUNDIR="$RUN_ASAN" bash scripts/httpd.sh stop
 bash scripts/pg.sh stop
-for port in "$PGPORT" "$HTTP_PORT" "$HTTPS_PORT" "$HTTP2_PORT"; do
-    ecom_port_in_use "$port" && die "127.0.0.1:$port is in use (another test run?): set ECOM_TEST_PGPORT, ECOM_TEST_HTTP_PORT, ECOM_TEST_HTTPS_PORT or ECOM_TEST_HTTP2_PORT"
+ECOM_PGDATA="$PG_ASAN" PGPORT="${ASAN_PORTS%% *}" bash scripts/pg.sh stop
+ports="$PGPORT $HTTP_PORT $HTTPS_PORT $HTTP2_PORT"
+[ $quick = 0 ] && ports="$ports $ASAN_PORTS"
+for port in $ports; do
+    ecom_port_in_use "$port" && die "127.0.0.1:$port is in use (another test run?): set ECOM_TEST_PGPORT, ECOM_TEST_HTTP_PORT, ECOM_TEST_HTTPS_PORT or ECOM_TEST_HTTP2_PORT (pass 2 uses each + 5)"
 done
 
 msg "building: make"
@@ -130,10 +147,16 @@ fi
 # run_pass NUMBER LABEL MODULE SANITIZED RUNDIR: prints nothing on stdout,
 # returns non-zero on failure and leaves a one-line verdict in pass_verdict.
 pass_verdict=""
+# PGDATA PORTS ("PG HTTP HTTPS HTTP2") give the pass its own cluster and
+# servers, so that the two passes can run at the same time.
 run_pass() {
-    local n=$1 label=$2 module=$3 san=$4 rundir=$5 t=$SECONDS rc=0
+    local n=$1 label=$2 module=$3 san=$4 rundir=$5 pgdata=$6 t=$SECONDS rc=0
     local -x RUNDIR="$rundir" MODULE="$module" ECOM_RUNDIR="$rundir" ECOM_SANITIZED="$san"
     local -x ECOM_PRELOAD="" ASAN_OPTIONS="" UBSAN_OPTIONS=""
+    local -x ECOM_PGDATA="$pgdata" PGPORT HTTP_PORT HTTPS_PORT HTTP2_PORT
+    read -r PGPORT HTTP_PORT HTTPS_PORT HTTP2_PORT <<<"$7"
+    local -x ECOM_URL="http://127.0.0.1:$HTTP_PORT" ECOM_TLS_URL="https://127.0.0.1:$HTTPS_PORT"
+    local -x ECOM_URL2="http://127.0.0.1:$HTTP2_PORT"
     local sandir=""
     msg "pass $n ($label): fresh PostgreSQL cluster on 127.0.0.1:$PGPORT"
     pass_verdict="FAILED (setup)"
@@ -208,10 +231,35 @@ summary+=("static analysis: $lint_result")
 case "$fuzz_result" in FAILED*) failed=1 ;; esac
 summary+=("fuzzing: $fuzz_result")
 
-if run_pass 1 "plain build" "$ROOT/build/mod_ecom.so" 0 "$RUN_PLAIN"; then :; else failed=1; fi
+pass2() {
+    run_pass 2 "ASan+UBSan build" "$ROOT/build/asan/mod_ecom.so" 1 "$RUN_ASAN" \
+        "$PG_ASAN" "$ASAN_PORTS"
+}
+pass2_pid=""
+if [ $quick = 0 ] && [ "${ECOM_TEST_SERIAL:-0}" != 1 ]; then
+    msg "pass 2 (ASan+UBSan build) runs beside pass 1 on ports $ASAN_PORTS; its output: $PASS2_LOG"
+    # its verdict travels as the log's last line
+    ( trap - EXIT INT TERM
+      if pass2; then rc=0; else rc=1; fi
+      printf 'PASS2_VERDICT %s %s\n' "$rc" "$pass_verdict"
+      exit $rc ) >"$PASS2_LOG" 2>&1 &
+    pass2_pid=$!
+fi
+if run_pass 1 "plain build" "$ROOT/build/mod_ecom.so" 0 "$RUN_PLAIN" "$PG_PLAIN" \
+        "$PGPORT $HTTP_PORT $HTTPS_PORT $HTTP2_PORT"; then :; else failed=1; fi
 summary+=("pass 1 (build/mod_ecom.so): $pass_verdict")
-if [ $quick = 0 ]; then
-    if run_pass 2 "ASan+UBSan build" "$ROOT/build/asan/mod_ecom.so" 1 "$RUN_ASAN"; then :; else failed=1; fi
+if [ -n "$pass2_pid" ]; then
+    msg "pass 1 is over; waiting for pass 2"
+    wait "$pass2_pid" || true
+    pass2_pid=""
+    msg "pass 2's output ($PASS2_LOG):"
+    grep -v '^PASS2_VERDICT ' "$PASS2_LOG" || true
+    verdict="$(sed -n 's/^PASS2_VERDICT //p' "$PASS2_LOG" | tail -n 1)"
+    [ "${verdict%% *}" = 0 ] || failed=1
+    summary+=("pass 2 (build/asan/mod_ecom.so, sanitizers): ${verdict#* }")
+    [ -n "$verdict" ] || summary[-1]+="FAILED (no verdict: the pass died)"
+elif [ $quick = 0 ]; then
+    if pass2; then :; else failed=1; fi
     summary+=("pass 2 (build/asan/mod_ecom.so, sanitizers): $pass_verdict")
 else
     summary+=("pass 2 (sanitizers): skipped (--quick)")
@@ -221,7 +269,7 @@ echo
 msg "summary ($((SECONDS - T0))s)"
 for line in "${summary[@]}"; do msg "  $line"; done
 if [ $failed != 0 ]; then
-    msg "TESTS FAILED (logs: $RUN_PLAIN/error.log, $RUN_ASAN/error.log, $(bash scripts/pg.sh datadir).log)"
+    msg "TESTS FAILED (logs: $RUN_PLAIN/error.log, $RUN_ASAN/error.log, $PASS2_LOG, $(bash scripts/pg.sh datadir).log, $(ECOM_PGDATA="$PG_ASAN" bash scripts/pg.sh datadir).log)"
     exit 1
 fi
 msg "all tests passed"
