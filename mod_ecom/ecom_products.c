@@ -15,6 +15,7 @@
 #include "ecom_page.h"
 #include "ecom_crypto.h"
 #include "ecom_util.h"
+#include "ecom_dynprice.h"
 
 #define PRODUCT_COLS \
     "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
@@ -89,13 +90,16 @@ static const ecom_stmt product_sql[] = {
       "SELECT id FROM categories WHERE slug = %s", ECOM_STMT_READ },
     { "ecom_product_insert",
       "INSERT INTO products (name, description, price, currency, stock, "
-      "active, sku, category_id) VALUES (%s, %s, %s::bigint, %s, %s::int, "
-      "%s::boolean, %s, %s::bigint) ON CONFLICT (sku) DO NOTHING RETURNING id", 0 },
+      "active, sku, category_id, price_floor, price_ceiling) "
+      "VALUES (%s, %s, %s::bigint, %s, %s::int, %s::boolean, %s, %s::bigint, "
+      "%s::bigint, %s::bigint) ON CONFLICT (sku) DO NOTHING RETURNING id", 0 },
     /* PATCH: a NULL argument keeps the column; sku and category have an
      * explicit "set" flag because null is a value they can take. Stock is
      * either set, only if it still is what the client read (expected), or
      * adjusted relative to whatever it is when the row is locked, never
-     * below 0 nor past an int. */
+     * below 0 nor past an int. The bounds (issue 10) have "set" flags
+     * too; the staff user's id goes to sql/024's price history trigger
+     * (ecom.price_actor, this statement's transaction only). */
     { "ecom_product_update",
       "UPDATE products SET name = COALESCE(%s, name), "
       "description = COALESCE(%s, description), "
@@ -105,7 +109,12 @@ static const ecom_stmt product_sql[] = {
       "active = COALESCE(%s::boolean, active), "
       "sku = CASE WHEN %s::boolean THEN %s ELSE sku END, "
       "category_id = CASE WHEN %s::boolean THEN %s::bigint ELSE category_id END, "
-      "updated_at = now() WHERE id = %s::bigint "
+      "price_floor = CASE WHEN %s::boolean THEN %s::bigint ELSE price_floor END, "
+      "price_ceiling = CASE WHEN %s::boolean THEN %s::bigint "
+      "ELSE price_ceiling END, "
+      "updated_at = now() "
+      "FROM (SELECT set_config('ecom.price_actor', %s, true)) AS actor "
+      "WHERE id = %s::bigint "
       "AND (%s::int IS NULL OR stock = %s::int) "
       "AND stock::bigint + %s::bigint BETWEEN 0 AND 2147483647 "
       "RETURNING id", 0 },
@@ -399,6 +408,7 @@ static int preconditions(ecom_req *q)
 static int load_product(ecom_req *q, long long id, int status)
 {
     const char *args[2], *etag;
+    json_t *obj;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     int rv;
@@ -412,7 +422,12 @@ static int load_product(ecom_req *q, long long id, int status)
     if (!(row = ecom_db_row(q, res))) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
     }
-    rv = ecom_json(q, status, ecom_row_json(q, row, product_cols, 0));
+    obj = ecom_row_json(q, row, product_cols, 0);
+    /* staff also see the bounds of demand-based pricing (issue 10) */
+    if (q->is_staff && (rv = ecom_dynprice_bounds_json(q, id, obj))) {
+        return rv;
+    }
+    rv = ecom_json(q, status, obj);
     etag = etag_of(q, q->out, q->out_len);
     apr_table_setn(q->r->headers_out, "ETag", etag);
     return rv;
@@ -432,6 +447,7 @@ typedef struct {
     const char *sku, *category_id;
     const char *expected_stock, *stock_adjustment;   /* PATCH only */
     int sku_set, category_set;
+    ecom_price_bounds bounds;   /* issue 10: price_floor, price_ceiling */
 } product_fields;
 
 /* Validates the writable fields of a product body into f (strings for the
@@ -515,6 +531,10 @@ static int read_fields(ecom_req *q, product_fields *f, int creating)
             }
         }
     }
+    if ((rv = ecom_dynprice_check(q, creating ? 0 : q->id[0], f->price,
+                                  &f->bounds, errs))) {
+        return rv;
+    }
     if (json_array_size(errs)) {
         return ecom_invalid(q, errs);
     }
@@ -524,7 +544,7 @@ static int read_fields(ecom_req *q, product_fields *f, int creating)
 static int ecom_product_create(ecom_req *q)
 {
     product_fields f = { 0 };
-    const char *args[8];
+    const char *args[10];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     long long id;
@@ -542,7 +562,9 @@ static int ecom_product_create(ecom_req *q)
     args[5] = f.active ? f.active : "true";
     args[6] = f.sku;
     args[7] = f.category_id;
-    if ((e = ecom_db_select(q, "ecom_product_insert", &res, 8, args))) {
+    args[8] = f.bounds.floor;
+    args[9] = f.bounds.ceiling;
+    if ((e = ecom_db_select(q, "ecom_product_insert", &res, 10, args))) {
         return ecom_fail(q, e);
     }
     if (!(row = ecom_db_row(q, res))) {
@@ -590,7 +612,7 @@ static int update_refused(ecom_req *q, const product_fields *f)
 static int ecom_product_update(ecom_req *q)
 {
     product_fields f = { 0 };
-    const char *args[15];
+    const char *args[20];
     apr_dbd_results_t *res;
     int rv;
     ecom_err e;
@@ -619,10 +641,15 @@ static int ecom_product_update(ecom_req *q)
     args[8] = f.sku;
     args[9] = f.category_set ? "true" : "false";
     args[10] = f.category_id;
-    args[11] = ECOM_LL(q, q->id[0]);
-    args[12] = args[13] = f.expected_stock;
-    args[14] = args[5];
-    if ((e = ecom_db_select(q, "ecom_product_update", &res, 15, args))) {
+    args[11] = f.bounds.floor_set ? "true" : "false";
+    args[12] = f.bounds.floor;
+    args[13] = f.bounds.ceiling_set ? "true" : "false";
+    args[14] = f.bounds.ceiling;
+    args[15] = ECOM_LL(q, q->user_id);
+    args[16] = ECOM_LL(q, q->id[0]);
+    args[17] = args[18] = f.expected_stock;
+    args[19] = args[5];
+    if ((e = ecom_db_select(q, "ecom_product_update", &res, 20, args))) {
         return ecom_fail(q, e);
     }
     if (!ecom_db_row(q, res)) {

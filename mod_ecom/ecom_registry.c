@@ -20,6 +20,7 @@
     X(shipments)     \
     X(events)        \
     X(reviews)       \
+    X(dynprice)      \
     X(addresses)     \
     X(misc)          \
     X(status)        \
