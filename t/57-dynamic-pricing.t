@@ -276,6 +276,7 @@ is psql_value("SELECT count(*) FROM price_history h JOIN price_history g ON g.pr
     # a run holding its transaction (as a slow run on another host would)
     my $pid = fork // die "fork: $!\n";
     if (!$pid) {
+        open STDOUT, ">", "/dev/null";
         { exec 'psql', '-XAtq', '-c', "BEGIN; SELECT status FROM ecom_reprice('watchdog'); "
               . 'SELECT pg_sleep(2); COMMIT;' }
         POSIX::_exit(127);
@@ -300,6 +301,7 @@ is psql_value("SELECT count(*) FROM price_history h JOIN price_history g ON g.pr
         my $k = fork // die "fork: $!\n";
         if (!$k) {
             sleep($at - time) if $at > time;
+            open STDOUT, ">", "/dev/null";
             { exec 'psql', '-XAtq', '-c', "SELECT status FROM ecom_reprice('watchdog', interval '1 hour')" }
             POSIX::_exit(127);
         }
