@@ -207,24 +207,8 @@ static int ecom_price_history(ecom_req *q)
     if ((e = ecom_db_select(q, "ecom_price_history", &res, 3, args))) {
         return ecom_fail(q, e);
     }
-    if (ecom_db_nrows(q, res) == 0) {
-        /* an empty page: is there a product at all? */
-        apr_dbd_row_t *row, *none = NULL;
-
-        ecom_db_next(q, res, &none);    /* frees the empty result */
-        e = ecom_db_one(q, "ecom_price_product", &row, 1, args);
-        if (e == ECOM_E_NOT_FOUND) {
-            return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
-                                "No such product.");
-        }
-        if (e) {
-            return ecom_fail(q, e);
-        }
-        return ecom_json(q, HTTP_OK,
-                         ecom_jown(q, json_pack("{s:[], s:n}", "items",
-                                                "next_cursor")));
-    }
-    return ecom_page(q, res, limit, history_cols, 'h', H_ID, -1);
+    return ecom_page_of_parent(q, res, limit, history_cols, 'h', H_ID,
+                               "ecom_price_product", 1, args, "product");
 }
 
 /* ---- the job ---- */
@@ -252,7 +236,7 @@ void ecom_dynprice_run(server_rec *s, apr_pool_t *p, int interval)
     long long raised, lowered;
 
     if (ecom_db_job_row(s, p, "ecom_dynprice_run", 1, args, J_NCOLS, v)
-        != APR_SUCCESS || !v[J_STATUS] || strcmp(v[J_STATUS], "done")) {
+        != APR_SUCCESS || !v[J_STATUS] || strcmp(v[J_STATUS], "done") != 0) {
         return;
     }
     raised = v[J_RAISED] ? apr_atoi64(v[J_RAISED]) : 0;
