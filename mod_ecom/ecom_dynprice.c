@@ -23,6 +23,7 @@
  * constraint holds it whatever writes the row.
  */
 #include "ecom_dynprice.h"
+#include "ecom_bounds.h"
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
@@ -103,7 +104,7 @@ int ecom_dynprice_check(ecom_req *q, long long id, const char *price,
                         ecom_price_bounds *b, json_t *errs)
 {
     const char *cur_price = NULL, *cur_floor = NULL, *cur_ceiling = NULL;
-    const char *floor_s, *ceiling_s, *price_s;
+    const char *floor_s, *ceiling_s, *price_s, *field = NULL;
     long long fl, ce, pr;
 
     read_bound(q, "price_floor", &b->floor, &b->floor_set, errs);
@@ -130,35 +131,30 @@ int ecom_dynprice_check(ecom_req *q, long long id, const char *price,
     floor_s = b->floor_set ? b->floor : cur_floor;
     ceiling_s = b->ceiling_set ? b->ceiling : cur_ceiling;
     price_s = price ? price : cur_price;
-    if (!floor_s != !ceiling_s) {
-        ecom_field_error(errs, floor_s ? "price_ceiling" : "price_floor",
-                         floor_s ? "is required with price_floor (a product "
-                         "has both bounds or neither)"
-                         : "is required with price_ceiling (a product has "
-                         "both bounds or neither)");
-        return 0;
-    }
-    if (!floor_s || !price_s) {
-        return 0;
-    }
-    fl = apr_atoi64(floor_s);
-    ce = apr_atoi64(ceiling_s);
-    pr = apr_atoi64(price_s);
-    if (fl > ce) {
-        ecom_field_error(errs, "price_floor",
-                         "must not be above price_ceiling");
-    }
-    else if (pr < fl || pr > ce) {
-        /* name what the client changed: a price moved out of its bounds,
-         * or a bound moved past the price */
-        const char *field = price && !b->floor_set && !b->ceiling_set
-                            ? "price" : pr < fl ? "price_floor"
-                            : "price_ceiling";
+    fl = floor_s ? apr_atoi64(floor_s) : 0;
+    ce = ceiling_s ? apr_atoi64(ceiling_s) : 0;
+    pr = price_s ? apr_atoi64(price_s) : 0;
+    switch (ecom_bounds_check(floor_s ? &fl : NULL, ceiling_s ? &ce : NULL,
+                              price_s ? &pr : NULL,
+                              price && !b->floor_set && !b->ceiling_set,
+                              &field)) {
+    case ECOM_BOUNDS_ONE_MISSING:
+        ecom_field_error(errs, field, apr_pstrcat(q->r->pool, "is required "
+                         "with ", floor_s ? "price_floor" : "price_ceiling",
+                         " (a product has both bounds or neither)", NULL));
+        break;
+    case ECOM_BOUNDS_CROSSED:
+        ecom_field_error(errs, field, "must not be above price_ceiling");
+        break;
+    case ECOM_BOUNDS_OUTSIDE:
         ecom_field_error(errs, field, apr_psprintf(q->r->pool,
                          "price %" APR_INT64_T_FMT " must lie within "
                          "price_floor %" APR_INT64_T_FMT " and price_ceiling "
                          "%" APR_INT64_T_FMT, (apr_int64_t)pr,
                          (apr_int64_t)fl, (apr_int64_t)ce));
+        break;
+    case ECOM_BOUNDS_OK:
+        break;
     }
     return 0;
 }
