@@ -32,6 +32,7 @@
 #include "ecom_cart.h"
 #include "ecom_money.h"
 #include "ecom_util.h"
+#include "ecom_coupons.h"
 
 /* The statement of a handler for the caller's kind of cart, and the id
  * that owns the cart: a user's, or a guest cart's (q->guest). */
@@ -127,15 +128,16 @@ static const ecom_col line_cols[] = {
     [L_CURRENCY] = { "currency", EC_STR }, [L_NCOLS] = { NULL, 0 }
 };
 
-static int ecom_cart_get(ecom_req *q)
+int ecom_cart_send(ecom_req *q)
 {
     const char *args[1] = { owner(q) };
     const char *currency = q->dc->currency;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    long long subtotal = 0;
-    json_t *items;
+    long long subtotal = 0, discount = 0;
+    json_t *items, *coupon = NULL;
     ecom_err e;
+    int rv;
 
     if ((e = ecom_db_select(q, CART_STMT(q, "lines"), &res, 1, args))) {
         return ecom_fail(q, e);
@@ -153,13 +155,20 @@ static int ecom_cart_get(ecom_req *q)
         }
         currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, L_CURRENCY));
     }
+    /* issue 10: an account's cart may hold a coupon (ecom_coupons.c) */
+    if (!q->guest && (rv = ecom_cart_coupon(q, subtotal, currency, &coupon,
+                                            &discount))) {
+        return rv;
+    }
     return ecom_json(q, HTTP_OK,
-                     ecom_jown(q, json_pack("{s:O, s:I, s:i, s:I, s:s}",
+                     ecom_jown(q, json_pack("{s:O, s:I, s:I, s:I, s:s, s:O?}",
                                             "items", items,
                                             "subtotal", (json_int_t)subtotal,
-                                            "discount", 0,
-                                            "total", (json_int_t)subtotal,
-                                            "currency", currency)));
+                                            "discount", (json_int_t)discount,
+                                            "total",
+                                            (json_int_t)(subtotal - discount),
+                                            "currency", currency,
+                                            "coupon", coupon)));
 }
 
 static int send_line(ecom_req *q, long long line_id, int status)
@@ -351,7 +360,7 @@ static int ecom_cart_delete(ecom_req *q)
 }
 
 static const ecom_route cart_routes[] = {
-    { M_GET, "cart", ecom_cart_get, ECOM_AUTH_USER, ECOM_GUEST, 0,
+    { M_GET, "cart", ecom_cart_send, ECOM_AUTH_USER, ECOM_GUEST, 0,
       "cart.get" },
     { M_POST, "cart", ecom_cart_add, ECOM_AUTH_USER,
       ECOM_BODY | ECOM_IDEMPOTENT | ECOM_AUTH_INLINE | ECOM_GUEST, 0,

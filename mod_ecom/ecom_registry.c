@@ -21,6 +21,7 @@
     X(events)        \
     X(reviews)       \
     X(addresses)     \
+    X(coupons)       \
     X(misc)          \
     X(status)        \
     X(idempotency)   \
