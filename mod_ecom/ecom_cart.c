@@ -33,6 +33,7 @@
 #include "ecom_money.h"
 #include "ecom_util.h"
 #include "ecom_coupons.h"
+#include "ecom_pricing.h"
 
 /* The statement of a handler for the caller's kind of cart, and the id
  * that owns the cart: a user's, or a guest cart's (q->guest). */
@@ -43,9 +44,10 @@ static const char *owner(ecom_req *q)
     return ECOM_LL(q, q->guest ? q->guest_cart_id : q->user_id);
 }
 
+/* unit_price is the effective price (a sale's: ecom_pricing.h) */
 #define LINE_COLS \
-    "ci.id, ci.product_id, p.name, ci.quantity, p.price, " \
-    "p.price * ci.quantity, p.currency"
+    "ci.id, ci.product_id, p.name, ci.quantity, " ECOM_SALE_PRICE("p") ", " \
+    ECOM_SALE_PRICE("p") " * ci.quantity, p.currency"
 enum { L_ID, L_PRODUCT_ID, L_NAME, L_QUANTITY, L_UNIT_PRICE, L_LINE_TOTAL,
        L_CURRENCY, L_NCOLS };
 /* ecom_cart_add: LINE_COLS, then the caller (ecom_guest_cart_add: the
@@ -56,21 +58,34 @@ enum { W_STOCK, W_IN_CART, W_OTHER_CURRENCY, W_LINES };
 /* ecom_cart_set_qty */
 enum { ONE_COL };
 
+/* The add functions (sql/010, sql/017) answer the line at the list price:
+ * the effective price of the product added instead (issue 10), in the
+ * same statement; the last column is the caller (user or guest cart). */
+#define ADD_COLS(caller) \
+    "a.id, a.product_id, a.name, a.quantity, " \
+    "ecom_sale_price(a.unit_price, sale.percent_off), " \
+    "ecom_sale_price(a.unit_price, sale.percent_off) * a.quantity, " \
+    "a.currency, " caller
+#define ADD_SALE \
+    "LEFT JOIN LATERAL ecom_sale(a.product_id, (SELECT p.category_id " \
+    "FROM products p WHERE p.id = a.product_id)) sale ON true"
+
 static const ecom_stmt cart_sql[] = {
     { "ecom_cart_lines",
       "SELECT " LINE_COLS " FROM cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.user_id = %s::bigint ORDER BY ci.id", ECOM_STMT_READ },
     { "ecom_cart_line",
       "SELECT " LINE_COLS " FROM cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint", ECOM_STMT_READ },
     /* the caller (by id, or by the token's hash: ECOM_AUTH_INLINE), lock,
      * guarded upsert and the line (LINE_COLS, then user_id) in one round
      * trip: sql/006_checkout_functions.sql, sql/010_inline_auth.sql */
     { "ecom_cart_add",
-      "SELECT * FROM ecom_cart_add_as(%s::bigint, %s, %s::bigint, %s::int, "
-      ECOM_CART_MAX_LINES_SQL ", " ECOM_CART_MAX_QTY_SQL ")", 0 },
+      "SELECT " ADD_COLS("a.user_id") " FROM ecom_cart_add_as(%s::bigint, %s, %s::bigint, "
+      "%s::int, " ECOM_CART_MAX_LINES_SQL ", " ECOM_CART_MAX_QTY_SQL ") a "
+      ADD_SALE, 0 },
     { "ecom_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
@@ -90,16 +105,16 @@ static const ecom_stmt cart_sql[] = {
     /* the guest carts' twins of the statements above (sql/017) */
     { "ecom_guest_cart_lines",
       "SELECT " LINE_COLS " FROM guest_cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.cart_id = %s::bigint ORDER BY ci.id", ECOM_STMT_READ },
     { "ecom_guest_cart_line",
       "SELECT " LINE_COLS " FROM guest_cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.id = %s::bigint AND ci.cart_id = %s::bigint", ECOM_STMT_READ },
     { "ecom_guest_cart_add",
-      "SELECT * FROM ecom_guest_cart_add(%s, %s::boolean, %s::int, "
-      "%s::bigint, %s::int, " ECOM_CART_MAX_LINES_SQL ", "
-      ECOM_CART_MAX_QTY_SQL ")", 0 },
+      "SELECT " ADD_COLS("a.cart_id") " FROM ecom_guest_cart_add(%s, %s::boolean, "
+      "%s::int, %s::bigint, %s::int, " ECOM_CART_MAX_LINES_SQL ", "
+      ECOM_CART_MAX_QTY_SQL ") a " ADD_SALE, 0 },
     { "ecom_guest_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM guest_cart_items c2 JOIN products p2 "

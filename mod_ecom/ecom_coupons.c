@@ -19,9 +19,9 @@
  *     and a guest cart merged at login arrives without one.
  * Coupons appear in no cached answer (carts and orders are never
  * cached), so their writes invalidate nothing.
- * Times are RFC 3339 strings, read here into Unix seconds (parse_time)
+ * Times are RFC 3339 strings, read here into Unix seconds (ecom_time_parse)
  * and handed to PostgreSQL as numbers, so a bad date is a 422, never a
- * SQL error.
+ * SQL error (ecom_time_parse, shared with the pricing rules).
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
@@ -149,7 +149,7 @@ int ecom_coupon_refused(ecom_req *q, const char *code, const char *reason)
 
 /* An RFC 3339 time ("2026-11-27T10:00:00Z", "...T10:00:00.5+01:00") as
  * Unix seconds (a fraction is dropped). 0 or -1. */
-static int parse_time(const char *s, long long *out)
+int ecom_time_parse(const char *s, long long *out)
 {
     static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
                                  30, 31 };
@@ -217,6 +217,42 @@ static int parse_time(const char *s, long long *out)
     return 0;
 }
 
+int ecom_get_ids(ecom_req *q, json_t *body, const char *field, size_t max,
+                 const char **literal, long long *n, json_t *errs)
+{
+    json_t *ids = json_object_get(body, field), *v;
+    const char *lit = "{";
+    size_t i, j, len;
+
+    if (!ids) {
+        return 0;
+    }
+    len = json_array_size(ids);
+    if (!json_is_array(ids) || len == 0 || len > max) {
+        ecom_field_error(errs, field, apr_psprintf(q->r->pool, "must be an "
+                         "array of 1 to %lu ids", (unsigned long)max));
+        return -1;
+    }
+    json_array_foreach(ids, i, v) {
+        json_int_t id = json_is_integer(v) ? json_integer_value(v) : 0;
+        if (id <= 0) {
+            ecom_field_error(errs, field, "must hold positive integer ids");
+            return -1;
+        }
+        for (j = 0; j < i; j++) {
+            if (json_integer_value(json_array_get(ids, j)) == id) {
+                ecom_field_error(errs, field, "names an id twice");
+                return -1;
+            }
+        }
+        lit = apr_psprintf(q->r->pool, "%s%s%" APR_INT64_T_FMT, lit,
+                           i ? "," : "", (apr_int64_t)id);
+    }
+    *literal = apr_pstrcat(q->r->pool, lit, "}", NULL);
+    *n = (long long)len;
+    return 1;
+}
+
 /* A coupon's settable values (all of a row but code and counts). */
 typedef struct {
     long long percent, amount, min, starts, ends, max, redemptions;
@@ -225,7 +261,7 @@ typedef struct {
 } coupon_in;
 
 /* A time field: 1 set (into *v), 0 absent, 2 null (cleared), -1 error. */
-static int get_time(json_t *body, const char *field, long long *v,
+int ecom_get_time(json_t *body, const char *field, long long *v,
                     json_t *errs)
 {
     json_t *f = json_object_get(body, field);
@@ -236,7 +272,7 @@ static int get_time(json_t *body, const char *field, long long *v,
     if (json_is_null(f)) {
         return 2;
     }
-    if (!json_is_string(f) || parse_time(json_string_value(f), v) != 0) {
+    if (!json_is_string(f) || ecom_time_parse(json_string_value(f), v) != 0) {
         ecom_field_error(errs, field, "must be an RFC 3339 time such as "
                          "2026-12-01T00:00:00Z (from 1970)");
         return -1;
@@ -245,7 +281,7 @@ static int get_time(json_t *body, const char *field, long long *v,
 }
 
 /* An integer field that may be null (cleared): as get_time. */
-static int get_int_null(json_t *body, const char *field, long long min,
+int ecom_get_int_null(json_t *body, const char *field, long long min,
                         long long max, long long *v, json_t *errs)
 {
     json_t *f = json_object_get(body, field);
@@ -265,12 +301,12 @@ static void read_coupon(ecom_req *q, json_t *body, coupon_in *c,
     const char *cur = NULL;
     int rp, ra, rc, rv;
 
-    rp = get_int_null(body, "percent_off", 1, 100, &v, errs);
+    rp = ecom_get_int_null(body, "percent_off", 1, 100, &v, errs);
     if (rp == 1) {
         c->has_percent = 1;
         c->percent = v;
     }
-    ra = get_int_null(body, "amount_off", 1, 1000000000000000LL, &v, errs);
+    ra = ecom_get_int_null(body, "amount_off", 1, 1000000000000000LL, &v, errs);
     if (ra == 1) {
         c->has_amount = 1;
         c->amount = v;
@@ -311,22 +347,22 @@ static void read_coupon(ecom_req *q, json_t *body, coupon_in *c,
     if (ra == 2 && rp != 1) {
         c->has_amount = 0;
     }
-    if ((rv = get_int_null(body, "min_subtotal", 0, 1000000000000000LL,
+    if ((rv = ecom_get_int_null(body, "min_subtotal", 0, 1000000000000000LL,
                            &v, errs)) == 1) {
         c->min = v;
     }
     else if (rv == 2) {
         c->min = 0;
     }
-    if ((rv = get_time(body, "starts_at", &v, errs)) > 0) {
+    if ((rv = ecom_get_time(body, "starts_at", &v, errs)) > 0) {
         c->has_starts = rv == 1;
         c->starts = v;
     }
-    if ((rv = get_time(body, "ends_at", &v, errs)) > 0) {
+    if ((rv = ecom_get_time(body, "ends_at", &v, errs)) > 0) {
         c->has_ends = rv == 1;
         c->ends = v;
     }
-    if ((rv = get_int_null(body, "max_redemptions", 1, 2147483647LL, &v,
+    if ((rv = ecom_get_int_null(body, "max_redemptions", 1, 2147483647LL, &v,
                            errs)) > 0) {
         c->has_max = rv == 1;
         c->max = v;

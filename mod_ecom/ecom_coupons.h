@@ -20,4 +20,23 @@ int ecom_cart_coupon(ecom_req *q, long long subtotal, const char *currency,
  * coupon-<reason>. Returns the status. */
 int ecom_coupon_refused(ecom_req *q, const char *code, const char *reason);
 
+/* Shared by the discounts' readers (coupons, pricing rules, refunds by
+ * lines). */
+/* An RFC 3339 time ("2026-11-27T10:00:00Z", "...T10:00:00.5+01:00", from
+ * 1970) as Unix seconds (a fraction is dropped). 0, or -1 when it is
+ * not one. */
+int ecom_time_parse(const char *s, long long *out);
+/* A body field holding such a time: 1 set (*v), 0 absent, 2 null, -1
+ * after a field error. */
+int ecom_get_time(json_t *body, const char *field, long long *v,
+                  json_t *errs);
+/* ecom_get_int, with null accepted: 2. */
+int ecom_get_int_null(json_t *body, const char *field, long long min,
+                      long long max, long long *v, json_t *errs);
+/* A body field holding 1..max distinct positive integer ids: 1 with
+ * *literal a PostgreSQL array literal ("{1,2}") and *n their number, 0
+ * absent, -1 after a field error. */
+int ecom_get_ids(ecom_req *q, json_t *body, const char *field, size_t max,
+                 const char **literal, long long *n, json_t *errs);
+
 #endif /* ECOM_COUPONS_H */

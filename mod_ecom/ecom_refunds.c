@@ -23,6 +23,7 @@
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_orders.h"
+#include "ecom_coupons.h"
 
 static const ecom_stmt refund_sql[] = {
     { "ecom_refund_add",
@@ -177,41 +178,6 @@ static ecom_tx_end refund(ecom_req *q, void *data)
     return ECOM_TX_COMMIT;
 }
 
-/* lines: a non-empty array of distinct order line ids, at most 500 (a
- * cart's lines); into c->lines as a PostgreSQL array literal. 0 or -1. */
-static int read_lines(ecom_req *q, json_t *lines, refund_ctx *c,
-                      json_t *errs)
-{
-    size_t i, j, n = json_array_size(lines);
-    const char *lit = "{";
-    json_t *v;
-
-    if (!json_is_array(lines) || n == 0 || n > 500) {
-        ecom_field_error(errs, "lines", "must be an array of 1 to 500 order "
-                         "line ids");
-        return -1;
-    }
-    json_array_foreach(lines, i, v) {
-        json_int_t id = json_is_integer(v) ? json_integer_value(v) : 0;
-        if (id <= 0) {
-            ecom_field_error(errs, "lines", "must hold positive integer "
-                             "line ids");
-            return -1;
-        }
-        for (j = 0; j < i; j++) {
-            if (json_integer_value(json_array_get(lines, j)) == id) {
-                ecom_field_error(errs, "lines", "names a line twice");
-                return -1;
-            }
-        }
-        lit = apr_psprintf(q->r->pool, "%s%s%" APR_INT64_T_FMT, lit,
-                           i ? "," : "", (apr_int64_t)id);
-    }
-    c->lines = apr_pstrcat(q->r->pool, lit, "}", NULL);
-    c->nlines = (long long)n;
-    return 0;
-}
-
 static int ecom_refund_create(ecom_req *q)
 {
     static const char *const known[] = { "amount", "reason", "restock",
@@ -223,8 +189,8 @@ static int ecom_refund_create(ecom_req *q)
 
     ecom_body_unknown(q, q->body, "", known, errs);
     if (lines) {
-        if (read_lines(q, lines, &c, errs) == 0
-            && json_object_get(q->body, "amount")) {
+        if (ecom_get_ids(q, q->body, "lines", 500, &c.lines, &c.nlines,
+                         errs) == 1 && json_object_get(q->body, "amount")) {
             ecom_field_error(errs, "amount", "give amount or lines, not "
                              "both");
         }

@@ -22,6 +22,7 @@
     X(reviews)       \
     X(addresses)     \
     X(coupons)       \
+    X(pricing)       \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

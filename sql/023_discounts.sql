@@ -1,4 +1,147 @@
--- 023: coupons (issue 10, "Discounts and dynamic prices": Coupons).
+-- 023: coupons and sales (issue 10, "Discounts and dynamic prices":
+-- Coupons and Sales). Sales first (the coupons' subtotal and the checkout
+-- use the sale price), then coupons.
+--
+-- Sales: staff pricing rules take percent_off (1..100) off the list price
+-- (products.price, which the dynamic pricing moves) of every product, of
+-- a category and its subcategories, or of listed products, from starts_at
+-- (inclusive) to ends_at (exclusive). The effective price is computed in
+-- ONE place, the two functions ecom_sale (which rule applies to a product
+-- now: the highest priority; ties: the larger percent_off, then the newest
+-- rule) and ecom_sale_price (the price under it, the discount rounded
+-- half up to the cent), both LANGUAGE sql so the planner inlines them: the
+-- product list and detail, the cart and the checkout all read them, in
+-- the same statement as the rows (a LEFT JOIN LATERAL that is one index
+-- range scan of the live rules, pricing_rules_ends, plus one primary-key
+-- probe per product rule), never one query more per row. Nothing is
+-- materialised, so a window opening or closing needs no background job:
+-- the price changes at the boundary itself (cached catalog pages may show
+-- the old one for up to EcomCacheTTL seconds; the checkout never does).
+-- Price filters and sorts of the product list (min_price, max_price,
+-- sort=price) stay on the list price and its indexes (sql/014): see
+-- docs/API.md, "Sales".
+CREATE TABLE pricing_rules (
+    id           bigserial   PRIMARY KEY,
+    name         text        NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    percent_off  integer     NOT NULL CHECK (percent_off BETWEEN 1 AND 100),
+    scope        text        NOT NULL
+                 CHECK (scope IN ('all', 'category', 'products')),
+    -- scope 'category': the category, and its subtree's ids as they were
+    -- when the rule was written (ecom_category_subtree, sql/014)
+    category_id  bigint      REFERENCES categories (id) ON DELETE CASCADE,
+    category_ids bigint[]    NOT NULL DEFAULT '{}',
+    starts_at    timestamptz NOT NULL,
+    ends_at      timestamptz NOT NULL,
+    priority     integer     NOT NULL DEFAULT 0,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT pricing_rules_window CHECK (ends_at > starts_at),
+    CONSTRAINT pricing_rules_category
+        CHECK ((scope = 'category') = (category_id IS NOT NULL))
+);
+-- the live rules: ends_at > now() is a range scan that past rules leave
+CREATE INDEX pricing_rules_ends ON pricing_rules (ends_at);
+
+CREATE TABLE pricing_rule_products (
+    rule_id    bigint NOT NULL REFERENCES pricing_rules (id) ON DELETE CASCADE,
+    product_id bigint NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+    PRIMARY KEY (rule_id, product_id)
+);
+CREATE INDEX pricing_rule_products_product ON pricing_rule_products (product_id);
+
+-- The rule that sets a product's price now, if any (see the top).
+CREATE FUNCTION ecom_sale(p_product bigint, p_category bigint)
+RETURNS TABLE (rule_id bigint, percent_off integer, ends_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT r.id, r.percent_off, r.ends_at FROM pricing_rules r
+     WHERE r.ends_at > now() AND r.starts_at <= now()
+       AND (r.scope = 'all'
+            OR (r.scope = 'category' AND p_category = ANY (r.category_ids))
+            OR (r.scope = 'products' AND EXISTS (
+                    SELECT 1 FROM pricing_rule_products rp
+                     WHERE rp.rule_id = r.id AND rp.product_id = p_product)))
+     ORDER BY r.priority DESC, r.percent_off DESC, r.id DESC
+     LIMIT 1
+$$;
+
+-- The price under a sale of p_percent (NULL: no sale): the discount
+-- rounded half up to the cent, as ecom_money_percent does.
+CREATE FUNCTION ecom_sale_price(p_price bigint, p_percent integer)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_price - COALESCE((p_price * p_percent + 50) / 100, 0)
+$$;
+
+-- POST and PATCH /pricing/rules/: writes the rule (p_id NULL: a new one)
+-- with its products, in the caller's transaction. Returns the rule's id,
+-- or NULL and what is wrong: 'category' (no such slug), 'products' (an
+-- id that is no product), 'not-found' (no rule p_id).
+CREATE FUNCTION ecom_pricing_rule_save(p_id bigint, p_name text,
+                                       p_percent integer, p_category text,
+                                       p_products bigint[],
+                                       p_starts bigint, p_ends bigint,
+                                       p_priority integer)
+RETURNS TABLE (id bigint, problem text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_cat   bigint;
+    v_scope text := 'all';
+    v_id    bigint;
+BEGIN
+    IF p_category IS NOT NULL THEN
+        SELECT c.id INTO v_cat FROM categories c WHERE c.slug = p_category;
+        IF v_cat IS NULL THEN
+            problem := 'category';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        v_scope := 'category';
+    ELSIF p_products IS NOT NULL THEN
+        IF (SELECT count(*) FROM products p WHERE p.id = ANY (p_products))
+           <> cardinality(p_products) THEN
+            problem := 'products';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        v_scope := 'products';
+    END IF;
+    IF p_id IS NULL THEN
+        INSERT INTO pricing_rules AS r (name, percent_off, scope, category_id,
+                                        category_ids, starts_at, ends_at,
+                                        priority)
+        VALUES (p_name, p_percent, v_scope, v_cat,
+                CASE WHEN v_cat IS NOT NULL
+                     THEN ecom_category_subtree(p_category) ELSE '{}' END,
+                to_timestamp(p_starts), to_timestamp(p_ends), p_priority)
+        RETURNING r.id INTO v_id;
+    ELSE
+        UPDATE pricing_rules r
+           SET name = p_name, percent_off = p_percent, scope = v_scope,
+               category_id = v_cat,
+               category_ids = CASE WHEN v_cat IS NOT NULL
+                                   THEN ecom_category_subtree(p_category)
+                                   ELSE '{}' END,
+               starts_at = to_timestamp(p_starts),
+               ends_at = to_timestamp(p_ends), priority = p_priority,
+               updated_at = now()
+         WHERE r.id = p_id
+        RETURNING r.id INTO v_id;
+        IF v_id IS NULL THEN
+            problem := 'not-found';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        DELETE FROM pricing_rule_products rp WHERE rp.rule_id = v_id;
+    END IF;
+    IF v_scope = 'products' THEN
+        INSERT INTO pricing_rule_products (rule_id, product_id)
+        SELECT v_id, u.pid FROM unnest(p_products) AS u(pid);
+    END IF;
+    id := v_id;
+    RETURN NEXT;
+END $$;
+
+-- Coupons.
 --
 -- A coupon takes percent_off (1..100) or amount_off (minor units, in the
 -- coupon's currency) off a cart's subtotal, optionally only from
@@ -149,9 +292,11 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 'unknown';
     END IF;
-    SELECT coalesce(sum(p.price::numeric * ci.quantity), 0), min(p.currency)
+    SELECT coalesce(sum(ecom_sale_price(p.price, s.percent_off)::numeric
+                        * ci.quantity), 0), min(p.currency)
       INTO v_sub, v_cur
       FROM cart_items ci JOIN products p ON p.id = ci.product_id
+      LEFT JOIN LATERAL ecom_sale(p.id, p.category_id) s ON true
      WHERE ci.user_id = p_user;
     v_reason := ecom_coupon_reason(c, p_user, v_sub, v_cur);
     IF v_reason IS NOT NULL THEN
@@ -179,7 +324,10 @@ END $$;
 --   - expected_total is compared with the total after the discount (what
 --     the cart showed);
 --   - the discount is split over the lines by line_total
---     (ecom_money_split, lines in product id order), stored per line.
+--     (ecom_money_split, lines in product id order), stored per line;
+--   - every price is the sale price of the locked product row
+--     (ecom_sale_price over ecom_sale, read with the lock), which the
+--     order lines snapshot and expected_total is checked against.
 -- Columns: those of ecom_checkout_as (sql/017) plus subtotal, discount,
 -- coupon_code (the order's), line_discount (the line's) and reason.
 CREATE FUNCTION ecom_checkout_full(p_user bigint, p_token text, p_cap int,
@@ -206,6 +354,7 @@ DECLARE
     v_names    text[];
     v_avail    bigint[];
     v_totals   bigint[];
+    v_prices   bigint[];
     v_discs    bigint[];
     v_ncur     bigint;
     v_cur      text;
@@ -241,16 +390,20 @@ BEGIN
            array_agg(CASE WHEN l.active THEN l.stock ELSE 0 END
                      ORDER BY l.pid),
            array_agg(l.price * l.qty ORDER BY l.pid),
+           array_agg(l.price ORDER BY l.pid),
            count(DISTINCT l.cur), min(l.cur),
            sum(l.price::numeric * l.qty),
            bool_or(NOT l.active OR l.stock < l.qty)
-      INTO v_pids, v_qtys, v_ids, v_names, v_avail, v_totals, v_ncur, v_cur,
-           v_total, v_short
-      FROM (SELECT p.id AS pid, p.name AS pname, p.stock, p.active, p.price,
+      INTO v_pids, v_qtys, v_ids, v_names, v_avail, v_totals, v_prices,
+           v_ncur, v_cur, v_total, v_short
+      -- the price is the sale price (ecom_sale_price) of the locked row
+      FROM (SELECT p.id AS pid, p.name AS pname, p.stock, p.active,
+                   ecom_sale_price(p.price, s.percent_off) AS price,
                    p.currency AS cur, ci.quantity AS qty, ci.id AS line_id
               FROM products p
               JOIN cart_items ci ON ci.product_id = p.id
                                 AND ci.user_id = p_user
+              LEFT JOIN LATERAL ecom_sale(p.id, p.category_id) s ON true
              WHERE p.id = ANY (ARRAY(SELECT c.product_id FROM cart_items c
                                       WHERE c.user_id = p_user))
              ORDER BY p.id
@@ -359,9 +512,10 @@ BEGIN
     WITH w AS (INSERT INTO order_lines AS ol (order_id, product_id, sku,
                                              name, unit_price, quantity,
                                              line_total, discount)
-               SELECT v_order, p.id, p.sku, p.name, p.price, l.qty,
-                      p.price * l.qty, l.disc
-                 FROM unnest(v_pids, v_qtys, v_discs) AS l(pid, qty, disc)
+               SELECT v_order, p.id, p.sku, p.name, l.price, l.qty,
+                      l.price * l.qty, l.disc
+                 FROM unnest(v_pids, v_qtys, v_discs, v_prices)
+                      AS l(pid, qty, disc, price)
                  JOIN products p ON p.id = l.pid
                 ORDER BY p.id
                RETURNING ol.id, ol.product_id, ol.sku, ol.name,

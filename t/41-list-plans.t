@@ -134,6 +134,9 @@ my %cases = (
     ecom_events_ot => [ [ 'one order, one type', [ $oid, 'order.created', undef, 21 ], 'events_order' ] ],
     ecom_events_ok => [ [ 'one order, one kind', [ $oid, 'order.', 'order/', undef, 21 ], 'events_order' ] ],
     ecom_categories_tree => [ [ 'the tree', [ 10000 ] ] ],
+    # issue 10: coupons and pricing rules (sql/023), by id
+    ecom_coupon_list => [ [ 'coupons, first page', [ undef, 21 ] ] ],
+    ecom_pricing_rule_list => [ [ 'pricing rules, a deep page', [ 1000, 21 ] ] ],
 );
 my @missing = grep { !$cases{$_} } sort keys %list;
 is_deeply \@missing, [], 'every list statement has parameters here' or diag "no cases for: @missing";

@@ -322,11 +322,11 @@ my $p2 = create_product(price => 3333, stock => 100);
         my $sql = psql_value("SELECT array_to_string(ecom_money_split($t, ARRAY[" . join(',', @w) . "]::bigint[]), ',')");
         is $sql, join(',', split_lr($t, @w)), "ecom_money_split($t, [@w]) agrees with the C rule";
     }
-    my $a = create_product(price => 333, stock => 50);
-    my $b = create_product(price => 333, stock => 50);
-    my $c = create_product(price => 334, stock => 50);
+    my $pa = create_product(price => 333, stock => 50);
+    my $pb = create_product(price => 333, stock => 50);
+    my $pc = create_product(price => 334, stock => 50);
     my $u = register_user();
-    cart_with($u, [$a, 1], [$b, 1], [$c, 1]);     # 1000
+    cart_with($u, [$pa, 1], [$pb, 1], [$pc, 1]);     # 1000
     my $cp = coupon(amount_off => 100);
     is apply($u, $cp->{code})->{json}{total}, 900, 'amount_off 100 on 1000';
     my $r = api(POST => '/orders/', token => $u->{token}, body => { expected_total => 900 });
@@ -341,7 +341,7 @@ my $p2 = create_product(price => 3333, stock => 100);
     is api(POST => "/orders/$o->{id}/payments/", token => $u->{token}, body => { token => 'tok_ok' })->{status}, 201, 'paid';
 
     # refund the line of $c: exactly what was paid for it
-    my ($lc) = grep { $_->{product_id} == $c->{id} } @lines;
+    my ($lc) = grep { $_->{product_id} == $pc->{id} } @lines;
     $r = api(POST => "/orders/$o->{id}/refunds/", token => $staff, body => { lines => [ $lc->{id} ] });
     is $r->{status}, 201, 'refund by lines: 201' or diag $r->{content};
     is $r->{json}{amount}, $lc->{line_total} - $lc->{discount}, 'the refund is the line as paid (line_total - discount)';
