@@ -461,22 +461,24 @@ static int ecom_coupon_create(ecom_req *q)
     return ecom_json(q, HTTP_CREATED, ecom_row_json(q, row, coupon_cols, 0));
 }
 
-static int ecom_coupon_get(ecom_req *q)
+int ecom_send_one(ecom_req *q, const char *label, const char *arg,
+                  const ecom_col *cols, const char *missing)
 {
-    const char *args[1] = { q->slug };
+    const char *args[1] = { arg };
     apr_dbd_row_t *row;
-    ecom_err e = ecom_db_one(q, "ecom_coupon_get", &row, 1, args);
+    ecom_err e = ecom_db_one(q, label, &row, 1, args);
 
     if (e == ECOM_E_NOT_FOUND) {
-        return coupon_not_found(q);
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found", missing);
     }
     if (e) {
         return ecom_fail(q, e);
     }
-    return ecom_json(q, HTTP_OK, ecom_row_json(q, row, coupon_cols, 0));
+    return ecom_json(q, HTTP_OK, ecom_row_json(q, row, cols, 0));
 }
 
-static int ecom_coupon_list(ecom_req *q)
+int ecom_send_id_page(ecom_req *q, const char *label, char tag,
+                      const ecom_col *cols, int key)
 {
     const char *args[2];
     long long after = 0, k2 = 0;
@@ -485,15 +487,26 @@ static int ecom_coupon_list(ecom_req *q)
     int limit, rv;
 
     if ((rv = ecom_page_args(q, &limit))
-        || (rv = ecom_page_cursor(q, 'k', &after, &k2))) {
+        || (rv = ecom_page_cursor(q, tag, &after, &k2))) {
         return rv;
     }
     args[0] = after ? ECOM_LL(q, after) : NULL;
     args[1] = apr_itoa(q->r->pool, limit + 1);
-    if ((e = ecom_db_select(q, "ecom_coupon_list", &res, 2, args))) {
+    if ((e = ecom_db_select(q, label, &res, 2, args))) {
         return ecom_fail(q, e);
     }
-    return ecom_page(q, res, limit, coupon_cols, 'k', C_ID, -1);
+    return ecom_page(q, res, limit, cols, tag, key, -1);
+}
+
+static int ecom_coupon_get(ecom_req *q)
+{
+    return ecom_send_one(q, "ecom_coupon_get", q->slug, coupon_cols,
+                         "No such coupon.");
+}
+
+static int ecom_coupon_list(ecom_req *q)
+{
+    return ecom_send_id_page(q, "ecom_coupon_list", 'k', coupon_cols, C_ID);
 }
 
 typedef struct {

@@ -6,6 +6,7 @@
 #define ECOM_COUPONS_H
 
 #include "ecom_req.h"
+#include "ecom_db.h"
 
 /* GET /cart/ of an account: the cart's coupon as the cart shows it, for
  * a cart of subtotal in currency. Sets *coupon (a pool-owned object
@@ -38,5 +39,14 @@ int ecom_get_int_null(json_t *body, const char *field, long long min,
  * absent, -1 after a field error. */
 int ecom_get_ids(ecom_req *q, json_t *body, const char *field, size_t max,
                  const char **literal, long long *n, json_t *errs);
+
+/* GET of one object: 200 with the row of label(arg) as cols, or 404
+ * not-found with missing. Returns the status. */
+int ecom_send_one(ecom_req *q, const char *label, const char *arg,
+                  const ecom_col *cols, const char *missing);
+/* A staff list by ascending id: label takes (after id or NULL, limit + 1);
+ * the cursor under tag carries column key. Returns the status. */
+int ecom_send_id_page(ecom_req *q, const char *label, char tag,
+                      const ecom_col *cols, int key);
 
 #endif /* ECOM_COUPONS_H */

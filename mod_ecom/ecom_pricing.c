@@ -19,7 +19,6 @@
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
-#include "ecom_page.h"
 #include "ecom_util.h"
 #include "ecom_coupons.h"
 
@@ -253,37 +252,14 @@ static int rule_not_found(ecom_req *q)
 
 static int ecom_pricing_rule_get(ecom_req *q)
 {
-    const char *args[1] = { ECOM_LL(q, q->id[0]) };
-    apr_dbd_row_t *row;
-    ecom_err e = ecom_db_one(q, "ecom_pricing_rule_get", &row, 1, args);
-
-    if (e == ECOM_E_NOT_FOUND) {
-        return rule_not_found(q);
-    }
-    if (e) {
-        return ecom_fail(q, e);
-    }
-    return ecom_json(q, HTTP_OK, ecom_row_json(q, row, rule_cols, 0));
+    return ecom_send_one(q, "ecom_pricing_rule_get", ECOM_LL(q, q->id[0]),
+                         rule_cols, "No such pricing rule.");
 }
 
 static int ecom_pricing_rule_list(ecom_req *q)
 {
-    const char *args[2];
-    long long after = 0, k2 = 0;
-    apr_dbd_results_t *res;
-    ecom_err e;
-    int limit, rv;
-
-    if ((rv = ecom_page_args(q, &limit))
-        || (rv = ecom_page_cursor(q, 'q', &after, &k2))) {
-        return rv;
-    }
-    args[0] = after ? ECOM_LL(q, after) : NULL;
-    args[1] = apr_itoa(q->r->pool, limit + 1);
-    if ((e = ecom_db_select(q, "ecom_pricing_rule_list", &res, 2, args))) {
-        return ecom_fail(q, e);
-    }
-    return ecom_page(q, res, limit, rule_cols, 'q', RU_ID, -1);
+    return ecom_send_id_page(q, "ecom_pricing_rule_list", 'q', rule_cols,
+                             RU_ID);
 }
 
 static ecom_tx_end rule_patch(ecom_req *q, void *data)
