@@ -49,19 +49,27 @@ CREATE TABLE pricing_rule_products (
 );
 CREATE INDEX pricing_rule_products_product ON pricing_rule_products (product_id);
 
--- The rule that sets a product's price now, if any (see the top).
+-- The rule that sets a product's price now, if any (see the top): the
+-- largest key [priority, percent_off, id, ends_at] of the live rules that
+-- cover the product, one aggregate (a per-row ORDER BY ... LIMIT 1 sorted
+-- for every product row shown: the statement rate of a 21-row list page
+-- with four live rules was 1,490/s that way, 1,970/s this way, 3,300/s
+-- without the join; see docs/API.md, "Sales").
 CREATE FUNCTION ecom_sale(p_product bigint, p_category bigint)
 RETURNS TABLE (rule_id bigint, percent_off integer, ends_at timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT r.id, r.percent_off, r.ends_at FROM pricing_rules r
-     WHERE r.ends_at > now() AND r.starts_at <= now()
-       AND (r.scope = 'all'
-            OR (r.scope = 'category' AND p_category = ANY (r.category_ids))
-            OR (r.scope = 'products' AND EXISTS (
-                    SELECT 1 FROM pricing_rule_products rp
-                     WHERE rp.rule_id = r.id AND rp.product_id = p_product)))
-     ORDER BY r.priority DESC, r.percent_off DESC, r.id DESC
-     LIMIT 1
+    SELECT x.m[3], x.m[2]::integer, to_timestamp(x.m[4])
+      FROM (SELECT max(ARRAY[r.priority::bigint, r.percent_off::bigint, r.id,
+                             floor(extract(epoch FROM r.ends_at))::bigint]) AS m
+              FROM pricing_rules r
+             WHERE r.ends_at > now() AND r.starts_at <= now()
+               AND (r.scope = 'all'
+                    OR (r.scope = 'category'
+                        AND p_category = ANY (r.category_ids))
+                    OR (r.scope = 'products' AND EXISTS (
+                            SELECT 1 FROM pricing_rule_products rp
+                             WHERE rp.rule_id = r.id
+                               AND rp.product_id = p_product)))) x
 $$;
 
 -- The price under a sale of p_percent (NULL: no sale): the discount
