@@ -149,20 +149,29 @@ int ecom_coupon_refused(ecom_req *q, const char *code, const char *reason)
 
 /* An RFC 3339 time ("2026-11-27T10:00:00Z", "...T10:00:00.5+01:00") as
  * Unix seconds (a fraction is dropped). 0 or -1. */
+/* The number written by the n digits at s (checked digits). */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+
+    while (n-- > 0) {
+        v = v * 10 + (*s++ - '0');
+    }
+    return v;
+}
+
 int ecom_time_parse(const char *s, long long *out)
 {
     static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
                                  30, 31 };
     apr_time_exp_t t;
     apr_time_t at;
-    int y, mo, d, h, mi, sec, n = 0, off = 0;
+    int y, mo, d, h, mi, sec, off = 0;
     const char *p;
 
-    if (strlen(s) < 20
-        || sscanf(s, "%4d-%2d-%2d%*1[Tt]%2d:%2d:%2d%n", &y, &mo, &d, &h,
-                  &mi, &sec, &n) != 6 || n != 19
-        || !apr_isdigit(s[0]) || s[4] != '-' || s[7] != '-'
-        || s[13] != ':' || s[16] != ':') {
+    /* YYYY-MM-DDTHH:MM:SS, then an optional fraction and the zone */
+    if (strlen(s) < 20 || s[4] != '-' || s[7] != '-'
+        || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':') {
         return -1;
     }
     for (int i = 0; i < 19; i++) {
@@ -171,6 +180,12 @@ int ecom_time_parse(const char *s, long long *out)
             return -1;
         }
     }
+    y = digits(s, 4);
+    mo = digits(s + 5, 2);
+    d = digits(s + 8, 2);
+    h = digits(s + 11, 2);
+    mi = digits(s + 14, 2);
+    sec = digits(s + 17, 2);
     if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1
         || d > mdays[mo - 1] || (mo == 2 && d == 29 && (y % 4 != 0
                                  || (y % 100 == 0 && y % 400 != 0)))
@@ -193,8 +208,8 @@ int ecom_time_parse(const char *s, long long *out)
     else if ((*p == '+' || *p == '-') && strlen(p) == 6
              && apr_isdigit(p[1]) && apr_isdigit(p[2]) && p[3] == ':'
              && apr_isdigit(p[4]) && apr_isdigit(p[5])) {
-        int oh = (p[1] - '0') * 10 + (p[2] - '0');
-        int om = (p[4] - '0') * 10 + (p[5] - '0');
+        int oh = digits(p + 1, 2);
+        int om = digits(p + 4, 2);
         if (oh > 23 || om > 59) {
             return -1;
         }
@@ -286,7 +301,7 @@ int ecom_get_int_null(json_t *body, const char *field, long long min,
 {
     json_t *f = json_object_get(body, field);
 
-    if (f && json_is_null(f)) {
+    if (json_is_null(f)) {
         return 2;
     }
     return ecom_get_int(body, field, min, max, v, errs);
