@@ -16,11 +16,16 @@
 #include "ecom_crypto.h"
 #include "ecom_util.h"
 #include "ecom_dynprice.h"
+#include "ecom_pricing.h"
 
+/* price is the effective price (a sale's, issue 10: sql/023 ecom_sale and
+ * ecom_sale_price, through ECOM_SALE_JOIN), list_price the product's own,
+ * price_ends_at when the sale ends (null without one) */
 #define PRODUCT_COLS \
-    "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
+    "p.id, p.sku, p.name, p.description, " ECOM_SALE_PRICE("p") ", " \
+    "p.currency, p.stock, " \
     "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
-    ", " PRODUCT_RATING ", p.rating_key"
+    ", " PRODUCT_RATING ", p.price, " ECOM_TS("sale.ends_at") ", p.rating_key"
 
 /* The rating summary {average, count} from the product row's own columns
  * (sql/013_reviews.sql keeps them with every review write): average is
@@ -34,14 +39,16 @@
 /* PRODUCT_COLS' columns, in order (product_cols names them for JSON);
  * rating_key, the sort=rating key, is read but not shown */
 enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
-       P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_RATING, P_NCOLS,
+       P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_RATING,
+       P_LIST_PRICE, P_PRICE_ENDS, P_NCOLS,
        P_RATING_KEY = P_NCOLS,
        /* ecom_products_page's last column: the relevance key of sort=relevance */
        P_RELEVANCE };
 
 #define LIST_SELECT \
     "SELECT " PRODUCT_COLS " FROM products p " \
-    "LEFT JOIN categories c ON c.id = p.category_id WHERE p.active "
+    "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p") \
+    "WHERE p.active "
 
 /* Keyset conditions: a NULL cursor turns into "from the start" through
  * COALESCE, keeping the condition sargable on the matching index. */
@@ -75,8 +82,16 @@ static const ecom_stmt product_sql[] = {
     /* any filter or q: PostgreSQL plans the page for the filters that
      * are on and their values (sql/014_product_list.sql) */
     { "ecom_products_page",
-      "SELECT * FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
-      "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int)",
+      "SELECT x.id, x.sku, x.name, x.description, "
+      "ecom_sale_price(x.price, sale.percent_off), x.currency, x.stock, "
+      "x.active, x.category, x.created_at, x.updated_at, x.rating, x.price, "
+      ECOM_TS("sale.ends_at") ", x.rating_key, x.rk "
+      "FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
+      "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int) "
+      "WITH ORDINALITY AS x "
+      "LEFT JOIN LATERAL ecom_sale(x.id, (SELECT p2.category_id "
+      "FROM products p2 WHERE p2.id = x.id)) sale ON true "
+      "ORDER BY x.ordinality",
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* ?facets=: the counts of what the list's pages hold (sql/015) */
     { "ecom_products_facets",
@@ -84,7 +99,7 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
-      "LEFT JOIN categories c ON c.id = p.category_id "
+      "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p")
       "WHERE p.id = %s::bigint AND (p.active OR %s::boolean)", ECOM_STMT_READ },
     { "ecom_category_id",
       "SELECT id FROM categories WHERE slug = %s", ECOM_STMT_READ },
@@ -133,7 +148,9 @@ static const ecom_col product_cols[] = {
     [P_CATEGORY] = { "category", EC_STR_NULL },
     [P_CREATED_AT] = { "created_at", EC_TIME },
     [P_UPDATED_AT] = { "updated_at", EC_TIME },
-    [P_RATING] = { "rating", EC_JSON }, [P_NCOLS] = { NULL, 0 }
+    [P_RATING] = { "rating", EC_JSON },
+    [P_LIST_PRICE] = { "list_price", EC_INT },
+    [P_PRICE_ENDS] = { "price_ends_at", EC_TIME }, [P_NCOLS] = { NULL, 0 }
 };
 /* single-column statements: ecom_category_id, ecom_product_insert,
  * ecom_product_update, ecom_product_stock, ecom_sku_taken */
@@ -351,7 +368,7 @@ static int ecom_products_list(ecom_req *q)
      * relevance on (relevance key, id), the others on id */
     ecom_page_with(q, res, limit, product_cols, tag,
                    tag == 'r' ? P_RATING_KEY : tag == 's' ? P_RELEVANCE
-                   : two_keys ? P_PRICE : P_ID, P_ID, "facets", facets);
+                   : two_keys ? P_LIST_PRICE : P_ID, P_ID, "facets", facets);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
 }

@@ -22,6 +22,8 @@
     X(reviews)       \
     X(dynprice)      \
     X(addresses)     \
+    X(coupons)       \
+    X(pricing)       \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

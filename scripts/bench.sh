@@ -220,6 +220,12 @@ UPDATE products p SET price = s.price FROM bench_saved_prices s
  WHERE s.id = p.id AND p.price <> s.price;
 DELETE FROM price_history WHERE actor = 'system';
 DELETE FROM price_runs;
+-- the sales rules of bench-pricing-rules.sql, on a schema that has them
+DO $d$ BEGIN
+    IF to_regclass('pricing_rules') IS NOT NULL THEN
+        DELETE FROM pricing_rules WHERE name LIKE 'bench %';
+    END IF;
+END $d$;
 COMMIT;
 SQL
         }
