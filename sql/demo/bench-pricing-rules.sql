@@ -20,7 +20,7 @@ BEGIN
     PERFORM ecom_pricing_rule_save(NULL, 'bench store-wide', 5, NULL, NULL,
                                    v_now - v_day, v_now + 30 * v_day, 0);
     PERFORM ecom_pricing_rule_save(NULL, 'bench category ' || c.slug,
-                                   10 + (c.n % 4) * 5, c.slug, NULL,
+                                   (10 + (c.n % 4) * 5)::int, c.slug, NULL,
                                    v_now - v_day, v_now + 7 * v_day, 10)
        FROM (SELECT c.slug, row_number() OVER (ORDER BY count(*) DESC) AS n
                FROM categories c JOIN products p ON p.category_id = c.id
