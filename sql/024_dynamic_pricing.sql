@@ -119,12 +119,15 @@ LANGUAGE sql STABLE AS $$
         SELECT p.id, p.price, p.price_floor, p.price_ceiling, p.stock
           FROM products p
          WHERE p.price_floor IS NOT NULL AND p.active),
+    -- the window's sales of every product, from the window's orders (not
+    -- product by product: right after staff bound many products the
+    -- statistics still say "none", and a per-product walk of order lines
+    -- took seconds on the demo data)
     s AS (
         SELECT l.product_id, sum(l.quantity)::bigint AS units
-          FROM order_lines l JOIN orders o ON o.id = l.order_id
+          FROM orders o JOIN order_lines l ON l.order_id = o.id
          WHERE o.status IN ('paid', 'shipped', 'delivered')
            AND o.created_at >= now() - p_window
-           AND l.product_id IN (SELECT id FROM b)
          GROUP BY l.product_id),
     d AS (
         SELECT b.*, coalesce(s.units, 0) AS units,
@@ -199,24 +202,23 @@ BEGIN
     END IF;
     SELECT count(*) INTO v_considered
       FROM products WHERE price_floor IS NOT NULL AND active;
-    -- the plan, and a lock on every product that moves, in id order
-    SELECT coalesce(array_agg(x.product_id ORDER BY x.product_id), '{}'),
-           coalesce(array_agg(x.direction ORDER BY x.product_id), '{}'),
-           coalesce(array_agg(x.step ORDER BY x.product_id), '{}'),
-           coalesce(array_agg(x.inputs ORDER BY x.product_id), '{}')
+    -- the plan, then a lock on every product that moves, in id order
+    -- (by primary key: never a plan that depends on fresh statistics, as
+    -- right after staff set the bounds of many products)
+    SELECT coalesce(array_agg(pl.product_id ORDER BY pl.product_id), '{}'),
+           coalesce(array_agg(pl.direction ORDER BY pl.product_id), '{}'),
+           coalesce(array_agg(pl.step ORDER BY pl.product_id), '{}'),
+           coalesce(array_agg(jsonb_build_object('units', pl.units,
+                                                 'window_days', 7,
+                                                 'velocity', pl.velocity,
+                                                 'stock', pl.stock,
+                                                 'cover_days', pl.cover_days,
+                                                 'rule', pl.rule)
+                              ORDER BY pl.product_id), '{}')
       INTO v_ids, v_dirs, v_steps, v_inputs
-      FROM (SELECT pl.product_id, pl.direction, pl.step,
-                   jsonb_build_object('units', pl.units,
-                                      'window_days', 7,
-                                      'velocity', pl.velocity,
-                                      'stock', pl.stock,
-                                      'cover_days', pl.cover_days,
-                                      'rule', pl.rule) AS inputs
-              FROM ecom_reprice_plan() pl
-              JOIN products p ON p.id = pl.product_id
-             WHERE pl.new_price <> pl.price
-             ORDER BY p.id
-               FOR UPDATE OF p) x;
+      FROM ecom_reprice_plan() pl
+     WHERE pl.new_price <> pl.price;
+    PERFORM 1 FROM products WHERE id = ANY (v_ids) ORDER BY id FOR UPDATE;
     INSERT INTO price_runs (source, started_at, finished_at, considered,
                             raised, lowered)
     VALUES (p_trigger, v_started, clock_timestamp(), v_considered, 0, 0)
