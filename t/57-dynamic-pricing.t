@@ -328,6 +328,19 @@ is psql_value("SELECT count(*) FROM price_history h JOIN price_history g ON g.pr
         '... and no watchdog run is recorded (only the one this test made)';
 }
 
+# --- the directives: main server only, the interval's range -----------------
+SKIP: {
+    my $vh = spare_httpd(start => 0, conf => "<VirtualHost 127.0.0.1:\@PORT0\@>\n"
+                         . "    EcomDynamicPricing On\n</VirtualHost>\n");
+    skip "cannot run a spare apache2: $vh", 4 unless ref $vh;
+    ok !$vh->{syntax_ok}, 'EcomDynamicPricing in a <VirtualHost> is refused';
+    like $vh->{syntax}, qr/EcomDynamicPricing/, '... naming the directive';
+    my $iv = spare_httpd(start => 0, conf => "EcomDynamicPricingInterval 0\n");
+    ok !$iv->{syntax_ok}, 'EcomDynamicPricingInterval 0 is refused';
+    like $iv->{syntax}, qr/EcomDynamicPricingInterval must be an integer from 1 to 604800/,
+        '... with its range';
+}
+
 # --- the real watchdog, and the cache ----------------------------------------
 SKIP: {
     my $port = $ENV{PGPORT};
