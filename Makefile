@@ -22,7 +22,7 @@ CORE_SRC := $(SRCDIR)/ecom_util.c $(SRCDIR)/ecom_crypto.c $(SRCDIR)/ecom_err.c \
             $(SRCDIR)/ecom_money.c $(SRCDIR)/ecom_order_state.c \
             $(SRCDIR)/ecom_signature.c $(SRCDIR)/ecom_path.c \
             $(SRCDIR)/ecom_country.c $(SRCDIR)/ecom_shipment_state.c \
-            $(SRCDIR)/ecom_rate.c
+            $(SRCDIR)/ecom_rate.c $(SRCDIR)/ecom_bounds.c
 # The httpd glue: every other source file, so a new resource needs no edit
 # here (see ecom_registry.c).
 HTTPD_SRC := $(filter-out $(CORE_SRC),$(sort $(wildcard $(SRCDIR)/*.c)))

@@ -124,9 +124,8 @@ static const ecom_stmt cache_sql[] = {
      * not the server's address, so that the same database reached another
      * way (a pooler, another address) keeps one generation */
     { "ecom_cache_db",
-      "SELECT s.system_identifier, d.oid, d.datname "
-      "FROM pg_control_system() s, pg_database d "
-      "WHERE d.datname = current_database()", ECOM_STMT_READ },
+      "SELECT " ECOM_CACHE_DB_COLS " FROM " ECOM_CACHE_DB_FROM,
+      ECOM_STMT_READ },
     { NULL, NULL, 0 }
 };
 
@@ -349,28 +348,44 @@ static int get(ecom_req *q, const char *key, char **val, apr_size_t *len)
     return 1;
 }
 
-/* Returns 1 when the value was stored. */
-static int put(ecom_req *q, const char *key, const char *val, apr_size_t len,
-               int ttl)
+/* Returns 1 when the value was stored (any caller: a request's put(),
+ * or a background job's ecom_cache_invalidate_db()). */
+static int store(ecom_cache *c, server_rec *s, apr_pool_t *p, const char *key,
+                 const char *val, apr_size_t len, int ttl)
 {
-    ecom_cache *c = q->sc->cache;
     apr_status_t rv;
 
     if (len > MAX_VALUE || !locked(c)) {
         return 0;
     }
-    rv = c->provider->store(c->inst, q->r->server, (const unsigned char *)key,
+    rv = c->provider->store(c->inst, s, (const unsigned char *)key,
                             (unsigned int)strlen(key),
                             apr_time_now() + apr_time_from_sec(ttl),
-                            (unsigned char *)val, (unsigned int)len,
-                            q->r->pool);
+                            (unsigned char *)val, (unsigned int)len, p);
     unlock(c);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, q->r,
-                      "ECOM0610: EcomCache: store failed");
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s,
+                     "ECOM0610: EcomCache: store failed");
         return 0;
     }
     return 1;
+}
+
+static int put(ecom_req *q, const char *key, const char *val, apr_size_t len,
+               int ttl)
+{
+    return store(q->sc->cache, q->r->server, q->r->pool, key, val, len, ttl);
+}
+
+/* The tag of a database in the keys, from its identity (ecom_cache_db's
+ * columns): DB_TAG_LEN hex digits of its hash. */
+static void tag_of(apr_pool_t *p, const char *sys, const char *oid,
+                   const char *name, char hex[ECOM_SHA256_HEX])
+{
+    const char *id = apr_pstrcat(p, sys, "/", oid, "/", name, NULL);
+
+    ecom_sha256_hex(id, strlen(id), hex);
+    hex[DB_TAG_LEN] = '\0';
 }
 
 /* The tag of this virtual host's database in the keys, from the child's
@@ -385,7 +400,6 @@ static const char *db_tag(ecom_req *q)
     const char *sys, *oid, *name;
     char hex[ECOM_SHA256_HEX];
     apr_dbd_row_t *row;
-    char *id;
 
     if (apr_atomic_read32(&site->db_state) == DB_KNOWN) {
         return site->db;
@@ -396,9 +410,7 @@ static const char *db_tag(ecom_req *q)
         || !(name = ecom_db_get(q, row, DB_NAME))) {
         return NULL;
     }
-    id = apr_pstrcat(q->r->pool, sys, "/", oid, "/", name, NULL);
-    ecom_sha256_hex(id, strlen(id), hex);
-    hex[DB_TAG_LEN] = '\0';
+    tag_of(q->r->pool, sys, oid, name, hex);
     /* the first thread to get here keeps it for the child; any other one
      * uses its own copy, the same */
     if (apr_atomic_cas32(&site->db_state, DB_WRITING, DB_UNKNOWN)
@@ -425,10 +437,15 @@ static int section_index(unsigned section)
 }
 
 /* The key of the current generation of a section of a database. */
+static const char *gen_key_p(apr_pool_t *p, const char *db, int section)
+{
+    return apr_pstrcat(p, "ecom:gen:", db, ":", section_tab[section].name,
+                       NULL);
+}
+
 static const char *gen_key(ecom_req *q, const char *db, int section)
 {
-    return apr_pstrcat(q->r->pool, "ecom:gen:", db, ":",
-                       section_tab[section].name, NULL);
+    return gen_key_p(q->r->pool, db, section);
 }
 
 /* The current generation of a section (seeded from the clock when
@@ -534,11 +551,30 @@ void ecom_cache_store(ecom_req *q, const char *key)
     }
 }
 
+/* Stores a new generation of each of the sections of database db. */
+static void bump(ecom_cache *c, server_rec *s, apr_pool_t *p, const char *db,
+                 unsigned sections)
+{
+    const char *g;
+    apr_uint64_t n;
+
+    for (int i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
+        if (!(sections & (1u << i))) {
+            continue;
+        }
+        /* the clock, and this server's count of bumps of the section, so
+         * two bumps in the same microsecond still differ */
+        n = c->stats ? apr_atomic_inc64(&c->stats->invalidations[i]) : 0;
+        g = apr_psprintf(p, "%" APR_TIME_T_FMT ".%" APR_UINT64_T_FMT,
+                         apr_time_now(), n);
+        store(c, s, p, gen_key_p(p, db, i), g, strlen(g), GEN_TTL);
+    }
+}
+
 void ecom_cache_invalidate(ecom_req *q, unsigned sections)
 {
     ecom_cache *c = q->sc->cache;
-    const char *db, *g;
-    apr_uint64_t n;
+    const char *db;
 
     sections &= ECOM_CACHE_ALL;
     if (!c || !sections) {
@@ -558,17 +594,24 @@ void ecom_cache_invalidate(ecom_req *q, unsigned sections)
                       "EcomCacheTTL)");
         return;
     }
-    for (int i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
-        if (!(sections & (1u << i))) {
-            continue;
-        }
-        /* the clock, and this server's count of bumps of the section, so
-         * two bumps in the same microsecond still differ */
-        n = c->stats ? apr_atomic_inc64(&c->stats->invalidations[i]) : 0;
-        g = apr_psprintf(q->r->pool, "%" APR_TIME_T_FMT ".%" APR_UINT64_T_FMT,
-                         apr_time_now(), n);
-        put(q, gen_key(q, db, i), g, strlen(g), GEN_TTL);
+    bump(c, q->r->server, q->r->pool, db, sections);
+}
+
+void ecom_cache_invalidate_db(server_rec *s, apr_pool_t *p, const char *sys,
+                              const char *oid, const char *name,
+                              unsigned sections)
+{
+    const ecom_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                   &ecom_module);
+    char hex[ECOM_SHA256_HEX];
+
+    sections &= ECOM_CACHE_ALL;
+    if (!sc->cache || !sc->cache->inst || !sections || !sys || !oid
+        || !name) {
+        return;
     }
+    tag_of(p, sys, oid, name, hex);
+    bump(sc->cache, s, p, hex, sections);
 }
 
 int ecom_cache_socache(const server_rec *s,

@@ -66,6 +66,17 @@ struct ap_socache_instance_t;
 int ecom_cache_socache(const server_rec *s,
                        const struct ap_socache_provider_t **provider,
                        struct ap_socache_instance_t **inst);
+/* issue 10, background jobs (ecom_dynprice.c): what identifies a database
+ * in the keys, as SQL (columns and FROM of ecom_cache_db), and the same
+ * invalidation as ecom_cache_invalidate() outside any request, for the
+ * database of that identity (those three columns' values) through s's
+ * cache. */
+#define ECOM_CACHE_DB_COLS "s.system_identifier, d.oid, d.datname"
+#define ECOM_CACHE_DB_FROM \
+    "pg_control_system() s, pg_database d WHERE d.datname = current_database()"
+void ecom_cache_invalidate_db(server_rec *s, apr_pool_t *p, const char *sys,
+                              const char *oid, const char *name,
+                              unsigned sections);
 /* The name of section bit 1u << i ("catalog", ...), NULL past the last. */
 const char *ecom_cache_section_name(int i);
 

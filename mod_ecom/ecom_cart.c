@@ -32,6 +32,8 @@
 #include "ecom_cart.h"
 #include "ecom_money.h"
 #include "ecom_util.h"
+#include "ecom_coupons.h"
+#include "ecom_pricing.h"
 
 /* The statement of a handler for the caller's kind of cart, and the id
  * that owns the cart: a user's, or a guest cart's (q->guest). */
@@ -42,9 +44,10 @@ static const char *owner(ecom_req *q)
     return ECOM_LL(q, q->guest ? q->guest_cart_id : q->user_id);
 }
 
+/* unit_price is the effective price (a sale's: ecom_pricing.h) */
 #define LINE_COLS \
-    "ci.id, ci.product_id, p.name, ci.quantity, p.price, " \
-    "p.price * ci.quantity, p.currency"
+    "ci.id, ci.product_id, p.name, ci.quantity, " ECOM_SALE_PRICE("p") ", " \
+    ECOM_SALE_PRICE("p") " * ci.quantity, p.currency"
 enum { L_ID, L_PRODUCT_ID, L_NAME, L_QUANTITY, L_UNIT_PRICE, L_LINE_TOTAL,
        L_CURRENCY, L_NCOLS };
 /* ecom_cart_add: LINE_COLS, then the caller (ecom_guest_cart_add: the
@@ -55,21 +58,34 @@ enum { W_STOCK, W_IN_CART, W_OTHER_CURRENCY, W_LINES };
 /* ecom_cart_set_qty */
 enum { ONE_COL };
 
+/* The add functions (sql/010, sql/017) answer the line at the list price:
+ * the effective price of the product added instead (issue 10), in the
+ * same statement; the last column is the caller (user or guest cart). */
+#define ADD_COLS(caller) \
+    "a.id, a.product_id, a.name, a.quantity, " \
+    "ecom_sale_price(a.unit_price, sale.percent_off), " \
+    "ecom_sale_price(a.unit_price, sale.percent_off) * a.quantity, " \
+    "a.currency, " caller
+#define ADD_SALE \
+    "LEFT JOIN LATERAL ecom_sale(a.product_id, (SELECT p.category_id " \
+    "FROM products p WHERE p.id = a.product_id)) sale ON true"
+
 static const ecom_stmt cart_sql[] = {
     { "ecom_cart_lines",
       "SELECT " LINE_COLS " FROM cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.user_id = %s::bigint ORDER BY ci.id", ECOM_STMT_READ },
     { "ecom_cart_line",
       "SELECT " LINE_COLS " FROM cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.id = %s::bigint AND ci.user_id = %s::bigint", ECOM_STMT_READ },
     /* the caller (by id, or by the token's hash: ECOM_AUTH_INLINE), lock,
      * guarded upsert and the line (LINE_COLS, then user_id) in one round
      * trip: sql/006_checkout_functions.sql, sql/010_inline_auth.sql */
     { "ecom_cart_add",
-      "SELECT * FROM ecom_cart_add_as(%s::bigint, %s, %s::bigint, %s::int, "
-      ECOM_CART_MAX_LINES_SQL ", " ECOM_CART_MAX_QTY_SQL ")", 0 },
+      "SELECT " ADD_COLS("a.user_id") " FROM ecom_cart_add_as(%s::bigint, %s, %s::bigint, "
+      "%s::int, " ECOM_CART_MAX_LINES_SQL ", " ECOM_CART_MAX_QTY_SQL ") a "
+      ADD_SALE, 0 },
     { "ecom_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM cart_items c2 JOIN products p2 "
@@ -89,16 +105,16 @@ static const ecom_stmt cart_sql[] = {
     /* the guest carts' twins of the statements above (sql/017) */
     { "ecom_guest_cart_lines",
       "SELECT " LINE_COLS " FROM guest_cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.cart_id = %s::bigint ORDER BY ci.id", ECOM_STMT_READ },
     { "ecom_guest_cart_line",
       "SELECT " LINE_COLS " FROM guest_cart_items ci "
-      "JOIN products p ON p.id = ci.product_id "
+      "JOIN products p ON p.id = ci.product_id " ECOM_SALE_JOIN("p")
       "WHERE ci.id = %s::bigint AND ci.cart_id = %s::bigint", ECOM_STMT_READ },
     { "ecom_guest_cart_add",
-      "SELECT * FROM ecom_guest_cart_add(%s, %s::boolean, %s::int, "
-      "%s::bigint, %s::int, " ECOM_CART_MAX_LINES_SQL ", "
-      ECOM_CART_MAX_QTY_SQL ")", 0 },
+      "SELECT " ADD_COLS("a.cart_id") " FROM ecom_guest_cart_add(%s, %s::boolean, "
+      "%s::int, %s::bigint, %s::int, " ECOM_CART_MAX_LINES_SQL ", "
+      ECOM_CART_MAX_QTY_SQL ") a " ADD_SALE, 0 },
     { "ecom_guest_cart_why",
       "SELECT p.stock, COALESCE(ci.quantity, 0), "
       "EXISTS (SELECT 1 FROM guest_cart_items c2 JOIN products p2 "
@@ -127,15 +143,16 @@ static const ecom_col line_cols[] = {
     [L_CURRENCY] = { "currency", EC_STR }, [L_NCOLS] = { NULL, 0 }
 };
 
-static int ecom_cart_get(ecom_req *q)
+int ecom_cart_send(ecom_req *q)
 {
     const char *args[1] = { owner(q) };
     const char *currency = q->dc->currency;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
-    long long subtotal = 0;
-    json_t *items;
+    long long subtotal = 0, discount = 0;
+    json_t *items, *coupon = NULL;
     ecom_err e;
+    int rv;
 
     if ((e = ecom_db_select(q, CART_STMT(q, "lines"), &res, 1, args))) {
         return ecom_fail(q, e);
@@ -153,13 +170,20 @@ static int ecom_cart_get(ecom_req *q)
         }
         currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, L_CURRENCY));
     }
+    /* issue 10: an account's cart may hold a coupon (ecom_coupons.c) */
+    if (!q->guest && (rv = ecom_cart_coupon(q, subtotal, currency, &coupon,
+                                            &discount))) {
+        return rv;
+    }
     return ecom_json(q, HTTP_OK,
-                     ecom_jown(q, json_pack("{s:O, s:I, s:i, s:I, s:s}",
+                     ecom_jown(q, json_pack("{s:O, s:I, s:I, s:I, s:s, s:O?}",
                                             "items", items,
                                             "subtotal", (json_int_t)subtotal,
-                                            "discount", 0,
-                                            "total", (json_int_t)subtotal,
-                                            "currency", currency)));
+                                            "discount", (json_int_t)discount,
+                                            "total",
+                                            (json_int_t)(subtotal - discount),
+                                            "currency", currency,
+                                            "coupon", coupon)));
 }
 
 static int send_line(ecom_req *q, long long line_id, int status)
@@ -351,7 +375,7 @@ static int ecom_cart_delete(ecom_req *q)
 }
 
 static const ecom_route cart_routes[] = {
-    { M_GET, "cart", ecom_cart_get, ECOM_AUTH_USER, ECOM_GUEST, 0,
+    { M_GET, "cart", ecom_cart_send, ECOM_AUTH_USER, ECOM_GUEST, 0,
       "cart.get" },
     { M_POST, "cart", ecom_cart_add, ECOM_AUTH_USER,
       ECOM_BODY | ECOM_IDEMPOTENT | ECOM_AUTH_INLINE | ECOM_GUEST, 0,

@@ -46,4 +46,9 @@ int ecom_guest_rejected(ecom_req *q);
  * 0, or the status of the failure set (the guest cart is then intact). */
 int ecom_guest_cart_merge(ecom_req *q, long long user_id, json_t *answer);
 
+/* GET /cart/: answers 200 with the caller's cart (its lines, subtotal,
+ * and for an account the coupon with its discount and the total: issue
+ * 10, ecom_coupons.c). Returns the status. */
+int ecom_cart_send(ecom_req *q);
+
 #endif /* ECOM_CART_H */

@@ -35,6 +35,7 @@
 #include "ecom_session.h"
 #include "ecom_util.h"
 #include "ecom_cors.h"
+#include "ecom_dynprice.h"
 
 #include "http_core.h"
 #include "apr_file_io.h"
@@ -129,7 +130,11 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(HSTS_MAX_AGE, "EcomHSTSMaxAge", SRV, hsts_max_age, hsts_max_age,      \
       0, 0, 63072000, NONE,                                                 \
       "max-age of the Strict-Transport-Security header sent on answers "    \
-      "over TLS; 0: no header")
+      "over TLS; 0: no header")                                             \
+    X(DYNPRICE_INTERVAL, "EcomDynamicPricingInterval", MAIN,                \
+      dynprice_interval, dynprice_interval, 3600, 1, 604800, NONE,          \
+      "Seconds between runs of the demand-based pricing job "               \
+      "(mod_watchdog), when EcomDynamicPricing is On; main server only")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };
@@ -504,6 +509,11 @@ const command_rec ecom_cmds[] = {
                  "Cookie sessions for browsers through mod_session: login "
                  "also answers with a session, requests without a bearer "
                  "token use it, with CSRF checks (default Off)"),
+    AP_INIT_FLAG("EcomDynamicPricing", ecom_dynprice_set_flag, NULL,
+                 WHERE_MAIN, "Demand-based prices: a mod_watchdog job moves "
+                 "the price of every product with price_floor and "
+                 "price_ceiling every EcomDynamicPricingInterval seconds; "
+                 "main server only (default Off)"),
     AP_INIT_ITERATE("EcomCORSOrigins", ecom_cors_set_origins, NULL, WHERE_SRV,
                     "Origins (scheme://host[:port]) whose browser pages may "
                     "call the API with CORS, credentials included (default: "

@@ -79,6 +79,9 @@ typedef struct {
                                        * NULL: no CORS */
     struct ecom_throttle *throttle;   /* the throttle's store and counters,
                                        * set at post_config (NULL: off) */
+    /* issue 10, demand-based prices (ecom_dynprice.c), main server only */
+    int dynprice;            /* EcomDynamicPricing: the watchdog job runs */
+    int dynprice_interval;   /* EcomDynamicPricingInterval, seconds */
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

@@ -920,3 +920,49 @@ ecom_err ecom_db_ping(ecom_req *q)
 
     return e == ECOM_E_NOT_FOUND ? ECOM_E_UNAVAILABLE : e;
 }
+
+/* issue 10, background jobs of other files (ecom_dynprice.c): one
+ * statement outside any request. */
+apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
+                             int nargs, const char **args, int ncols,
+                             const char **out)
+{
+    apr_dbd_prepared_t *st;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    ap_dbd_t *dbd;
+    int rv, got = 0;
+
+    if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM2403: %s skipped: "
+                     "no database connection", label);
+        return APR_EGENERAL;
+    }
+    verbose_errors(dbd);
+    if (!(st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING))) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ECOM2404: prepared "
+                     "statement %s is not available (is the schema "
+                     "migrated?)", label);
+        dbd_close_fn(s, dbd);
+        return APR_EGENERAL;
+    }
+    rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, st, 0, nargs,
+                         args);
+    if (rv) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "ECOM2405: %s failed: %s", label,
+                     failure_text(p, dbd->handle, dbd->driver, rv));
+        dbd_close_fn(s, dbd);
+        return APR_EGENERAL;
+    }
+    /* read to the end: the result is freed and the connection clean */
+    while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+        for (int i = 0; !got && i < ncols; i++) {
+            const char *v = apr_dbd_get_entry(dbd->driver, row, i);
+            out[i] = v ? apr_pstrdup(p, v) : NULL;
+        }
+        got = 1;
+    }
+    dbd_close_fn(s, dbd);
+    return got ? APR_SUCCESS : APR_NOTFOUND;
+}

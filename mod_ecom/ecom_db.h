@@ -61,6 +61,14 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p);
  * does nothing. Returns APR_SUCCESS or the failure. */
 apr_status_t ecom_db_expire_orders(server_rec *s, apr_pool_t *p,
                                    int timeout);
+/* One statement by label outside any request (a mod_watchdog job of
+ * another file: ecom_dynprice.c), through a connection of s's pool: the
+ * first row's first ncols columns go to out (p's strings, NULL for SQL
+ * NULL), the rest is read and dropped. APR_SUCCESS, APR_NOTFOUND (no row)
+ * or APR_EGENERAL (logged). */
+apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
+                             int nargs, const char **args, int ncols,
+                             const char **out);
 
 /* Run a prepared statement by label. ECOM_OK, or the failure's kind:
  * UNAVAILABLE (the database is unreachable), BUSY (a timeout, a lock

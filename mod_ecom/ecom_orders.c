@@ -54,6 +54,7 @@
 #include "ecom_page.h"
 #include "ecom_money.h"
 #include "ecom_orders.h"
+#include "ecom_coupons.h"
 #include "ecom_util.h"
 #include "ecom_country.h"
 
@@ -61,11 +62,12 @@
     "o.id, o.status, o.currency, o.subtotal, o.discount, o.total, " \
     "(SELECT COALESCE(sum(quantity), 0) FROM order_lines WHERE order_id = o.id), " \
     ECOM_TS("o.created_at") ", " ECOM_TS("o.updated_at") ", " \
-    "o.shipping_address::text, o.paid_amount, o.refunded_amount"
+    "o.shipping_address::text, o.paid_amount, o.refunded_amount, " \
+    "o.coupon_code"
 
 enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
        O_ITEM_COUNT, O_CREATED_AT, O_UPDATED_AT, O_ADDRESS, O_PAID,
-       O_REFUNDED, O_NCOLS };
+       O_REFUNDED, O_COUPON, O_NCOLS };
 
 /* ecom_checkout's columns: the outcome ("ok", or what refused the
  * order), the order's id, line_cols (ok rows; a short product's id, name
@@ -73,8 +75,12 @@ enum { O_ID, O_STATUS, O_CURRENCY, O_SUBTOTAL, O_DISCOUNT, O_TOTAL,
  * available stock, the pending count, the total refused), the currency,
  * the total, the products sold out, the order's times */
 enum { K_OUTCOME, K_ORDER_ID, K_LINE, K_PRODUCT_ID, K_NAME = 5,
-       K_QUANTITY = 7, K_N = 9, K_CURRENCY, K_TOTAL, K_SOLD_OUT,
-       K_CREATED_AT, K_UPDATED_AT, K_USER_ID, K_ADDRESS };
+       K_QUANTITY = 7, K_N = 10, K_CURRENCY, K_TOTAL, K_SOLD_OUT,
+       K_CREATED_AT, K_UPDATED_AT, K_USER_ID, K_ADDRESS,
+       /* issue 10, coupons (sql/023): the order's subtotal, discount and
+        * coupon code, a coupon refusal's reason (the line's discount is
+        * the last of line_cols, before K_N) */
+       K_SUBTOTAL, K_DISCOUNT, K_COUPON, K_REASON };
 /* ecom_restock */
 enum { ONE_COL };
 
@@ -88,11 +94,11 @@ static const ecom_stmt order_sql[] = {
      * it runs in the key's transaction. */
     { "ecom_checkout",
       "SELECT outcome, order_id, id, product_id, sku, name, unit_price, "
-      "quantity, line_total, n, currency, total, sold_out, "
+      "quantity, line_total, line_discount, n, currency, total, sold_out, "
       ECOM_TS("created_at") ", " ECOM_TS("updated_at") ", user_id, "
-      "address::text "
-      "FROM ecom_checkout_as(%s::bigint, %s, %s::int, %s::bigint, %s::jsonb, "
-      "true)", 0 },
+      "address::text, subtotal, discount, coupon_code, reason "
+      "FROM ecom_checkout_full(%s::bigint, %s, %s::int, %s::bigint, "
+      "%s::jsonb, true)", 0 },
     /* ecom_order_transition(): the move and its event, or nothing */
     { "ecom_order_transition",
       "WITH moved AS (UPDATE orders SET status = %s, updated_at = now() "
@@ -104,8 +110,8 @@ static const ecom_stmt order_sql[] = {
       "SELECT " ORDER_COLS " FROM orders o WHERE o.id = %s::bigint "
       "AND (o.user_id = %s::bigint OR %s::boolean)", ECOM_STMT_READ },
     { "ecom_order_lines",
-      "SELECT id, product_id, sku, name, unit_price, quantity, line_total "
-      "FROM order_lines WHERE order_id = %s::bigint ORDER BY id",
+      "SELECT id, product_id, sku, name, unit_price, quantity, line_total, "
+      "discount FROM order_lines WHERE order_id = %s::bigint ORDER BY id",
       ECOM_STMT_READ },
     { "ecom_order_events",
       "SELECT from_status, to_status, actor, actor_id, " ECOM_TS("created_at")
@@ -203,12 +209,13 @@ static const ecom_col order_cols[] = {
     [O_UPDATED_AT] = { "updated_at", EC_TIME },
     [O_ADDRESS] = { "shipping_address", EC_JSON },
     [O_PAID] = { "paid_amount", EC_INT },
-    [O_REFUNDED] = { "refunded_amount", EC_INT }, [O_NCOLS] = { NULL, 0 }
+    [O_REFUNDED] = { "refunded_amount", EC_INT },
+    [O_COUPON] = { "coupon", EC_STR_NULL }, [O_NCOLS] = { NULL, 0 }
 };
 static const ecom_col line_cols[] = {
     { "id", EC_INT }, { "product_id", EC_INT_NULL }, { "sku", EC_STR_NULL },
     { "name", EC_STR }, { "unit_price", EC_INT }, { "quantity", EC_INT },
-    { "line_total", EC_INT }, { NULL, 0 }
+    { "line_total", EC_INT }, { "discount", EC_INT }, { NULL, 0 }
 };
 static const ecom_col event_cols[] = {
     { "from", EC_STR_NULL }, { "to", EC_STR }, { "actor", EC_STR },
@@ -446,6 +453,8 @@ typedef struct {
     /* what the answer is built from (send_new_order) */
     const char *currency;
     long long total, item_count;
+    long long subtotal, discount;  /* issue 10: the coupon's discount */
+    const char *coupon;            /* its code, or NULL */
     json_t *lines;         /* line_cols objects, as written */
     const char *created_at, *updated_at;   /* RFC 3339 */
 } checkout_ctx;
@@ -505,6 +514,10 @@ static ecom_tx_end checkout_refused(ecom_req *q, apr_dbd_results_t *res,
                                                  "currency",
                                                  ecom_db_get(q, row, K_CURRENCY))));
     }
+    else if (strcmp(outcome, "coupon") == 0) {
+        ecom_coupon_refused(q, ecom_db_get(q, row, K_COUPON),
+                            ecom_db_get(q, row, K_REASON));
+    }
     else {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0402: checkout "
                       "returned an unknown outcome");
@@ -546,6 +559,11 @@ static ecom_tx_end checkout(ecom_req *q, void *data)
     c->order_id = ecom_db_ll(q, row, K_ORDER_ID);
     c->currency = apr_pstrdup(q->r->pool, ecom_db_get(q, row, K_CURRENCY));
     c->total = ecom_db_ll(q, row, K_TOTAL);
+    c->subtotal = ecom_db_ll(q, row, K_SUBTOTAL);
+    c->discount = ecom_db_ll(q, row, K_DISCOUNT);
+    if (ecom_db_get(q, row, K_COUPON)) {
+        c->coupon = apr_pstrdup(q->r->pool, ecom_db_get(q, row, K_COUPON));
+    }
     c->sold_out = (int)ecom_db_ll(q, row, K_SOLD_OUT);
     c->created_at = ecom_db_time(q, row, K_CREATED_AT);
     c->updated_at = ecom_db_time(q, row, K_UPDATED_AT);
@@ -577,8 +595,10 @@ static int send_new_order(ecom_req *q, const checkout_ctx *c)
                         json_string(ecom_order_state_name(ECOM_ORDER_PENDING)));
     json_object_set_new(o, order_cols[O_CURRENCY].name,
                         json_string(c->currency));
-    json_object_set_new(o, order_cols[O_SUBTOTAL].name, json_integer(c->total));
-    json_object_set_new(o, order_cols[O_DISCOUNT].name, json_integer(0));
+    json_object_set_new(o, order_cols[O_SUBTOTAL].name,
+                        json_integer(c->subtotal));
+    json_object_set_new(o, order_cols[O_DISCOUNT].name,
+                        json_integer(c->discount));
     json_object_set_new(o, order_cols[O_TOTAL].name, json_integer(c->total));
     json_object_set_new(o, order_cols[O_ITEM_COUNT].name,
                         json_integer(c->item_count));
@@ -591,6 +611,8 @@ static int send_new_order(ecom_req *q, const checkout_ctx *c)
                         ? json_loads(c->address, 0, NULL) : json_null());
     json_object_set_new(o, order_cols[O_PAID].name, json_integer(0));
     json_object_set_new(o, order_cols[O_REFUNDED].name, json_integer(0));
+    json_object_set_new(o, order_cols[O_COUPON].name,
+                        c->coupon ? json_string(c->coupon) : json_null());
     json_object_set(o, "lines", c->lines);
     /* the first event, as event_cols shows it */
     json_object_set_new(event, "from", json_null());
@@ -610,7 +632,8 @@ static int send_new_order(ecom_req *q, const checkout_ctx *c)
 
 static int ecom_order_create(ecom_req *q)
 {
-    checkout_ctx c = { 0, 0, 0, 0, NULL, NULL, 0, 0, NULL, NULL, NULL };
+    checkout_ctx c = { 0, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL,
+                       NULL };
     ecom_err e;
     int rv;
 

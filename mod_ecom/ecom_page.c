@@ -72,3 +72,28 @@ int ecom_page_with(ecom_req *q, apr_dbd_results_t *res, int limit,
     }
     return ecom_json(q, HTTP_OK, answer);
 }
+
+int ecom_page_of_parent(ecom_req *q, apr_dbd_results_t *res, int limit,
+                        const ecom_col *cols, char tag, int key1,
+                        const char *label, int nargs, const char **args,
+                        const char *what)
+{
+    apr_dbd_row_t *row, *none = NULL;
+    ecom_err e;
+
+    if (ecom_db_nrows(q, res) > 0) {
+        /* rows: the parent exists (the page's statement joined it) */
+        return ecom_page(q, res, limit, cols, tag, key1, -1);
+    }
+    ecom_db_next(q, res, &none);    /* frees the empty result */
+    e = ecom_db_one(q, label, &row, nargs, args);
+    if (e == ECOM_E_NOT_FOUND) {
+        return ecom_problem(q, HTTP_NOT_FOUND, "not-found",
+                            apr_psprintf(q->r->pool, "No such %s.", what));
+    }
+    if (e) {
+        return ecom_fail(q, e);
+    }
+    return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack("{s:[], s:n}", "items",
+                                                        "next_cursor")));
+}

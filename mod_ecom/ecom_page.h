@@ -28,4 +28,13 @@ int ecom_page_with(ecom_req *q, apr_dbd_results_t *res, int limit,
                    const ecom_col *cols, char tag, int key1, int key2,
                    const char *name, json_t *extra);
 
+/* A page of one parent's items (a product's reviews, its price history)
+ * from res, ordered by one key (column key1): ecom_page() when res has
+ * rows; when it has none, an empty page if the statement label (with its
+ * args) finds the parent, else 404 "No such <what>.". Returns the status. */
+int ecom_page_of_parent(ecom_req *q, apr_dbd_results_t *res, int limit,
+                        const ecom_col *cols, char tag, int key1,
+                        const char *label, int nargs, const char **args,
+                        const char *what);
+
 #endif /* ECOM_PAGE_H */

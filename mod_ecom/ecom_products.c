@@ -15,11 +15,17 @@
 #include "ecom_page.h"
 #include "ecom_crypto.h"
 #include "ecom_util.h"
+#include "ecom_dynprice.h"
+#include "ecom_pricing.h"
 
+/* price is the effective price (a sale's, issue 10: sql/023 ecom_sale and
+ * ecom_sale_price, through ECOM_SALE_JOIN), list_price the product's own,
+ * price_ends_at when the sale ends (null without one) */
 #define PRODUCT_COLS \
-    "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
+    "p.id, p.sku, p.name, p.description, " ECOM_SALE_PRICE("p") ", " \
+    "p.currency, p.stock, " \
     "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
-    ", " PRODUCT_RATING ", p.rating_key"
+    ", " PRODUCT_RATING ", p.price, " ECOM_TS("sale.ends_at") ", p.rating_key"
 
 /* The rating summary {average, count} from the product row's own columns
  * (sql/013_reviews.sql keeps them with every review write): average is
@@ -33,14 +39,16 @@
 /* PRODUCT_COLS' columns, in order (product_cols names them for JSON);
  * rating_key, the sort=rating key, is read but not shown */
 enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
-       P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_RATING, P_NCOLS,
+       P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_RATING,
+       P_LIST_PRICE, P_PRICE_ENDS, P_NCOLS,
        P_RATING_KEY = P_NCOLS,
        /* ecom_products_page's last column: the relevance key of sort=relevance */
        P_RELEVANCE };
 
 #define LIST_SELECT \
     "SELECT " PRODUCT_COLS " FROM products p " \
-    "LEFT JOIN categories c ON c.id = p.category_id WHERE p.active "
+    "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p") \
+    "WHERE p.active "
 
 /* Keyset conditions: a NULL cursor turns into "from the start" through
  * COALESCE, keeping the condition sargable on the matching index. */
@@ -74,8 +82,16 @@ static const ecom_stmt product_sql[] = {
     /* any filter or q: PostgreSQL plans the page for the filters that
      * are on and their values (sql/014_product_list.sql) */
     { "ecom_products_page",
-      "SELECT * FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
-      "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int)",
+      "SELECT x.id, x.sku, x.name, x.description, "
+      "ecom_sale_price(x.price, sale.percent_off), x.currency, x.stock, "
+      "x.active, x.category, x.created_at, x.updated_at, x.rating, x.price, "
+      ECOM_TS("sale.ends_at") ", x.rating_key, x.rk "
+      "FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
+      "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int) "
+      "WITH ORDINALITY AS x "
+      "LEFT JOIN LATERAL ecom_sale(x.id, (SELECT p2.category_id "
+      "FROM products p2 WHERE p2.id = x.id)) sale ON true "
+      "ORDER BY x.ordinality",
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* ?facets=: the counts of what the list's pages hold (sql/015) */
     { "ecom_products_facets",
@@ -83,19 +99,22 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
-      "LEFT JOIN categories c ON c.id = p.category_id "
+      "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p")
       "WHERE p.id = %s::bigint AND (p.active OR %s::boolean)", ECOM_STMT_READ },
     { "ecom_category_id",
       "SELECT id FROM categories WHERE slug = %s", ECOM_STMT_READ },
     { "ecom_product_insert",
       "INSERT INTO products (name, description, price, currency, stock, "
-      "active, sku, category_id) VALUES (%s, %s, %s::bigint, %s, %s::int, "
-      "%s::boolean, %s, %s::bigint) ON CONFLICT (sku) DO NOTHING RETURNING id", 0 },
+      "active, sku, category_id, price_floor, price_ceiling) "
+      "VALUES (%s, %s, %s::bigint, %s, %s::int, %s::boolean, %s, %s::bigint, "
+      "%s::bigint, %s::bigint) ON CONFLICT (sku) DO NOTHING RETURNING id", 0 },
     /* PATCH: a NULL argument keeps the column; sku and category have an
      * explicit "set" flag because null is a value they can take. Stock is
      * either set, only if it still is what the client read (expected), or
      * adjusted relative to whatever it is when the row is locked, never
-     * below 0 nor past an int. */
+     * below 0 nor past an int. The bounds (issue 10) have "set" flags
+     * too; the staff user's id goes to sql/024's price history trigger
+     * (ecom.price_actor, this statement's transaction only). */
     { "ecom_product_update",
       "UPDATE products SET name = COALESCE(%s, name), "
       "description = COALESCE(%s, description), "
@@ -105,7 +124,12 @@ static const ecom_stmt product_sql[] = {
       "active = COALESCE(%s::boolean, active), "
       "sku = CASE WHEN %s::boolean THEN %s ELSE sku END, "
       "category_id = CASE WHEN %s::boolean THEN %s::bigint ELSE category_id END, "
-      "updated_at = now() WHERE id = %s::bigint "
+      "price_floor = CASE WHEN %s::boolean THEN %s::bigint ELSE price_floor END, "
+      "price_ceiling = CASE WHEN %s::boolean THEN %s::bigint "
+      "ELSE price_ceiling END, "
+      "updated_at = now() "
+      "FROM (SELECT set_config('ecom.price_actor', %s, true)) AS actor "
+      "WHERE id = %s::bigint "
       "AND (%s::int IS NULL OR stock = %s::int) "
       "AND stock::bigint + %s::bigint BETWEEN 0 AND 2147483647 "
       "RETURNING id", 0 },
@@ -124,7 +148,9 @@ static const ecom_col product_cols[] = {
     [P_CATEGORY] = { "category", EC_STR_NULL },
     [P_CREATED_AT] = { "created_at", EC_TIME },
     [P_UPDATED_AT] = { "updated_at", EC_TIME },
-    [P_RATING] = { "rating", EC_JSON }, [P_NCOLS] = { NULL, 0 }
+    [P_RATING] = { "rating", EC_JSON },
+    [P_LIST_PRICE] = { "list_price", EC_INT },
+    [P_PRICE_ENDS] = { "price_ends_at", EC_TIME }, [P_NCOLS] = { NULL, 0 }
 };
 /* single-column statements: ecom_category_id, ecom_product_insert,
  * ecom_product_update, ecom_product_stock, ecom_sku_taken */
@@ -342,7 +368,7 @@ static int ecom_products_list(ecom_req *q)
      * relevance on (relevance key, id), the others on id */
     ecom_page_with(q, res, limit, product_cols, tag,
                    tag == 'r' ? P_RATING_KEY : tag == 's' ? P_RELEVANCE
-                   : two_keys ? P_PRICE : P_ID, P_ID, "facets", facets);
+                   : two_keys ? P_LIST_PRICE : P_ID, P_ID, "facets", facets);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
 }
@@ -399,6 +425,7 @@ static int preconditions(ecom_req *q)
 static int load_product(ecom_req *q, long long id, int status)
 {
     const char *args[2], *etag;
+    json_t *obj;
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     int rv;
@@ -412,7 +439,12 @@ static int load_product(ecom_req *q, long long id, int status)
     if (!(row = ecom_db_row(q, res))) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", "No such product.");
     }
-    rv = ecom_json(q, status, ecom_row_json(q, row, product_cols, 0));
+    obj = ecom_row_json(q, row, product_cols, 0);
+    /* staff also see the bounds of demand-based pricing (issue 10) */
+    if (q->is_staff && (rv = ecom_dynprice_bounds_json(q, id, obj))) {
+        return rv;
+    }
+    rv = ecom_json(q, status, obj);
     etag = etag_of(q, q->out, q->out_len);
     apr_table_setn(q->r->headers_out, "ETag", etag);
     return rv;
@@ -432,6 +464,7 @@ typedef struct {
     const char *sku, *category_id;
     const char *expected_stock, *stock_adjustment;   /* PATCH only */
     int sku_set, category_set;
+    ecom_price_bounds bounds;   /* issue 10: price_floor, price_ceiling */
 } product_fields;
 
 /* Validates the writable fields of a product body into f (strings for the
@@ -515,6 +548,10 @@ static int read_fields(ecom_req *q, product_fields *f, int creating)
             }
         }
     }
+    if ((rv = ecom_dynprice_check(q, creating ? 0 : q->id[0], f->price,
+                                  &f->bounds, errs))) {
+        return rv;
+    }
     if (json_array_size(errs)) {
         return ecom_invalid(q, errs);
     }
@@ -524,7 +561,7 @@ static int read_fields(ecom_req *q, product_fields *f, int creating)
 static int ecom_product_create(ecom_req *q)
 {
     product_fields f = { 0 };
-    const char *args[8];
+    const char *args[10];
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     long long id;
@@ -542,7 +579,9 @@ static int ecom_product_create(ecom_req *q)
     args[5] = f.active ? f.active : "true";
     args[6] = f.sku;
     args[7] = f.category_id;
-    if ((e = ecom_db_select(q, "ecom_product_insert", &res, 8, args))) {
+    args[8] = f.bounds.floor;
+    args[9] = f.bounds.ceiling;
+    if ((e = ecom_db_select(q, "ecom_product_insert", &res, 10, args))) {
         return ecom_fail(q, e);
     }
     if (!(row = ecom_db_row(q, res))) {
@@ -590,7 +629,7 @@ static int update_refused(ecom_req *q, const product_fields *f)
 static int ecom_product_update(ecom_req *q)
 {
     product_fields f = { 0 };
-    const char *args[15];
+    const char *args[20];
     apr_dbd_results_t *res;
     int rv;
     ecom_err e;
@@ -619,10 +658,15 @@ static int ecom_product_update(ecom_req *q)
     args[8] = f.sku;
     args[9] = f.category_set ? "true" : "false";
     args[10] = f.category_id;
-    args[11] = ECOM_LL(q, q->id[0]);
-    args[12] = args[13] = f.expected_stock;
-    args[14] = args[5];
-    if ((e = ecom_db_select(q, "ecom_product_update", &res, 15, args))) {
+    args[11] = f.bounds.floor_set ? "true" : "false";
+    args[12] = f.bounds.floor;
+    args[13] = f.bounds.ceiling_set ? "true" : "false";
+    args[14] = f.bounds.ceiling;
+    args[15] = ECOM_LL(q, q->user_id);
+    args[16] = ECOM_LL(q, q->id[0]);
+    args[17] = args[18] = f.expected_stock;
+    args[19] = args[5];
+    if ((e = ecom_db_select(q, "ecom_product_update", &res, 20, args))) {
         return ecom_fail(q, e);
     }
     if (!ecom_db_row(q, res)) {

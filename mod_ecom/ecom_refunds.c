@@ -11,10 +11,19 @@
  * restock when asked (once per order: ecom_order_restock), and the move
  * to refunded (actor staff) when the refunds reach the amount paid. The
  * refund's currency is the order's: a client cannot send one.
+ *
+ * Refund by lines (issue 10): {lines: [order line id, ...]} instead of an
+ * amount refunds those whole lines for exactly what was paid for them,
+ * line_total - discount (the coupon's share of the line, split to the cent
+ * at checkout, sql/023), so a discounted order's partial refunds never
+ * return more than the line cost the customer. Each line is refunded by
+ * lines once (refund_lines, UNIQUE per line: 409 line-already-refunded);
+ * the order-wide cap above holds as well.
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_orders.h"
+#include "ecom_coupons.h"
 
 static const ecom_stmt refund_sql[] = {
     { "ecom_refund_add",
@@ -28,6 +37,18 @@ static const ecom_stmt refund_sql[] = {
       "FROM payments p WHERE p.order_id = %s::bigint "
       "AND p.status = 'succeeded'), %s::bigint, %s, %s, %s::boolean, "
       "%s::bigint) RETURNING " ECOM_REFUND_COLS, 0 },
+    /* refund by lines: how many of the lines named are the order's, how
+     * many were refunded by lines already, and what was paid for them */
+    { "ecom_refund_lines_amount",
+      "SELECT count(*), count(rl.order_line_id), "
+      "COALESCE(sum(ol.line_total - ol.discount), 0) FROM order_lines ol "
+      "LEFT JOIN refund_lines rl ON rl.order_line_id = ol.id "
+      "WHERE ol.order_id = %s::bigint AND ol.id = ANY (%s::bigint[])", 0 },
+    { "ecom_refund_lines_insert",
+      "INSERT INTO refund_lines (refund_id, order_line_id, amount) "
+      "SELECT %s::bigint, ol.id, ol.line_total - ol.discount "
+      "FROM order_lines ol WHERE ol.order_id = %s::bigint "
+      "AND ol.id = ANY (%s::bigint[])", 0 },
     { NULL, NULL, 0 }
 };
 
@@ -36,12 +57,48 @@ typedef struct {
     const char *reason;
     int restock;
     json_t *refund;
+    const char *lines;     /* refund by lines: "{id,...}", distinct ids */
+    long long nlines;
 } refund_ctx;
+
+/* Refund by lines: sets c->amount to what was paid for the lines, or
+ * refuses (lines not of this order, refunded already, nothing paid). */
+static ecom_tx_end lines_amount(ecom_req *q, refund_ctx *c, const char *oid)
+{
+    const char *args[2] = { oid, c->lines };
+    apr_dbd_row_t *row;
+    json_t *errs;
+    ecom_err e = ecom_db_one(q, "ecom_refund_lines_amount", &row, 2, args);
+
+    if (e) {
+        return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
+    }
+    if (ecom_db_ll(q, row, 0) != c->nlines) {
+        errs = ecom_jarray(q);
+        ecom_field_error(errs, "lines", "names a line that is not one of "
+                         "this order's");
+        ecom_invalid(q, errs);
+        return ECOM_TX_REFUSE;
+    }
+    if (ecom_db_ll(q, row, 1) > 0) {
+        ecom_problem(q, HTTP_CONFLICT, "line-already-refunded",
+                     "A line named was refunded already.");
+        return ECOM_TX_REFUSE;
+    }
+    c->amount = ecom_db_ll(q, row, 2);
+    if (c->amount <= 0) {
+        errs = ecom_jarray(q);
+        ecom_field_error(errs, "lines", "nothing was paid for these lines");
+        ecom_invalid(q, errs);
+        return ECOM_TX_REFUSE;
+    }
+    return ECOM_TX_COMMIT;
+}
 
 static ecom_tx_end refund(ecom_req *q, void *data)
 {
     refund_ctx *c = data;
-    const char *oid = ECOM_LL(q, q->id[0]), *amount = ECOM_LL(q, c->amount);
+    const char *oid = ECOM_LL(q, q->id[0]), *amount;
     const char *args[7];
     apr_dbd_row_t *row;
     ecom_order_row o;
@@ -57,6 +114,10 @@ static ecom_tx_end refund(ecom_req *q, void *data)
             q->r->pool, "Only a paid, shipped or delivered order can be "
             "refunded; this one is %s.", ecom_order_state_name(o.status)));
     }
+    if (c->lines && (end = lines_amount(q, c, oid)).err) {
+        return end;
+    }
+    amount = ECOM_LL(q, c->amount);
     args[0] = amount;
     args[1] = oid;
     args[2] = amount;
@@ -93,6 +154,18 @@ static ecom_tx_end refund(ecom_req *q, void *data)
         return ecom_tx_fail(e == ECOM_E_NOT_FOUND ? ECOM_E_INTERNAL : e);
     }
     c->refund = ecom_row_json(q, row, ecom_refund_cols, 0);
+    if (c->lines) {
+        int n = 0;
+        args[0] = ECOM_LL(q, json_integer_value(json_object_get(c->refund,
+                                                                "id")));
+        args[1] = oid;
+        args[2] = c->lines;
+        if ((e = ecom_db_query(q, "ecom_refund_lines_insert", &n, 3, args))) {
+            return ecom_tx_fail(e);
+        }
+        json_object_set(c->refund, "lines", json_object_get(q->body,
+                                                            "lines"));
+    }
     if (c->restock && (e = ecom_order_restock(q, q->id[0]))) {
         return ecom_tx_fail(e);
     }
@@ -108,15 +181,23 @@ static ecom_tx_end refund(ecom_req *q, void *data)
 static int ecom_refund_create(ecom_req *q)
 {
     static const char *const known[] = { "amount", "reason", "restock",
-                                         NULL };
+                                         "lines", NULL };
     json_t *errs = ecom_jarray(q);
-    refund_ctx c = { 0, NULL, 0, NULL };
+    json_t *lines = json_object_get(q->body, "lines");
+    refund_ctx c = { 0, NULL, 0, NULL, NULL, 0 };
     int rv;
 
     ecom_body_unknown(q, q->body, "", known, errs);
-    if (ecom_get_int(q->body, "amount", 1, 1000000000000000LL, &c.amount,
-                     errs) == 0) {
-        ecom_field_error(errs, "amount", "is required");
+    if (lines) {
+        if (ecom_get_ids(q, q->body, "lines", 500, &c.lines, &c.nlines,
+                         errs) == 1 && json_object_get(q->body, "amount")) {
+            ecom_field_error(errs, "amount", "give amount or lines, not "
+                             "both");
+        }
+    }
+    else if (ecom_get_int(q->body, "amount", 1, 1000000000000000LL,
+                          &c.amount, errs) == 0) {
+        ecom_field_error(errs, "amount", "is required (or lines)");
     }
     if (json_is_null(json_object_get(q->body, "reason"))) {
         json_object_del(q->body, "reason");

@@ -20,7 +20,10 @@
     X(shipments)     \
     X(events)        \
     X(reviews)       \
+    X(dynprice)      \
     X(addresses)     \
+    X(coupons)       \
+    X(pricing)       \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

@@ -140,7 +140,7 @@ static int ecom_reviews_list(ecom_req *q)
 {
     const char *cursor = apr_table_get(q->args, "cursor");
     const char *rating = apr_table_get(q->args, "rating");
-    const char *args[6];
+    const char *args[6], *a[2];
     long long k1 = 0, k2 = 0, stars = 0;
     apr_dbd_results_t *res;
     int limit, rv, n = 0;
@@ -169,26 +169,12 @@ static int ecom_reviews_list(ecom_req *q)
                             &res, n, args))) {
         return ecom_fail(q, e);
     }
-    if (ecom_db_nrows(q, res) == 0) {
-        /* an empty page: is there a product at all? (a page with rows
-         * has shown an active product already) */
-        const char *a[2] = { ECOM_LL(q, q->id[0]), staff_arg(q) };
-        apr_dbd_row_t *row;
-        apr_dbd_row_t *none = NULL;
-
-        ecom_db_next(q, res, &none);    /* frees the empty result */
-        e = ecom_db_one(q, "ecom_review_product", &row, 2, a);
-        if (e == ECOM_E_NOT_FOUND) {
-            return no_product(q);
-        }
-        if (e) {
-            return ecom_fail(q, e);
-        }
-        return ecom_json(q, HTTP_OK,
-                         ecom_jown(q, json_pack("{s:[], s:n}", "items",
-                                                "next_cursor")));
-    }
-    return ecom_page(q, res, limit, review_cols, 'v', R_ID, -1);
+    /* an empty page: is there a product at all? (a page with rows has
+     * shown an active product already) */
+    a[0] = ECOM_LL(q, q->id[0]);
+    a[1] = staff_arg(q);
+    return ecom_page_of_parent(q, res, limit, review_cols, 'v', R_ID,
+                               "ecom_review_product", 2, a, "product");
 }
 
 typedef struct {

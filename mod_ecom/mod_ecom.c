@@ -20,6 +20,7 @@
 #include "ecom_throttle.h"
 #include "ecom_payment.h"
 #include "ecom_util.h"
+#include "ecom_dynprice.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -62,6 +63,24 @@ static apr_status_t expire_callback(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
+/* issue 10: demand-based prices (ecom_dynprice.c), every
+ * EcomDynamicPricingInterval seconds of the main server (the first) */
+static apr_status_t dynprice_callback(int state, void *data, apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+    const server_rec *main_s = APR_ARRAY_IDX(ctx->servers, 0, server_rec *);
+    const ecom_srv_conf *sc = ap_get_module_config(main_s->module_config,
+                                                   &ecom_module);
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            ecom_dynprice_run(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
+                              pool, sc->dynprice_interval);
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* How often the payment timeout looks for overdue orders: every
  * min(60, timeout / 2) seconds (at least 1) of the shortest timeout, so an
  * order is cancelled at most that long after it became overdue. */
@@ -96,7 +115,7 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     sc = ap_get_module_config(s->module_config, &ecom_module);
     interval = sc->purge_interval;
     expire_every = expire_interval(ctx->timeouts);
-    if (interval == 0 && expire_every == 0) {
+    if (interval == 0 && expire_every == 0 && !sc->dynprice) {
         return OK;
     }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
@@ -126,6 +145,13 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM0037: could not "
                      "register the mod_ecom payment timeout callback");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = sc->dynprice ? register_cb(wd, apr_time_from_sec(sc->dynprice_interval),
+                                    ctx, dynprice_callback) : APR_SUCCESS;
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM2402: could not "
+                     "register the mod_ecom dynamic pricing callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

@@ -87,6 +87,10 @@ INSERT INTO reviews (product_id, user_id, rating, title)
 SELECT (SELECT min(id) FROM products) + g % 200, (SELECT min(id) FROM users) + g / 200,
        1 + g % 5, 'Plan review ' || g
   FROM generate_series(1, 20000) g;
+-- issue 10: price changes of 200 products (sql/024)
+INSERT INTO price_history (product_id, old_price, new_price, currency, actor, reason)
+SELECT (SELECT min(id) FROM products) + g % 200, 1000, 950, 'GBP', 'system', 'demand-lower'
+  FROM generate_series(1, 20000) g;
 ANALYZE;
 SQL
 my $uid = db('SELECT max(id) FROM users');   # user 2000: holds no orders
@@ -96,6 +100,7 @@ my $pid = db('SELECT min(id) + 15000 FROM products');
 my $eid = db('SELECT min(id) + 30000 FROM events');
 my $rpid = db('SELECT min(id) + 7 FROM products');
 my $rid = db('SELECT min(id) + 10000 FROM reviews');
+my $phid = db('SELECT min(id) + 10000 FROM price_history');
 my %rows = map { split /\|/ } split /\n/, db(
     "SELECT c.relname || '|' || c.reltuples::bigint FROM pg_class c "
     . "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'");
@@ -134,6 +139,13 @@ my %cases = (
     ecom_events_ot => [ [ 'one order, one type', [ $oid, 'order.created', undef, 21 ], 'events_order' ] ],
     ecom_events_ok => [ [ 'one order, one kind', [ $oid, 'order.', 'order/', undef, 21 ], 'events_order' ] ],
     ecom_categories_tree => [ [ 'the tree', [ 10000 ] ] ],
+    # issue 10: coupons and pricing rules (sql/023), by id
+    ecom_coupon_list => [ [ 'coupons, first page', [ undef, 21 ] ] ],
+    ecom_pricing_rule_list => [ [ 'pricing rules, a deep page', [ 1000, 21 ] ] ],
+    # issue 10: a product's price history (sql/024), newest first
+    ecom_price_history => [
+        [ 'a product with many changes', [ $rpid, undef, 21 ], 'price_history_product' ],
+        [ 'a deep page', [ $rpid, $phid, 21 ], 'price_history_product' ] ],
 );
 my @missing = grep { !$cases{$_} } sort keys %list;
 is_deeply \@missing, [], 'every list statement has parameters here' or diag "no cases for: @missing";

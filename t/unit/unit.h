@@ -38,5 +38,6 @@ void test_signature(void);
 void test_country(void);
 void test_shipment_state(void);
 void test_rate(void);
+void test_bounds(void);
 
 #endif /* ECOM_UNIT_H */

@@ -193,6 +193,7 @@ int main(void)
     test_country();
     test_shipment_state();
     test_rate();
+    test_bounds();
     test_pg_errors();
     test_parse();
     test_validation();
