@@ -79,8 +79,13 @@ static const ecom_stmt recs_sql[] = {
       "SELECT status, neighbours, user_picks, popular, similar_computed, "
       "seconds FROM ecom_recs_refresh('watchdog', "
       "make_interval(secs => %s::int / 1000.0), %s)", 0 },
-    { "ecom_recs_no_timeout", "SET statement_timeout = 0", 0 },
-    { "ecom_recs_timeout", "RESET statement_timeout", 0 },
+    /* (SET cannot be prepared: set_config; the first returns the value
+     * the second restores) */
+    { "ecom_recs_no_timeout",
+      "SELECT current_setting('statement_timeout'), "
+      "set_config('statement_timeout', '0', false)", 0 },
+    { "ecom_recs_timeout",
+      "SELECT set_config('statement_timeout', %s, false)", 0 },
     { NULL, NULL, 0 }
 };
 
@@ -241,7 +246,7 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
         APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close_fn =
         APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
-    const char *args[2], *out[6];
+    const char *args[2], *out[6], *old[1] = { NULL };
     ap_dbd_t *dbd;
     int rv;
 
@@ -256,7 +261,7 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
     args[1] = apr_psprintf(p, "%s pid %" APR_PID_T_FMT,
                            s->server_hostname ? s->server_hostname : "httpd",
                            getpid());
-    if (bg_run(p, dbd, "ecom_recs_no_timeout", 0, NULL, NULL, 0) != 0
+    if (bg_run(p, dbd, "ecom_recs_no_timeout", 0, NULL, old, 1) != 0
         || (rv = bg_run(p, dbd, "ecom_recs_refresh", 2, args, out, 6)) != 0) {
         const char *err = apr_dbd_error(dbd->driver, dbd->handle, 0);
 
@@ -264,11 +269,13 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
                      "refreshing the recommendations failed: %s",
                      err ? err : "statement not available (is the schema "
                      "migrated?)");
-        bg_run(p, dbd, "ecom_recs_timeout", 0, NULL, NULL, 0);
+        if (old[0]) {
+            bg_run(p, dbd, "ecom_recs_timeout", 1, old, NULL, 0);
+        }
         close_fn(s, dbd);
         return APR_EGENERAL;
     }
-    bg_run(p, dbd, "ecom_recs_timeout", 0, NULL, NULL, 0);
+    bg_run(p, dbd, "ecom_recs_timeout", 1, old, NULL, 0);
     close_fn(s, dbd);
     if (!strcmp(out[0], "refreshed")) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM1103: recommendations "

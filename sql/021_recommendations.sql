@@ -24,7 +24,7 @@
 --  - bought together: item-to-item collaborative filtering over paid,
 --    shipped and delivered orders. Two products co-occur when one customer
 --    bought both (in one order or in two). Each customer's history counts
---    its ECOM_RECS_HISTORY_CAP (200) most recently bought distinct
+--    its 100 most recently bought distinct
 --    products, which bounds the pair count of a wholesale customer with
 --    thousands of products (pairs grow with the square of a history).
 --    score(i, j) = c_ij / sqrt(n_i * n_j) * c_ij / (c_ij + 5): the cosine
@@ -50,7 +50,8 @@
 --    recency: orders holding the product times 0.5^(days since the last
 --    one / 60), the reference date being the newest paid order) blended
 --    with "personal" (the sum of the bought-together / similar scores of
---    the neighbours of the user's 50 latest products, weighted by the same
+--    the 20 first neighbours of the user's 20 latest products (which bounds
+--    the work per user), weighted by the same
 --    recency, excluding what the user bought); each source normalised to
 --    its user's best, personal weighted 0.8; the top 25 of each, top 50 in
 --    all.
@@ -138,14 +139,17 @@ LANGUAGE sql STABLE AS $$
                    row_number() OVER (PARTITION BY b.user_id
                                       ORDER BY b.last_at DESC, b.product_id) AS k
             FROM bought b) x
-        WHERE k <= 200
+        WHERE k <= 100
     ), n AS (
         SELECT h.product_id, count(*)::real AS n FROM hist h GROUP BY h.product_id
-    ), pairs AS (
+    ), half AS (
+        -- each unordered pair once (half the rows to aggregate), then both ways
         SELECT a.product_id AS i, b.product_id AS j, count(*)::real AS c
         FROM hist a JOIN hist b ON b.user_id = a.user_id
-                               AND b.product_id <> a.product_id
+                               AND b.product_id > a.product_id
         GROUP BY a.product_id, b.product_id
+    ), pairs AS (
+        SELECT i, j, c FROM half UNION ALL SELECT j, i, c FROM half
     ), cf AS (
         SELECT p.i, p.j,
                (p.c / sqrt(ni.n * nj.n) * p.c / (p.c + 5))::real AS s
@@ -200,10 +204,11 @@ LANGUAGE sql STABLE AS $$
             SELECT w.*, row_number() OVER (PARTITION BY w.user_id
                                            ORDER BY w.last_at DESC, w.product_id) AS k
             FROM weighted w) x
-        WHERE k <= 50
+        WHERE k <= 20
     ), cand AS (
         SELECT r.user_id, nb.neighbour_id AS product_id, sum(nb.score * r.w) AS s
         FROM recent r JOIN rec_item_neighbours nb ON nb.product_id = r.product_id
+                                                 AND nb.rank <= 20
         WHERE NOT EXISTS (SELECT 1 FROM bought b WHERE b.user_id = r.user_id
                           AND b.product_id = nb.neighbour_id)
         GROUP BY r.user_id, nb.neighbour_id
@@ -340,6 +345,10 @@ BEGIN
         RETURN;
     END IF;
 
+    -- the pair counts of the neighbours are one large aggregation: in
+    -- memory rather than spilled (this transaction only; one refresh at a
+    -- time runs)
+    PERFORM set_config('work_mem', '256MB', true);
     t := clock_timestamp();
     n_sim := ecom_recs_update_similar(budget);
     RAISE NOTICE 'similar: % products computed (budget %) in % s', n_sim, budget,
