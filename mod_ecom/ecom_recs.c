@@ -105,6 +105,15 @@ static int limit_arg(ecom_req *q, int *limit)
     return 0;
 }
 
+/* A real column's text as a number (0 when it is not one). */
+static double score_of(const char *text)
+{
+    char *end = NULL;
+    double v = text ? strtod(text, &end) : 0;
+
+    return end && end != text ? v : 0;
+}
+
 /* Renders the rows of a recommendation statement; 404 (what) when it
  * returned none (the product or user does not exist). */
 static int render(ecom_req *q, const char *label, int nargs,
@@ -130,11 +139,11 @@ static int render(ecom_req *q, const char *label, int nargs,
         }
         item = ecom_row_json(q, row, ecom_product_summary, C_PRODUCT);
         json_object_set_new(item, "score",
-                            json_real(atof(ecom_db_get(q, row, C_SCORE))));
+                            json_real(score_of(ecom_db_get(q, row, C_SCORE))));
         json_object_set_new(item, "strategy", json_string(s));
         json_array_append(items, item);
         strategy = !strategy ? apr_pstrdup(q->r->pool, s)
-                   : strcmp(strategy, s) ? "mixed" : strategy;
+                   : strcmp(strategy, s) != 0 ? "mixed" : strategy;
     }
     if (rows == 0) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", what);
@@ -149,7 +158,7 @@ static int render(ecom_req *q, const char *label, int nargs,
 static int ecom_recs_product(ecom_req *q)
 {
     const char *args[3];
-    int limit, rv;
+    int limit = RECS_DEFAULT, rv;
 
     if ((rv = limit_arg(q, &limit))) {
         return rv;
@@ -167,12 +176,13 @@ static int ecom_recs_user(ecom_req *q)
     const char *new_only = apr_table_get(q->args, "new_only");
     const char *args[3];
     long long user = q->user_id;
-    int limit, rv;
+    int limit = RECS_DEFAULT, rv;
 
     if ((rv = limit_arg(q, &limit))) {
         return rv;
     }
-    if (new_only && strcmp(new_only, "true") && strcmp(new_only, "false")) {
+    if (new_only && strcmp(new_only, "true") != 0
+        && strcmp(new_only, "false") != 0) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "Query parameter new_only must be true or false.");
     }
@@ -189,7 +199,7 @@ static int ecom_recs_user(ecom_req *q)
         }
     }
     args[0] = apr_itoa(q->r->pool, limit);
-    args[1] = new_only && !strcmp(new_only, "true") ? "true" : "false";
+    args[1] = new_only && strcmp(new_only, "true") == 0 ? "true" : "false";
     args[2] = ECOM_LL(q, user);
     return render(q, "ecom_recs_user", 3, args, "No such user.");
 }
@@ -198,7 +208,7 @@ static int ecom_recs_user(ecom_req *q)
 static int ecom_recs_cart(ecom_req *q)
 {
     const char *args[2];
-    int limit, rv;
+    int limit = RECS_DEFAULT, rv;
 
     if ((rv = limit_arg(q, &limit))) {
         return rv;
@@ -248,7 +258,6 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
         APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     const char *args[2], *out[6], *old[1] = { NULL };
     ap_dbd_t *dbd;
-    int rv;
 
     if (!open_fn || !close_fn || !(dbd = open_fn(p, s))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM1101: "
@@ -262,7 +271,7 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
                            s->server_hostname ? s->server_hostname : "httpd",
                            getpid());
     if (bg_run(p, dbd, "ecom_recs_no_timeout", 0, NULL, old, 1) != 0
-        || (rv = bg_run(p, dbd, "ecom_recs_refresh", 2, args, out, 6)) != 0) {
+        || bg_run(p, dbd, "ecom_recs_refresh", 2, args, out, 6) != 0) {
         const char *err = apr_dbd_error(dbd->driver, dbd->handle, 0);
 
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ECOM1102: "
@@ -277,7 +286,7 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
     }
     bg_run(p, dbd, "ecom_recs_timeout", 1, old, NULL, 0);
     close_fn(s, dbd);
-    if (!strcmp(out[0], "refreshed")) {
+    if (strcmp(out[0], "refreshed") == 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM1103: recommendations "
                      "refreshed in %s s: %s neighbours, %s user picks, %s "
                      "popular, %s products' similar ones computed",

@@ -192,8 +192,9 @@ LANGUAGE sql STABLE AS $$
         GROUP BY o.user_id, l.product_id
     ), weighted AS (
         SELECT b.user_id, b.product_id, b.last_at,
-               (b.orders * power(0.5, GREATEST(0, extract(epoch FROM ref.t - b.last_at))
-                                      / (60 * 86400.0)))::real AS w
+               -- float8, not numeric: numeric power() costs ~25 us a row
+               (b.orders * power(0.5::float8, GREATEST(0, extract(epoch FROM ref.t - b.last_at))::float8
+                                              / (60 * 86400.0)))::real AS w
         FROM bought b, ref
     ), again AS (
         SELECT w.user_id, w.product_id, w.w / max(w.w) OVER (PARTITION BY w.user_id) AS s,
