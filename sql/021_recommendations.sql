@@ -115,7 +115,8 @@ CREATE TABLE rec_similar_state (
 -- ---- compute functions (022 may replace them) ---------------------------
 
 -- The reference "now" of the data: the newest paid, shipped or delivered
--- order (an imported history ends in the past), or now().
+-- order (an imported history ends in the past), or now(). Callers keep
+-- it in a MATERIALIZED CTE: inlined, the planner ran it once per row.
 CREATE FUNCTION ecom_recs_now() RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
     SELECT COALESCE(max(created_at), now()) FROM orders
@@ -182,7 +183,7 @@ CREATE FUNCTION ecom_recs_compute_user_picks()
 RETURNS TABLE (user_id bigint, rank smallint, product_id bigint, score real,
                source text)
 LANGUAGE sql STABLE AS $$
-    WITH ref AS (SELECT ecom_recs_now() AS t),
+    WITH ref AS MATERIALIZED (SELECT ecom_recs_now() AS t),
     bought AS (
         SELECT o.user_id, l.product_id, count(DISTINCT o.id) AS orders,
                max(o.created_at) AS last_at
@@ -233,7 +234,7 @@ $$;
 CREATE FUNCTION ecom_recs_compute_popular()
 RETURNS TABLE (rank int, product_id bigint, score real)
 LANGUAGE sql STABLE AS $$
-    WITH ref AS (SELECT ecom_recs_now() AS t),
+    WITH ref AS MATERIALIZED (SELECT ecom_recs_now() AS t),
     buyers AS (
         SELECT l.product_id,
                count(DISTINCT o.user_id) FILTER (WHERE o.created_at > ref.t - interval '90 days') AS recent,
