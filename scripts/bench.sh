@@ -192,6 +192,25 @@ if wants catalog; then
     done
 fi
 
+# The write paths' 400 products, with ample stock.
+pids="$(psql -X -At -v ON_ERROR_STOP=1 -c \
+    "SELECT string_agg(id::text, ',') FROM (SELECT id FROM products WHERE active ORDER BY id LIMIT 400) s")"
+restock() {
+    psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE products SET stock = 1000000 WHERE id IN ($pids)"
+}
+# register_users N: N new users' tokens, as a Lua list body ("t1","t2",...).
+register_users() {
+    local u tok list=""
+    for u in $(seq 1 "$1"); do
+        tok="$(curl -s -X POST -H 'Content-Type: application/json' \
+            -d "{\"email\": \"bench-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
+            "$BASE/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
+        [ -n "$tok" ] || die "could not register a bench user"
+        list="$list\"$tok\","
+    done
+    printf '%s' "$list"
+}
+
 # The recommendation scenarios (see the top).
 if wants recs-product || wants recs-user || wants recs-cart; then
     if [ "$(psql -X -At -v ON_ERROR_STOP=1 -c 'SELECT count(*) FROM rec_refresh_runs')" = 0 ]; then
@@ -233,25 +252,6 @@ if wants recs-product || wants recs-user || wants recs-cart; then
         run_wrk recs-cart /cart/recommendations/ "$(hlua "$ctok")" "$THREADS" /cart/recommendations/
     fi
 fi
-
-# The write paths' 400 products, with ample stock.
-pids="$(psql -X -At -v ON_ERROR_STOP=1 -c \
-    "SELECT string_agg(id::text, ',') FROM (SELECT id FROM products WHERE active ORDER BY id LIMIT 400) s")"
-restock() {
-    psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE products SET stock = 1000000 WHERE id IN ($pids)"
-}
-# register_users N: N new users' tokens, as a Lua list body ("t1","t2",...).
-register_users() {
-    local u tok list=""
-    for u in $(seq 1 "$1"); do
-        tok="$(curl -s -X POST -H 'Content-Type: application/json' \
-            -d "{\"email\": \"bench-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
-            "$BASE/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
-        [ -n "$tok" ] || die "could not register a bench user"
-        list="$list\"$tok\","
-    done
-    printf '%s' "$list"
-}
 
 # The write path: POST /cart/ by 32 users, over 400 products with ample
 # stock, so every add is a 201 (a line stays far below 10,000 units).

@@ -274,6 +274,12 @@ BEGIN
     IF todo IS NULL THEN
         RETURN 0;
     END IF;
+    -- after a bulk import the new names sit in the GIN index's pending
+    -- list until (auto)vacuum, and every probe would scan all of it
+    -- (measured: 87 s instead of 3 s for the demo's 3,808 products)
+    IF to_regclass('products_name_trgm') IS NOT NULL THEN
+        PERFORM gin_clean_pending_list('products_name_trgm'::regclass);
+    END IF;
     DELETE FROM rec_similar WHERE product_id = ANY (todo);
     INSERT INTO rec_similar (product_id, rank, neighbour_id, score)
     SELECT t.id, row_number() OVER (PARTITION BY t.id ORDER BY c.s DESC, c.id)::smallint,
