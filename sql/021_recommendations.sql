@@ -315,6 +315,27 @@ $$;
 
 -- ---- orchestration (021 only) -------------------------------------------
 
+-- One step of the refresh: replaces p_table's rows with what p_fn()
+-- returns (columns p_cols), in the caller's transaction, and says how
+-- many and how long (a NOTICE headed p_label). Only called with the
+-- constant names below.
+CREATE FUNCTION ecom_recs_replace(p_label text, p_table text, p_cols text,
+                                  p_fn text) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    t timestamptz := clock_timestamp();
+    n int;
+BEGIN
+    EXECUTE format('DELETE FROM %I', p_table);
+    EXECUTE format('INSERT INTO %I (%s) SELECT %s FROM %I()', p_table, p_cols,
+                   p_cols, p_fn);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RAISE NOTICE '%: % rows in % s', p_label, n,
+        round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+    RETURN n;
+END
+$$;
+
 -- Replaces the serving tables from the compute functions, in the caller's
 -- transaction (one statement: `SELECT * FROM ecom_recs_refresh(...)`).
 -- Only one refresh at a time on the whole database: the transaction-level
@@ -362,31 +383,12 @@ BEGIN
     RAISE NOTICE 'similar: % products computed (budget %) in % s', n_sim, budget,
         round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
 
-    t := clock_timestamp();
-    DELETE FROM rec_item_neighbours;
-    INSERT INTO rec_item_neighbours (product_id, rank, neighbour_id, score, source)
-    SELECT c.product_id, c.rank, c.neighbour_id, c.score, c.source
-    FROM ecom_recs_compute_neighbours() c;
-    GET DIAGNOSTICS n_nb = ROW_COUNT;
-    RAISE NOTICE 'neighbours: % rows in % s', n_nb,
-        round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
-
-    t := clock_timestamp();
-    DELETE FROM rec_user_picks;
-    INSERT INTO rec_user_picks (user_id, rank, product_id, score, source)
-    SELECT c.user_id, c.rank, c.product_id, c.score, c.source
-    FROM ecom_recs_compute_user_picks() c;
-    GET DIAGNOSTICS n_up = ROW_COUNT;
-    RAISE NOTICE 'user picks: % rows in % s', n_up,
-        round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
-
-    t := clock_timestamp();
-    DELETE FROM rec_popular;
-    INSERT INTO rec_popular (rank, product_id, score)
-    SELECT c.rank, c.product_id, c.score FROM ecom_recs_compute_popular() c;
-    GET DIAGNOSTICS n_pop = ROW_COUNT;
-    RAISE NOTICE 'popular: % rows in % s', n_pop,
-        round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+    n_nb := ecom_recs_replace('neighbours', 'rec_item_neighbours',
+        'product_id, rank, neighbour_id, score, source', 'ecom_recs_compute_neighbours');
+    n_up := ecom_recs_replace('user picks', 'rec_user_picks',
+        'user_id, rank, product_id, score, source', 'ecom_recs_compute_user_picks');
+    n_pop := ecom_recs_replace('popular', 'rec_popular',
+        'rank, product_id, score', 'ecom_recs_compute_popular');
 
     INSERT INTO rec_refresh_runs (started_at, finished_at, duration, neighbours,
                                   user_picks, popular, similar_computed, trigger, run_by)
