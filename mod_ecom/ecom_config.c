@@ -134,7 +134,11 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(DYNPRICE_INTERVAL, "EcomDynamicPricingInterval", MAIN,                \
       dynprice_interval, dynprice_interval, 3600, 1, 604800, NONE,          \
       "Seconds between runs of the demand-based pricing job "               \
-      "(mod_watchdog), when EcomDynamicPricing is On; main server only")
+      "(mod_watchdog), when EcomDynamicPricing is On; main server only")   \
+    X(RECS_REFRESH, "EcomRecsRefreshInterval", MAIN,                        \
+      recs_refresh_interval, recs_refresh_interval, 3600, 0, 604800, NONE,  \
+      "Seconds between refreshes of the precomputed recommendations, from " \
+      "mod_watchdog; 0 turns it off; main server only")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

@@ -82,6 +82,9 @@ typedef struct {
     /* issue 10, demand-based prices (ecom_dynprice.c), main server only */
     int dynprice;            /* EcomDynamicPricing: the watchdog job runs */
     int dynprice_interval;   /* EcomDynamicPricingInterval, seconds */
+    /* issue 10, recommendations (ecom_recs.c): EcomRecsRefreshInterval,
+     * seconds between refreshes from mod_watchdog; 0: off */
+    int recs_refresh_interval;
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

@@ -17,24 +17,7 @@
 #include "ecom_util.h"
 #include "ecom_dynprice.h"
 #include "ecom_pricing.h"
-
-/* price is the effective price (a sale's, issue 10: sql/023 ecom_sale and
- * ecom_sale_price, through ECOM_SALE_JOIN), list_price the product's own,
- * price_ends_at when the sale ends (null without one) */
-#define PRODUCT_COLS \
-    "p.id, p.sku, p.name, p.description, " ECOM_SALE_PRICE("p") ", " \
-    "p.currency, p.stock, " \
-    "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
-    ", " PRODUCT_RATING ", p.price, " ECOM_TS("sale.ends_at") ", p.rating_key"
-
-/* The rating summary {average, count} from the product row's own columns
- * (sql/013_reviews.sql keeps them with every review write): average is
- * rating_key / 100, the mean of the visible reviews rounded half up to
- * two decimals, null without reviews. */
-#define PRODUCT_RATING \
-    "json_build_object('average', CASE WHEN p.rating_count > 0 " \
-    "THEN (p.rating_key / 100.0)::numeric(3, 2) END, " \
-    "'count', p.rating_count)::text"
+#include "ecom_products.h"
 
 /* PRODUCT_COLS' columns, in order (product_cols names them for JSON);
  * rating_key, the sort=rating key, is read but not shown */
@@ -692,3 +675,6 @@ static const ecom_route product_routes[] = {
 const ecom_resource ecom_products_resource = {
     "products", product_sql, product_routes, NULL
 };
+
+/* the product summary, for other resources (ecom_products.h) */
+const ecom_col *const ecom_product_summary = product_cols;

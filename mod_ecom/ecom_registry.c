@@ -24,6 +24,7 @@
     X(addresses)     \
     X(coupons)       \
     X(pricing)       \
+    X(recs)          \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

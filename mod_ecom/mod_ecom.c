@@ -21,6 +21,7 @@
 #include "ecom_payment.h"
 #include "ecom_util.h"
 #include "ecom_dynprice.h"
+#include "ecom_recs.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -36,6 +37,7 @@
 typedef struct {
     apr_array_header_t *servers;   /* server_rec * */
     apr_array_header_t *timeouts;  /* int, one per server */
+    int recs_interval;             /* EcomRecsRefreshInterval (issue 10) */
 } purge_ctx;
 
 static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
@@ -81,6 +83,23 @@ static apr_status_t dynprice_callback(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
+/* issue 10: the recommendations' refresh (ecom_recs.c), every
+ * EcomRecsRefreshInterval seconds; a failure is logged there and the
+ * callback keeps its turn (mod_watchdog stops calling a callback that
+ * fails) */
+static apr_status_t recs_callback(int state, void *data, apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            ecom_recs_refresh_bg(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
+                                 pool, ctx->recs_interval);
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* How often the payment timeout looks for overdue orders: every
  * min(60, timeout / 2) seconds (at least 1) of the shortest timeout, so an
  * order is cancelled at most that long after it became overdue. */
@@ -115,7 +134,9 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     sc = ap_get_module_config(s->module_config, &ecom_module);
     interval = sc->purge_interval;
     expire_every = expire_interval(ctx->timeouts);
-    if (interval == 0 && expire_every == 0 && !sc->dynprice) {
+    ctx->recs_interval = sc->recs_refresh_interval;
+    if (interval == 0 && expire_every == 0 && !sc->dynprice
+        && ctx->recs_interval == 0) {
         return OK;
     }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
@@ -124,7 +145,10 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "ECOM0033: mod_watchdog is not loaded: expired tokens and "
                      "idempotency records are not purged (EcomPurgeInterval), "
-                     "unpaid orders are not cancelled (EcomPaymentTimeout)");
+                     "unpaid orders are not cancelled (EcomPaymentTimeout), "
+                     "demand-based prices do not move (EcomDynamicPricing), "
+                     "recommendations are not refreshed "
+                     "(EcomRecsRefreshInterval)");
         return OK;
     }
     /* a child-process watchdog in singleton mode: one child at a time */
@@ -152,6 +176,13 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM2402: could not "
                      "register the mod_ecom dynamic pricing callback");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = ctx->recs_interval ? register_cb(wd, apr_time_from_sec(ctx->recs_interval),
+                                          ctx, recs_callback) : APR_SUCCESS;
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM1105: could not "
+                     "register the mod_ecom recommendations refresh callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

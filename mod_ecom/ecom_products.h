@@ -1,0 +1,39 @@
+/*
+ * ecom_products.h: the product summary the catalog list shows
+ * (ecom_products.c), for other resources that answer with products
+ * (ecom_recs.c): its SQL columns over "products p LEFT JOIN categories c"
+ * and their JSON names. A statement selects PRODUCT_COLS after columns of
+ * its own and renders them with ecom_row_json(q, row,
+ * ecom_product_summary, <index of p.id>).
+ */
+#ifndef ECOM_PRODUCTS_H
+#define ECOM_PRODUCTS_H
+
+#include "ecom_db.h"
+#include "ecom_pricing.h"
+
+/* price is the effective price (a sale's, issue 10: sql/023 ecom_sale and
+ * ecom_sale_price), list_price the product's own, price_ends_at when the
+ * sale ends (null without one): a statement selecting PRODUCT_COLS joins
+ * ECOM_SALE_JOIN("p") after the categories */
+#define PRODUCT_COLS \
+    "p.id, p.sku, p.name, p.description, " ECOM_SALE_PRICE("p") ", " \
+    "p.currency, p.stock, " \
+    "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
+    ", " PRODUCT_RATING ", p.price, " ECOM_TS("sale.ends_at") ", p.rating_key"
+
+/* The rating summary {average, count} from the product row's own columns
+ * (sql/013_reviews.sql keeps them with every review write): average is
+ * rating_key / 100, the mean of the visible reviews rounded half up to
+ * two decimals, null without reviews. */
+#define PRODUCT_RATING \
+    "json_build_object('average', CASE WHEN p.rating_count > 0 " \
+    "THEN (p.rating_key / 100.0)::numeric(3, 2) END, " \
+    "'count', p.rating_count)::text"
+
+
+/* PRODUCT_COLS' JSON names, NULL-terminated (the last column, rating_key,
+ * is read but not shown) */
+extern const ecom_col *const ecom_product_summary;
+
+#endif /* ECOM_PRODUCTS_H */
