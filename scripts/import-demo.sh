@@ -34,6 +34,7 @@ die() { echo "import-demo: $*" >&2; exit 1; }
 
 olist=0
 until=''
+until_set=0
 case "${ECOM_DEMO_OLIST:-0}" in
     1|yes|true|on) olist=1 ;;
     0|no|false|off|'') ;;
@@ -43,14 +44,14 @@ while (( $# )); do
     case "$1" in
         --olist) olist=1 ;;
         --until) (( $# >= 2 )) || die "--until needs a date (YYYY-MM-DD)"
-                 until=$2; shift ;;
-        --until=*) until=${1#--until=} ;;
+                 until=$2; until_set=1; shift ;;
+        --until=*) until=${1#--until=}; until_set=1 ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (try --help)" ;;
     esac
     shift
 done
-if [[ -n "$until" ]]; then
+if (( until_set )); then
     [[ "$until" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] && [[ "$(date -u -d "$until" +%F 2>/dev/null)" == "$until" ]] ||
         die "--until must be a calendar date YYYY-MM-DD, not '$until'"
 fi
