@@ -29,6 +29,12 @@
 -- The content-based 'similar' fallback of 021 (rec_similar) is kept as it
 -- is, after the bought-together neighbours of a product.
 
+-- The bodies name 021's tables and ecom_recs_now(); 021 always runs first,
+-- but this keeps 022 applicable on its own (as pg_dump does) so a tree
+-- holding 022 before 021 is merged still migrates: the functions are then
+-- only checked when called.
+SET check_function_bodies = off;
+
 CREATE OR REPLACE FUNCTION ecom_recs_compute_neighbours()
 RETURNS TABLE (product_id bigint, rank smallint, neighbour_id bigint,
                score real, source text)
@@ -81,14 +87,17 @@ CREATE OR REPLACE FUNCTION ecom_recs_compute_user_picks()
 RETURNS TABLE (user_id bigint, rank smallint, product_id bigint, score real,
                source text)
 LANGUAGE sql STABLE AS $$
-    WITH ref AS (SELECT ecom_recs_now() AS t),
+    -- MATERIALIZED: the reference time is computed once (inlined, the
+    -- STABLE function would run once per row).
+    WITH ref AS MATERIALIZED (SELECT ecom_recs_now() AS t),
     bought AS (
         SELECT o.user_id, l.product_id, count(DISTINCT o.id) AS orders,
-               greatest(0, extract(epoch FROM ref.t - max(o.created_at)) / 86400.0)::float8 AS days
-        FROM orders o JOIN order_lines l ON l.order_id = o.id, ref
+               greatest(0, extract(epoch FROM (SELECT t FROM ref) - max(o.created_at))
+                           / 86400.0)::float8 AS days
+        FROM orders o JOIN order_lines l ON l.order_id = o.id
         WHERE o.status IN ('paid', 'shipped', 'delivered')
           AND l.product_id IS NOT NULL
-        GROUP BY o.user_id, l.product_id, ref.t
+        GROUP BY o.user_id, l.product_id
     ), again AS (
         SELECT b.user_id, b.product_id, b.orders * exp(-b.days / 120) AS w,
                row_number() OVER (PARTITION BY b.user_id
@@ -119,4 +128,30 @@ LANGUAGE sql STABLE AS $$
     SELECT user_id, row_number() OVER (PARTITION BY user_id ORDER BY k)::smallint,
            product_id, s::real, src
     FROM blend
+$$;
+
+-- 021's popular list, unchanged in what it computes (distinct buyers in the
+-- 90 days before ecom_recs_now(), then all-time buyers, top 500), with the
+-- reference time computed ONCE: in 021 the CTE `ref` is inlined and the
+-- STABLE ecom_recs_now() (a max() over orders) ran for every order line,
+-- which took minutes on the demo data.
+CREATE OR REPLACE FUNCTION ecom_recs_compute_popular()
+RETURNS TABLE (rank int, product_id bigint, score real)
+LANGUAGE sql STABLE AS $$
+    WITH ref AS MATERIALIZED (SELECT ecom_recs_now() AS t),
+    buyers AS (
+        SELECT l.product_id,
+               count(DISTINCT o.user_id) FILTER (WHERE o.created_at > (SELECT t FROM ref) - interval '90 days') AS recent,
+               count(DISTINCT o.user_id) AS total
+        FROM orders o JOIN order_lines l ON l.order_id = o.id
+        WHERE o.status IN ('paid', 'shipped', 'delivered')
+          AND l.product_id IS NOT NULL
+        GROUP BY l.product_id
+    )
+    SELECT row_number() OVER (ORDER BY recent DESC, total DESC, product_id)::int,
+           product_id,
+           (recent + total / 1000000.0)::real
+    FROM buyers
+    ORDER BY 1
+    LIMIT 500
 $$;
