@@ -19,12 +19,14 @@
 --    min(lines, 100)^2 pairs, then a top-50 sort per product: linear in the
 --    number of orders, never item x item dense.
 --  - personal picks: "buy again" is the backbone (customers of a wholesale
---    shop reorder the same products): orders holding the product times
---    exp(-days since the last one / 120), its top 25 ranked FIRST; then
---    "personal": the neighbours of the customer's last 50 distinct
---    products, each weighted exp(-days / 365) (a slow decay: an old
---    purchase still says what the customer stocks), summed, never a product
---    the customer bought, top 25. new_only (read function) drops the
+--    shop reorder the same products): each product the customer bought
+--    scores 10 x (orders holding it x exp(-days since the last / 120)) /
+--    the customer's best, plus its kNN score: the neighbours of the
+--    customer's last 50 distinct products, each weighted exp(-days / 365),
+--    summed and divided by the customer's best (so among reorders, those
+--    that go with the rest of what the customer buys come first). Personal
+--    picks are the kNN candidates never bought (score <= 1). The top 25 of
+--    each, ranked by score. new_only (021's read function) drops the
 --    buy_again rows, so the personal ones lead.
 -- The content-based 'similar' fallback of 021 (rec_similar) is kept as it
 -- is, after the bought-together neighbours of a product.
@@ -98,11 +100,6 @@ LANGUAGE sql STABLE AS $$
         WHERE o.status IN ('paid', 'shipped', 'delivered')
           AND l.product_id IS NOT NULL
         GROUP BY o.user_id, l.product_id
-    ), again AS (
-        SELECT b.user_id, b.product_id, b.orders * exp(-b.days / 120) AS w,
-               row_number() OVER (PARTITION BY b.user_id
-                                  ORDER BY b.orders * exp(-b.days / 120) DESC, b.product_id) AS k
-        FROM bought b
     ), recent AS (
         SELECT user_id, product_id, exp(-days / 365) AS w FROM (
             SELECT b.*, row_number() OVER (PARTITION BY b.user_id
@@ -110,22 +107,38 @@ LANGUAGE sql STABLE AS $$
             FROM bought b) x
         WHERE k <= 50
     ), cand AS (
+        -- the neighbours of the recent history, bought ones included: they
+        -- re-rank the buy-again list (a reorder that goes with the rest of
+        -- what the customer buys comes first)
         SELECT r.user_id, nb.neighbour_id AS product_id, sum(nb.score * r.w) AS s
         FROM recent r JOIN rec_item_neighbours nb ON nb.product_id = r.product_id
-        WHERE NOT EXISTS (SELECT 1 FROM bought b WHERE b.user_id = r.user_id
-                          AND b.product_id = nb.neighbour_id)
         GROUP BY r.user_id, nb.neighbour_id
+    ), cand_n AS (
+        SELECT c.user_id, c.product_id, c.s / max(c.s) OVER (PARTITION BY c.user_id) AS s
+        FROM cand c
+    ), again AS (
+        SELECT b.user_id, b.product_id,
+               10 * b.w / max(b.w) OVER (PARTITION BY b.user_id) + COALESCE(c.s, 0) AS w
+        FROM (SELECT user_id, product_id, orders * exp(-days / 120) AS w FROM bought) b
+        LEFT JOIN cand_n c ON c.user_id = b.user_id AND c.product_id = b.product_id
+    ), again_k AS (
+        SELECT a.*, row_number() OVER (PARTITION BY a.user_id ORDER BY a.w DESC, a.product_id) AS k
+        FROM again a
     ), personal AS (
         SELECT c.user_id, c.product_id, c.s,
                row_number() OVER (PARTITION BY c.user_id ORDER BY c.s DESC, c.product_id) AS k
-        FROM cand c
+        FROM cand_n c
+        WHERE NOT EXISTS (SELECT 1 FROM bought b WHERE b.user_id = c.user_id
+                          AND b.product_id = c.product_id)
     ), blend AS (
-        -- buy_again first (rank 1..25), then personal (26..50)
-        SELECT user_id, product_id, w AS s, 'buy_again' AS src, k FROM again WHERE k <= 25
+        -- the top 25 of each; ranked by score: buy-again (10 x its share of
+        -- the customer's best + its kNN score) above personal (kNN only,
+        -- at most 1) unless a reorder is rare and old
+        SELECT user_id, product_id, w AS s, 'buy_again' AS src FROM again_k WHERE k <= 25
         UNION ALL
-        SELECT user_id, product_id, s, 'personal', 25 + k FROM personal WHERE k <= 25
+        SELECT user_id, product_id, s, 'personal' FROM personal WHERE k <= 25
     )
-    SELECT user_id, row_number() OVER (PARTITION BY user_id ORDER BY k)::smallint,
+    SELECT user_id, row_number() OVER (PARTITION BY user_id ORDER BY s DESC, src, product_id)::smallint,
            product_id, s::real, src
     FROM blend
 $$;
