@@ -129,7 +129,11 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(HSTS_MAX_AGE, "EcomHSTSMaxAge", SRV, hsts_max_age, hsts_max_age,      \
       0, 0, 63072000, NONE,                                                 \
       "max-age of the Strict-Transport-Security header sent on answers "    \
-      "over TLS; 0: no header")
+      "over TLS; 0: no header")                                             \
+    X(RECS_REFRESH, "EcomRecsRefreshInterval", MAIN,                        \
+      recs_refresh_interval, recs_refresh_interval, 3600, 0, 604800, NONE,  \
+      "Seconds between refreshes of the precomputed recommendations, from " \
+      "mod_watchdog; 0 turns it off; main server only")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

@@ -79,6 +79,9 @@ typedef struct {
                                        * NULL: no CORS */
     struct ecom_throttle *throttle;   /* the throttle's store and counters,
                                        * set at post_config (NULL: off) */
+    /* issue 10, recommendations (ecom_recs.c): EcomRecsRefreshInterval,
+     * seconds between refreshes from mod_watchdog; 0: off */
+    int recs_refresh_interval;
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

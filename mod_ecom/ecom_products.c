@@ -15,20 +15,7 @@
 #include "ecom_page.h"
 #include "ecom_crypto.h"
 #include "ecom_util.h"
-
-#define PRODUCT_COLS \
-    "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
-    "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
-    ", " PRODUCT_RATING ", p.rating_key"
-
-/* The rating summary {average, count} from the product row's own columns
- * (sql/013_reviews.sql keeps them with every review write): average is
- * rating_key / 100, the mean of the visible reviews rounded half up to
- * two decimals, null without reviews. */
-#define PRODUCT_RATING \
-    "json_build_object('average', CASE WHEN p.rating_count > 0 " \
-    "THEN (p.rating_key / 100.0)::numeric(3, 2) END, " \
-    "'count', p.rating_count)::text"
+#include "ecom_products.h"
 
 /* PRODUCT_COLS' columns, in order (product_cols names them for JSON);
  * rating_key, the sort=rating key, is read but not shown */
@@ -648,3 +635,6 @@ static const ecom_route product_routes[] = {
 const ecom_resource ecom_products_resource = {
     "products", product_sql, product_routes, NULL
 };
+
+/* the product summary, for other resources (ecom_products.h) */
+const ecom_col *const ecom_product_summary = product_cols;

@@ -21,6 +21,7 @@
     X(events)        \
     X(reviews)       \
     X(addresses)     \
+    X(recs)          \
     X(misc)          \
     X(status)        \
     X(idempotency)   \

@@ -82,7 +82,7 @@ static int status_get(ecom_req *q)
     }
     apr_table_setn(q->r->headers_out, "Cache-Control", "no-store");
     return ecom_json(q, HTTP_OK, ecom_jown(q, json_pack(
-        "{s:s, s:O, s:O, s:O, s:{s:i, s:b, s:i, s:i, s:b, s:i, s:s, s:i, s:i}}",
+        "{s:s, s:O, s:O, s:O, s:{s:i, s:b, s:i, s:i, s:b, s:i, s:s, s:i, s:i, s:i}}",
         "server", q->r->server->server_hostname
                   ? q->r->server->server_hostname : "",
         "resources", resources,
@@ -97,7 +97,8 @@ static int status_get(ecom_req *q)
         "webhook_tolerance", sc->webhook_tolerance,
         "payment_provider", sc->payment_provider,
         "payment_timeout", sc->payment_timeout,
-        "max_pending_orders", sc->max_pending)));
+        "max_pending_orders", sc->max_pending,
+        "recs_refresh_interval", sc->recs_refresh_interval)));
 }
 
 static const ecom_route status_routes[] = {

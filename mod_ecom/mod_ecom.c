@@ -20,6 +20,7 @@
 #include "ecom_throttle.h"
 #include "ecom_payment.h"
 #include "ecom_util.h"
+#include "ecom_recs.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -35,6 +36,7 @@
 typedef struct {
     apr_array_header_t *servers;   /* server_rec * */
     apr_array_header_t *timeouts;  /* int, one per server */
+    int recs_interval;             /* EcomRecsRefreshInterval (issue 10) */
 } purge_ctx;
 
 static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
@@ -57,6 +59,23 @@ static apr_status_t expire_callback(int state, void *data, apr_pool_t *pool)
         for (int i = 0; i < ctx->servers->nelts; i++) {
             ecom_db_expire_orders(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
                                   pool, APR_ARRAY_IDX(ctx->timeouts, i, int));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* issue 10: the recommendations' refresh (ecom_recs.c), every
+ * EcomRecsRefreshInterval seconds; a failure is logged there and the
+ * callback keeps its turn (mod_watchdog stops calling a callback that
+ * fails) */
+static apr_status_t recs_callback(int state, void *data, apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            ecom_recs_refresh_bg(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
+                                 pool, ctx->recs_interval);
         }
     }
     return APR_SUCCESS;
@@ -96,7 +115,8 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     sc = ap_get_module_config(s->module_config, &ecom_module);
     interval = sc->purge_interval;
     expire_every = expire_interval(ctx->timeouts);
-    if (interval == 0 && expire_every == 0) {
+    ctx->recs_interval = sc->recs_refresh_interval;
+    if (interval == 0 && expire_every == 0 && ctx->recs_interval == 0) {
         return OK;
     }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
@@ -126,6 +146,13 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM0037: could not "
                      "register the mod_ecom payment timeout callback");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = ctx->recs_interval ? register_cb(wd, apr_time_from_sec(ctx->recs_interval),
+                                          ctx, recs_callback) : APR_SUCCESS;
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM1105: could not "
+                     "register the mod_ecom recommendations refresh callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

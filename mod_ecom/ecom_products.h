@@ -1,0 +1,33 @@
+/*
+ * ecom_products.h: the product summary the catalog list shows
+ * (ecom_products.c), for other resources that answer with products
+ * (ecom_recs.c): its SQL columns over "products p LEFT JOIN categories c"
+ * and their JSON names. A statement selects PRODUCT_COLS after columns of
+ * its own and renders them with ecom_row_json(q, row,
+ * ecom_product_summary, <index of p.id>).
+ */
+#ifndef ECOM_PRODUCTS_H
+#define ECOM_PRODUCTS_H
+
+#include "ecom_db.h"
+
+#define PRODUCT_COLS \
+    "p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock, " \
+    "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
+    ", " PRODUCT_RATING ", p.rating_key"
+
+/* The rating summary {average, count} from the product row's own columns
+ * (sql/013_reviews.sql keeps them with every review write): average is
+ * rating_key / 100, the mean of the visible reviews rounded half up to
+ * two decimals, null without reviews. */
+#define PRODUCT_RATING \
+    "json_build_object('average', CASE WHEN p.rating_count > 0 " \
+    "THEN (p.rating_key / 100.0)::numeric(3, 2) END, " \
+    "'count', p.rating_count)::text"
+
+
+/* PRODUCT_COLS' JSON names, NULL-terminated (the last column, rating_key,
+ * is read but not shown) */
+extern const ecom_col *const ecom_product_summary;
+
+#endif /* ECOM_PRODUCTS_H */
