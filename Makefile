@@ -11,7 +11,10 @@
 #   make bench      wrk figures for the catalog against a static file
 #   make bench-catalog  the catalog's read paths on 1,000,000 generated products,
 #                   each beside pgbench running the same SQL
-#   make import     (re)load the demo data into the dev database
+#   make import     (re)load the demo data into the dev database (UNTIL=YYYY-MM-DD:
+#                   only the orders placed before that date)
+#   make eval-recs  measure the running dev server's recommendations on the
+#                   orders after the cut (docs/RECS_EVAL.md)
 #   make lint       cppcheck and clang-tidy
 APXS     ?= apxs
 CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
@@ -35,7 +38,7 @@ PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/post
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit fuzz install run test bench bench-catalog import lint clean
+.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint clean
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -152,7 +155,10 @@ bench-catalog:
 	bash scripts/bench-catalog.sh
 
 import:
-	bash scripts/import-demo.sh
+	bash scripts/import-demo.sh $(if $(UNTIL),--until $(UNTIL))
+
+eval-recs:
+	python3 scripts/eval-recs.py $(if $(CUT),--cut $(CUT))
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -3,8 +3,13 @@
 # (UCI Online Retail; Olist categories and, with --olist, Olist products),
 # into the database named by the libpq environment.
 #
-#   scripts/import-demo.sh [--olist] [--help]
-#   make import
+#   scripts/import-demo.sh [--olist] [--until YYYY-MM-DD] [--help]
+#   make import [UNTIL=YYYY-MM-DD]
+#
+# --until YYYY-MM-DD  load only the Online Retail orders placed before that
+#                     date (00:00 UTC); the catalogue and the customers are
+#                     the full ones, so products first sold later exist with
+#                     no history. For make eval-recs (docs/RECS_EVAL.md).
 #
 # Environment:
 #   PGHOST PGPORT PGUSER PGDATABASE  libpq target (defaults 127.0.0.1, 55432,
@@ -28,18 +33,28 @@ usage() {
 die() { echo "import-demo: $*" >&2; exit 1; }
 
 olist=0
+until=''
+until_set=0
 case "${ECOM_DEMO_OLIST:-0}" in
     1|yes|true|on) olist=1 ;;
     0|no|false|off|'') ;;
     *) die "ECOM_DEMO_OLIST must be 1 or 0, not '${ECOM_DEMO_OLIST}'" ;;
 esac
-for arg in "$@"; do
-    case "$arg" in
+while (( $# )); do
+    case "$1" in
         --olist) olist=1 ;;
+        --until) (( $# >= 2 )) || die "--until needs a date (YYYY-MM-DD)"
+                 until=$2; until_set=1; shift ;;
+        --until=*) until=${1#--until=}; until_set=1 ;;
         -h|--help) usage; exit 0 ;;
-        *) die "unknown argument '$arg' (try --help)" ;;
+        *) die "unknown argument '$1' (try --help)" ;;
     esac
+    shift
 done
+if (( until_set )); then
+    [[ "$until" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] && [[ "$(date -u -d "$until" +%F 2>/dev/null)" == "$until" ]] ||
+        die "--until must be a calendar date YYYY-MM-DD, not '$until'"
+fi
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-55432}"
 export PGUSER="${PGUSER:-ecom}" PGDATABASE="${PGDATABASE:-ecom}"
@@ -60,13 +75,13 @@ done
 export ECOM_DATA_DIR="$data"
 
 start=$(date +%s.%N)
-echo "==> demo import into $PGUSER@$PGHOST:$PGPORT/$PGDATABASE from $data (olist products: $( ((olist)) && echo yes || echo no))"
+echo "==> demo import into $PGUSER@$PGHOST:$PGPORT/$PGDATABASE from $data (olist products: $( ((olist)) && echo yes || echo no); orders: ${until:+before $until}${until:-all})"
 
 if ! err=$(psql -X -q -v ON_ERROR_STOP=1 -c 'SELECT 1 FROM products, orders, users LIMIT 0' 2>&1 >/dev/null); then
     die "cannot use database $PGDATABASE at $PGHOST:$PGPORT as $PGUSER (is PostgreSQL up and the schema migrated?): ${err//$'\n'/ }"
 fi
 
-PGAPPNAME=ecom-import-demo psql -X -q -v ON_ERROR_STOP=1 -v olist="$olist" \
+PGAPPNAME=ecom-import-demo psql -X -q -v ON_ERROR_STOP=1 -v olist="$olist" -v until="$until" \
     -f "$ROOT/sql/demo/import.sql" ||
     die "import failed; the database was left as it was (the replace is one transaction)"
 

@@ -8,6 +8,13 @@
 --   ECOM_DATA_DIR=/abs/path/to/shared/data \
 --     psql -X -q -v ON_ERROR_STOP=1 -v olist=0 -f sql/demo/import.sql
 --
+-- -v until=YYYY-MM-DD (scripts/import-demo.sh --until) keeps only the orders
+-- placed before that date (and only the cancellations dated before it): the
+-- catalogue, the customers and their ids are the same as in a full import,
+-- so products first sold on or after the cut exist with no sales history.
+-- Used to evaluate the recommendations on the later orders (make eval-recs,
+-- docs/RECS_EVAL.md). Empty or unset: every order.
+--
 -- The files are streamed with `xz -dc` by the shell that psql starts for
 -- \copy ... FROM PROGRAM; that shell expands "$ECOM_DATA_DIR" from psql's
 -- environment, so no path is ever pasted into SQL.
@@ -28,6 +35,10 @@
 \if :{?olist}
 \else
 \set olist 0
+\endif
+\if :{?until}
+\else
+\set until ''
 \endif
 
 SET client_min_messages = warning;   -- no "truncate cascades to ..." chatter
@@ -138,7 +149,7 @@ SELECT format('==> derived products from online retail: %s stock codes (%s s)', 
 
 -- Sale rows: known customer, ordinary invoice (C = cancellation and
 -- A = bad-debt adjustment are not orders), positive quantity and price,
--- a stock code that became a product above.
+-- a stock code that became a product above, placed before :until if set.
 CREATE TEMP TABLE demo_sale AS
 SELECT r.invoice_no, r.customer_id, r.invoice_date, r.quantity, r.unit_price, r.rn, p.sku
   FROM demo_retail r
@@ -146,7 +157,8 @@ SELECT r.invoice_no, r.customer_id, r.invoice_date, r.quantity, r.unit_price, r.
  WHERE r.customer_id IS NOT NULL
    AND r.invoice_no !~ '^[CA]'
    AND r.quantity > 0
-   AND r.unit_price > 0;
+   AND r.unit_price > 0
+   AND r.invoice_date < coalesce(nullif(:'until', '')::timestamp, 'infinity');
 
 -- One line per (invoice, product). When an invoice lists a product more
 -- than once at different prices (86 cases), unit_price is the
@@ -176,6 +188,7 @@ SELECT invoice_no, max(first_cancel) AS cancelled_at
                 AND upper(c.stock_code) = s.sku
                 AND c.quantity = -s.quantity
                 AND c.invoice_date >= s.invoice_date
+                AND c.invoice_date < coalesce(nullif(:'until', '')::timestamp, 'infinity')
          GROUP BY s.invoice_no, s.rn) m
  GROUP BY invoice_no
 HAVING bool_and(first_cancel IS NOT NULL);
