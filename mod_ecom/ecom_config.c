@@ -134,7 +134,11 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(DYNPRICE_INTERVAL, "EcomDynamicPricingInterval", MAIN,                \
       dynprice_interval, dynprice_interval, 3600, 1, 604800, NONE,          \
       "Seconds between runs of the demand-based pricing job "               \
-      "(mod_watchdog), when EcomDynamicPricing is On; main server only")
+      "(mod_watchdog), when EcomDynamicPricing is On; main server only")   \
+    X(SALE_EDGE_INTERVAL, "EcomSaleEdgeInterval", MAIN,                     \
+      sale_edge_interval, sale_edge_interval, 30, 0, 86400, NONE,           \
+      "Seconds between runs of the job that stores the sales rules that "   \
+      "started (mod_watchdog); 0 turns it off; main server only")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

@@ -82,6 +82,9 @@ typedef struct {
     /* issue 10, demand-based prices (ecom_dynprice.c), main server only */
     int dynprice;            /* EcomDynamicPricing: the watchdog job runs */
     int dynprice_interval;   /* EcomDynamicPricingInterval, seconds */
+    /* issue 10, sales stored on the products rows (sql/025, ecom_pricing.c):
+     * EcomSaleEdgeInterval, seconds; 0: no window edges job */
+    int sale_edge_interval;
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

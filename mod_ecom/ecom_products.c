@@ -18,14 +18,15 @@
 #include "ecom_dynprice.h"
 #include "ecom_pricing.h"
 
-/* price is the effective price (a sale's, issue 10: sql/023 ecom_sale and
- * ecom_sale_price, through ECOM_SALE_JOIN), list_price the product's own,
+/* price is the effective price (a sale's, issue 10: the sale stored on the
+ * row, sql/025, through ECOM_ROW_PRICE), list_price the product's own,
  * price_ends_at when the sale ends (null without one) */
 #define PRODUCT_COLS \
-    "p.id, p.sku, p.name, p.description, " ECOM_SALE_PRICE("p") ", " \
+    "p.id, p.sku, p.name, p.description, " ECOM_ROW_PRICE("p") ", " \
     "p.currency, p.stock, " \
     "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
-    ", " PRODUCT_RATING ", p.price, " ECOM_TS("sale.ends_at") ", p.rating_key"
+    ", " PRODUCT_RATING ", p.price, " ECOM_TS(ECOM_ROW_SALE_ENDS("p")) \
+    ", p.rating_key"
 
 /* The rating summary {average, count} from the product row's own columns
  * (sql/013_reviews.sql keeps them with every review write): average is
@@ -47,8 +48,7 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
 
 #define LIST_SELECT \
     "SELECT " PRODUCT_COLS " FROM products p " \
-    "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p") \
-    "WHERE p.active "
+    "LEFT JOIN categories c ON c.id = p.category_id WHERE p.active "
 
 /* Keyset conditions: a NULL cursor turns into "from the start" through
  * COALESCE, keeping the condition sargable on the matching index. */
@@ -83,14 +83,14 @@ static const ecom_stmt product_sql[] = {
      * are on and their values (sql/014_product_list.sql) */
     { "ecom_products_page",
       "SELECT x.id, x.sku, x.name, x.description, "
-      "ecom_sale_price(x.price, sale.percent_off), x.currency, x.stock, "
+      "ecom_price_now(x.price, s.sale_percent, s.sale_starts_at, "
+      "s.sale_ends_at), x.currency, x.stock, "
       "x.active, x.category, x.created_at, x.updated_at, x.rating, x.price, "
-      ECOM_TS("sale.ends_at") ", x.rating_key, x.rk "
+      ECOM_TS(ECOM_ROW_SALE_ENDS("s")) ", x.rating_key, x.rk "
       "FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
       "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int) "
       "WITH ORDINALITY AS x "
-      "LEFT JOIN LATERAL ecom_sale(x.id, (SELECT p2.category_id "
-      "FROM products p2 WHERE p2.id = x.id)) sale ON true "
+      "JOIN products s ON s.id = x.id "
       "ORDER BY x.ordinality",
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* ?facets=: the counts of what the list's pages hold (sql/015) */
@@ -99,7 +99,7 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
-      "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p")
+      "LEFT JOIN categories c ON c.id = p.category_id "
       "WHERE p.id = %s::bigint AND (p.active OR %s::boolean)", ECOM_STMT_READ },
     { "ecom_category_id",
       "SELECT id FROM categories WHERE slug = %s", ECOM_STMT_READ },

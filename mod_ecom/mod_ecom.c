@@ -21,6 +21,7 @@
 #include "ecom_payment.h"
 #include "ecom_util.h"
 #include "ecom_dynprice.h"
+#include "ecom_pricing.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -81,6 +82,21 @@ static apr_status_t dynprice_callback(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
+/* issue 10: the sales that start (ecom_pricing.c), every
+ * EcomSaleEdgeInterval seconds */
+static apr_status_t sale_edge_callback(int state, void *data, apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            ecom_sale_edges_run(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
+                                pool);
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* How often the payment timeout looks for overdue orders: every
  * min(60, timeout / 2) seconds (at least 1) of the shortest timeout, so an
  * order is cancelled at most that long after it became overdue. */
@@ -115,7 +131,8 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     sc = ap_get_module_config(s->module_config, &ecom_module);
     interval = sc->purge_interval;
     expire_every = expire_interval(ctx->timeouts);
-    if (interval == 0 && expire_every == 0 && !sc->dynprice) {
+    if (interval == 0 && expire_every == 0 && !sc->dynprice
+        && sc->sale_edge_interval == 0) {
         return OK;
     }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
@@ -152,6 +169,14 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM2402: could not "
                      "register the mod_ecom dynamic pricing callback");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = sc->sale_edge_interval
+         ? register_cb(wd, apr_time_from_sec(sc->sale_edge_interval), ctx,
+                       sale_edge_callback) : APR_SUCCESS;
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM2502: could not "
+                     "register the mod_ecom sales window edges callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
