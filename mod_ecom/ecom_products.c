@@ -90,7 +90,10 @@ static const ecom_stmt product_sql[] = {
       "FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
       "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int) "
       "WITH ORDINALITY AS x "
-      "JOIN products s ON s.id = x.id "
+      /* one primary-key probe per row of the page (OFFSET 0: not
+       * flattened into a join that could read all of products) */
+      "LEFT JOIN LATERAL (SELECT s.sale_percent, s.sale_starts_at, "
+      "s.sale_ends_at FROM products s WHERE s.id = x.id OFFSET 0) s ON true "
       "ORDER BY x.ordinality",
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* ?facets=: the counts of what the list's pages hold (sql/015) */

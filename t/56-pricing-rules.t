@@ -296,6 +296,53 @@ sub listed {
     is product($moved)->{price}, 1000, 'category rule deleted: the list price';
 }
 
+# ---- the window edges job through the real mod_watchdog; the directive ----
+SKIP: {
+    my $vh = spare_httpd(start => 0, conf => "<VirtualHost 127.0.0.1:\@PORT0\@>\n"
+                         . "    EcomSaleEdgeInterval 5\n</VirtualHost>\n");
+    skip "cannot run a spare apache2: $vh", 8 unless ref $vh;
+    ok !$vh->{syntax_ok}, 'EcomSaleEdgeInterval in a <VirtualHost> is refused';
+    my $iv = spare_httpd(start => 0, conf => "EcomSaleEdgeInterval -1\n");
+    like $iv->{syntax}, qr/EcomSaleEdgeInterval must be an integer from 0 to 86400/,
+        'EcomSaleEdgeInterval -1 is refused, with its range';
+    my $port = $ENV{PGPORT};
+    my $h = spare_httpd(conf => <<"CONF");
+DBDriver pgsql
+DBDParams "host=127.0.0.1 port=$port dbname=$ENV{PGDATABASE} user=$ENV{PGUSER} connect_timeout=2"
+DBDPersist On
+DBDMin 0
+DBDKeep 2
+DBDMax 4
+LogLevel info ecom:debug
+EcomSaleEdgeInterval 1
+EcomPurgeInterval 0
+EcomPaymentTimeout 0
+<Location "/">
+    SetHandler ecom
+</Location>
+CONF
+    ok $h->{started}, 'a server with EcomSaleEdgeInterval 1 starts'
+        or diag(($h->{syntax} // '') . ($h->{start_output} // ''));
+    skip 'the spare apache2 did not start', 5 unless $h->{started};
+    my $base = "http://127.0.0.1:$h->{ports}[0]";
+    my $q = create_product(price => 5000, stock => 3);
+    my $soon = rule(percent_off => 20, product_ids => [ $q->{id} ],
+                    starts_at => iso(time + 2), ends_at => iso(time + 3600));
+    is api(GET => "/products/$q->{id}/", base => $base)->{json}{price}, 5000, 'a rule starting in 2 s: the list price';
+    my $price;
+    for (1 .. 40) {
+        $price = api(GET => "/products/$q->{id}/", base => $base)->{json}{price};
+        last if defined $price && $price == 4000;
+        select undef, undef, undef, 0.25;
+    }
+    is $price, 4000, '... the sale price once it started, stored by the watchdog job, no request written';
+    is psql_value("SELECT sale_rule_id FROM products WHERE id = $q->{id}"), $soon->{id}, '... stored on the row';
+    my $log = do { local (@ARGV, $/) = $h->{error_log}; <> } // '';
+    like $log, qr/ECOM2501: sales window edges/, '... the job logs its runs (ECOM2501)';
+    $h->{stop}->();
+    drop($soon);
+}
+
 # ---- the cart and the checkout charge the sale price; expected_total ----
 {
     my $q = create_product(price => 1234, stock => 10);
