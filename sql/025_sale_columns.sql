@@ -81,7 +81,10 @@ $$;
 
 -- Recomputes the stored sale of the products a rule covers (p_all: every
 -- product; else those of the categories p_categories and the ids
--- p_products); writes only the rows whose sale changes. Returns how many.
+-- p_products); writes only the rows whose sale changes, locked first in
+-- id order (the order the checkout and sql/024's ecom_reprice lock
+-- products in: a rule write and a checkout never deadlock). Returns how
+-- many.
 CREATE FUNCTION ecom_sale_refresh(p_all boolean, p_categories bigint[],
                                   p_products bigint[])
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -94,11 +97,15 @@ BEGIN
       FROM (SELECT q.id, s.rule_id, s.percent_off, s.starts_at, s.ends_at
               FROM products q
               LEFT JOIN LATERAL ecom_sale_of(q.id, q.category_id) s ON true
-             WHERE p_all OR q.category_id = ANY (p_categories)
-                OR q.id = ANY (p_products)) x
-     WHERE p.id = x.id
-       AND (p.sale_rule_id, p.sale_percent, p.sale_starts_at, p.sale_ends_at)
-           IS DISTINCT FROM (x.rule_id, x.percent_off, x.starts_at, x.ends_at);
+             WHERE (p_all OR q.category_id = ANY (p_categories)
+                    OR q.id = ANY (p_products))
+               AND (q.sale_rule_id, q.sale_percent, q.sale_starts_at,
+                    q.sale_ends_at)
+                   IS DISTINCT FROM (s.rule_id, s.percent_off, s.starts_at,
+                                     s.ends_at)
+             ORDER BY q.id
+               FOR NO KEY UPDATE OF q) x
+     WHERE p.id = x.id;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
