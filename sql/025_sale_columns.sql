@@ -34,7 +34,7 @@
 -- the 71 bench rules went from 0.51 to 0.90..1.07 of its rate without
 -- rules. The cost moved to the writes of live rules, in proportion to the
 -- products covered: a storewide rule took 0.15 s on the demo's 3,808
--- products, 8.9 s on 103,808 and 114 s on 1,003,808 (every product row
+-- products, 8.9 s on 103,808 and 90..114 s on 1,003,808 (every product row
 -- rewritten, locked until commit).
 --
 -- So the list and the detail may differ from the exact rule for at most
