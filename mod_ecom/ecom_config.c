@@ -138,7 +138,11 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
     X(RECS_REFRESH, "EcomRecsRefreshInterval", MAIN,                        \
       recs_refresh_interval, recs_refresh_interval, 3600, 0, 604800, NONE,  \
       "Seconds between refreshes of the precomputed recommendations, from " \
-      "mod_watchdog; 0 turns it off; main server only")
+      "mod_watchdog; 0 turns it off; main server only")  \
+    X(SALE_EDGE_INTERVAL, "EcomSaleEdgeInterval", MAIN,                     \
+      sale_edge_interval, sale_edge_interval, 30, 0, 86400, NONE,           \
+      "Seconds between runs of the job that stores the sales rules that "   \
+      "started (mod_watchdog); 0 turns it off; main server only")
 
 #define ROW_ID(id, ...) I_##id,
 enum { I_NONE = -1, INT_DIRECTIVES(ROW_ID) N_INT_DIRECTIVES };

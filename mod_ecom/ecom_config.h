@@ -85,6 +85,9 @@ typedef struct {
     /* issue 10, recommendations (ecom_recs.c): EcomRecsRefreshInterval,
      * seconds between refreshes from mod_watchdog; 0: off */
     int recs_refresh_interval;
+    /* issue 10, sales stored on the products rows (sql/025, ecom_pricing.c):
+     * EcomSaleEdgeInterval, seconds; 0: no window edges job */
+    int sale_edge_interval;
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

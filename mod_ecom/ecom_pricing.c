@@ -12,15 +12,22 @@
  * product list and detail show it (price, list_price, price_ends_at), the
  * cart and the checkout charge it. A rule write is one transaction
  * (ecom_pricing_rule_save: the rule and its products) and invalidates the
- * catalog's cached pages (ECOM_CACHE_CATALOG) once committed; a window
- * opening or closing changes prices by itself (nothing is materialised),
- * and cached catalog pages follow within EcomCacheTTL.
+ * catalog's cached pages (ECOM_CACHE_CATALOG) once committed. The list
+ * and the detail read the sale stored on the products row (sql/025: the
+ * rule writes' triggers keep it, in their transaction); a sale ends there
+ * exactly at its ends_at, and the window edges job here
+ * (ecom_sale_edges_run, mod_watchdog every EcomSaleEdgeInterval seconds)
+ * stores the sales that start, or take over from one that ended.
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
 #include "ecom_util.h"
 #include "ecom_coupons.h"
+#include "ecom_pricing.h"
+
+/* ecom_sale_edges_run */
+enum { E_STATUS, E_RULES, E_PRODUCTS, E_SYS, E_OID, E_NAME, E_NCOLS };
 
 #define RULE_COLS \
     "r.id, r.name, r.percent_off, c.slug, CASE WHEN r.scope = 'products' " \
@@ -40,6 +47,11 @@ enum { RL_NAME, RL_PERCENT, RL_CATEGORY, RL_PRODUCTS, RL_NPRODUCTS,
 enum { RS_ID, RS_PROBLEM };
 
 static const ecom_stmt pricing_sql[] = {
+    /* the window edges job (sql/025 ecom_sale_edges), and what identifies
+     * the database in the cache's keys, for the invalidation after it */
+    { "ecom_sale_edges_run",
+      "SELECT r.status, r.rules, r.products, " ECOM_CACHE_DB_COLS
+      " FROM ecom_sale_edges() r, " ECOM_CACHE_DB_FROM, 0 },
     { "ecom_pricing_rule_save",
       "SELECT id, problem FROM ecom_pricing_rule_save(%s::bigint, %s, "
       "%s::int, %s, %s::bigint[], %s::bigint, %s::bigint, %s::int)", 0 },
@@ -331,6 +343,28 @@ static int ecom_pricing_rule_delete(ecom_req *q)
         return rule_not_found(q);
     }
     return ecom_no_content(q, HTTP_NO_CONTENT);
+}
+
+/* ---- the window edges job ---- */
+
+void ecom_sale_edges_run(server_rec *s, apr_pool_t *p)
+{
+    const char *v[E_NCOLS] = { NULL };
+    long long changed;
+
+    if (ecom_db_job_row(s, p, "ecom_sale_edges_run", 0, NULL, E_NCOLS, v)
+        != APR_SUCCESS || !v[E_STATUS] || strcmp(v[E_STATUS], "done") != 0) {
+        return;
+    }
+    changed = v[E_PRODUCTS] ? apr_atoi64(v[E_PRODUCTS]) : 0;
+    if (changed > 0) {
+        ecom_cache_invalidate_db(s, p, v[E_SYS], v[E_OID], v[E_NAME],
+                                 ECOM_CACHE_CATALOG);
+    }
+    ap_log_error(APLOG_MARK, changed > 0 ? APLOG_INFO : APLOG_DEBUG, 0, s,
+                 "ECOM2501: sales window edges: %s rules started or ended, "
+                 "%" APR_INT64_T_FMT " products' sale changed",
+                 v[E_RULES] ? v[E_RULES] : "0", (apr_int64_t)changed);
 }
 
 static const ecom_route pricing_routes[] = {

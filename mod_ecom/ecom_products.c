@@ -30,8 +30,7 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
 
 #define LIST_SELECT \
     "SELECT " PRODUCT_COLS " FROM products p " \
-    "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p") \
-    "WHERE p.active "
+    "LEFT JOIN categories c ON c.id = p.category_id WHERE p.active "
 
 /* Keyset conditions: a NULL cursor turns into "from the start" through
  * COALESCE, keeping the condition sargable on the matching index. */
@@ -66,14 +65,17 @@ static const ecom_stmt product_sql[] = {
      * are on and their values (sql/014_product_list.sql) */
     { "ecom_products_page",
       "SELECT x.id, x.sku, x.name, x.description, "
-      "ecom_sale_price(x.price, sale.percent_off), x.currency, x.stock, "
+      "ecom_price_now(x.price, s.sale_percent, s.sale_starts_at, "
+      "s.sale_ends_at), x.currency, x.stock, "
       "x.active, x.category, x.created_at, x.updated_at, x.rating, x.price, "
-      ECOM_TS("sale.ends_at") ", x.rating_key, x.rk "
+      ECOM_TS(ECOM_ROW_SALE_ENDS("s")) ", x.rating_key, x.rk "
       "FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
       "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int) "
       "WITH ORDINALITY AS x "
-      "LEFT JOIN LATERAL ecom_sale(x.id, (SELECT p2.category_id "
-      "FROM products p2 WHERE p2.id = x.id)) sale ON true "
+      /* one primary-key probe per row of the page (OFFSET 0: not
+       * flattened into a join that could read all of products) */
+      "LEFT JOIN LATERAL (SELECT s.sale_percent, s.sale_starts_at, "
+      "s.sale_ends_at FROM products s WHERE s.id = x.id OFFSET 0) s ON true "
       "ORDER BY x.ordinality",
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* ?facets=: the counts of what the list's pages hold (sql/015) */
@@ -82,7 +84,7 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ },
     { "ecom_product_get",
       "SELECT " PRODUCT_COLS " FROM products p "
-      "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p")
+      "LEFT JOIN categories c ON c.id = p.category_id "
       "WHERE p.id = %s::bigint AND (p.active OR %s::boolean)", ECOM_STMT_READ },
     { "ecom_category_id",
       "SELECT id FROM categories WHERE slug = %s", ECOM_STMT_READ },

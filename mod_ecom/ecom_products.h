@@ -12,15 +12,15 @@
 #include "ecom_db.h"
 #include "ecom_pricing.h"
 
-/* price is the effective price (a sale's, issue 10: sql/023 ecom_sale and
- * ecom_sale_price), list_price the product's own, price_ends_at when the
- * sale ends (null without one): a statement selecting PRODUCT_COLS joins
- * ECOM_SALE_JOIN("p") after the categories */
+/* price is the effective price (a sale's, issue 10: the sale stored on the
+ * row, sql/025, through ECOM_ROW_PRICE), list_price the product's own,
+ * price_ends_at when the sale ends (null without one) */
 #define PRODUCT_COLS \
-    "p.id, p.sku, p.name, p.description, " ECOM_SALE_PRICE("p") ", " \
+    "p.id, p.sku, p.name, p.description, " ECOM_ROW_PRICE("p") ", " \
     "p.currency, p.stock, " \
     "p.active, c.slug, " ECOM_TS("p.created_at") ", " ECOM_TS("p.updated_at") \
-    ", " PRODUCT_RATING ", p.price, " ECOM_TS("sale.ends_at") ", p.rating_key"
+    ", " PRODUCT_RATING ", p.price, " ECOM_TS(ECOM_ROW_SALE_ENDS("p")) \
+    ", p.rating_key"
 
 /* The rating summary {average, count} from the product row's own columns
  * (sql/013_reviews.sql keeps them with every review write): average is

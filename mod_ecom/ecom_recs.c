@@ -54,7 +54,7 @@ enum { C_TARGET, C_SCORE, C_STRATEGY, C_PRODUCT };
     "LEFT JOIN LATERAL (SELECT f.product_id, f.score, f.strategy, " \
     "row_number() OVER () AS ord FROM " fn " f) r ON true " \
     "LEFT JOIN products p ON p.id = r.product_id " \
-    "LEFT JOIN categories c ON c.id = p.category_id " ECOM_SALE_JOIN("p")
+    "LEFT JOIN categories c ON c.id = p.category_id "
 
 static const ecom_stmt recs_sql[] = {
     /* the product asked about is the row's first column: no row at all

@@ -22,6 +22,7 @@
 #include "ecom_util.h"
 #include "ecom_dynprice.h"
 #include "ecom_recs.h"
+#include "ecom_pricing.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -100,6 +101,21 @@ static apr_status_t recs_callback(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
+/* issue 10: the sales that start (ecom_pricing.c), every
+ * EcomSaleEdgeInterval seconds */
+static apr_status_t sale_edge_callback(int state, void *data, apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            ecom_sale_edges_run(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
+                                pool);
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* How often the payment timeout looks for overdue orders: every
  * min(60, timeout / 2) seconds (at least 1) of the shortest timeout, so an
  * order is cancelled at most that long after it became overdue. */
@@ -136,7 +152,7 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     expire_every = expire_interval(ctx->timeouts);
     ctx->recs_interval = sc->recs_refresh_interval;
     if (interval == 0 && expire_every == 0 && !sc->dynprice
-        && ctx->recs_interval == 0) {
+        && ctx->recs_interval == 0 && sc->sale_edge_interval == 0) {
         return OK;
     }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
@@ -148,7 +164,8 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
                      "unpaid orders are not cancelled (EcomPaymentTimeout), "
                      "demand-based prices do not move (EcomDynamicPricing), "
                      "recommendations are not refreshed "
-                     "(EcomRecsRefreshInterval)");
+                     "(EcomRecsRefreshInterval), sales that start are not "
+                     "shown on the list (EcomSaleEdgeInterval)");
         return OK;
     }
     /* a child-process watchdog in singleton mode: one child at a time */
@@ -183,6 +200,14 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM1105: could not "
                      "register the mod_ecom recommendations refresh callback");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = sc->sale_edge_interval
+         ? register_cb(wd, apr_time_from_sec(sc->sale_edge_interval), ctx,
+                       sale_edge_callback) : APR_SUCCESS;
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM2502: could not "
+                     "register the mod_ecom sales window edges callback");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;

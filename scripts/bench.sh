@@ -280,6 +280,9 @@ SQL
             if [ "$(psql -X -At -c "SELECT to_regclass('pricing_rules') IS NOT NULL")" = t ]; then
                 psql_q -c "VACUUM (ANALYZE) pricing_rules, pricing_rule_products"
             fi
+            # the rule writes stored each product's sale on its row
+            # (sql/025): what autovacuum would have done after them
+            psql_q -c "VACUUM (ANALYZE) products"
             measure_prices -priced
         else
             msg "pricing: no sales rules ($rules does not exist)"

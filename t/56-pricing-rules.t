@@ -83,11 +83,11 @@ ok exists $p->{price_ends_at} && !defined $p->{price_ends_at}, '... price_ends_a
     is_deeply $r->{json}{product_ids}, [ $p->{id} ], '... products kept';
     is product($p)->{price}, 999 - 500, 'the product follows at once: 999 - round(499.5) = 499';
     # the cached list is invalidated by the rule write
-    is listed($p)->{price}, 499, 'the list page shows it';
+    is listed($p, 100)->{price}, 499, 'the list page shows it';
     my $again = api(GET => '/products/?sort=newest&limit=100');
     like $again->{headers}{'ecom-cache'} // 'hit', qr/hit/i, 'the same list page again: from the cache';
     api(PATCH => "/pricing/rules/$rule->{id}/", token => $staff, body => { percent_off => 10 });
-    is listed($p)->{price}, 899, 'after a rule PATCH the cached list shows the new price (invalidated)';
+    is listed($p, 100)->{price}, 899, 'after a rule PATCH the cached list shows the new price (invalidated)';
 
     my %seen;
     my $path = '/pricing/rules/?limit=1';
@@ -109,10 +109,14 @@ ok exists $p->{price_ends_at} && !defined $p->{price_ends_at}, '... price_ends_a
     is api(PATCH => "/pricing/rules/$rule->{id}/", token => $staff, body => { percent_off => 5 })->{status}, 404,
         'PATCH deleted: 404';
 }
-# product $q as the list shows it (newest first: it is recent)
+# product $q as the list shows it (newest first: it is recent); each call
+# a limit of its own (unless given), so that no cached page of an earlier
+# call answers
+my $LISTED = 0;
 sub listed {
-    my ($q) = @_;
-    my ($l) = grep { $_->{id} == $q->{id} } @{ api(GET => '/products/?sort=newest&limit=100')->{json}{items} // [] };
+    my ($q, $limit) = @_;
+    $limit //= 30 + $LISTED++ % 70;
+    my ($l) = grep { $_->{id} == $q->{id} } @{ api(GET => "/products/?sort=newest&limit=$limit")->{json}{items} // [] };
     return $l;
 }
 
@@ -180,9 +184,45 @@ sub listed {
     is product($q)->{price}, 1000, 'ends_at reached: the list price again';
     psql_do("UPDATE pricing_rules SET starts_at = now() + interval '1 second', ends_at = now() + interval '1 hour' WHERE id = $future->{id}");
     is product($q)->{price}, 1000, 'one second before starts_at: the list price';
+    my $u = register_user();
+    api(POST => '/cart/', token => $u->{token}, body => { product_id => $q->{id}, quantity => 1 });
     sleep 2;
-    is product($q)->{price}, 700, 'then, with nothing written, the sale price (no background job needed)';
+    # the cart is exact at starts_at; the list and the detail read the sale
+    # stored on the row (sql/025), which the window edges job stores
+    is api(GET => '/cart/', token => $u->{token})->{json}{items}[0]{unit_price}, 700,
+        'starts_at passed, nothing written: the cart charges the sale price at once';
+    psql_do("SELECT * FROM ecom_sale_edges()");
+    is product($q)->{price}, 700, '... the detail after the window edges job (ecom_sale_edges)';
+    is listed($q)->{price}, 700, '... the list too';
+    # a sale that ends is exact on the list with no job
+    psql_do("UPDATE pricing_rules SET ends_at = now() + interval '1 second' WHERE id = $future->{id}");
+    is listed($q)->{price}, 700, 'one second before ends_at: the sale price on the list';
+    sleep 2;
+    is listed($q)->{price}, 1000, '... then the list price with no job (the CASE on now())';
+    ok !defined listed($q)->{price_ends_at}, '... and price_ends_at null';
+    is product($q)->{price}, 1000, '... the detail too';
     drop($_) for $future, $past;
+}
+
+# ---- a lower-priority rule takes over when a higher one ends ----
+{
+    my $q = create_product(price => 1000, stock => 10);
+    my $low = rule(percent_off => 10, priority => 1, product_ids => [ $q->{id} ]);
+    my $high = rule(percent_off => 50, priority => 5, product_ids => [ $q->{id} ]);
+    is listed($q)->{price}, 500, 'the higher priority on the list';
+    is psql_value("SELECT sale_rule_id FROM products WHERE id = $q->{id}"), $high->{id},
+        '... stored on the row (sql/025)';
+    psql_do("UPDATE pricing_rules SET ends_at = now() + interval '1 second' WHERE id = $high->{id}");
+    sleep 2;
+    is listed($q)->{price}, 1000, 'the high rule ended: the list price until the edges job';
+    my $edges = psql_value("SELECT status || ' ' || products FROM ecom_sale_edges()");
+    like $edges, qr/^done [1-9]/, "the edges job recomputed the rule's products ($edges)";
+    is listed($q)->{price}, 900, '... then the lower-priority rule takes over on the list';
+    is product($q)->{price}, 900, '... and on the detail';
+    drop($_) for $low, $high;
+    is listed($q)->{price}, 1000, 'both deleted: the list price';
+    is psql_value("SELECT count(*) FROM products WHERE id = $q->{id} AND sale_rule_id IS NULL"), 1,
+        '... nothing stored';
 }
 
 # ---- priority and ties ----
@@ -228,6 +268,79 @@ sub listed {
     is product($in_top)->{price}, 100, '... the category is off sale';
     is product($outside)->{price}, 225, '... the product on sale';
     drop($rule);
+    # rule writes recompute the products they cover, and only those
+    $rule = rule(percent_off => 25, category => "sale-top-$u");
+    my $late = create_product(price => 400, stock => 5, category => "sale-sub-$u");
+    is product($late)->{price}, 300, 'a product created in a subcategory under sale: on sale';
+    is listed($late)->{price}, 300, '... on the list too';
+    my $moved = create_product(price => 1000, stock => 5);
+    is product($moved)->{price}, 1000, 'a product outside: not on sale';
+    my $r = api(PATCH => "/products/$moved->{id}/", token => $staff, body => { category => "sale-sub-$u" });
+    is $r->{status}, 200, 'moved into the subcategory' or diag $r->{content};
+    is product($moved)->{price}, 750, '... then on sale';
+    my $before = psql_value("SELECT count(*) FROM products WHERE sale_rule_id = $rule->{id}");
+    is $before, 4, 'the stored sale: the four products of the category subtree';
+    my $xmin = psql_value("SELECT xmin FROM products WHERE id = $outside->{id}");
+    api(PATCH => "/pricing/rules/$rule->{id}/", token => $staff, body => { percent_off => 40 });
+    is psql_value("SELECT xmin FROM products WHERE id = $outside->{id}"), $xmin,
+        'a category rule write leaves the rows outside it unwritten';
+    is product($late)->{price}, 240, 'PATCH percent_off: the products of the category follow';
+    $all = rule(percent_off => 2, priority => 100, ends_at => iso($NOW + 600));
+    is psql_value("SELECT count(*) FROM products WHERE sale_rule_id IS DISTINCT FROM $all->{id}"), 0,
+        'a storewide rule of the highest priority: stored on every product';
+    is listed($outside)->{price}, 294, '... 2 % off 300 on the list';
+    drop($all);
+    is product($late)->{price}, 240, 'storewide deleted: the category rule again';
+    is psql_value("SELECT count(*) FROM products WHERE sale_rule_id = $all->{id}"), 0, '... stored nowhere';
+    drop($rule);
+    is product($moved)->{price}, 1000, 'category rule deleted: the list price';
+}
+
+# ---- the window edges job through the real mod_watchdog; the directive ----
+SKIP: {
+    my $vh = spare_httpd(start => 0, conf => "<VirtualHost 127.0.0.1:\@PORT0\@>\n"
+                         . "    EcomSaleEdgeInterval 5\n</VirtualHost>\n");
+    skip "cannot run a spare apache2: $vh", 8 unless ref $vh;
+    ok !$vh->{syntax_ok}, 'EcomSaleEdgeInterval in a <VirtualHost> is refused';
+    my $iv = spare_httpd(start => 0, conf => "EcomSaleEdgeInterval -1\n");
+    like $iv->{syntax}, qr/EcomSaleEdgeInterval must be an integer from 0 to 86400/,
+        'EcomSaleEdgeInterval -1 is refused, with its range';
+    my $port = $ENV{PGPORT};
+    my $h = spare_httpd(conf => <<"CONF");
+DBDriver pgsql
+DBDParams "host=127.0.0.1 port=$port dbname=$ENV{PGDATABASE} user=$ENV{PGUSER} connect_timeout=2"
+DBDPersist On
+DBDMin 0
+DBDKeep 2
+DBDMax 4
+LogLevel info ecom:debug
+EcomSaleEdgeInterval 1
+EcomPurgeInterval 0
+EcomPaymentTimeout 0
+<Location "/">
+    SetHandler ecom
+</Location>
+CONF
+    ok $h->{started}, 'a server with EcomSaleEdgeInterval 1 starts'
+        or diag(($h->{syntax} // '') . ($h->{start_output} // ''));
+    skip 'the spare apache2 did not start', 5 unless $h->{started};
+    my $base = "http://127.0.0.1:$h->{ports}[0]";
+    my $q = create_product(price => 5000, stock => 3);
+    my $soon = rule(percent_off => 20, product_ids => [ $q->{id} ],
+                    starts_at => iso(time + 2), ends_at => iso(time + 3600));
+    is api(GET => "/products/$q->{id}/", base => $base)->{json}{price}, 5000, 'a rule starting in 2 s: the list price';
+    my $price;
+    for (1 .. 40) {
+        $price = api(GET => "/products/$q->{id}/", base => $base)->{json}{price};
+        last if defined $price && $price == 4000;
+        select undef, undef, undef, 0.25;
+    }
+    is $price, 4000, '... the sale price once it started, stored by the watchdog job, no request written';
+    is psql_value("SELECT sale_rule_id FROM products WHERE id = $q->{id}"), $soon->{id}, '... stored on the row';
+    my $log = do { local (@ARGV, $/) = $h->{error_log}; <> } // '';
+    like $log, qr/ECOM2501: sales window edges/, '... the job logs its runs (ECOM2501)';
+    $h->{stop}->();
+    drop($soon);
 }
 
 # ---- the cart and the checkout charge the sale price; expected_total ----
