@@ -71,12 +71,13 @@ static const ecom_stmt recs_sql[] = {
     { "ecom_recs_cart",
       "SELECT 0, r.score, r.strategy, " PRODUCT_COLS " FROM (SELECT 1) one "
       RECS_JOIN("ecom_recs_basket(ARRAY(SELECT ci.product_id FROM cart_items "
-                "ci WHERE ci.user_id = %s::bigint), %s::int)")
+                "ci WHERE ci.user_id = %s::bigint ORDER BY ci.id), %s::int)")
       "ORDER BY r.ord", ECOM_STMT_READ },
     { "ecom_recs_guest_cart",
       "SELECT 0, r.score, r.strategy, " PRODUCT_COLS " FROM (SELECT 1) one "
       RECS_JOIN("ecom_recs_basket(ARRAY(SELECT gi.product_id FROM "
-                "guest_cart_items gi WHERE gi.cart_id = %s::bigint), %s::int)")
+                "guest_cart_items gi WHERE gi.cart_id = %s::bigint "
+                "ORDER BY gi.id), %s::int)")
       "ORDER BY r.ord", ECOM_STMT_READ },
     /* the background refresh (no request): its session's statement
      * timeout lifted around it */
