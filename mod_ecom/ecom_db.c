@@ -921,29 +921,39 @@ ecom_err ecom_db_ping(ecom_req *q)
     return e == ECOM_E_NOT_FOUND ? ECOM_E_UNAVAILABLE : e;
 }
 
-/* issue 10, background jobs of other files (ecom_dynprice.c): one
- * statement outside any request. */
-apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
-                             int nargs, const char **args, int ncols,
-                             const char **out)
+/* issue 10, background jobs of other files (ecom_dynprice.c,
+ * ecom_pricing.c, ecom_recs.c): statements outside any request. */
+ap_dbd_t *ecom_db_job_open(server_rec *s, apr_pool_t *p, const char *label)
 {
-    apr_dbd_prepared_t *st;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
     ap_dbd_t *dbd;
-    int rv, got = 0;
 
     if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM2403: %s skipped: "
                      "no database connection", label);
-        return APR_EGENERAL;
+        return NULL;
     }
     verbose_errors(dbd);
+    return dbd;
+}
+
+void ecom_db_job_close(server_rec *s, ap_dbd_t *dbd)
+{
+    dbd_close_fn(s, dbd);
+}
+
+apr_status_t ecom_db_job_run(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
+                             const char *label, int nargs, const char **args,
+                             int ncols, const char **out)
+{
+    apr_dbd_prepared_t *st;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int rv, got = 0;
+
     if (!(st = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "ECOM2404: prepared "
                      "statement %s is not available (is the schema "
                      "migrated?)", label);
-        dbd_close_fn(s, dbd);
         return APR_EGENERAL;
     }
     rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, st, 0, nargs,
@@ -952,7 +962,6 @@ apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "ECOM2405: %s failed: %s", label,
                      failure_text(p, dbd->handle, dbd->driver, rv));
-        dbd_close_fn(s, dbd);
         return APR_EGENERAL;
     }
     /* read to the end: the result is freed and the connection clean */
@@ -963,6 +972,20 @@ apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
         }
         got = 1;
     }
-    dbd_close_fn(s, dbd);
     return got ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
+                             int nargs, const char **args, int ncols,
+                             const char **out)
+{
+    ap_dbd_t *dbd = ecom_db_job_open(s, p, label);
+    apr_status_t rv;
+
+    if (!dbd) {
+        return APR_EGENERAL;
+    }
+    rv = ecom_db_job_run(s, p, dbd, label, nargs, args, ncols, out);
+    ecom_db_job_close(s, dbd);
+    return rv;
 }

@@ -62,13 +62,22 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p);
 apr_status_t ecom_db_expire_orders(server_rec *s, apr_pool_t *p,
                                    int timeout);
 /* One statement by label outside any request (a mod_watchdog job of
- * another file: ecom_dynprice.c), through a connection of s's pool: the
+ * another file: ecom_dynprice.c, ecom_pricing.c), through a connection of s's pool: the
  * first row's first ncols columns go to out (p's strings, NULL for SQL
  * NULL), the rest is read and dropped. APR_SUCCESS, APR_NOTFOUND (no row)
  * or APR_EGENERAL (logged). */
 apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
                              int nargs, const char **args, int ncols,
                              const char **out);
+/* The same in steps, for a job that runs several statements on one
+ * connection (ecom_recs.c: a session setting around its statement):
+ * ecom_db_job_open (NULL when there is no connection, logged with label),
+ * ecom_db_job_run (as ecom_db_job_row, on dbd), ecom_db_job_close. */
+ap_dbd_t *ecom_db_job_open(server_rec *s, apr_pool_t *p, const char *label);
+apr_status_t ecom_db_job_run(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
+                             const char *label, int nargs, const char **args,
+                             int ncols, const char **out);
+void ecom_db_job_close(server_rec *s, ap_dbd_t *dbd);
 
 /* Run a prepared statement by label. ECOM_OK, or the failure's kind:
  * UNAVAILABLE (the database is unreachable), BUSY (a timeout, a lock

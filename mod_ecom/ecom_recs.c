@@ -233,47 +233,12 @@ static int ecom_recs_cart(ecom_req *q)
 
 /* ---- the background refresh (mod_watchdog, no request) ---- */
 
-/* Runs a statement of this file on dbd and reads its result to the end
- * (the connection is left clean); the first row's columns are copied into
- * out[0..nout-1] when out is given. 0, or the apr_dbd error. */
-static int bg_run(apr_pool_t *p, ap_dbd_t *dbd, const char *label,
-                  int nargs, const char **args, const char **out, int nout)
-{
-    apr_dbd_prepared_t *st = apr_hash_get(dbd->prepared, label,
-                                          APR_HASH_KEY_STRING);
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row = NULL;
-    int rv, first = 1;
-
-    if (!st) {
-        return APR_EGENERAL;
-    }
-    if ((rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, st, 1,
-                              nargs, args)) != 0) {
-        return rv;
-    }
-    while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
-        for (int i = 0; first && out && i < nout; i++) {
-            const char *v = apr_dbd_get_entry(dbd->driver, row, i);
-            out[i] = v ? apr_pstrdup(p, v) : "";
-        }
-        first = 0;
-    }
-    return first && out ? APR_EGENERAL : 0;
-}
-
 apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
 {
-    APR_OPTIONAL_FN_TYPE(ap_dbd_open) *open_fn =
-        APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
-    APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close_fn =
-        APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     const char *args[2], *out[6], *old[1] = { NULL };
-    ap_dbd_t *dbd;
+    ap_dbd_t *dbd = ecom_db_job_open(s, p, "the recommendations refresh");
 
-    if (!open_fn || !close_fn || !(dbd = open_fn(p, s))) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM1101: "
-                     "recommendations not refreshed: no database connection");
+    if (!dbd) {
         return APR_EGENERAL;
     }
     /* 9/10 of the interval, in milliseconds (ecom_recs.h) */
@@ -282,22 +247,23 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
     args[1] = apr_psprintf(p, "%s pid %" APR_PID_T_FMT,
                            s->server_hostname ? s->server_hostname : "httpd",
                            getpid());
-    if (bg_run(p, dbd, "ecom_recs_no_timeout", 0, NULL, old, 1) != 0
-        || bg_run(p, dbd, "ecom_recs_refresh", 2, args, out, 6) != 0) {
-        const char *err = apr_dbd_error(dbd->driver, dbd->handle, 0);
-
+    /* the refresh runs without the connection's statement timeout, which
+     * is restored after it (the statement's error is logged by
+     * ecom_db_job_run) */
+    if (ecom_db_job_run(s, p, dbd, "ecom_recs_no_timeout", 0, NULL, 1, old)
+        != APR_SUCCESS
+        || ecom_db_job_run(s, p, dbd, "ecom_recs_refresh", 2, args, 6, out)
+        != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ECOM1102: "
-                     "refreshing the recommendations failed: %s",
-                     err ? err : "statement not available (is the schema "
-                     "migrated?)");
+                     "refreshing the recommendations failed");
         if (old[0]) {
-            bg_run(p, dbd, "ecom_recs_timeout", 1, old, NULL, 0);
+            ecom_db_job_run(s, p, dbd, "ecom_recs_timeout", 1, old, 0, NULL);
         }
-        close_fn(s, dbd);
+        ecom_db_job_close(s, dbd);
         return APR_EGENERAL;
     }
-    bg_run(p, dbd, "ecom_recs_timeout", 1, old, NULL, 0);
-    close_fn(s, dbd);
+    ecom_db_job_run(s, p, dbd, "ecom_recs_timeout", 1, old, 0, NULL);
+    ecom_db_job_close(s, dbd);
     if (strcmp(out[0], "refreshed") == 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM1103: recommendations "
                      "refreshed in %s s: %s neighbours, %s user picks, %s "
