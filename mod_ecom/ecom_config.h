@@ -88,6 +88,9 @@ typedef struct {
     /* issue 10, sales stored on the products rows (sql/025, ecom_pricing.c):
      * EcomSaleEdgeInterval, seconds; 0: no window edges job */
     int sale_edge_interval;
+    /* issue 11, metrics (ecom_metrics.c): the shared counters, set at
+     * post_config on every server (NULL: no shared memory) */
+    struct ecom_metrics *metrics;
 } ecom_srv_conf;
 
 extern const command_rec ecom_cmds[];

@@ -44,6 +44,7 @@
 #include "ecom_db.h"
 #include "ecom_resource.h"
 #include "ecom_util.h"
+#include "ecom_metrics.h"
 
 #include <libpq-fe.h>
 #include <poll.h>
@@ -262,8 +263,10 @@ static ecom_err acquire(ecom_req *q)
         return ECOM_E_UNAVAILABLE;
     }
     if (!q->dbd) {
+        apr_time_t t0 = apr_time_now();
         q->dbd = dbd_open_fn && dbd_close_fn
                  ? dbd_open_fn(q->r->pool, q->r->server) : NULL;
+        ecom_metrics_db_wait(q, apr_time_now() - t0, q->dbd != NULL);
         if (q->dbd && !q->release_cleanup) {
             apr_pool_cleanup_register(q->r->pool, q, release_cleanup,
                                       apr_pool_cleanup_null);
@@ -359,7 +362,7 @@ static void log_failure(ecom_req *q, int level, const char *label, int rv)
 }
 
 /* Classifies a failure into its kind and logs it, once. */
-static ecom_err failed(ecom_req *q, const char *label, int rv)
+static ecom_err failed_kind(ecom_req *q, const char *label, int rv)
 {
     switch (classify(q, rv)) {
     case DBE_GONE:
@@ -383,6 +386,15 @@ static ecom_err failed(ecom_req *q, const char *label, int rv)
     }
 }
 
+/* The same, counted (ecom_metrics.c). */
+static ecom_err failed(ecom_req *q, const char *label, int rv)
+{
+    ecom_err e = failed_kind(q, label, rv);
+
+    ecom_metrics_db_error(q, e);
+    return e;
+}
+
 static apr_dbd_prepared_t *statement(ecom_req *q, const char *label)
 {
     return apr_hash_get(q->dbd->prepared, label, APR_HASH_KEY_STRING);
@@ -395,6 +407,7 @@ static ecom_err missing(ecom_req *q, const char *label)
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r,
                   "ECOM0106: prepared statement %s is not available (is the "
                   "schema migrated?)", label);
+    ecom_metrics_db_error(q, ECOM_E_INTERNAL);
     return ECOM_E_INTERNAL;
 }
 

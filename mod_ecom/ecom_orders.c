@@ -57,6 +57,7 @@
 #include "ecom_coupons.h"
 #include "ecom_util.h"
 #include "ecom_country.h"
+#include "ecom_metrics.h"
 
 #define ORDER_COLS \
     "o.id, o.status, o.currency, o.subtotal, o.discount, o.total, " \
@@ -653,6 +654,7 @@ static int ecom_order_create(ecom_req *q)
     if ((e = ecom_db_tx_single(q, checkout, &c))) {
         return ecom_fail(q, e);
     }
+    ecom_metrics_event(q, ECOM_EV_ORDER_CREATED);
     if (c.sold_out) {
         /* in_stock changed: list pages filter on it (a mere stock count
          * in a cached page may lag, see the top of the file) */

@@ -45,6 +45,7 @@
 #include "ecom_http.h"
 #include "ecom_orders.h"
 #include "ecom_payment.h"
+#include "ecom_metrics.h"
 
 #include "ap_provider.h"
 
@@ -301,13 +302,16 @@ static ecom_tx_end pay(ecom_req *q, void *data)
                           ecom_jown(q, json_pack("{s:O}", "payment",
                                                  c->payment)));
         /* the failed attempt is recorded and shown on the order */
+        ecom_metrics_event(q, ECOM_EV_PAYMENT_FAILED);
         return ECOM_TX_COMMIT_REFUSAL;
     }
     if (out.status == ECOM_PAY_PROCESSING) {
         c->status = HTTP_ACCEPTED;
+        ecom_metrics_event(q, ECOM_EV_PAYMENT_PROCESSING);
         return ECOM_TX_COMMIT;
     }
     c->status = HTTP_CREATED;
+    ecom_metrics_event(q, ECOM_EV_PAYMENT_SUCCEEDED);
     return ECOM_TX_COMMIT;
 }
 
@@ -393,9 +397,14 @@ static ecom_err apply(ecom_req *q, hook_ctx *h, const char *order_status,
     args[0] = h->kind == EV_SUCCEEDED ? "succeeded" : "failed";
     args[1] = h->kind == EV_FAILED ? "reported failed by the provider" : NULL;
     args[2] = ECOM_LL(q, h->payment_id);
-    if ((e = ecom_db_query(q, "ecom_wh_payment_set", NULL, 3, args))
-        || h->kind == EV_FAILED) {
+    if ((e = ecom_db_query(q, "ecom_wh_payment_set", NULL, 3, args))) {
         return e;
+    }
+    /* counted once the transaction commits (ecom_metrics.h) */
+    ecom_metrics_event(q, h->kind == EV_FAILED ? ECOM_EV_PAYMENT_FAILED
+                                               : ECOM_EV_PAYMENT_SUCCEEDED);
+    if (h->kind == EV_FAILED) {
+        return ECOM_OK;
     }
     if (strcmp(order_status, "pending") == 0) {
         args[0] = amount;
@@ -418,6 +427,7 @@ static ecom_err apply(ecom_req *q, hook_ctx *h, const char *order_status,
     args[3] = ECOM_LL(q, h->payment_id);
     args[5] = ecom_db_get(q, pay, WP_CURRENCY);
     h->outcome = "refunded";
+    ecom_metrics_event(q, ECOM_EV_REFUND);
     return ecom_db_query(q, "ecom_wh_late_refund", NULL, 7, args);
 }
 

@@ -24,6 +24,7 @@
 #include "ecom_http.h"
 #include "ecom_orders.h"
 #include "ecom_coupons.h"
+#include "ecom_metrics.h"
 
 static const ecom_stmt refund_sql[] = {
     { "ecom_refund_add",
@@ -207,6 +208,7 @@ static int ecom_refund_create(ecom_req *q)
     if ((rv = ecom_order_write(q, errs, refund, &c))) {
         return rv;
     }
+    ecom_metrics_event(q, ECOM_EV_REFUND);
     /* refunds have no URL of their own: they are listed on the order */
     apr_table_setn(q->r->headers_out, "Location",
                    ecom_url(q, "/orders/%" APR_INT64_T_FMT "/",

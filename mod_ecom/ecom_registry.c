@@ -27,6 +27,7 @@
     X(recs)          \
     X(misc)          \
     X(status)        \
+    X(metrics)       \
     X(idempotency)   \
     X(cache)         \
     X(db)

@@ -83,6 +83,9 @@ typedef struct ecom_req {
     int via_session;
     /* the throttle's state of this request (ecom_throttle.c), or NULL */
     struct ecom_throttle_req *thr;
+    /* issue 11, metrics (ecom_metrics.c): ECOM_EV_* events the request's
+     * committed writes made, counted when it ends */
+    unsigned metrics_events;
 } ecom_req;
 
 static inline apr_status_t ecom_json_cleanup(void *j)

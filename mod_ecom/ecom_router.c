@@ -27,6 +27,7 @@
 #include "ecom_idempotency.h"
 #include "ecom_path.h"
 #include "ecom_signature.h"
+#include "ecom_metrics.h"
 
 #include "util_script.h"
 
@@ -386,6 +387,7 @@ int ecom_dispatch(request_rec *r)
     q->r = r;
     q->dc = ap_get_module_config(r->per_dir_config, &ecom_module);
     q->sc = ap_get_module_config(r->server->module_config, &ecom_module);
+    ecom_metrics_start(q);
     if (op) {
         run_operator(q, op);
     }
@@ -395,5 +397,6 @@ int ecom_dispatch(request_rec *r)
     /* nor while the answer goes out */
     ecom_db_release(q);
     send_response(q);
+    ecom_metrics_end(q);
     return OK;
 }

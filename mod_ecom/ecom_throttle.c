@@ -70,6 +70,7 @@
 #include "ecom_cache.h"
 #include "ecom_crypto.h"
 #include "ecom_rate.h"
+#include "ecom_metrics.h"
 
 #include "ap_socache.h"
 #include "ap_provider.h"
@@ -604,6 +605,7 @@ static int take_slot(ecom_req *q, struct ecom_throttle_req *st)
                             "retry after the time in Retry-After.");
     }
     st->slot = 1;
+    ecom_metrics_argon2(q, 1);
     return 0;
 }
 
@@ -652,6 +654,7 @@ void ecom_throttle_leave(ecom_req *q)
     }
     if (st->slot) {
         apr_atomic_dec32(&q->sc->throttle->argon2_busy);
+        ecom_metrics_argon2(q, -1);
         st->slot = 0;
     }
     if (!st->entered || !st->account || q->sc->login_lockout == 0
@@ -672,6 +675,22 @@ void ecom_throttle_leave(ecom_req *q)
 }
 
 /* ---- the operator's view ---- */
+
+void ecom_throttle_counters(const server_rec *s,
+                            struct ecom_throttle_counters *out)
+{
+    const ecom_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                   &ecom_module);
+    const struct ecom_throttle *t = sc->throttle;
+
+    memset(out, 0, sizeof(*out));
+    if (t && t->stats) {
+        out->rate_limited = apr_atomic_read64(&t->stats->rate_limited);
+        out->login_locked = apr_atomic_read64(&t->stats->login_locked);
+        out->busy = apr_atomic_read64(&t->stats->busy);
+        out->failed_logins = apr_atomic_read64(&t->stats->failed_logins);
+    }
+}
 
 json_t *ecom_throttle_report(ecom_req *q)
 {

@@ -34,4 +34,11 @@ void ecom_throttle_leave(ecom_req *q);
  * summed over the children), for the operator's view; pool-owned. */
 json_t *ecom_throttle_report(ecom_req *q);
 
+/* The same counters as numbers (issue 11, ecom_metrics.c). */
+struct ecom_throttle_counters {
+    apr_uint64_t rate_limited, login_locked, busy, failed_logins;
+};
+void ecom_throttle_counters(const server_rec *s,
+                            struct ecom_throttle_counters *out);
+
 #endif /* ECOM_THROTTLE_H */

@@ -23,6 +23,7 @@
 #include "ecom_dynprice.h"
 #include "ecom_recs.h"
 #include "ecom_pricing.h"
+#include "ecom_metrics.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -229,7 +230,8 @@ static int ecom_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     server_rec *sp;
 
     if (ecom_cache_post_config(pconf, ptemp, s) != OK
-        || ecom_throttle_post_config(pconf, ptemp, s) != OK) {
+        || ecom_throttle_post_config(pconf, ptemp, s) != OK
+        || ecom_metrics_post_config(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare)
@@ -295,6 +297,7 @@ static int ecom_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ecom_throttle_pre_config(pconf, plog) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    ecom_metrics_pre_config(pconf);
     return ecom_cache_pre_config(pconf, plog);
 }
 
