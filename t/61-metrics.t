@@ -63,7 +63,7 @@ like $res->{content}, qr/^ecom_build_info\{version="[^"]+"\} 1$/m, 'build info';
 is val($s1, 'ecom_argon2_in_flight'), 0, 'no password hashing running at rest';
 
 # --- N requests from several processes ------------------------------------------------
-my ($P, $OK, $MISS, $OTHER, $BAD) = (8, 6, 3, 3, 2);
+my ($P, $OK, $MISS, $OTHER, $BAD, $LIST) = (8, 6, 3, 3, 2, 2);
 my @runs = parallel($P, 1, sub {
     my (%seen, @ids);
     my $want = sub { my ($r, $st) = @_; $seen{"$r->{status}"}++;
@@ -73,6 +73,7 @@ my @runs = parallel($P, 1, sub {
     $want->(api(GET => '/no-such-thing/here/'), 404) for 1 .. $OTHER;
     $want->(api(POST => '/cart/', token => $buyer->{token},
                 body => { product_id => $pid, quantity => 0 }), 422) for 1 .. $BAD;
+    $want->(api(GET => "/products/?limit=2&q=metrics$_"), 200) for 1 .. $LIST;
     return { seen => \%seen, ids => \@ids };
 });
 my (%status, %children, %ids);
@@ -84,9 +85,9 @@ for my $run (@runs) {
         $children{substr $id, 6, 12}++ if length $id >= 20;
     }
 }
-is_deeply \%status, { 200 => $P * $OK, 404 => $P * ($MISS + $OTHER), 422 => $P * $BAD },
+is_deeply \%status, { 200 => $P * ($OK + $LIST), 404 => $P * ($MISS + $OTHER), 422 => $P * $BAD },
     'the clients got what they asked for';
-is scalar(keys %ids), $P * ($OK + $MISS + $OTHER + $BAD), 'every answer has its own request id';
+is scalar(keys %ids), $P * ($OK + $MISS + $OTHER + $BAD + $LIST), 'every answer has its own request id';
 cmp_ok scalar(keys %children), '>=', 2, 'several httpd children served them ('
     . scalar(keys %children) . ')';
 
@@ -102,6 +103,9 @@ is delta($s1, $s2, req_key('/cart/', 'POST', 422)), $P * $BAD,
 is delta($s1, $s2, req_key('ecom-metrics', 'GET', 200)), 1,
     'the first scrape itself counted once, under its handler name';
 ok !grep({ /no-such-thing/ } keys %{ $s2->{v} }), 'no raw URL in any label';
+is delta($s1, $s2, req_key('/products/', 'GET', 200)), $P * $LIST, 'GET /products/ 200 counted';
+is delta($s1, $s2, 'ecom_cache_hits_total') + delta($s1, $s2, 'ecom_cache_misses_total'), $P * $LIST,
+    'each list request looked the cache up once (hits + misses, from the cache\'s own counters)';
 
 # the histogram of GET /products/{id}/
 my $h = 'ecom_http_request_duration_seconds';
@@ -137,6 +141,8 @@ is $r->{status}, 201, 'a refund';
 $r = api(POST => "/orders/$o1->{id}/refunds/", token => $staff, body => { amount => 10**9 });
 is $r->{status}, 422, 'a refund above the payment is refused';
 my $s3 = scrape();
+# kept for whoever reads the run (build/test-run*/metrics.txt)
+if (open my $dump, '>', "$ENV{ECOM_RUNDIR}/metrics.txt") { print $dump $s3->{res}{content}; close $dump }
 is delta($s2, $s3, 'ecom_orders_created_total'), 2, 'two orders created';
 is delta($s2, $s3, 'ecom_payments_total{status="succeeded"}'), 1, 'one payment succeeded';
 is delta($s2, $s3, 'ecom_payments_total{status="failed"}'), 1, 'one payment declined';
@@ -160,6 +166,13 @@ SKIP: {
 
 # --- who may scrape, and how ----------------------------------------------------------------
 is api(GET => '/metrics-denied')->{status}, 403, 'Require all denied: 403';
+SKIP: {
+    require HTTP::Tiny;
+    my $far = HTTP::Tiny->new(keep_alive => 0, timeout => 10, local_address => '127.0.0.2')
+        ->get("$ENV{ECOM_URL}/metrics");
+    skip "cannot connect from 127.0.0.2: $far->{content}", 1 if $far->{status} == 599;
+    is $far->{status}, 403, 'a client from 127.0.0.2 (Require ip 127.0.0.1): 403';
+}
 is_problem api(POST => '/metrics', body => {}), 405, 'method-not-allowed', 'POST: 405';
 is api(HEAD => '/metrics')->{status}, 200, 'HEAD: 200';
 
@@ -172,6 +185,30 @@ is $st->{'EcomMetrics/EcomOrdersCreated'}, val($s3, 'ecom_orders_created_total')
     'the same figures as the metrics';
 my $html = api(GET => '/server-status');
 like $html->{content}, qr/mod_ecom requests/, 'and in the HTML report';
+
+# --- a graceful restart keeps the counters -------------------------------------------------
+SKIP: {
+    my $pidfile = "$ENV{ECOM_RUNDIR}/httpd.pid";
+    skip 'no httpd.pid', 4 unless -r $pidfile && $> == 0;
+    my $before = scrape();
+    open my $pf, '<', $pidfile or die;
+    chomp(my $ppid = <$pf>);
+    kill 'USR1', $ppid or skip "cannot signal $ppid", 4;   # apachectl -k graceful
+    my ($after, $deadline) = (undef, time + 20);
+    while (time < $deadline) {
+        $after = eval { scrape() };
+        last if $after && val($after, 'ecom_config_generation') > val($before, 'ecom_config_generation');
+        sleep 0.2;
+    }
+    cmp_ok val($after, 'ecom_config_generation'), '>', val($before, 'ecom_config_generation'),
+        'a new generation after the graceful restart';
+    is val($after, 'ecom_metrics_start_time_seconds'), val($before, 'ecom_metrics_start_time_seconds'),
+        'the counters did not start again';
+    cmp_ok val($after, req_key('/products/{id}/', 'GET', 200)), '>=',
+        val($before, req_key('/products/{id}/', 'GET', 200)), 'nor went back';
+    is val($after, 'ecom_orders_created_total'), val($before, 'ecom_orders_created_total'),
+        'orders still counted';
+}
 
 my $took = time - $t0;
 diag sprintf 't/61-metrics.t took %.1f s', $took;
