@@ -34,6 +34,11 @@ ECOM_PACKAGES=(
     chromium chromium-driver
     memcached
 )
+# Installed without their recommends: prometheus for its promtool only
+# (t/61-metrics.t checks the ecom-metrics output with `promtool check
+# metrics`; Debian has promtool in no smaller package), not the exporters
+# and services it recommends.
+ECOM_PACKAGES_BARE=(prometheus)
 
 # Shared libraries that httpd, its modules and mod_ecom load at run time.
 # Installing apache2 does not upgrade an older one that is already present,
@@ -80,9 +85,14 @@ ecom_deps() {
     while IFS=' ' read -r pkg status; do
         [ "$status" = installed ] && have[${pkg%%:*}]=1
     done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' \
-                 "${ECOM_PACKAGES[@]}" "${ECOM_RUNTIME_LIBS[@]}" 2>/dev/null || true)
+                 "${ECOM_PACKAGES[@]}" "${ECOM_PACKAGES_BARE[@]}" \
+                 "${ECOM_RUNTIME_LIBS[@]}" 2>/dev/null || true)
     for pkg in "${ECOM_PACKAGES[@]}" "${ECOM_RUNTIME_LIBS[@]}"; do
         [ -n "${have[$pkg]:-}" ] || missing+=("$pkg")
+    done
+    local bare=()
+    for pkg in "${ECOM_PACKAGES_BARE[@]}"; do
+        [ -n "${have[$pkg]:-}" ] || bare+=("$pkg")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         msg "installing missing packages: ${missing[*]}"
@@ -91,7 +101,14 @@ ecom_deps() {
         # With recommends: gcc needs libc6-dev, perl's sockets want netbase.
         ecom_apt install -y -qq "${missing[@]}"
         msg "packages installed"
-    elif ! ecom_apt_lists_present; then
+    fi
+    if [ ${#bare[@]} -gt 0 ]; then
+        msg "installing missing packages without recommends: ${bare[*]}"
+        [ "$updated" = 1 ] || ecom_apt update -qq
+        updated=1
+        ecom_apt install -y -qq --no-install-recommends "${bare[@]}"
+    fi
+    if [ "$updated" = 0 ] && ! ecom_apt_lists_present; then
         msg "no apt package lists: apt-get update, to compare the runtime libraries with their candidates"
         if ecom_apt update -qq; then
             updated=1
