@@ -95,11 +95,13 @@ ok !@cdiff, 'conf/ecom.conf has every directive, with its default'
 
 # --- no stale directive names in the documentation ---------------------------
 # (names of other kinds that look like directives: mod_status's ?auto keys
-# of the cache's report, ecom_cache.c)
+# of the cache's report, ecom_cache.c, and of the metrics', ecom_metrics.c)
 my %not_directives = map { $_ => 1 } qw(EcomCacheStatus EcomCacheProvider
     EcomCacheHits EcomCacheMisses EcomCacheStores EcomCacheInvalidationsCatalog
     EcomCacheInvalidationsCategories EcomCacheInvalidationsReviews
-    EcomCacheInvalidations);
+    EcomCacheInvalidations
+    EcomMetrics EcomRequests EcomDbErrors EcomDbAcquireFailures EcomDbPoolWaits
+    EcomDbPoolWaitSeconds EcomOrdersCreated EcomPaymentsSucceeded EcomRefunds);
 my @stale;
 # (files only: conf/www/ is the example page, conf/www/* is searched too)
 for my $f (sort(grep { -f } glob("$root/README.md $root/docs/*.md $root/conf/* $root/conf/www/*"))) {
