@@ -110,7 +110,7 @@ struct ecom_metrics {
     volatile apr_uint64_t *latency;   /* [series][NREQB + 1], per bucket */
     volatile apr_uint64_t *latency_us;/* [series] */
     int nroutes;                /* route slots; the last one is "other" */
-    const ecom_route **routes;  /* [nroutes - 1] */
+    apr_array_header_t *routes; /* const ecom_route *, nroutes - 1 */
     const char **labels;        /* [nroutes]: the route label, escaped */
     int nstatus;                /* status slots; the last one is "other" */
     int *codes;                 /* [nstatus]: the code of each slot */
@@ -159,15 +159,26 @@ static void build_routes(struct ecom_metrics *m, apr_pool_t *p)
         }
     }
     m->nroutes = n + 1;
-    m->routes = apr_pcalloc(p, sizeof(*m->routes) * ((apr_size_t)n + 1));
+    m->routes = apr_array_make(p, n, sizeof(const ecom_route *));
     m->labels = apr_pcalloc(p, sizeof(*m->labels) * (apr_size_t)m->nroutes);
     for (const ecom_resource *const *res = ecom_resources; *res; res++) {
         for (const ecom_route *rt = (*res)->routes; rt && rt->pattern; rt++) {
-            m->routes[i] = rt;
+            APR_ARRAY_PUSH(m->routes, const ecom_route *) = rt;
             m->labels[i++] = escape_label(p, route_label(p, *res, rt));
         }
     }
     m->labels[n] = "other";
+}
+
+/* httpd's index of code in its status lines, or -1 for a code it does not
+ * know (ap_get_status_line answers those with the 500 line). */
+static int known_index(int code)
+{
+    char digits[4];
+
+    apr_snprintf(digits, sizeof(digits), "%d", code);
+    return strncmp(ap_get_status_line(code), digits, 3) == 0
+           ? ap_index_of_response(code) : -1;
 }
 
 /* Status slots: httpd's own index of the codes it knows. */
@@ -176,16 +187,16 @@ static void build_statuses(struct ecom_metrics *m, apr_pool_t *p)
     int max = 0;
 
     for (int code = 100; code < 600; code++) {
-        int i = ap_index_of_response(code);
-        if (i >= 0 && atoi(ap_get_status_line(code)) == code && i > max) {
+        int i = known_index(code);
+        if (i > max) {
             max = i;
         }
     }
     m->nstatus = max + 2;
     m->codes = apr_pcalloc(p, sizeof(int) * (apr_size_t)m->nstatus);
     for (int code = 100; code < 600; code++) {
-        int i = ap_index_of_response(code);
-        if (i >= 0 && i <= max && atoi(ap_get_status_line(code)) == code) {
+        int i = known_index(code);
+        if (i >= 0 && i <= max) {
             m->codes[i] = code;
         }
     }
@@ -221,8 +232,8 @@ static int method_slot(const request_rec *r)
 
 static int route_slot(const struct ecom_metrics *m, const ecom_route *rt)
 {
-    for (int i = 0; rt && i < m->nroutes - 1; i++) {
-        if (m->routes[i] == rt) {
+    for (int i = 0; rt && i < m->routes->nelts; i++) {
+        if (APR_ARRAY_IDX(m->routes, i, const ecom_route *) == rt) {
             return i;
         }
     }
@@ -237,7 +248,8 @@ static unsigned int fingerprint(const struct ecom_metrics *m, apr_pool_t *p)
     apr_ssize_t len;
 
     for (int i = 0; i < m->nroutes - 1; i++) {
-        text = apr_pstrcat(p, text, " ", ecom_method_text(m->routes[i]->method),
+        const ecom_route *rt = APR_ARRAY_IDX(m->routes, i, const ecom_route *);
+        text = apr_pstrcat(p, text, " ", ecom_method_text(rt->method),
                            m->labels[i], NULL);
     }
     for (int i = 0; i < m->nstatus; i++) {
