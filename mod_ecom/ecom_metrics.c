@@ -698,12 +698,19 @@ static int metrics_get(ecom_req *q)
 
 /* ---- mod_status ---- */
 
+/* One line of the mod_status section: its ?auto name, its HTML label and
+ * its value. */
+typedef struct {
+    const char *name, *label, *value;
+} status_row;
+
 static int metrics_status_hook(request_rec *r, int flags)
 {
     const ecom_srv_conf *sc = ap_get_module_config(r->server->module_config,
                                                    &ecom_module);
     const struct ecom_metrics *m = sc ? sc->metrics : NULL;
     apr_uint64_t cls[6] = { 0, 0, 0, 0, 0, 0 }, errs = 0, waits = 0;
+    apr_pool_t *p = r->pool;
     metrics_head *h;
 
     if (!m) {
@@ -724,52 +731,49 @@ static int metrics_status_hook(request_rec *r, int flags)
     for (apr_size_t b = 0; b <= NDBB; b++) {
         waits += apr_atomic_read64(&h->db_wait[b]);
     }
-    if (flags & AP_STATUS_SHORT) {
-        ap_rprintf(r, "EcomMetrics\n"
-                   "EcomRequests: %" APR_UINT64_T_FMT "\n"
-                   "EcomRequests2xx: %" APR_UINT64_T_FMT "\n"
-                   "EcomRequests3xx: %" APR_UINT64_T_FMT "\n"
-                   "EcomRequests4xx: %" APR_UINT64_T_FMT "\n"
-                   "EcomRequests5xx: %" APR_UINT64_T_FMT "\n"
-                   "EcomDbErrors: %" APR_UINT64_T_FMT "\n"
-                   "EcomDbAcquireFailures: %" APR_UINT64_T_FMT "\n"
-                   "EcomDbPoolWaits: %" APR_UINT64_T_FMT "\n"
-                   "EcomDbPoolWaitSeconds: %s\n"
-                   "EcomOrdersCreated: %" APR_UINT64_T_FMT "\n"
-                   "EcomPaymentsSucceeded: %" APR_UINT64_T_FMT "\n"
-                   "EcomRefunds: %" APR_UINT64_T_FMT "\n"
-                   "EcomArgon2InFlight: %u\n",
-                   cls[0] + cls[1] + cls[2] + cls[3] + cls[4] + cls[5],
-                   cls[2], cls[3], cls[4], cls[5], errs,
-                   apr_atomic_read64(&h->db_acquire_failures), waits,
-                   seconds(r->pool, apr_atomic_read64(&h->db_wait_us)),
-                   apr_atomic_read64(&h->orders_created),
-                   apr_atomic_read64(&h->payments[PAY_SUCCEEDED]),
-                   apr_atomic_read64(&h->refunds),
-                   apr_atomic_read32(&h->argon2_in_flight));
-        return OK;
+#define U64(v) apr_psprintf(p, "%" APR_UINT64_T_FMT, (apr_uint64_t)(v))
+    {
+        const status_row rows[] = {
+            { "EcomRequests", "requests",
+              U64(cls[0] + cls[1] + cls[2] + cls[3] + cls[4] + cls[5]) },
+            { "EcomRequests2xx", "2xx answers", U64(cls[2]) },
+            { "EcomRequests3xx", "3xx answers", U64(cls[3]) },
+            { "EcomRequests4xx", "4xx answers", U64(cls[4]) },
+            { "EcomRequests5xx", "5xx answers", U64(cls[5]) },
+            { "EcomDbErrors", "database errors", U64(errs) },
+            { "EcomDbAcquireFailures", "no database connection",
+              U64(apr_atomic_read64(&h->db_acquire_failures)) },
+            { "EcomDbPoolWaits", "connections taken from the pool",
+              U64(waits) },
+            { "EcomDbPoolWaitSeconds", "seconds waited for them",
+              seconds(p, apr_atomic_read64(&h->db_wait_us)) },
+            { "EcomOrdersCreated", "orders created",
+              U64(apr_atomic_read64(&h->orders_created)) },
+            { "EcomPaymentsSucceeded", "payments succeeded",
+              U64(apr_atomic_read64(&h->payments[PAY_SUCCEEDED])) },
+            { "EcomRefunds", "refunds", U64(apr_atomic_read64(&h->refunds)) },
+            { "EcomArgon2InFlight", "password hashings running",
+              U64(apr_atomic_read32(&h->argon2_in_flight)) },
+        };
+        int is_short = (flags & AP_STATUS_SHORT) != 0;
+
+        ap_rputs(is_short ? "EcomMetrics\n"
+                          : "<hr />\n<h2>mod_ecom requests (ecom-metrics has "
+                            "them by route)</h2>\n<dl>\n", r);
+        for (apr_size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+            if (is_short) {
+                ap_rprintf(r, "%s: %s\n", rows[i].name, rows[i].value);
+            }
+            else {
+                ap_rprintf(r, "<dt>%s</dt><dd>%s</dd>\n", rows[i].label,
+                           rows[i].value);
+            }
+        }
+        if (!is_short) {
+            ap_rputs("</dl>\n", r);
+        }
     }
-    ap_rprintf(r, "<hr />\n<h2>mod_ecom requests (ecom-metrics has them by "
-               "route)</h2>\n<dl>\n"
-               "<dt>requests</dt><dd>%" APR_UINT64_T_FMT " (2xx %"
-               APR_UINT64_T_FMT ", 3xx %" APR_UINT64_T_FMT ", 4xx %"
-               APR_UINT64_T_FMT ", 5xx %" APR_UINT64_T_FMT ")</dd>\n"
-               "<dt>database errors</dt><dd>%" APR_UINT64_T_FMT "</dd>\n"
-               "<dt>no database connection</dt><dd>%" APR_UINT64_T_FMT
-               "</dd>\n<dt>connections taken from the pool</dt><dd>%"
-               APR_UINT64_T_FMT " (%s s waited)</dd>\n"
-               "<dt>orders created</dt><dd>%" APR_UINT64_T_FMT "</dd>\n"
-               "<dt>payments succeeded</dt><dd>%" APR_UINT64_T_FMT "</dd>\n"
-               "<dt>refunds</dt><dd>%" APR_UINT64_T_FMT "</dd>\n"
-               "<dt>password hashings running</dt><dd>%u</dd>\n</dl>\n",
-               cls[0] + cls[1] + cls[2] + cls[3] + cls[4] + cls[5],
-               cls[2], cls[3], cls[4], cls[5], errs,
-               apr_atomic_read64(&h->db_acquire_failures), waits,
-               seconds(r->pool, apr_atomic_read64(&h->db_wait_us)),
-               apr_atomic_read64(&h->orders_created),
-               apr_atomic_read64(&h->payments[PAY_SUCCEEDED]),
-               apr_atomic_read64(&h->refunds),
-               apr_atomic_read32(&h->argon2_in_flight));
+#undef U64
     return OK;
 }
 
