@@ -15,7 +15,10 @@
  * (SetHandler ecom-status), where httpd's Require decides who may ask, as
  * for mod_status.
  *
- * Routing decisions are logged at LogLevel ecom:trace1.
+ * Routing decisions are logged at LogLevel ecom:trace1. ecom_metrics.c
+ * sees every request the dispatcher serves: ecom_metrics_start() before
+ * routing (Ecom-Request-Id), ecom_metrics_end() once the answer is written
+ * (counters, the log notes ecom-route and ecom-user).
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"

@@ -59,7 +59,9 @@ for my $f (qw(ecom_db_errors_total ecom_db_acquire_failures_total ecom_db_pool_w
               ecom_login_locked_total)) {
     ok exists $s1->{type}{$f}, "family $f is exposed";
 }
-like $res->{content}, qr/^ecom_build_info\{version="[^"]+"\} 1$/m, 'build info';
+my ($version) = $res->{content} =~ /^ecom_build_info\{version="([^"]+)"\} 1$/m;
+is $version, api(GET => '/openapi.json')->{json}{info}{version},
+    'build info: the version of the OpenAPI document (ECOM_VERSION in ecom_metrics.c)';
 is val($s1, 'ecom_argon2_in_flight'), 0, 'no password hashing running at rest';
 
 # --- N requests from several processes ------------------------------------------------
@@ -140,7 +142,15 @@ $r = api(POST => "/orders/$o1->{id}/refunds/", token => $staff, body => { amount
 is $r->{status}, 201, 'a refund';
 $r = api(POST => "/orders/$o1->{id}/refunds/", token => $staff, body => { amount => 10**9 });
 is $r->{status}, 422, 'a refund above the payment is refused';
+# a unique violation (another account's e-mail): a database error of kind conflict
+my $other = register_user();
+$r = api(PATCH => '/auth/me/', token => $buyer->{token},
+         body => { email => $other->{email}, current_password => $EcomTest::PASSWORD });
+is $r->{status}, 409, 'taking another account\'s e-mail: 409';
 my $s3 = scrape();
+is delta($s2, $s3, 'ecom_db_errors_total{kind="conflict"}'), 1,
+    'counted once as a database error of kind conflict';
+is delta($s2, $s3, 'ecom_db_errors_total{kind="internal"}'), 0, 'and nothing else failed';
 # kept for whoever reads the run (build/test-run*/metrics.txt)
 if (open my $dump, '>', "$ENV{ECOM_RUNDIR}/metrics.txt") { print $dump $s3->{res}{content}; close $dump }
 is delta($s2, $s3, 'ecom_orders_created_total'), 2, 'two orders created';
