@@ -318,6 +318,9 @@ int ecom_metrics_post_config(apr_pool_t *pconf, server_rec *s)
     m->head = segment(m, s, ptemp, size);
     apr_pool_destroy(ptemp);
     if (m->head) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ECOM2601: metrics: %d "
+                     "routes, %d status codes, a segment of %" APR_SIZE_T_FMT
+                     " bytes", m->nroutes, m->nstatus, size);
         base = (char *)m->head + APR_ALIGN_DEFAULT(sizeof(metrics_head));
         m->requests = (volatile apr_uint64_t *)(void *)base;
         m->latency = m->requests + nreq;
