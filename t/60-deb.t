@@ -296,6 +296,14 @@ is_deeply $r->{json}, { status => 'ok', database => 'ok' }, '... with the databa
 $r = api(GET => '/products/', base => $url);
 is $r->{status}, 200, 'GET /products/ on the freshly migrated database: 200';
 is_deeply $r->{json}{items}, [], '... an empty catalogue';
+# create-staff hashes with the packaged ecom-passwd; the module checks the hash
+($rc, $out) = inchroot(@PG_ENV, "PGDATABASE=$db", 'ECOM_PASSWORD=packaged staff pw',
+                       'ecom-admin', 'create-staff', '--email', 'ops@deb.example');
+is $rc, 0, 'ecom-admin create-staff (packaged ecom-passwd)' or diag $out;
+$r = api(POST => '/auth/login/', base => $url,
+         body => { email => 'ops@deb.example', password => 'packaged staff pw' });
+is $r->{status}, 200, '... and that staff user logs in through the packaged module';
+ok $r->{json}{token}, '... with a token';
 stop_chroot_httpd();
 ok !chroot_pid() || !kill(0, chroot_pid()), 'apache2 stopped';
 
