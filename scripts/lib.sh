@@ -34,9 +34,9 @@ ECOM_PACKAGES=(
     clang libclang-rt-14-dev
     chromium chromium-driver
     memcached
-    # make deb and t/60-deb.t: the Debian package, installed in a
-    # debootstrap chroot
-    debhelper dpkg-dev lintian debootstrap
+    # make deb (build-essential: dpkg-buildpackage checks for it) and
+    # t/60-deb.t (the package installed in a debootstrap chroot)
+    build-essential debhelper dpkg-dev lintian debootstrap
 )
 
 # Shared libraries that httpd, its modules and mod_ecom load at run time.
