@@ -178,4 +178,4 @@ lint:
 
 clean:
 	rm -rf $(BUILD)/*.so $(BUILD)/asan $(BUILD)/src $(BUILD)/gen $(BUILD)/ecom-passwd $(BUILD)/unit_tests \
-	    $(BUILD)/fuzz_*
+	    $(BUILD)/fuzz_* $(BUILD)/deb

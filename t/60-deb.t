@@ -227,6 +227,8 @@ is readlink("$dir/usr/sbin/ecom-admin"), '../share/mod-ecom/scripts/ecom-admin',
 like slurp_file("$dir/etc/apache2/mods-available/ecom.load") // '',
     qr/^# Depends: dbd socache_shmcb\s*\nLoadModule ecom_module \/usr\/lib\/apache2\/modules\/mod_ecom\.so$/m,
     'ecom.load: LoadModule, with mod_dbd and mod_socache_shmcb as a2enmod dependencies';
+is slurp_file("$dir/etc/apache2/mods-available/ecom.conf"), slurp_file("$root/conf/ecom.conf"),
+    'ecom.conf is conf/ecom.conf (every directive with its default)';
 ok !-e "$dir/etc/apache2/mods-enabled/ecom.load", 'the install does not enable the module';
 
 ($rc, $out) = inchroot('ecom-admin', '--help');
