@@ -84,6 +84,10 @@ ecom_deps() {
     for pkg in "${ECOM_PACKAGES[@]}" "${ECOM_RUNTIME_LIBS[@]}"; do
         [ -n "${have[$pkg]:-}" ] || missing+=("$pkg")
     done
+    # nodejs and npm for the OpenAPI linters (scripts/oaslint.sh): Debian's,
+    # unless an npm is already there (NodeSource's nodejs bundles its own
+    # and conflicts with Debian's npm package)
+    command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
     if [ ${#missing[@]} -gt 0 ]; then
         msg "installing missing packages: ${missing[*]}"
         ecom_apt update -qq

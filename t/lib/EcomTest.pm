@@ -426,7 +426,8 @@ sub spare_httpd {
     my $dir = File::Temp::tempdir('ecom-spare-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     chmod 0755, $dir;
     my $module = $ENV{MODULE} // ecom_root() . '/build/mod_ecom.so';
-    my @ports = map { free_port() } 1 .. ($o{ports} // 1);
+    # port_list => [ports]: these (a test's reserved ones) instead of free ones
+    my @ports = $o{port_list} ? @{ $o{port_list} } : map { free_port() } 1 .. ($o{ports} // 1);
     my @mods = (qw(mpm_event authz_core), @{ $o{modules} || [] }, 'dbd');
     my %seen;
     my $conf = join('', map { "$_\n" } (
