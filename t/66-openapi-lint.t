@@ -80,7 +80,7 @@ my ($http_port) = $ENV{ECOM_URL} =~ /:(\d+)\z/;
 my $port = $http_port + 100;
 my $pgport = $ENV{PGPORT} // 55432;
 my $shop = 'https://shop.example';
-my $h = spare_httpd(port_list => [$port], modules => ['socache_shmcb'], conf => <<"CONF");
+my $h = spare_httpd(fixed_ports => [$port], modules => ['socache_shmcb'], conf => <<"CONF");
 DBDriver pgsql
 DBDParams "host=127.0.0.1 port=$pgport dbname=ecom user=ecom connect_timeout=2"
 DBDMin 0

@@ -7,8 +7,9 @@ every route, by reference to the shared components, so that a new path
 scripts/oaslint.sh without copying them by hand:
   - on every response: the RateLimit-Policy, RateLimit (EcomRateLimit,
     EcomTokenRateLimit) and Access-Control-Allow-Origin/-Credentials
-    (EcomCORSOrigins) headers (components/headers), unless the response is
-    a $ref (the components/responses carry them themselves);
+    (EcomCORSOrigins) headers (components/headers), and Ecom-Request-Id
+    when components/headers has EcomRequestId (issue 11, part 3), unless
+    the response is a $ref (the components/responses carry them themselves);
   - the 400 (BadRequest: a NUL byte in the query string, on any route),
     401 (Unauthorized: a bad token is refused on every route but the
     payment webhook), 429 (Throttled) and 500 (InternalError) responses an
@@ -33,11 +34,11 @@ def ref(kind, name):
     return {'$ref': '#/components/%s/%s' % (kind, name)}
 
 
-def add_headers(resp):
+def add_headers(resp, headers):
     if '$ref' in resp:
         return
     h = resp.setdefault('headers', {})
-    for name, comp in HEADERS:
+    for name, comp in headers:
         h.setdefault(name, ref('headers', comp))
 
 
@@ -59,8 +60,11 @@ def main():
     path = sys.argv[1] if len(sys.argv) > 1 else 'openapi/openapi.json'
     with open(path, encoding='utf-8') as f:
         doc = json.load(f)
+    headers = list(HEADERS)
+    if 'EcomRequestId' in doc.get('components', {}).get('headers', {}):
+        headers.append(('Ecom-Request-Id', 'EcomRequestId'))
     for resp in doc.get('components', {}).get('responses', {}).values():
-        add_headers(resp)
+        add_headers(resp, headers)
     for p, item in doc['paths'].items():
         for m in METHODS:
             op = item.get(m)
@@ -68,7 +72,7 @@ def main():
                 continue
             rs = op.setdefault('responses', {})
             for r in rs.values():
-                add_headers(r)
+                add_headers(r, headers)
             if '400' not in rs and '422' not in rs:
                 rs = insert(rs, '400', ref('responses', 'BadRequest'))
             if p not in NO_401:
