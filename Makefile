@@ -38,7 +38,7 @@ PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/post
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint oaslint clean
+.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint clean
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -161,6 +161,7 @@ eval-recs:
 	python3 scripts/eval-recs.py $(if $(CUT),--cut $(CUT))
 
 # OpenAPI lint: Redocly (recommended) and Spectral (OWASP), pinned in tools/oaslint
+.PHONY: oaslint
 oaslint:
 	bash scripts/oaslint.sh
 
