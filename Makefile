@@ -168,6 +168,11 @@ import:
 eval-recs:
 	python3 scripts/eval-recs.py $(if $(CUT),--cut $(CUT))
 
+# OpenAPI lint: Redocly (recommended) and Spectral (OWASP), pinned in tools/oaslint
+.PHONY: oaslint
+oaslint:
+	bash scripts/oaslint.sh
+
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -I$(SRCDIR) --suppress=missingIncludeSystem \

@@ -81,6 +81,10 @@ ecom_stale_libs() {
 ecom_deps() {
     local missing=() stale=() pkg status line updated=0
     declare -A have=()
+    # nodejs and npm for the OpenAPI linters (scripts/oaslint.sh): Debian's,
+    # unless an npm is already there (NodeSource's nodejs bundles its own
+    # and conflicts with Debian's npm package)
+    command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
     while IFS=' ' read -r pkg status; do
         [ "$status" = installed ] && have[${pkg%%:*}]=1
     done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' \

@@ -408,6 +408,7 @@ sub free_port {
 #             @DIR@ is its directory, @PORT0@, @PORT1@... free ports
 #             (each one also gets a Listen line)
 #   ports  => how many ports (1)
+#   fixed_ports => [port, ...] to use instead of free ones
 #   modules => [names] more modules from /usr/lib/apache2/modules (mod_NAME.so)
 #   start  => 0: only write the config and run apache2 -t
 # Returns { dir, conf, ports, syntax (apache2 -t output), syntax_ok, started,
@@ -426,7 +427,9 @@ sub spare_httpd {
     my $dir = File::Temp::tempdir('ecom-spare-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     chmod 0755, $dir;
     my $module = $ENV{MODULE} // ecom_root() . '/build/mod_ecom.so';
-    my @ports = map { free_port() } 1 .. ($o{ports} // 1);
+    # fixed_ports => [...]: these (a test's HTTP_PORT + 100.. range) instead
+    my @ports = $o{fixed_ports} ? @{ $o{fixed_ports} }
+                                : map { free_port() } 1 .. ($o{ports} // 1);
     my @mods = (qw(mpm_event authz_core), @{ $o{modules} || [] }, 'dbd');
     my %seen;
     my $conf = join('', map { "$_\n" } (
