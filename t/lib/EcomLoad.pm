@@ -17,7 +17,10 @@ package EcomLoad;
 #             POST /orders/, POST /orders/{id}/payments/ (tok_ok)
 #   checkout  POST /cart/, POST /orders/, POST /orders/{id}/payments/
 # Paying each order keeps the account under EcomMaxPendingOrders; when a
-# checkout does not answer 201 the payment step is skipped.
+# checkout does not answer 201 the payment step is skipped; when it answers
+# 409 too-many-pending-orders (orders whose answer or payment was lost to a
+# database restart), the worker reads GET /orders/ (op "orders") and pays
+# the first pending one.
 #
 # load_start(%o) forks the workers and returns at once; load_wait($h)
 # returns the records, one hash per answer:
@@ -154,16 +157,30 @@ sub worker {
         my $t0 = time;
         my ($status, $h, $content, $err) = request($host, $port, $method, $path, $token, $body, $timeout);
         my $lat = time - $t0;
+        my $problem = ($h->{'content-type'} // '') =~ m{^application/problem\+json}i ? 1 : 0;
+        printf $out "%.4f %.5f %d %s %s %s %d\n", $t0, $lat, $status, $op, $err || '-',
+            $h->{'retry-after'} // '-', $problem;
         if ($op eq 'order') {
             undef $order;
             if ($status == 201) {
                 my $j = eval { $JSON->decode($content) };
                 $order = $j->{id} if ref $j eq 'HASH';
             }
+            elsif ($status == 409 && $content =~ /too-many-pending-orders/) {
+                # orders whose answer was lost (a 503 after a COMMIT that
+                # went through, a payment refused by a database restart):
+                # find one in GET /orders/ and pay it next, as a shop's
+                # client would
+                my $t1 = time;
+                ($status, $h, $content, $err) = request($host, $port, GET => '/orders/?limit=20',
+                                                        $token, undef, $timeout);
+                printf $out "%.4f %.5f %d %s %s %s %d\n", $t1, time - $t1, $status, 'orders',
+                    $err || '-', $h->{'retry-after'} // '-', 0;
+                my $j = $status == 200 ? eval { $JSON->decode($content) } : undef;
+                ($order) = map { $_->{id} } grep { ($_->{status} // '') eq 'pending' }
+                    @{ ref $j eq 'HASH' && ref $j->{items} eq 'ARRAY' ? $j->{items} : [] };
+            }
         }
-        my $problem = ($h->{'content-type'} // '') =~ m{^application/problem\+json}i ? 1 : 0;
-        printf $out "%.4f %.5f %d %s %s %s %d\n", $t0, $lat, $status, $op, $err || '-',
-            $h->{'retry-after'} // '-', $problem;
     }
     close $out;
 }
