@@ -12,10 +12,11 @@
 #    last used by, its processes), its POSIX shared memory (/dev/shm) and
 #    its mutex files in the run directory are the same before and after;
 #  - child RSS stable across generations: the median RSS of the children of
-#    the last three generations is within 15 % (+ 2 MB) of that of the first
-#    three (children of one generation live about a second under the same
-#    load), and the parent's RSS grows by less than 2 MB over twenty
-#    reconfigurations;
+#    the later half of the generations is within 15 % (+ 2 MB) of that of the
+#    earlier half (children of one generation live about a second under the
+#    same load), and the parent's RSS grows by less than 2 MB over twenty
+#    reconfigurations (plain pass only: under ASan freed memory stays in its
+#    quarantine);
 #  - graceful-stop: requests in flight when it is sent (checkouts waiting on
 #    a row lock held by psql, POSTs whose body the client is still sending)
 #    all get their full answer; the server is then started again
@@ -30,6 +31,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
 use POSIX ();
+use List::Util qw(max);
 use File::Temp ();
 use IO::Socket::INET;
 use EcomTest;
@@ -166,8 +168,13 @@ my $rec = load_wait($load);
 my $s = summarize($rec);
 is $signal_ok, $N, "apache2 -k graceful sent $N times";
 is parent_pid(), $ppid, 'the same parent process throughout';
-note sprintf '%d answers at %.0f/s: %s; p50 %.1f ms, p99 %.1f ms', $s->{n}, $s->{rate},
-    fmt_counts($s->{by_status}), 1000 * ($s->{p50} // 0), 1000 * ($s->{p99} // 0);
+# what the restarts cost: a new generation answers nothing until each child
+# has filled its database pools (DBDMin connections per pool, every
+# statement prepared on each), so requests queue in the listen backlog
+# meanwhile (README, "Restarts and faults")
+note sprintf '%d answers at %.0f/s (%.0f/s offered): %s; p50 %.1f ms, p99 %.1f ms, max %.1f ms',
+    $s->{n}, $s->{rate}, $rate, fmt_counts($s->{by_status}), 1000 * ($s->{p50} // 0),
+    1000 * ($s->{p99} // 0), 1000 * (max(map { $_->{lat} } @$rec) // 0);
 cmp_ok $s->{n}, '>', 10 * $N, 'the load ran through the restarts';
 is fmt_counts($s->{errors}), '', 'no connection refused, reset or cut short'
     or diag join "\n", map { sprintf '%.3f %s %s', $_->{t} - $t_start, $_->{op}, $_->{err} } grep { $_->{err} } @$rec;
@@ -196,11 +203,19 @@ note join ' ', 'median child RSS (kB) by generation:',
     map { "$_:" . median(@{ $by_gen{$_} }) } sort { $a <=> $b } keys %by_gen;
 cmp_ok scalar @gens, '>=', 10, 'children of at least ten generations were measured';
 SKIP: {
+    # ASan keeps freed memory in its quarantine (256 MB by default) instead
+    # of reusing it, so each reconfiguration's freed pool shows as RSS
+    # (measured: parent 19.9 -> 44.9 MB over 20 restarts): the plain pass
+    # measures RSS
+    skip 'RSS under AddressSanitizer grows by its quarantine', 2 if $ENV{ECOM_SANITIZED};
     skip 'too few generations measured', 2 if @gens < 6;
-    my $first = median(map { @{ $by_gen{$_} } } @gens[0 .. 2]);
-    my $last  = median(map { @{ $by_gen{$_} } } @gens[-3 .. -1]);
+    # halves, not single generations: a child that served more requests in
+    # its second touched more thread stacks and pools (9.5 to 13.5 MB here)
+    my $half = int(@gens / 2);
+    my $first = median(map { @{ $by_gen{$_} } } @gens[0 .. $half - 1]);
+    my $last  = median(map { @{ $by_gen{$_} } } @gens[$half .. $#gens]);
     cmp_ok $last, '<=', $first * 1.15 + 2048,
-        "median child RSS of the last three generations ($last kB) within 15 % + 2 MB of the first three ($first kB)";
+        "median child RSS of the last $half generations ($last kB) within 15 % + 2 MB of the first ones ($first kB)";
     my $parent_rss_after = rss_kb($ppid);
     cmp_ok $parent_rss_after - $parent_rss_before, '<', 2048,
         "parent RSS grew by less than 2 MB over $N reconfigurations ($parent_rss_before -> $parent_rss_after kB)";
