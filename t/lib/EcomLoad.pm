@@ -16,6 +16,7 @@ package EcomLoad;
 #   shop      GET /products/?limit=20, GET /products/{id}/, POST /cart/,
 #             POST /orders/, POST /orders/{id}/payments/ (tok_ok)
 #   checkout  POST /cart/, POST /orders/, POST /orders/{id}/payments/
+#   browse    GET /products/?limit=20, GET /products/{id}/
 # Paying each order keeps the account under EcomMaxPendingOrders; when a
 # checkout does not answer 201 the payment step is skipped; when it answers
 # 409 too-many-pending-orders (orders whose answer or payment was lost to a
@@ -113,6 +114,7 @@ sub request {
 my %MIX = (
     shop     => [qw(list detail cart order pay)],
     checkout => [qw(cart order pay)],
+    browse   => [qw(list detail)],
 );
 
 # One worker: runs until $o->{until} (epoch s), appending one line per
