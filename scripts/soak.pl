@@ -51,11 +51,15 @@ sub httpd_pids {
     return ($pp, grep { /^\d+$/ } split ' ', `ps -o pid= --ppid $pp`);
 }
 sub fds { my $n = 0; for my $p (@_) { opendir my $d, "/proc/$p/fd" or next; $n += grep { !/^\./ } readdir $d } $n }
+# rss('VmRSS' | 'RssAnon', pids): the children's resident memory, all of it
+# or only the private part (heap, pools, stacks: where a leak shows, not
+# library pages touched for the first time)
 sub rss {
+    my ($what, @pids) = @_;
     my @r;
-    for my $p (@_) {
+    for my $p (@pids) {
         open my $fh, '<', "/proc/$p/status" or next;
-        while (<$fh>) { if (/^VmRSS:\s+(\d+)/) { push @r, $1; last } }
+        while (<$fh>) { if (/^\Q$what\E:\s+(\d+)/) { push @r, $1; last } }
     }
     return @r;
 }
@@ -63,8 +67,8 @@ sub rss {
 my @rows;
 my %status_all;
 my $bad = 0;
-printf "%-4s %7s %7s %8s %8s %6s %8s %8s  %s\n", 'min', 'answers', 'req/s', 'p50 ms', 'p99 ms', 'fds',
-    'rss med', 'rss max', 'answers by status';
+printf "%-4s %7s %7s %8s %8s %6s %8s %8s %8s  %s\n", 'min', 'answers', 'req/s', 'p50 ms', 'p99 ms', 'fds',
+    'rss med', 'rss max', 'anon med', 'answers by status';
 for my $m (0 .. $minutes - 1) {
     my $t0 = time;
     $load = load_start(%lo, rate => $rate, duration => 60);
@@ -79,17 +83,19 @@ for my $m (0 .. $minutes - 1) {
     undef $load;
     my ($parent, @kids) = httpd_pids();
     my $s = summarize($rec);
-    my @r = rss(@kids);
+    my @r = rss(VmRSS => @kids);
+    my @a = rss(RssAnon => @kids);
     my $row = { m => $m + 1, n => $s->{n}, rate => $s->{n} / (time - $t0), p50 => $s->{p50} // 0,
                 p99 => $s->{p99} // 0, fds => fds(grep { defined } $parent, @kids),
-                rss_med => percentile(50, @r) // 0, rss_max => max(@r, 0), lat => [ map { $_->{lat} } @$rec ] };
+                rss_med => percentile(50, @r) // 0, rss_max => max(@r, 0),
+                anon_med => percentile(50, @a) // 0, lat => [ map { $_->{lat} } @$rec ] };
     push @rows, $row;
     $status_all{$_} += $s->{by_status}{$_} for keys %{ $s->{by_status} };
     my $errs = sum(0, values %{ $s->{errors} });
     my $fives = grep { $_->{status} =~ /^5/ && $_->{status} != 503 } @$rec;
     $bad += $errs + $fives;
-    printf "%-4d %7d %7.0f %8.1f %8.1f %6d %8d %8d  %s%s%s\n", $row->{m}, $row->{n}, $row->{rate},
-        1000 * $row->{p50}, 1000 * $row->{p99}, $row->{fds}, $row->{rss_med}, $row->{rss_max},
+    printf "%-4d %7d %7.0f %8.1f %8.1f %6d %8d %8d %8d  %s%s%s\n", $row->{m}, $row->{n}, $row->{rate},
+        1000 * $row->{p50}, 1000 * $row->{p99}, $row->{fds}, $row->{rss_med}, $row->{rss_max}, $row->{anon_med},
         fmt_counts($s->{by_status}), $errs ? ' connection errors ' . fmt_counts($s->{errors}) : '', $blip;
 }
 

@@ -16,8 +16,10 @@
 #     30 s into every ECOM_SOAK_BLIP_MINUTES-th minute (default 5: at 5:30,
 #     10:30, ... so the first five minutes are the undisturbed baseline);
 #   - one line per minute: answers, rate, p50 and p99, answers by status,
-#     the open file descriptors of all httpd processes and the median and
-#     largest child RSS, sampled at the end of the minute.
+#     the open file descriptors of all httpd processes, the median and
+#     largest child RSS (VmRSS) and the median private part of it (RssAnon:
+#     heap, pools, stacks, without library pages touched for the first
+#     time), sampled at the end of the minute.
 # Passes (exit 0) when
 #   - no answer is a 5xx other than 503 and no connection failed;
 #   - p99 of the last window <= 2 x p99 of the first window, where a window
