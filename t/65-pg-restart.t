@@ -18,7 +18,7 @@
 #    POST /orders/ and no more than 201s plus 503s (a checkout whose COMMIT
 #    went through just before its connection died is answered 503, and the
 #    client finds its order in GET /orders/);
-#  - six more restarts (plain pass only) cost each child less than 1 MB of
+#  - six more restarts (plain pass only) cost each child less than 1.5 MB of
 #    RSS (the statements prepared again after each restart used to stay in
 #    the connection's pool: 2 to 3 MB after six).
 # The load: 8 shoppers at a fixed 60 requests/s in all, a moderate rate on
@@ -152,7 +152,9 @@ SKIP: {
     my @after = $rss->();
     my @growth = map { $after[$_] - $before[$_] } 0 .. ($#before < $#after ? $#before : $#after);
     my $median = (sort { $a <=> $b } @growth)[ int(@growth / 2) ];
-    cmp_ok $median // 1e9, '<', 1024, "six more PostgreSQL restarts: child RSS grew by less than 1 MB (median of children: "
+    # measured: 432 kB on this branch, 1,084 - 1,184 kB merged with main
+    # (more statements, recommendation cache keys), 2,968 kB without the fix
+    cmp_ok $median // 1e9, '<', 1536, "six more PostgreSQL restarts: child RSS grew by less than 1.5 MB (median of children: "
         . ($median // 'none') . ' kB; ' . join(' ', map { "$before[$_]->$after[$_]" } 0 .. $#growth) . ')';
 }
 
