@@ -18,6 +18,9 @@
 #   make lint       cppcheck and clang-tidy
 #   make deb        the Debian package libapache2-mod-ecom (debian/, built in a
 #                   copy of the tree under build/deb/, the .deb left there)
+#   make soak       30 minutes at 50 % of saturation with a PostgreSQL restart
+#                   every 5 minutes: p99, file descriptors and child RSS must
+#                   not grow (scripts/soak.sh; ECOM_SOAK_MINUTES shortens it)
 APXS     ?= apxs
 CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
 BUILD    := build
@@ -40,7 +43,7 @@ PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/post
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint deb clean
+.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint deb clean soak
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -161,6 +164,9 @@ bench:
 
 bench-catalog:
 	bash scripts/bench-catalog.sh
+
+soak:
+	bash scripts/soak.sh
 
 import:
 	bash scripts/import-demo.sh $(if $(UNTIL),--until $(UNTIL))
