@@ -16,6 +16,11 @@
 #   make eval-recs  measure the running dev server's recommendations on the
 #                   orders after the cut (docs/RECS_EVAL.md)
 #   make lint       cppcheck and clang-tidy
+#   make deb        the Debian package libapache2-mod-ecom (debian/, built in a
+#                   copy of the tree under build/deb/, the .deb left there)
+#   make soak       30 minutes at 50 % of saturation with a PostgreSQL restart
+#                   every 5 minutes: p99, file descriptors and child RSS must
+#                   not grow (scripts/soak.sh; ECOM_SOAK_MINUTES shortens it)
 APXS     ?= apxs
 CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
 BUILD    := build
@@ -38,7 +43,7 @@ PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/post
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint clean
+.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint deb clean soak
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -69,9 +74,12 @@ $(BUILD)/asan/mod_ecom.so: $(SRC) $(HDR) $(GEN_SRC)
 asan: $(BUILD)/asan/mod_ecom.so $(BUILD)/ecom-passwd
 
 # Operator tool: prints an argon2id hash of ECOM_PASSWORD (scripts/ecom-admin uses it).
+# CPPFLAGS/CFLAGS/LDFLAGS (empty by default) carry dpkg-buildflags' hardening
+# in the Debian package build (apxs adds its own to the module).
 $(BUILD)/ecom-passwd: tools/ecom_passwd.c $(CORE_SRC) $(HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(WARN) -O2 -I$(SRCDIR) -o $@ tools/ecom_passwd.c $(CORE_SRC) -largon2 -lcrypto
+	$(CC) $(WARN) -O2 $(CPPFLAGS) $(CFLAGS) -I$(SRCDIR) -o $@ tools/ecom_passwd.c $(CORE_SRC) \
+	    $(LDFLAGS) -largon2 -lcrypto
 
 # One binary: unit_tests.c has main(), each other t/unit/*.c tests one core file.
 UNIT_SRC := $(wildcard t/unit/*.c)
@@ -142,6 +150,9 @@ install: $(BUILD)/mod_ecom.so
 	$(APXS) -i -n ecom $(BUILD)/mod_ecom.so
 	install -m 644 conf/ecom.load conf/ecom.conf /etc/apache2/mods-available/
 
+deb:
+	bash scripts/deb.sh
+
 run:
 	bash scripts/dev.sh
 
@@ -154,11 +165,19 @@ bench:
 bench-catalog:
 	bash scripts/bench-catalog.sh
 
+soak:
+	bash scripts/soak.sh
+
 import:
 	bash scripts/import-demo.sh $(if $(UNTIL),--until $(UNTIL))
 
 eval-recs:
 	python3 scripts/eval-recs.py $(if $(CUT),--cut $(CUT))
+
+# OpenAPI lint: Redocly (recommended) and Spectral (OWASP), pinned in tools/oaslint
+.PHONY: oaslint
+oaslint:
+	bash scripts/oaslint.sh
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
@@ -170,4 +189,4 @@ lint:
 
 clean:
 	rm -rf $(BUILD)/*.so $(BUILD)/asan $(BUILD)/src $(BUILD)/gen $(BUILD)/ecom-passwd $(BUILD)/unit_tests \
-	    $(BUILD)/fuzz_*
+	    $(BUILD)/fuzz_* $(BUILD)/deb

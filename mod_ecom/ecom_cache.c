@@ -1,7 +1,8 @@
 /*
  * ecom_cache.c: an optional response cache on Apache's socache providers
  * (EcomCache shmcb:..., redis:..., memcache:...), used for catalog list
- * pages, the hottest anonymous read.
+ * pages, the hottest anonymous read, and recommendation answers (in the
+ * catalog section; ecom_recs.c adds what else they depend on to the key).
  *
  * One cache serves every virtual host (EcomCache is a main-server
  * directive, and redis or memcache may be shared by many httpd hosts), so

@@ -198,8 +198,13 @@ int ecom_time_parse(const char *s, long long *out)
         if (!apr_isdigit(*p)) {
             return -1;
         }
-        while (apr_isdigit(*p)) {
-            p++;
+        /* at most 9 digits (nanoseconds), so that a time is at most 35
+         * characters ("...T00:00:00.123456789+01:00", the maxLength of
+         * the OpenAPI document) */
+        for (int n = 0; apr_isdigit(*p); n++, p++) {
+            if (n == 9) {
+                return -1;
+            }
         }
     }
     if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {

@@ -194,27 +194,51 @@ static int session_was_reset(ap_dbd_t *dbd)
     return *pid != PQbackendPID(conn);
 }
 
+/* The pool that holds the statements reprepare() made, in the connection's
+ * statement table under a key no label can take (as SESSION_KEY). */
+#define STMT_POOL_KEY " ecom statement pool"
+
 /*
  * When PostgreSQL restarts, mod_dbd's connection check (PQreset) silently
  * reconnects a pooled connection, but server-side prepared statements died
  * with the old session. Prepare them again on this connection.
+ *
+ * They are made in a subpool of the connection's pool, one per
+ * reprepare: the connection lives as long as the child, and preparing in
+ * its own pool kept every generation of statements (156 of them, about
+ * 330 to 500 kB per child per PostgreSQL restart: t/65-pg-restart.t). The
+ * previous subpool is destroyed once every label points into the new one;
+ * when a prepare failed (PostgreSQL gone again) its label keeps the old
+ * statement, which a later reprepare replaces (running it meanwhile gives
+ * 26000 and another reprepare), so the old subpool is kept then.
  */
 static int reprepare(request_rec *r, ap_dbd_t *dbd)
 {
     stmt_iter it = { NULL, NULL };
     const ecom_stmt *st;
     int failures = 0;
+    apr_pool_t *old = apr_hash_get(dbd->prepared, STMT_POOL_KEY,
+                                   APR_HASH_KEY_STRING);
+    apr_pool_t *sp;
 
+    if (apr_pool_create(&sp, dbd->pool) != APR_SUCCESS) {
+        return 0;
+    }
+    apr_pool_tag(sp, "ecom_statements");
     verbose_errors(dbd);
     while ((st = next_stmt(&it))) {
         apr_dbd_prepared_t *stmt = NULL;
-        if (apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, st->sql,
+        if (apr_dbd_prepare(dbd->driver, sp, dbd->handle, st->sql,
                             st->label, &stmt) == 0) {
             apr_hash_set(dbd->prepared, st->label, APR_HASH_KEY_STRING, stmt);
         }
         else {
             failures++;
         }
+    }
+    apr_hash_set(dbd->prepared, STMT_POOL_KEY, APR_HASH_KEY_STRING, sp);
+    if (old && failures == 0) {
+        apr_pool_destroy(old);
     }
     remember_session(dbd);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "ECOM0107: database "

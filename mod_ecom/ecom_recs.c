@@ -12,9 +12,20 @@
  * products out of stock, and fill up to the limit from what is popular.
  * Answers: {"items": [summary + "score" + "strategy"], "strategy"}, the
  * answer's strategy being its items' one when they share it, "mixed"
- * otherwise, "none" for no item. Nothing is cached: product detail is not
- * either (it reads live stock), and the refresh then needs no cache
- * invalidation.
+ * otherwise, "none" for no item.
+ *
+ * The response cache (EcomCache, ecom_cache.c) keeps the answers in its
+ * catalog section, so every write that changes what a product list shows
+ * (a product's price, stock reaching 0, active, rating; a sale's edge)
+ * makes them unreachable as it does list pages. What only the
+ * recommendation tables change (a refresh, which ecom-admin may run outside
+ * httpd) and what a cart or a user's orders change is read first, by one
+ * small statement (ecom_recs_*_gen: the last refresh run's id, the user's
+ * last order, the cart's products), and made part of the key: an answer is
+ * never served after the refresh, order or cart change that makes it old.
+ * A hit then costs that statement and the cache lookup instead of the
+ * read function and ten product rows. Without a cache, the small statement
+ * is not run.
  *
  * Who sees what: a product's recommendations are anyone's (an inactive
  * product is a 404 but to staff, as its detail); personal picks are the
@@ -34,6 +45,7 @@
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
+#include "ecom_cache.h"
 #include "ecom_products.h"
 #include "ecom_recs.h"
 #include "ecom_util.h"
@@ -56,7 +68,22 @@ enum { C_TARGET, C_SCORE, C_STRATEGY, C_PRODUCT };
     "LEFT JOIN products p ON p.id = r.product_id " \
     "LEFT JOIN categories c ON c.id = p.category_id "
 
+/* the last refresh run's id ("0" before the first), part of every key */
+#define RECS_GEN "(SELECT COALESCE(max(id), 0) FROM rec_refresh_runs)"
+
 static const ecom_stmt recs_sql[] = {
+    /* what a cached answer depends on besides the catalog (see the head) */
+    { "ecom_recs_product_gen", "SELECT " RECS_GEN, ECOM_STMT_READ },
+    { "ecom_recs_user_gen",
+      "SELECT " RECS_GEN ", (SELECT COALESCE(max(o.id), 0) FROM orders o "
+      "WHERE o.user_id = %s::bigint)", ECOM_STMT_READ },
+    { "ecom_recs_cart_gen",
+      "SELECT " RECS_GEN ", ARRAY(SELECT ci.product_id FROM cart_items ci "
+      "WHERE ci.user_id = %s::bigint ORDER BY ci.id)::text", ECOM_STMT_READ },
+    { "ecom_recs_guest_cart_gen",
+      "SELECT " RECS_GEN ", ARRAY(SELECT gi.product_id FROM guest_cart_items "
+      "gi WHERE gi.cart_id = %s::bigint ORDER BY gi.id)::text",
+      ECOM_STMT_READ },
     /* the product asked about is the row's first column: no row at all
      * is a 404, one row with NULLs an empty list */
     { "ecom_recs_product",
@@ -83,6 +110,12 @@ static const ecom_stmt recs_sql[] = {
       "SELECT 0, r.score, r.strategy, " PRODUCT_COLS " FROM (SELECT "
       "ARRAY(SELECT gi.product_id FROM guest_cart_items gi "
       "WHERE gi.cart_id = %s::bigint ORDER BY gi.id) AS ids OFFSET 0) b "
+      RECS_JOIN("ecom_recs_basket(b.ids, %s::int)") "ORDER BY r.ord",
+      ECOM_STMT_READ },
+    /* the basket as ecom_recs_cart_gen read it (a cache miss) */
+    { "ecom_recs_basket",
+      "SELECT 0, r.score, r.strategy, " PRODUCT_COLS " FROM (SELECT "
+      "%s::bigint[] AS ids OFFSET 0) b "
       RECS_JOIN("ecom_recs_basket(b.ids, %s::int)") "ORDER BY r.ord",
       ECOM_STMT_READ },
     /* the background refresh (no request): its session's statement
@@ -129,7 +162,7 @@ static double score_of(const char *text)
 /* Renders the rows of a recommendation statement; 404 (what) when it
  * returned none (the product or user does not exist). */
 static int render(ecom_req *q, const char *label, int nargs,
-                  const char **args, const char *what)
+                  const char **args, const char *what, const char *ckey)
 {
     apr_dbd_results_t *res;
     apr_dbd_row_t *row = NULL;
@@ -160,16 +193,57 @@ static int render(ecom_req *q, const char *label, int nargs,
     if (rows == 0) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", what);
     }
-    return ecom_json(q, HTTP_OK,
+    rows = ecom_json(q, HTTP_OK,
                      ecom_jown(q, json_pack("{s:O, s:s}", "items", items,
                                             "strategy",
                                             strategy ? strategy : "none")));
+    ecom_cache_store(q, ckey);
+    return rows;
+}
+
+/* The cache key of this answer (NULL: not cached): kind, then what
+ * ecom_recs_*_gen read (n values), then the handler's arguments, each
+ * length-prefixed. The generation statement runs only when there is a
+ * cache; its failure leaves the answer uncached (the read that follows
+ * reports the database's problem). */
+static const char *recs_key(ecom_req *q, const char *kind, const char *gen,
+                            const char *arg, int n, const char **vals,
+                            int nargs, const char **args)
+{
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    const char *text = kind;
+    int i;
+
+    if (!q->sc->cache) {
+        return NULL;
+    }
+    if (ecom_db_select(q, gen, &res, arg ? 1 : 0, &arg) != ECOM_OK
+        || !(row = ecom_db_row(q, res))) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        vals[i] = ecom_db_get(q, row, i);
+        if (!vals[i]) {
+            return NULL;
+        }
+        text = apr_psprintf(q->r->pool, "%s|%" APR_SIZE_T_FMT ":%s", text,
+                            strlen(vals[i]), vals[i]);
+    }
+    for (i = 0; i < nargs; i++) {
+        text = apr_psprintf(q->r->pool, "%s|%" APR_SIZE_T_FMT ":%s", text,
+                            strlen(args[i]), args[i]);
+    }
+    {
+        static const char *const none[] = { NULL };
+        return ecom_cache_key(q, ECOM_CACHE_CATALOG, text, none);
+    }
 }
 
 /* GET /products/{id}/recommendations/ */
 static int ecom_recs_product(ecom_req *q)
 {
-    const char *args[3];
+    const char *args[3], *gen[1], *ckey;
     int limit = RECS_DEFAULT, rv;
 
     if ((rv = limit_arg(q, &limit))) {
@@ -178,7 +252,12 @@ static int ecom_recs_product(ecom_req *q)
     args[0] = apr_itoa(q->r->pool, limit);
     args[1] = ECOM_LL(q, q->id[0]);
     args[2] = q->is_staff ? "true" : "false";
-    return render(q, "ecom_recs_product", 3, args, "No such product.");
+    ckey = recs_key(q, "recs-product", "ecom_recs_product_gen", NULL, 1, gen,
+                    3, args);
+    if (ecom_cache_serve(q, ckey)) {
+        return HTTP_OK;
+    }
+    return render(q, "ecom_recs_product", 3, args, "No such product.", ckey);
 }
 
 /* GET /recommendations/ */
@@ -186,7 +265,7 @@ static int ecom_recs_user(ecom_req *q)
 {
     const char *uid = apr_table_get(q->args, "user_id");
     const char *new_only = apr_table_get(q->args, "new_only");
-    const char *args[3];
+    const char *args[3], *gen[2], *ckey;
     long long user = q->user_id;
     int limit = RECS_DEFAULT, rv;
 
@@ -213,13 +292,18 @@ static int ecom_recs_user(ecom_req *q)
     args[0] = apr_itoa(q->r->pool, limit);
     args[1] = new_only && strcmp(new_only, "true") == 0 ? "true" : "false";
     args[2] = ECOM_LL(q, user);
-    return render(q, "ecom_recs_user", 3, args, "No such user.");
+    ckey = recs_key(q, "recs-user", "ecom_recs_user_gen", args[2], 2, gen,
+                    3, args);
+    if (ecom_cache_serve(q, ckey)) {
+        return HTTP_OK;
+    }
+    return render(q, "ecom_recs_user", 3, args, "No such user.", ckey);
 }
 
 /* GET /cart/recommendations/: the caller's cart, or its guest cart */
 static int ecom_recs_cart(ecom_req *q)
 {
-    const char *args[2];
+    const char *args[2], *gen[2], *ckey;
     int limit = RECS_DEFAULT, rv;
 
     if ((rv = limit_arg(q, &limit))) {
@@ -227,8 +311,19 @@ static int ecom_recs_cart(ecom_req *q)
     }
     args[0] = ECOM_LL(q, q->guest ? q->guest_cart_id : q->user_id);
     args[1] = apr_itoa(q->r->pool, limit);
-    return render(q, q->guest ? "ecom_recs_guest_cart" : "ecom_recs_cart",
-                  2, args, "No such cart.");
+    /* keyed by the basket's products (in the order they were added), not
+     * by the cart: carts holding the same products share the answer */
+    ckey = recs_key(q, "recs-basket", q->guest ? "ecom_recs_guest_cart_gen"
+                    : "ecom_recs_cart_gen", args[0], 2, gen, 1, &args[1]);
+    if (!ckey) {
+        return render(q, q->guest ? "ecom_recs_guest_cart" : "ecom_recs_cart",
+                      2, args, "No such cart.", NULL);
+    }
+    if (ecom_cache_serve(q, ckey)) {
+        return HTTP_OK;
+    }
+    args[0] = gen[1];
+    return render(q, "ecom_recs_basket", 2, args, "No such cart.", ckey);
 }
 
 /* ---- the background refresh (mod_watchdog, no request) ---- */

@@ -253,6 +253,11 @@ static int run_route(ecom_req *q, const ecom_route *rt)
     const char *idem;
     int rv;
 
+    /* counted first, so that every answer of the route, a 400 included,
+     * carries the RateLimit headers the OpenAPI document promises */
+    if ((rv = ecom_throttle_request(q))) {
+        return rv;
+    }
     if (r->args && strstr(r->args, "%00")) {
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "The query string may not contain NUL bytes.");
@@ -261,7 +266,7 @@ static int run_route(ecom_req *q, const ecom_route *rt)
     if (r->args) {
         ap_args_to_table(r, &q->args);
     }
-    if ((rv = ecom_throttle_request(q)) || (rv = authenticate(q, rt))) {
+    if ((rv = authenticate(q, rt))) {
         return rv;
     }
     /* a client sends its body at its own pace: no connection is held
@@ -324,6 +329,15 @@ static int run(ecom_req *q)
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "ECOM0203: \"%s\" "
                       "has no %s route (allowed: %s)", path, r->method, allow);
         apr_table_setn(r->err_headers_out, "Allow", allow);
+        if (r->method_number != M_OPTIONS) {
+            /* a 405 counts against the budgets like any request to the
+             * API (and says so in RateLimit), or is the 429 */
+            int rv = ecom_throttle_request(q);
+
+            if (rv) {
+                return rv;
+            }
+        }
         if (r->method_number == M_OPTIONS) {
             /* a CORS preflight from a listed origin gets its headers */
             ecom_cors_preflight(q, allow);

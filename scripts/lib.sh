@@ -24,7 +24,8 @@ as_root() {
 
 # Debian packages needed to build, run, test and benchmark mod_ecom
 # (chromium and chromium-driver: the headless-browser test of the cookie
-# sessions, t/52-browser-chromium.t).
+# sessions, t/52-browser-chromium.t; debhelper, dpkg-dev, lintian and
+# debootstrap: make deb and its test, t/60-deb.t).
 ECOM_PACKAGES=(
     apache2 apache2-dev libaprutil1-dbd-pgsql libjansson-dev libssl-dev
     libargon2-dev libpq-dev postgresql apache2-utils wrk libapache2-mod-perl2
@@ -33,6 +34,9 @@ ECOM_PACKAGES=(
     clang libclang-rt-14-dev
     chromium chromium-driver
     memcached
+    # make deb (build-essential: dpkg-buildpackage checks for it) and
+    # t/60-deb.t (the package installed in a debootstrap chroot)
+    build-essential debhelper dpkg-dev lintian debootstrap
 )
 # Installed without their recommends: prometheus for its promtool only
 # (t/61-metrics.t checks the ecom-metrics output with `promtool check
@@ -82,6 +86,10 @@ ecom_stale_libs() {
 ecom_deps() {
     local missing=() stale=() pkg status line updated=0
     declare -A have=()
+    # nodejs and npm for the OpenAPI linters (scripts/oaslint.sh): Debian's,
+    # unless an npm is already there (NodeSource's nodejs bundles its own
+    # and conflicts with Debian's npm package)
+    command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
     while IFS=' ' read -r pkg status; do
         [ "$status" = installed ] && have[${pkg%%:*}]=1
     done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' \

@@ -88,7 +88,8 @@ is api(POST => '/products/', token => $old_token, body => product_body())->{stat
     my $again = admin($pw, 'create-staff', '--email', $email);
     isnt $again->{rc}, 0, 'running it again without --promote-existing is refused too';
     my $usage = admin($pw, '--help');
-    like $usage->{err}, qr/--promote-existing/, 'the usage text documents --promote-existing';
+    is $usage->{rc}, 0, '--help: exit 0';
+    like $usage->{out}, qr/--promote-existing/, 'the usage text (stdout) documents --promote-existing';
 }
 
 # --- a login racing with the promotion ---------------------------------------------

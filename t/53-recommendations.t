@@ -69,6 +69,19 @@ is api(PATCH => "/products/$p{F}{id}/", token => $staff, body => { active => JSO
 my $g = create_product(name => "Enamel camping kettle $w green", description => "enamel kettle for camping $w");
 my $h = create_product(name => "Enamel camping kettle $w blue", description => "enamel kettle for camping $w");
 my $k = create_product(name => 'Qxzv' . uniq());
+# categorised products (sql/029): similar ones come from the product's own
+# category only, the most similar name first, even when another category
+# holds a nearer name
+my %cat;
+for my $c (qw(tools toys)) {
+    $cat{$c} = "rec-$c-$w";
+    my $cr = api(POST => '/categories/', token => $staff, body => { slug => $cat{$c}, name => "Rec $c $w" });
+    die "category: $cr->{status} $cr->{content}\n" unless $cr->{status} == 201;
+}
+my $t1 = create_product(category => $cat{tools}, name => "Copper watering can $w", description => "copper can $w");
+my $t2 = create_product(category => $cat{tools}, name => "Copper watering can $w large", description => "copper can $w");
+my $t3 = create_product(category => $cat{tools}, name => "Zinc garden bucket $w", description => "bucket $w");
+my $y1 = create_product(category => $cat{toys}, name => "Copper watering can $w", description => "copper can $w");
 refresh();
 
 # --- bought together ---------------------------------------------------------
@@ -101,6 +114,11 @@ $r = recs("/products/$g->{id}/recommendations/?limit=5");
 is $r->{status}, 200, 'a product without orders: 200';
 is $r->{json}{items}[0]{id}, $h->{id}, 'its first is the product with the most similar name';
 is $r->{json}{items}[0]{strategy}, 'similar', '... as similar';
+$r = recs("/products/$t1->{id}/recommendations/?limit=5");
+is $r->{json}{items}[0]{id}, $t2->{id}, 'a categorised product: the most similar name of its category first';
+my @sim = grep { $_->{strategy} eq 'similar' } @{ $r->{json}{items} };
+is_deeply [ sort { $a <=> $b } map { $_->{id} } @sim ], [ sort { $a <=> $b } $t2->{id}, $t3->{id} ],
+    '... its similar ones are its category\'s, never the same name in another category';
 $r = recs("/products/$k->{id}/recommendations/?limit=5");
 is scalar @{ $r->{json}{items} }, 5, 'a product with no history and no similar name: still 5 items';
 ok !(grep { $_->{strategy} ne 'popular' } @{ $r->{json}{items} }), '... all popular';
@@ -187,6 +205,55 @@ SKIP: {
     is $r->{json}{items}[0]{id}, $p{A}{id}, '... completion of its own contents (A for B)';
     is recs('/cart/recommendations/', headers => { 'Cart-Token' => 'x' x 43 })->{status}, 401,
         'an unknown Cart-Token: 401';
+}
+
+# --- the response cache (EcomCache; the suite logs at debug level, so
+# answers say Ecom-Cache: hit|miss) -------------------------------------------
+SKIP: {
+    my $c1 = recs("/products/$p{A}{id}/recommendations/?limit=5");
+    skip 'the response cache is off', 14 unless ($c1->{headers}{'ecom-cache'} // '') =~ /^(?:hit|miss)$/;
+    my $c2 = recs("/products/$p{A}{id}/recommendations/?limit=5");
+    is $c2->{headers}{'ecom-cache'}, 'hit', 'product recommendations: the same request again is a cache hit';
+    is_deeply ids($c2), ids($c1), '... with the same answer';
+    is recs("/products/$p{A}{id}/recommendations/?limit=4")->{headers}{'ecom-cache'}, 'miss',
+        'another limit is another entry';
+    # a product of the answer sells out (a staff write): never served again
+    my $gone = $c2->{json}{items}[0];
+    is api(PATCH => "/products/$gone->{id}/", token => $staff,
+           body => { stock => 0, expected_stock => $gone->{stock} })->{status}, 200,
+       'the first recommended product goes out of stock';
+    my $c3 = recs("/products/$p{A}{id}/recommendations/?limit=5");
+    is $c3->{headers}{'ecom-cache'}, 'miss', '... the cached answer is not served';
+    ok !(grep { $_ == $gone->{id} } @{ ids($c3) }), '... and the new one leaves it out';
+    is api(PATCH => "/products/$gone->{id}/", token => $staff,
+           body => { stock => $gone->{stock}, expected_stock => 0 })->{status}, 200, 'back in stock';
+    # a refresh run outside httpd (ecom-admin) makes every answer old
+    recs("/products/$p{A}{id}/recommendations/?limit=5") for 1 .. 2;
+    refresh();
+    is recs("/products/$p{A}{id}/recommendations/?limit=5")->{headers}{'ecom-cache'}, 'miss',
+        'after a refresh by ecom-admin the cached answer is not served';
+    # personal picks: a new order of the user is a new key
+    my $u = register_user();
+    recs('/recommendations/?new_only=true', token => $u->{token});
+    is recs('/recommendations/?new_only=true', token => $u->{token})->{headers}{'ecom-cache'}, 'hit',
+        'personal picks: cached per user';
+    my $bought = recs('/recommendations/?new_only=true', token => $u->{token})->{json}{items}[0]{id};
+    api(POST => '/cart/', token => $u->{token}, body => { product_id => $bought, quantity => 1 });
+    my $o = api(POST => '/orders/', token => $u->{token});
+    api(POST => "/orders/$o->{json}{id}/payments/", token => $u->{token}, body => { token => 'tok_ok' });
+    my $after = recs('/recommendations/?new_only=true', token => $u->{token});
+    is $after->{headers}{'ecom-cache'}, 'miss', '... an order of theirs makes it old';
+    ok !(grep { $_ == $bought } @{ ids($after) }), '... and new_only leaves out what they just bought';
+    # carts: keyed by the basket's products
+    my $s1 = register_user();
+    api(POST => '/cart/', token => $s1->{token}, body => { product_id => $p{C}{id}, quantity => 1 });
+    recs('/cart/recommendations/', token => $s1->{token});
+    is recs('/cart/recommendations/', token => $s1->{token})->{headers}{'ecom-cache'}, 'hit',
+        'cart recommendations: cached';
+    api(POST => '/cart/', token => $s1->{token}, body => { product_id => $p{A}{id}, quantity => 1 });
+    my $c4 = recs('/cart/recommendations/', token => $s1->{token});
+    is $c4->{headers}{'ecom-cache'}, 'miss', '... a product added to the cart makes it old';
+    ok !(grep { $_ == $p{A}{id} || $_ == $p{C}{id} } @{ ids($c4) }), '... and the new answer leaves out the cart\'s products';
 }
 
 done_testing;
