@@ -95,13 +95,15 @@ ok !@cdiff, 'conf/ecom.conf has every directive, with its default'
 
 # --- no stale directive names in the documentation ---------------------------
 # (names of other kinds that look like directives: mod_status's ?auto keys
-# of the cache's report, ecom_cache.c, and of the metrics', ecom_metrics.c)
+# of the cache's report, ecom_cache.c, and of the metrics', ecom_metrics.c;
+# t/lib/EcomLoad.pm, the load generator of t/64 and make soak)
 my %not_directives = map { $_ => 1 } qw(EcomCacheStatus EcomCacheProvider
     EcomCacheHits EcomCacheMisses EcomCacheStores EcomCacheInvalidationsCatalog
     EcomCacheInvalidationsCategories EcomCacheInvalidationsReviews
     EcomCacheInvalidations
     EcomMetrics EcomRequests EcomDbErrors EcomDbAcquireFailures EcomDbPoolWaits
-    EcomDbPoolWaitSeconds EcomOrdersCreated EcomPaymentsSucceeded EcomRefunds);
+    EcomDbPoolWaitSeconds EcomOrdersCreated EcomPaymentsSucceeded EcomRefunds
+    EcomLoad);
 my @stale;
 # (files only: conf/www/ is the example page, conf/www/* is searched too)
 for my $f (sort(grep { -f } glob("$root/README.md $root/docs/*.md $root/conf/* $root/conf/www/*"))) {
