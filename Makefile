@@ -16,6 +16,12 @@
 #   make eval-recs  measure the running dev server's recommendations on the
 #                   orders after the cut (docs/RECS_EVAL.md)
 #   make lint       cppcheck and clang-tidy
+#   make cluster    PostgreSQL, Redis, two mod_ecom nodes and a gateway
+#                   (mod_proxy_balancer + mod_proxy_hcheck) on :8100; prints
+#                   the gateway's URL (scripts/cluster.sh; README, "Several nodes")
+#   make cluster-stop  stops all of them
+#   make bench-cluster wrk through the gateway with one node, then two
+#                   (scripts/bench.sh cluster)
 APXS     ?= apxs
 CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
 BUILD    := build
@@ -38,7 +44,8 @@ PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/post
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint clean
+.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint clean \
+        cluster cluster-stop bench-cluster
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -153,6 +160,15 @@ bench:
 
 bench-catalog:
 	bash scripts/bench-catalog.sh
+
+cluster:
+	bash scripts/cluster.sh start
+
+cluster-stop:
+	bash scripts/cluster.sh stop
+
+bench-cluster:
+	bash scripts/bench-cluster.sh
 
 import:
 	bash scripts/import-demo.sh $(if $(UNTIL),--until $(UNTIL))

@@ -24,7 +24,9 @@ as_root() {
 
 # Debian packages needed to build, run, test and benchmark mod_ecom
 # (chromium and chromium-driver: the headless-browser test of the cookie
-# sessions, t/52-browser-chromium.t).
+# sessions, t/52-browser-chromium.t; redis-server and redis-tools: the
+# shared cache of `make cluster` and t/63-cluster.t, run as a child process
+# of scripts/cluster.sh, never as the system service).
 ECOM_PACKAGES=(
     apache2 apache2-dev libaprutil1-dbd-pgsql libjansson-dev libssl-dev
     libargon2-dev libpq-dev postgresql apache2-utils wrk libapache2-mod-perl2
@@ -33,6 +35,7 @@ ECOM_PACKAGES=(
     clang libclang-rt-14-dev
     chromium chromium-driver
     memcached
+    redis-server redis-tools
 )
 
 # Shared libraries that httpd, its modules and mod_ecom load at run time.
