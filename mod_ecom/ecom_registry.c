@@ -29,6 +29,7 @@
     X(status)        \
     X(idempotency)   \
     X(cache)         \
+    X(cluster)       \
     X(db)
 
 #define DECLARE(n) extern const ecom_resource ecom_##n##_resource;
