@@ -49,97 +49,29 @@ trap 'exit 143' TERM
 export ECOM_CLUSTER_BUILD=0
 mkdir -p "$ECOM_CLUSTER_DIR"
 
-lua="$ECOM_CLUSTER_DIR/bench.lua"
-cat >"$lua" <<'LUA'
--- Counts answers that are not 2xx and prints a result line.
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) non2xx = 0 end
-function response(status, headers, body)
-  if status < 200 or status > 299 then non2xx = non2xx + 1 end
-end
-function done(summary, latency, requests)
-  local bad = 0
-  for _, t in ipairs(threads) do bad = bad + (t:get("non2xx") or 0) end
-  local e = summary.errors
-  io.write(string.format("ECOM_RESULT rps=%.1f p99_ms=%.1f non2xx=%d socket_errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000, bad,
-    e.connect + e.read + e.write + e.timeout))
-end
-LUA
+# counts answers that are not 2xx, prints one ECOM_RESULT line
+lua="$ROOT/scripts/wrk-result.lua"
 
-# mix_lua TOKENS PIDS: one user per connection (wrk -tN -cN), two cart adds
-# then a checkout, in order.
+# mix_lua TOKENS PIDS: the order scenario script of scripts/bench.sh (one
+# user per connection, wrk -tN -cN: two cart adds then a checkout, in order).
 mix_lua() {
     local f="$ECOM_CLUSTER_DIR/bench-mix.lua"
     {
-        printf 'local tokens = {%s}\nlocal pids = {%s}\n' "$1" "$2"
-        cat <<'LUA'
-local threads = {}
-local assigned = 0
-function setup(thread)
-  assigned = assigned + 1
-  thread:set("me", assigned)
-  table.insert(threads, thread)
-end
-function init(args)
-  auth = "Bearer " .. tokens[me]
-  non2xx, orders, n, adds, step = 0, 0, 0, 0, "add"
-end
-request = function()
-  if step == "add" then
-    n = n + 1
-    local pid = pids[((me * 31 + n * 7) % #pids) + 1]
-    return wrk.format("POST", "/cart/", { ["Authorization"] = auth, ["Content-Type"] = "application/json" },
-      string.format('{"product_id": %d, "quantity": 1}', pid))
-  end
-  return wrk.format("POST", "/orders/", { ["Authorization"] = auth })
-end
-response = function(status, headers, body)
-  if status < 200 or status > 299 then non2xx = non2xx + 1 end
-  if step == "add" then
-    adds = adds + 1
-    if adds >= 2 then step, adds = "checkout", 0 end
-  else
-    if status == 201 then orders = orders + 1 end
-    step = "add"
-  end
-end
-function done(summary, latency, requests)
-  local bad, o = 0, 0
-  for _, t in ipairs(threads) do
-    bad = bad + (t:get("non2xx") or 0)
-    o = o + (t:get("orders") or 0)
-  end
-  local secs = summary.duration / 1e6
-  local e = summary.errors
-  io.write(string.format("ECOM_RESULT rps=%.1f p99_ms=%.1f non2xx=%d socket_errors=%d orders_s=%.1f\n",
-    summary.requests / secs, latency:percentile(99) / 1000, bad,
-    e.connect + e.read + e.write + e.timeout, o / secs))
-end
-LUA
+        printf 'local tokens = {%s}\nlocal pids = {%s}\nlocal can_pay = false\n' "$1" "$2"
+        cat "$ROOT/scripts/wrk-orders.lua"
     } >"$f"
     printf '%s\n' "$f"
 }
 
-register_users() {
-    local u tok list=""
-    for u in $(seq 1 "$1"); do
-        tok="$(curl -s -X POST -H 'Content-Type: application/json' \
-            -d "{\"email\": \"bench-cluster-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
-            "$GW/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
-        [ -n "$tok" ] || die "could not register a bench user"
-        list="$list\"$tok\","
-    done
-    printf '%s' "$list"
-}
 
 declare -A result=()
-# run NAME NODES THREADS SCRIPT PATH: one measured wrk run through the gateway.
+# run NAME NODES THREADS SCRIPT PATH [SCRIPT-ARGS...]: one measured wrk run
+# through the gateway.
 run() {
     local name=$1 nodes=$2 threads=$3 script=$4 path=$5 out line
+    shift 5
     msg "wrk -t$threads -c$CONNS -d$DURATION ($name, $nodes node(s)) $GW$path"
-    out="$(wrk -t"$threads" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$GW$path")"
+    out="$(wrk -t"$threads" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$GW$path" -- "$@")"
     printf '%s\n' "$out" | grep -v '^ECOM_RESULT' | sed 's/^/    /'
     line="$(printf '%s\n' "$out" | grep '^ECOM_RESULT' | tail -n1)"
     [ -n "$line" ] || die "no result line from wrk for $name"
@@ -160,7 +92,7 @@ for nodes in 1 2; do
     psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE products SET stock = 1000000 WHERE id IN ($pids)"
     psql -X -q -v ON_ERROR_STOP=1 -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-cluster-%')"
     psql -X -q -v ON_ERROR_STOP=1 -c "VACUUM (ANALYZE) cart_items, products, orders, order_lines, order_events, auth_tokens, users"
-    run mix "$nodes" "$CONNS" "$(mix_lua "$(register_users "$CONNS")" "$pids")" "/orders/"
+    run mix "$nodes" "$CONNS" "$(mix_lua "$(ecom_register_users "$GW" bench-cluster "$CONNS")" "$pids")" "/orders/" mix
 done
 
 field() { local kv; for kv in $1; do [ "${kv%%=*}" = "$2" ] && { printf '%s' "${kv#*=}"; return; }; done; printf -- '-'; }

@@ -68,14 +68,31 @@ REDIS_USER=redis
 id "$REDIS_USER" >/dev/null 2>&1 || REDIS_USER="$(id -un)"
 redis_dir() { ecom_user_dir "$REDIS_USER" "$DIR/redis" redis; }
 redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
-redis_pid() {
-    local f pid
-    f="$(redis_dir)/redis.pid"
-    [ -f "$f" ] || return 1
-    pid="$(cat "$f" 2>/dev/null || true)"
+# live_pid FILE: prints the pid in FILE when that process runs.
+live_pid() {
+    local pid
+    [ -f "$1" ] || return 1
+    pid="$(cat "$1" 2>/dev/null || true)"
     case "$pid" in ''|*[!0-9]*) return 1 ;; esac
     kill -0 "$pid" 2>/dev/null || return 1
     echo "$pid"
+}
+redis_pid() { live_pid "$(redis_dir)/redis.pid"; }
+# stop_named NAME PID_FILE SECONDS: stops the process of PID_FILE if it
+# runs: SIGTERM, then SIGKILL when it has not exited within SECONDS.
+stop_named() {
+    local pid
+    if ! pid="$(live_pid "$2")"; then
+        msg "$1 is not running"
+        rm -f "$2"
+        return 0
+    fi
+    msg "stopping $1 (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! ecom_wait_for "$3" eval '! kill -0 '"$pid"' 2>/dev/null'; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$2"
 }
 
 redis_start() {
@@ -105,29 +122,10 @@ redis_start() {
     msg "Redis ready (pid $(redis_pid || echo '?'))"
 }
 
-redis_stop() {
-    local pid
-    if ! pid="$(redis_pid)"; then
-        msg "Redis (127.0.0.1:$REDIS_PORT) is not running"
-        return 0
-    fi
-    msg "stopping Redis (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! ecom_wait_for 10 eval '! kill -0 '"$pid"' 2>/dev/null'; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$(redis_dir)/redis.pid"
-}
+redis_stop() { stop_named "Redis (127.0.0.1:$REDIS_PORT)" "$(redis_dir)/redis.pid" 10; }
 
 # ---- the gateway -------------------------------------------------------
-gw_pid() {
-    local pid
-    [ -f "$GW/httpd.pid" ] || return 1
-    pid="$(cat "$GW/httpd.pid" 2>/dev/null || true)"
-    case "$pid" in ''|*[!0-9]*) return 1 ;; esac
-    kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
-}
+gw_pid() { live_pid "$GW/httpd.pid"; }
 
 gw_conf() {
     local members="" n
@@ -161,20 +159,7 @@ gw_start() {
     msg "gateway running (pid $(gw_pid || echo '?'))"
 }
 
-gw_stop() {
-    local pid
-    if ! pid="$(gw_pid)"; then
-        msg "the gateway is not running"
-        rm -f "$GW/httpd.pid"
-        return 0
-    fi
-    msg "stopping the gateway (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! ecom_wait_for 20 eval '! kill -0 '"$pid"' 2>/dev/null'; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$GW/httpd.pid"
-}
+gw_stop() { stop_named "the gateway" "$GW/httpd.pid" 20; }
 
 # ---- nodes -------------------------------------------------------------
 node_start() {

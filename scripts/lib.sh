@@ -226,6 +226,21 @@ ecom_bench_up() {
     ecom_db_up
 }
 
+# ecom_register_users URL PREFIX N: registers N new users through the API
+# at URL (e-mails PREFIX-...@example.com) and prints their tokens as a Lua
+# list body ("t1","t2",...), for the wrk benchmarks.
+ecom_register_users() {
+    local url=$1 prefix=$2 u tok list=""
+    for u in $(seq 1 "$3"); do
+        tok="$(curl -s -X POST -H 'Content-Type: application/json' \
+            -d "{\"email\": \"$prefix-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
+            "$url/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
+        [ -n "$tok" ] || die "could not register a bench user"
+        list="$list\"$tok\","
+    done
+    printf '%s' "$list"
+}
+
 # show_tail FILE N: the last N lines of a log on stderr, if it has any.
 show_tail() {
     if [ -s "$1" ]; then

@@ -99,7 +99,7 @@ ok !@cdiff, 'conf/ecom.conf has every directive, with its default'
 my %not_directives = map { $_ => 1 } qw(EcomCacheStatus EcomCacheProvider
     EcomCacheHits EcomCacheMisses EcomCacheStores EcomCacheInvalidationsCatalog
     EcomCacheInvalidationsCategories EcomCacheInvalidationsReviews
-    EcomCacheInvalidations);
+    EcomCacheInvalidations EcomCacheErrors);
 my @stale;
 # (files only: conf/www/ is the example page, conf/www/* is searched too)
 for my $f (sort(grep { -f } glob("$root/README.md $root/docs/*.md $root/conf/* $root/conf/www/*"))) {
