@@ -47,9 +47,10 @@ my $ROOT = ecom_root();
 my $DIR = "$ROOT/build/test-cluster-$port";
 my $PURGE = 2;      # EcomPurgeInterval of conf/httpd.conf.in
 my $RECS = 3;       # EcomRecsRefreshInterval given to the nodes below
+my $EDGES = 2;      # EcomSaleEdgeInterval given to the nodes (the suite's server: 30)
 my %ENVC = (ECOM_CLUSTER_PORT => $BASE, ECOM_CLUSTER_DIR => $DIR,
             ECOM_CLUSTER_PG => 0, ECOM_CLUSTER_BUILD => 0,
-            ECOM_CLUSTER_NODE_EXTRA => "EcomRecsRefreshInterval $RECS");
+            ECOM_CLUSTER_NODE_EXTRA => "EcomRecsRefreshInterval $RECS\nEcomSaleEdgeInterval $EDGES");
 
 sub cluster {
     my (@args) = @_;
@@ -83,6 +84,7 @@ sub pid_of {
     return defined $p && $p =~ /^(\d+)/ ? $1 : undef;
 }
 my @node_pid = (undef, pid_of("$DIR/node1/httpd.pid"), pid_of("$DIR/node2/httpd.pid"));
+my %node_pids = map { $_ => 1 } grep { defined } @node_pid;   # every node parent there was
 sub get { api(GET => $_[0], base => $_[1] // die "get $_[0]: no base\n") }
 sub cache_state { $_[0]{headers}{'ecom-cache'} // 'none' }
 
@@ -211,6 +213,7 @@ diag "through the gateway while node 1 died: " . join ', ', map { "$_: $s->{$_}"
 ($ok, $out) = cluster('node-start', 1);
 ok $ok, 'node 1 starts again' or diag $out;
 $node_pid[1] = pid_of("$DIR/node1/httpd.pid");
+$node_pids{ $node_pid[1] } = 1 if defined $node_pid[1];
 my $mark = 'back' . int rand 1e9;
 my ($seen, $t_back) = (0, time);
 while (!$seen && time < $t_back + 10) {
@@ -277,7 +280,7 @@ my @runs = split /\n/, psql_value(
     "SELECT extract(epoch FROM started_at) || '|' || run_by FROM job_runs
       WHERE job = 'purge' AND started_at BETWEEN '$from' AND '$to' ORDER BY started_at");
 my @gaps = map { (split /\|/, $runs[$_])[0] - (split /\|/, $runs[$_ - 1])[0] } 1 .. $#runs;
-my $nodes_re = join '|', grep { defined } @node_pid[1, 2];
+my $nodes_re = join '|', sort keys %node_pids;
 cmp_ok scalar @runs, '>=', 2, sprintf 'the purge ran %d times in %.0f s', scalar @runs, $window;
 cmp_ok scalar @runs, '<=', int($window / (0.9 * $PURGE)) + 1,
     "at most once per $PURGE s period, not once per node";
@@ -285,6 +288,18 @@ cmp_ok((sort { $a <=> $b } @gaps)[0] // 99, '>=', 0.9 * $PURGE - 0.05, 'no two p
 my %who;
 $who{ (split /\|/)[1] }++ for @runs;
 diag 'purge runs by: ' . join ', ', map { "$_ ($who{$_})" } sort keys %who;
+# the sale edges every $EDGES s: only the two nodes ask that often (the
+# suite's server claims its 30 s period, never free here)
+my @edges = split /\n/, psql_value(
+    "SELECT extract(epoch FROM started_at) || '|' || run_by FROM job_runs
+      WHERE job = 'sale edges' AND started_at BETWEEN '$from' AND '$to' ORDER BY started_at");
+my @egaps = map { (split /\|/, $edges[$_])[0] - (split /\|/, $edges[$_ - 1])[0] } 1 .. $#edges;
+my %ewho;
+$ewho{ (split /\|/)[1] }++ for @edges;
+cmp_ok scalar @edges, '>=', 3, sprintf 'the sale edges ran %d times in %.0f s', scalar @edges, $window;
+cmp_ok scalar @edges, '<=', int($window / (0.9 * $EDGES)) + 1, "at most once per $EDGES s period between the two nodes";
+cmp_ok((sort { $a <=> $b } @egaps)[0] // 99, '>=', 0.9 * $EDGES - 0.05, 'no two sale-edge runs in the same period');
+is_deeply [ grep { !/ httpd (?:$nodes_re)\z/ } keys %ewho ], [], 'run by the nodes (' . join(', ', map { "$_: $ewho{$_}" } sort keys %ewho) . ')';
 my @recs = split /\n/, psql_value(
     "SELECT extract(epoch FROM started_at) || '|' || extract(epoch FROM finished_at) FROM rec_refresh_runs
       WHERE trigger = 'watchdog' AND started_at BETWEEN '$from' AND '$to' ORDER BY started_at");
