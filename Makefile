@@ -21,6 +21,12 @@
 #   make soak       30 minutes at 50 % of saturation with a PostgreSQL restart
 #                   every 5 minutes: p99, file descriptors and child RSS must
 #                   not grow (scripts/soak.sh; ECOM_SOAK_MINUTES shortens it)
+#   make cluster    PostgreSQL, Redis, two mod_ecom nodes and a gateway
+#                   (mod_proxy_balancer + mod_proxy_hcheck) on :8100; prints
+#                   the gateway's URL (scripts/cluster.sh; README, "Several nodes")
+#   make cluster-stop  stops all of them
+#   make bench-cluster wrk through the gateway with one node, then two
+#                   (scripts/bench.sh cluster)
 APXS     ?= apxs
 CC       := $(shell $(APXS) -q CC 2>/dev/null || echo cc)
 BUILD    := build
@@ -43,7 +49,8 @@ PGINC    := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/post
 WARN     := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint deb clean soak
+.PHONY: all asan unit fuzz install run test bench bench-catalog import eval-recs lint deb clean soak \
+        cluster cluster-stop bench-cluster
 all: $(BUILD)/mod_ecom.so $(BUILD)/ecom-passwd
 
 $(BUILD)/gen/ecom_openapi.c: openapi/openapi.json scripts/embed.pl
@@ -167,6 +174,15 @@ bench-catalog:
 
 soak:
 	bash scripts/soak.sh
+
+cluster:
+	bash scripts/cluster.sh start
+
+cluster-stop:
+	bash scripts/cluster.sh stop
+
+bench-cluster:
+	bash scripts/bench-cluster.sh
 
 import:
 	bash scripts/import-demo.sh $(if $(UNTIL),--until $(UNTIL))

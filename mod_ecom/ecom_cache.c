@@ -52,7 +52,8 @@
  * misses). The product detail, the cart and checkout always read live
  * stock, and checkout refuses to oversell whatever a list showed.
  *
- * Counters for operators (hits, misses, stores, invalidations by section)
+ * Counters for operators (hits, misses, stores, invalidations by section,
+ * and errors: lookups and stores the provider failed, e.g. Redis down)
  * live in an anonymous shared-memory segment made at post_config and
  * inherited by every child process, updated with apr_atomic's 64-bit
  * operations: they are the whole server's since it last (re)started.
@@ -86,6 +87,9 @@
 typedef struct {
     volatile apr_uint64_t hits, misses, stores;
     volatile apr_uint64_t invalidations[ECOM_CACHE_NSECTIONS];
+    /* issue 11: lookups and stores the provider failed (not a miss: a
+     * Redis or memcached that cannot be reached) */
+    volatile apr_uint64_t errors;
 } cache_stats;
 
 struct ecom_cache {
@@ -340,6 +344,9 @@ static int get(ecom_req *q, const char *key, char **val, apr_size_t *len)
                                (const unsigned char *)key,
                                (unsigned int)strlen(key), buf, &n, q->r->pool);
     unlock(c);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        COUNT(c, errors);
+    }
     if (rv != APR_SUCCESS || n > MAX_VALUE) {
         return 0;
     }
@@ -365,6 +372,7 @@ static int store(ecom_cache *c, server_rec *s, apr_pool_t *p, const char *key,
                             (unsigned char *)val, (unsigned int)len, p);
     unlock(c);
     if (rv != APR_SUCCESS) {
+        COUNT(c, errors);
         ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s,
                      "ECOM0610: EcomCache: store failed");
         return 0;
@@ -656,6 +664,7 @@ static void read_counters(const ecom_cache *c, struct ecom_cache_counters *out)
     for (int i = 0; i < ECOM_CACHE_NSECTIONS; i++) {
         out->invalidations[i] = apr_atomic_read64(&c->stats->invalidations[i]);
     }
+    out->errors = apr_atomic_read64(&c->stats->errors);
 }
 
 void ecom_cache_counters(struct ecom_cache_counters *out)
@@ -693,6 +702,7 @@ static int cache_status_hook(request_rec *r, int flags)
             ap_rprintf(r, "EcomCacheInvalidations%s: %" APR_UINT64_T_FMT "\n",
                        section_tab[i].label, n.invalidations[i]);
         }
+        ap_rprintf(r, "EcomCacheErrors: %" APR_UINT64_T_FMT "\n", n.errors);
     }
     else {
         ap_rprintf(r, "<hr />\n<h2>mod_ecom cache (EcomCache %s)</h2>\n",
@@ -711,6 +721,8 @@ static int cache_status_hook(request_rec *r, int flags)
                        APR_UINT64_T_FMT "</dd>\n", section_tab[i].name,
                        n.invalidations[i]);
         }
+        ap_rprintf(r, "<dt>errors (the provider failed a lookup or a "
+                   "store)</dt><dd>%" APR_UINT64_T_FMT "</dd>\n", n.errors);
         ap_rputs("</dl>\n<h3>Provider status</h3>\n", r);
     }
     if (!locked(c)) {

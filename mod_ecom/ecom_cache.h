@@ -30,6 +30,9 @@ struct ecom_cache_counters {
     apr_uint64_t stores;          /* answers stored */
     /* generations bumped, by section: invalidations[i] counts bit 1u << i */
     apr_uint64_t invalidations[ECOM_CACHE_NSECTIONS];
+    /* issue 11: lookups and stores the provider failed (Redis or
+     * memcached unreachable: the answers come from PostgreSQL) */
+    apr_uint64_t errors;
 };
 
 const char *ecom_cache_configure(cmd_parms *cmd, ecom_srv_conf *sc,

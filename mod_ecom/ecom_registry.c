@@ -30,6 +30,7 @@
     X(metrics)       \
     X(idempotency)   \
     X(cache)         \
+    X(cluster)       \
     X(db)
 
 #define DECLARE(n) extern const ecom_resource ecom_##n##_resource;

@@ -11,8 +11,10 @@
  * in one child at a time: the housekeeping (expired tokens and idempotency
  * records, every EcomPurgeInterval seconds) and the payment timeout
  * (pending orders unpaid for EcomPaymentTimeout seconds are cancelled and
- * restocked, checked every min(60, timeout / 2) seconds). This file owns
- * no request logic.
+ * restocked, checked every min(60, timeout / 2) seconds). With several
+ * hosts on one database, the purge, the payment timeout and the sale
+ * edges claim their period first (ecom_cluster.c), so each runs once per
+ * interval across the cluster. This file owns no request logic.
  */
 #define ECOM_MODULE_C
 #include "ecom_resource.h"
@@ -24,6 +26,7 @@
 #include "ecom_recs.h"
 #include "ecom_pricing.h"
 #include "ecom_metrics.h"
+#include "ecom_cluster.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -40,6 +43,9 @@ typedef struct {
     apr_array_header_t *servers;   /* server_rec * */
     apr_array_header_t *timeouts;  /* int, one per server */
     int recs_interval;             /* EcomRecsRefreshInterval (issue 10) */
+    /* issue 11: the periods the purge, payment timeout and sale edges
+     * claim across the hosts of a database (ecom_cluster.c) */
+    int purge_interval, expire_every, sale_edge_interval;
 } purge_ctx;
 
 static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
@@ -48,7 +54,10 @@ static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
 
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
-            ecom_db_purge(APR_ARRAY_IDX(ctx->servers, i, server_rec *), pool);
+            server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
+            if (ecom_job_claim(s, pool, "purge", ctx->purge_interval)) {
+                ecom_db_purge(s, pool);
+            }
         }
     }
     return APR_SUCCESS;
@@ -60,8 +69,15 @@ static apr_status_t expire_callback(int state, void *data, apr_pool_t *pool)
 
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
-            ecom_db_expire_orders(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
-                                  pool, APR_ARRAY_IDX(ctx->timeouts, i, int));
+            server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
+            int timeout = APR_ARRAY_IDX(ctx->timeouts, i, int);
+            /* per timeout: servers on one database with other timeouts
+             * each have their run */
+            if (timeout > 0
+                && ecom_job_claim(s, pool, apr_psprintf(pool, "payment "
+                                  "timeout %d", timeout), ctx->expire_every)) {
+                ecom_db_expire_orders(s, pool, timeout);
+            }
         }
     }
     return APR_SUCCESS;
@@ -110,8 +126,11 @@ static apr_status_t sale_edge_callback(int state, void *data, apr_pool_t *pool)
 
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
-            ecom_sale_edges_run(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
-                                pool);
+            server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
+            if (ecom_job_claim(s, pool, "sale edges",
+                               ctx->sale_edge_interval)) {
+                ecom_sale_edges_run(s, pool);
+            }
         }
     }
     return APR_SUCCESS;
@@ -152,6 +171,9 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     interval = sc->purge_interval;
     expire_every = expire_interval(ctx->timeouts);
     ctx->recs_interval = sc->recs_refresh_interval;
+    ctx->purge_interval = interval;
+    ctx->expire_every = expire_every;
+    ctx->sale_edge_interval = sc->sale_edge_interval;
     if (interval == 0 && expire_every == 0 && !sc->dynprice
         && ctx->recs_interval == 0 && sc->sale_edge_interval == 0) {
         return OK;

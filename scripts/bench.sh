@@ -139,27 +139,8 @@ names=()
 paths=()
 declare -A rps=() avg=() p99=() bad=() sockerr=() extra=()
 
-lua="$RUNDIR/bench.lua"
-cat >"$lua" <<'LUA'
--- Counts responses that are not 2xx (wrk itself lets 3xx pass) and prints a
--- machine-readable result line.
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) non2xx = 0 end
-function response(status, headers, body)
-  if status < 200 or status > 299 then non2xx = non2xx + 1 end
-end
-function done(summary, latency, requests)
-  local bad = 0
-  for _, t in ipairs(threads) do bad = bad + (t:get("non2xx") or 0) end
-  local e = summary.errors
-  io.write(string.format(
-    "ECOM_RESULT rps=%.1f avg_ms=%.3f p99_ms=%.3f requests=%d non2xx=%d socket_errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency.mean / 1000,
-    latency:percentile(99) / 1000, summary.requests, bad,
-    e.connect + e.read + e.write + e.timeout))
-end
-LUA
+# counts answers that are not 2xx, prints one ECOM_RESULT line
+lua="$ROOT/scripts/wrk-result.lua"
 
 # record NAME "ECOM_RESULT k=v ...": keeps one run's figures under NAME.
 record() {
@@ -302,17 +283,7 @@ restock() {
     psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE products SET stock = 1000000 WHERE id IN ($pids)"
 }
 # register_users N: N new users' tokens, as a Lua list body ("t1","t2",...).
-register_users() {
-    local u tok list=""
-    for u in $(seq 1 "$1"); do
-        tok="$(curl -s -X POST -H 'Content-Type: application/json' \
-            -d "{\"email\": \"bench-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
-            "$BASE/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
-        [ -n "$tok" ] || die "could not register a bench user"
-        list="$list\"$tok\","
-    done
-    printf '%s' "$list"
-}
+register_users() { ecom_register_users "$BASE" bench "$1"; }
 
 # The recommendation scenarios (see the top).
 if wants recs-product || wants recs-user || wants recs-cart; then
@@ -410,86 +381,7 @@ if wants mix || wants purchase; then
     {
         printf 'local tokens = {%s}\nlocal pids = {%s}\nlocal can_pay = %s\n' \
             "$tokens" "$pids" "$pay"
-        cat <<'LUA'
--- One user per thread, one connection per thread (wrk -tN -cN), so the
--- steps of each user run in order: request() is called again only after
--- response() has seen the previous answer.
-local threads = {}
-local assigned = 0
-function setup(thread)
-  assigned = assigned + 1
-  thread:set("me", assigned)
-  table.insert(threads, thread)
-end
-function init(args)
-  scenario = args[1]
-  auth = "Bearer " .. tokens[me]
-  non2xx, orders, purchases, n = 0, 0, 0, 0
-  step, order_id = "add", nil
-  adds = 0
-end
-local json = { ["Authorization"] = nil, ["Content-Type"] = "application/json" }
-request = function()
-  json["Authorization"] = auth
-  if step == "add" then
-    n = n + 1
-    local pid = pids[((me * 31 + n * 7) % #pids) + 1]
-    return wrk.format("POST", "/cart/", json,
-      string.format('{"product_id": %d, "quantity": 1}', pid))
-  elseif step == "checkout" then
-    return wrk.format("POST", "/orders/", { ["Authorization"] = auth })
-  else
-    return wrk.format("POST", "/orders/" .. order_id .. "/payments/", json,
-      '{"token": "tok_ok"}')
-  end
-end
-response = function(status, headers, body)
-  local ok = status >= 200 and status <= 299
-  if not ok then non2xx = non2xx + 1 end
-  if step == "add" then
-    adds = adds + 1
-    if scenario == "purchase" or adds >= 2 then step = "checkout"; adds = 0 end
-  elseif step == "checkout" then
-    if status == 201 then
-      orders = orders + 1
-      order_id = string.match(headers["Location"] or "", "/orders/(%d+)/")
-    end
-    if scenario == "purchase" and can_pay and status == 201 and order_id then
-      step = "pay"
-    else
-      step = "add"
-    end
-  else
-    if status == 201 then purchases = purchases + 1 end
-    step = "add"
-  end
-end
-function done(summary, latency, requests)
-  local bad, o, p = 0, 0, 0
-  for _, t in ipairs(threads) do
-    bad = bad + (t:get("non2xx") or 0)
-    o = o + (t:get("orders") or 0)
-    p = p + (t:get("purchases") or 0)
-  end
-  local secs = summary.duration / 1e6
-  local e = summary.errors
-  -- init() ran in the threads' Lua states: ask one which scenario it ran
-  local scenario = threads[1] and threads[1]:get("scenario")
-  local what
-  if scenario == "purchase" and can_pay then
-    what = string.format("purchases_s=%.1f counted=paid_purchases", p / secs)
-  elseif scenario == "purchase" then
-    what = string.format("orders_s=%.1f counted=orders:no_payment_route_yet", o / secs)
-  else
-    what = string.format("orders_s=%.1f counted=orders", o / secs)
-  end
-  io.write(string.format(
-    "ECOM_RESULT rps=%.1f avg_ms=%.3f p99_ms=%.3f requests=%d non2xx=%d socket_errors=%d %s\n",
-    summary.requests / secs, latency.mean / 1000,
-    latency:percentile(99) / 1000, summary.requests, bad,
-    e.connect + e.read + e.write + e.timeout, what))
-end
-LUA
+        cat "$ROOT/scripts/wrk-orders.lua"
     } >"$olua"
     for sc in mix purchase; do
         wants "$sc" || continue

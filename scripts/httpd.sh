@@ -26,6 +26,8 @@
 #   second shop, a virtual host on 127.0.0.1:$HTTP2_PORT with its own DBDParams
 #   (database $ECOM_DB2 on the same cluster), serves the same API at the same
 #   paths (httpd runs with -DECOM_SECOND_SHOP; the tests use it)
+#   ECOM_TLS=1 (0: no HTTPS listener nor TLS virtual host: apache2 runs with
+#   -DECOM_NO_TLS; the nodes of scripts/cluster.sh, behind their gateway)
 #   ECOM_PRELOAD (e.g. the ASan and UBSan runtimes: run apache2 with
 #   LD_PRELOAD=$ECOM_PRELOAD; ASAN_OPTIONS/UBSAN_OPTIONS pass through)
 #
@@ -56,6 +58,7 @@ WWW_USER=www-data
 # -D arguments of apache2: the second shop only when its database is named
 DEFINES=()
 [ -n "$ECOM_DB2" ] && DEFINES=(-D ECOM_SECOND_SHOP)
+[ "${ECOM_TLS:-1}" = 0 ] && DEFINES+=(-D ECOM_NO_TLS)
 
 for p in "$HTTP_PORT" "$HTTPS_PORT" "$HTTP2_PORT" "$PGPORT"; do
     case "$p" in ''|*[!0-9]*) die "ports must be numbers (got '$p')" ;; esac

@@ -25,7 +25,9 @@ as_root() {
 # Debian packages needed to build, run, test and benchmark mod_ecom
 # (chromium and chromium-driver: the headless-browser test of the cookie
 # sessions, t/52-browser-chromium.t; debhelper, dpkg-dev, lintian and
-# debootstrap: make deb and its test, t/60-deb.t).
+# debootstrap: make deb and its test, t/60-deb.t; redis-server and
+# redis-tools: the shared cache of `make cluster` and t/63-cluster.t, run
+# as a child process of scripts/cluster.sh, never as the system service).
 ECOM_PACKAGES=(
     apache2 apache2-dev libaprutil1-dbd-pgsql libjansson-dev libssl-dev
     libargon2-dev libpq-dev postgresql apache2-utils wrk libapache2-mod-perl2
@@ -37,6 +39,7 @@ ECOM_PACKAGES=(
     # make deb (build-essential: dpkg-buildpackage checks for it) and
     # t/60-deb.t (the package installed in a debootstrap chroot)
     build-essential debhelper dpkg-dev lintian debootstrap
+    redis-server redis-tools
 )
 # Installed without their recommends: prometheus for its promtool only
 # (t/61-metrics.t checks the ecom-metrics output with `promtool check
@@ -246,6 +249,21 @@ ecom_bench_up() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     ecom_db_up
+}
+
+# ecom_register_users URL PREFIX N: registers N new users through the API
+# at URL (e-mails PREFIX-...@example.com) and prints their tokens as a Lua
+# list body ("t1","t2",...), for the wrk benchmarks.
+ecom_register_users() {
+    local url=$1 prefix=$2 u tok list=""
+    for u in $(seq 1 "$3"); do
+        tok="$(curl -s -X POST -H 'Content-Type: application/json' \
+            -d "{\"email\": \"$prefix-$u-$$-$RANDOM@example.com\", \"password\": \"bench password $u\"}" \
+            "$url/auth/register/" | perl -MJSON::PP -e 'print JSON::PP->new->decode(join "", <STDIN>)->{token} // ""')"
+        [ -n "$tok" ] || die "could not register a bench user"
+        list="$list\"$tok\","
+    done
+    printf '%s' "$list"
 }
 
 # show_tail FILE N: the last N lines of a log on stderr, if it has any.

@@ -100,7 +100,7 @@ ok !@cdiff, 'conf/ecom.conf has every directive, with its default'
 my %not_directives = map { $_ => 1 } qw(EcomCacheStatus EcomCacheProvider
     EcomCacheHits EcomCacheMisses EcomCacheStores EcomCacheInvalidationsCatalog
     EcomCacheInvalidationsCategories EcomCacheInvalidationsReviews
-    EcomCacheInvalidations
+    EcomCacheInvalidations EcomCacheErrors
     EcomMetrics EcomRequests EcomDbErrors EcomDbAcquireFailures EcomDbPoolWaits
     EcomDbPoolWaitSeconds EcomOrdersCreated EcomPaymentsSucceeded EcomRefunds
     EcomLoad);
