@@ -46,6 +46,8 @@
 #include "ecom_util.h"
 #include "ecom_metrics.h"
 
+#include "apr_thread_mutex.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -847,13 +849,126 @@ static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
     return total;
 }
 
+/* ---- background jobs' connections and the child's exit ----
+ *
+ * A job (mod_watchdog's thread: purge, payment timeout, recommendations
+ * refresh, prices, sale edges) holds a connection of mod_dbd's pool while
+ * its statements run, a refresh for many seconds. When the child exits,
+ * mod_dbd's connection pool lives in a subpool of the child's pool, which
+ * APR destroys before the child pool's own cleanups run, mod_watchdog's
+ * joining of its thread among them: a connection still out then fails
+ * apr_reslist's "ntotal == 0" assertion and the child aborts (seen at the
+ * end of a benchmark and of a cluster test). So every job connection is
+ * registered here, and a pre-cleanup of the child pool (run before any
+ * subpool goes) refuses new job connections, cancels the statements in
+ * flight (PQcancel, the thread-safe way) and waits, at most
+ * JOB_DRAIN_WAIT, for the jobs to give their connections back. */
+#define JOB_MAX 8
+#define JOB_DRAIN_WAIT apr_time_from_sec(5)
+
+static apr_thread_mutex_t *job_mutex;
+static ap_dbd_t *job_conns[JOB_MAX];
+static volatile int job_stopping;
+
+static ap_dbd_t *job_dbd_open(apr_pool_t *p, server_rec *s)
+{
+    ap_dbd_t *dbd;
+    int i;
+
+    if (job_stopping || !dbd_open_fn || !dbd_close_fn
+        || !(dbd = dbd_open_fn(p, s))) {
+        return NULL;
+    }
+    if (job_mutex) {
+        apr_thread_mutex_lock(job_mutex);
+        i = 0;
+        while (i < JOB_MAX && job_conns[i]) {
+            i++;
+        }
+        if (i < JOB_MAX && !job_stopping) {
+            job_conns[i] = dbd;
+        }
+        else {
+            apr_thread_mutex_unlock(job_mutex);
+            dbd_close_fn(s, dbd);
+            return NULL;
+        }
+        apr_thread_mutex_unlock(job_mutex);
+    }
+    return dbd;
+}
+
+static void job_dbd_close(server_rec *s, ap_dbd_t *dbd)
+{
+    int i;
+
+    if (job_mutex) {
+        apr_thread_mutex_lock(job_mutex);
+        for (i = 0; i < JOB_MAX; i++) {
+            if (job_conns[i] == dbd) {
+                job_conns[i] = NULL;
+            }
+        }
+        apr_thread_mutex_unlock(job_mutex);
+    }
+    dbd_close_fn(s, dbd);
+}
+
+static apr_status_t jobs_stop(void *data)
+{
+    server_rec *s = data;
+    apr_time_t until = apr_time_now() + JOB_DRAIN_WAIT;
+    int i, out;
+
+    job_stopping = 1;
+    do {
+        out = 0;
+        apr_thread_mutex_lock(job_mutex);
+        for (i = 0; i < JOB_MAX; i++) {
+            if (job_conns[i]) {
+                PGconn *conn = apr_dbd_native_handle(job_conns[i]->driver,
+                                                     job_conns[i]->handle);
+                PGcancel *c = conn ? PQgetCancel(conn) : NULL;
+                char err[256];
+
+                if (c) {
+                    PQcancel(c, err, sizeof(err));
+                    PQfreeCancel(c);
+                }
+                out++;
+            }
+        }
+        apr_thread_mutex_unlock(job_mutex);
+        if (out) {
+            apr_sleep(apr_time_from_msec(20));
+        }
+    } while (out && apr_time_now() < until);
+    if (out) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ECOM0134: %d "
+                     "background job(s) still hold a database connection "
+                     "as the child exits", out);
+    }
+    return APR_SUCCESS;
+}
+
+void ecom_db_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    job_stopping = 0;
+    if (apr_thread_mutex_create(&job_mutex, APR_THREAD_MUTEX_DEFAULT,
+                                pchild) != APR_SUCCESS) {
+        job_mutex = NULL;
+        return;
+    }
+    apr_pool_pre_cleanup_register(pchild, s, jobs_stop);
+}
+
 apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
 {
     ap_dbd_t *dbd;
     long tokens, keys, resets;
     int got;
 
-    if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
+    if (!(dbd = job_dbd_open(p, s))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "ECOM0131: purge skipped: no database connection");
         return APR_EGENERAL;
@@ -861,7 +976,7 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
     verbose_errors(dbd);
     got = purge_select_bool(p, dbd, "ecom_purge_lock");
     if (got != 1) {
-        dbd_close_fn(s, dbd);
+        job_dbd_close(s, dbd);
         return got < 0 ? APR_EGENERAL : APR_SUCCESS;
     }
     tokens = purge_table(s, p, dbd, "ecom_purge_tokens");
@@ -870,7 +985,7 @@ apr_status_t ecom_db_purge(server_rec *s, apr_pool_t *p)
     purge_table(s, p, dbd, "ecom_purge_guest_carts");
     resets = purge_table(s, p, dbd, "ecom_purge_resets");
     purge_select_bool(p, dbd, "ecom_purge_unlock");
-    dbd_close_fn(s, dbd);
+    job_dbd_close(s, dbd);
     if (tokens > 0 || keys > 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "ECOM0132: purged %ld expired or revoked tokens and %ld "
@@ -927,7 +1042,7 @@ apr_status_t ecom_db_expire_orders(server_rec *s, apr_pool_t *p, int timeout)
     if (timeout <= 0) {
         return APR_SUCCESS;
     }
-    if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
+    if (!(dbd = job_dbd_open(p, s))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM0904: unpaid orders "
                      "not checked: no database connection");
         return APR_EGENERAL;
@@ -937,7 +1052,7 @@ apr_status_t ecom_db_expire_orders(server_rec *s, apr_pool_t *p, int timeout)
         n = expire_batch(s, p, dbd, timeout);
         total += n > 0 ? n : 0;
     } while (n >= EXPIRE_BATCH);
-    dbd_close_fn(s, dbd);
+    job_dbd_close(s, dbd);
     if (total > 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM0901: cancelled and "
                      "restocked %ld pending orders unpaid for %d seconds "
@@ -964,7 +1079,7 @@ ap_dbd_t *ecom_db_job_open(server_rec *s, apr_pool_t *p, const char *label)
 {
     ap_dbd_t *dbd;
 
-    if (!dbd_open_fn || !dbd_close_fn || !(dbd = dbd_open_fn(p, s))) {
+    if (!(dbd = job_dbd_open(p, s))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM2403: %s skipped: "
                      "no database connection", label);
         return NULL;
@@ -975,7 +1090,7 @@ ap_dbd_t *ecom_db_job_open(server_rec *s, apr_pool_t *p, const char *label)
 
 void ecom_db_job_close(server_rec *s, ap_dbd_t *dbd)
 {
-    dbd_close_fn(s, dbd);
+    job_dbd_close(s, dbd);
 }
 
 apr_status_t ecom_db_job_run(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,

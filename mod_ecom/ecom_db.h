@@ -48,6 +48,9 @@ typedef struct {
 /* Registers every statement of every registered resource with mod_dbd
  * for s (post_config). */
 void ecom_db_register(server_rec *s);
+/* child_init: background jobs' connections are given back (their
+ * statements cancelled) before mod_dbd's pool goes at the child's exit */
+void ecom_db_child_init(apr_pool_t *pchild, server_rec *s);
 /* Deletes expired tokens and idempotency records older than 24 hours
  * through a connection of s's pool (mod_watchdog's thread, no request).
  * Logs what it did; returns APR_SUCCESS or the failure. */

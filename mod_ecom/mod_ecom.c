@@ -332,6 +332,7 @@ static void ecom_register_hooks(apr_pool_t *p)
     ap_hook_post_config(ecom_post_config, NULL, succ, APR_HOOK_MIDDLE);
     ap_hook_pre_config(ecom_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(ecom_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(ecom_db_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ecom_cache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ecom_throttle_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(ecom_dispatch, NULL, NULL, APR_HOOK_MIDDLE);
