@@ -225,8 +225,8 @@ ok @sql && !@missing, 'dpkg -L: every migration (' . scalar(@sql) . ') in /usr/s
 is readlink("$dir/usr/sbin/ecom-admin"), '../share/mod-ecom/scripts/ecom-admin',
     '/usr/sbin/ecom-admin is a relative symlink';
 like slurp_file("$dir/etc/apache2/mods-available/ecom.load") // '',
-    qr/^# Depends: dbd socache_shmcb\s*\nLoadModule ecom_module \/usr\/lib\/apache2\/modules\/mod_ecom\.so$/m,
-    'ecom.load: LoadModule, with mod_dbd and mod_socache_shmcb as a2enmod dependencies';
+    qr/^# Depends: dbd socache_shmcb unique_id\s*\nLoadModule ecom_module \/usr\/lib\/apache2\/modules\/mod_ecom\.so$/m,
+    'ecom.load: LoadModule, with mod_dbd, mod_socache_shmcb and mod_unique_id (request ids) as a2enmod dependencies';
 is slurp_file("$dir/etc/apache2/mods-available/ecom.conf"), slurp_file("$root/conf/ecom.conf"),
     'ecom.conf is conf/ecom.conf (every directive with its default)';
 ok !-e "$dir/etc/apache2/mods-enabled/ecom.load", 'the install does not enable the module';
@@ -241,7 +241,7 @@ is $rc, 2, 'ecom-admin with an unknown command: exit 2';
 ($rc, $out) = inchroot('a2enmod', 'ecom');
 is $rc, 0, 'a2enmod ecom' or diag $out;
 ok -l "$dir/etc/apache2/mods-enabled/$_.load", "... enables $_"
-    for qw(ecom dbd socache_shmcb);
+    for qw(ecom dbd socache_shmcb unique_id);
 # enabled with nothing configured yet (Debian's default site): still valid
 ($rc, $out) = inchroot('apache2ctl', 'configtest');
 is $rc, 0, 'apache2ctl configtest right after a2enmod ecom' or diag $out;
