@@ -174,8 +174,28 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     ctx->purge_interval = interval;
     ctx->expire_every = expire_every;
     ctx->sale_edge_interval = sc->sale_edge_interval;
-    if (interval == 0 && expire_every == 0 && !sc->dynprice
-        && ctx->recs_interval == 0 && sc->sale_edge_interval == 0) {
+    /* the module's periodic jobs: seconds between runs (0: off), the
+     * callback, and the log tag and name of a failed registration */
+    const struct {
+        int every;
+        ap_watchdog_callback_fn_t *callback;
+        const char *tag, *what;
+    } jobs[] = {
+        { interval, purge_callback, "ECOM0035", "purge" },
+        { expire_every, expire_callback, "ECOM0037", "payment timeout" },
+        { sc->dynprice ? sc->dynprice_interval : 0, dynprice_callback,
+          "ECOM2402", "dynamic pricing" },
+        { ctx->recs_interval, recs_callback, "ECOM1105",
+          "recommendations refresh" },
+        { sc->sale_edge_interval, sale_edge_callback, "ECOM2502",
+          "sales window edges" },
+    };
+    int any = 0;
+
+    for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
+        any |= jobs[i].every > 0;
+    }
+    if (!any) {
         return OK;
     }
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
@@ -197,41 +217,18 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
                      "ECOM0034: could not create the mod_ecom watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    rv = interval ? register_cb(wd, apr_time_from_sec(interval), ctx,
-                                purge_callback) : APR_SUCCESS;
-    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "ECOM0035: could not register the mod_ecom purge callback");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = expire_every ? register_cb(wd, apr_time_from_sec(expire_every), ctx,
-                                    expire_callback) : APR_SUCCESS;
-    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM0037: could not "
-                     "register the mod_ecom payment timeout callback");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = sc->dynprice ? register_cb(wd, apr_time_from_sec(sc->dynprice_interval),
-                                    ctx, dynprice_callback) : APR_SUCCESS;
-    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM2402: could not "
-                     "register the mod_ecom dynamic pricing callback");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = ctx->recs_interval ? register_cb(wd, apr_time_from_sec(ctx->recs_interval),
-                                          ctx, recs_callback) : APR_SUCCESS;
-    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM1105: could not "
-                     "register the mod_ecom recommendations refresh callback");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = sc->sale_edge_interval
-         ? register_cb(wd, apr_time_from_sec(sc->sale_edge_interval), ctx,
-                       sale_edge_callback) : APR_SUCCESS;
-    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "ECOM2502: could not "
-                     "register the mod_ecom sales window edges callback");
-        return HTTP_INTERNAL_SERVER_ERROR;
+    for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
+        if (jobs[i].every == 0) {
+            continue;
+        }
+        rv = register_cb(wd, apr_time_from_sec(jobs[i].every), ctx,
+                         jobs[i].callback);
+        if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "%s: could not "
+                         "register the mod_ecom %s callback", jobs[i].tag,
+                         jobs[i].what);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
     return OK;
 }
