@@ -182,7 +182,7 @@ run_pass() {
 
     msg "pass $n ($label): prove -r ${targets[*]}"
     # --foreground: Ctrl-C still reaches prove and the tests.
-    timeout --foreground -k 10 "$PROVE_TIMEOUT" prove -r "${targets[@]}" || rc=$?
+    timeout --foreground -k 10 "$PROVE_TIMEOUT" prove -r --timer "${targets[@]}" || rc=$?
     bash scripts/httpd.sh stop || true
     bash scripts/pg.sh stop || true
 
