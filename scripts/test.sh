@@ -95,11 +95,13 @@ for port in $ports; do
     ecom_port_in_use "$port" && die "127.0.0.1:$port is in use (another test run?): set ECOM_TEST_PGPORT, ECOM_TEST_HTTP_PORT, ECOM_TEST_HTTPS_PORT or ECOM_TEST_HTTP2_PORT (pass 2 uses each + 5)"
 done
 
-msg "building: make"
-make --no-print-directory
 if [ $quick = 0 ]; then
-    msg "building: make asan"
-    make --no-print-directory asan
+    # the two builds side by side: each is one serial apxs run
+    msg "building: make all asan"
+    make --no-print-directory -j 2 all asan
+else
+    msg "building: make"
+    make --no-print-directory
 fi
 unit_result="skipped (t/unit/unit_tests.c does not exist yet)"
 if [ -f t/unit/unit_tests.c ]; then
@@ -119,7 +121,7 @@ if [ $quick = 0 ]; then
     # libFuzzer adds about a second each, so the step takes ~20 s in all
     fuzz_seconds="${ECOM_FUZZ_SECONDS:-4}"
     msg "fuzzing the input parsers: make fuzz FUZZ_SECONDS=$fuzz_seconds (per target)"
-    if make --no-print-directory fuzz FUZZ_SECONDS="$fuzz_seconds" >"$ROOT/build/fuzz.log" 2>&1; then
+    if make --no-print-directory -j 2 fuzz FUZZ_SECONDS="$fuzz_seconds" >"$ROOT/build/fuzz.log" 2>&1; then
         fuzz_result="PASSED"
     else
         tail -n 40 "$ROOT/build/fuzz.log" >&2
