@@ -298,6 +298,14 @@ static int run_route(ecom_req *q, const ecom_route *rt)
         int a = ecom_authenticate(q, 1);
         rv = a ? a : rv;
     }
+    else if (q->token_hash && q->status < 400) {
+        /* an ECOM_AUTH_INLINE handler answered without resolving the token
+         * (ecom_auth_resolved, ecom_auth_caller): a bug, never an answer */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0209: route %s "
+                      "answered %d without resolving the caller's token",
+                      rt->name, q->status);
+        rv = ecom_fail(q, ECOM_E_INTERNAL);
+    }
     if (rt->invalidates && q->status >= 200 && q->status < 300) {
         /* the write is committed by now (ecom_db_tx, ecom_idem_run) */
         ecom_cache_invalidate(q, rt->invalidates);
