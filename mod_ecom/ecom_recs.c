@@ -24,8 +24,15 @@
  * last order, the cart's products), and made part of the key: an answer is
  * never served after the refresh, order or cart change that makes it old.
  * A hit then costs that statement and the cache lookup instead of the
- * read function and ten product rows. Without a cache, the small statement
- * is not run.
+ * read function and ten product rows. The user and user-cart routes are
+ * ECOM_AUTH_INLINE: their small statement also resolves the bearer token
+ * (ECOM_CALLER_SQL, the rule of ecom_token_user), so a hit is ONE round
+ * trip, and the caller is known (a 401 answered) before any key is made or
+ * looked up: a token revoked after a cached answer never gets it. Without
+ * a cache, the small statement is not run and the token is resolved the
+ * usual way (ecom_authenticate), so every answer is the same with and
+ * without a cache. A guest cart is resolved by the router (its Cart-Token
+ * lookup), then its small statement: two round trips on a hit.
  *
  * Who sees what: a product's recommendations are anyone's (an inactive
  * product is a 404 but to staff, as its detail); personal picks are the
