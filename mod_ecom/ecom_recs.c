@@ -31,8 +31,9 @@
  * looked up: a token revoked after a cached answer never gets it. Without
  * a cache, the small statement is not run and the token is resolved the
  * usual way (ecom_authenticate), so every answer is the same with and
- * without a cache. A guest cart is resolved by the router (its Cart-Token
- * lookup), then its small statement: two round trips on a hit.
+ * without a cache. A guest cart's Cart-Token is resolved the same way by
+ * its small statement (the router leaves it: ecom_guest_authenticate's
+ * deferred lookup).
  *
  * Who sees what: a product's recommendations are anyone's (an inactive
  * product is a 404 but to staff, as its detail); personal picks are the
@@ -54,6 +55,7 @@
 #include "ecom_auth.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
+#include "ecom_cart.h"
 #include "ecom_products.h"
 #include "ecom_recs.h"
 #include "ecom_util.h"
@@ -99,10 +101,14 @@ static const ecom_stmt recs_sql[] = {
       "SELECT a.*, " RECS_GEN ", ARRAY(SELECT ci.product_id FROM cart_items "
       "ci WHERE ci.user_id = COALESCE(%s::bigint, a.caller_id) "
       "ORDER BY ci.id)::text " RECS_CALLER, ECOM_STMT_READ },
+    /* a guest cart's: the cart first, found by its Cart-Token's hash (the
+     * last parameter; NULL when the router found it: the first is its id),
+     * by ecom_guest_cart_find's rule */
     { "ecom_recs_guest_cart_gen",
-      "SELECT " RECS_GEN ", ARRAY(SELECT gi.product_id FROM guest_cart_items "
-      "gi WHERE gi.cart_id = %s::bigint ORDER BY gi.id)::text",
-      ECOM_STMT_READ },
+      "SELECT g.id, " RECS_GEN ", ARRAY(SELECT gi.product_id FROM "
+      "guest_cart_items gi WHERE gi.cart_id = COALESCE(%s::bigint, g.id) "
+      "ORDER BY gi.id)::text FROM (VALUES (1)) one LEFT JOIN guest_carts g "
+      "ON g.token_hash = %s AND g.expires_at > now()", ECOM_STMT_READ },
     /* the product asked about is the row's first column: no row at all
      * is a 404, one row with NULLs an empty list */
     { "ecom_recs_product",
@@ -220,36 +226,47 @@ static int render(ecom_req *q, const char *label, int nargs,
     return status;
 }
 
+/* Whose a generation statement resolves first (its leading columns):
+ * no one (a product's), the bearer token's caller (ECOM_CALLER_SQL: the
+ * route is ECOM_AUTH_INLINE, q->token_hash), a guest's cart
+ * (q->guest_pending, q->guest_hash). */
+enum { GEN_ANYONE, GEN_USER, GEN_GUEST };
+
 /* What a cached answer depends on besides the catalog (see the head),
- * read by the generation statement label into gen[0..n-1], and the caller:
- * with caller set, the statement's first ECOM_CALLER_NCOLS columns are the
- * bearer token's (the route is ECOM_AUTH_INLINE: q->token_hash, or NULL
- * when the router authenticated the caller) and whose is its first
- * parameter (the user asked about; NULL: the caller); without caller,
- * whose is the statement's one parameter, if any. Returns 0 with the
- * caller known, or the status set (401, 503). Without a cache the
- * statement is not run: gen[0] is NULL (no key) and a token left to the
- * route is resolved the usual way, so that every answer is the same with
- * and without a cache. */
-static int recs_gen(ecom_req *q, const char *label, int caller,
-                    const char *whose, int n, const char **gen)
+ * read by the generation statement label into gen[0..n-1], after the
+ * caller (by): the statement's parameters are whose (the user or guest
+ * cart asked about; NULL: the one the token names) and the token's hash
+ * (NULL when the router resolved it: then leading columns of NULLs), none
+ * for GEN_ANYONE. Returns 0 with the caller known, or the status set (401,
+ * 503). Without a cache the statement is not run: gen[0] is NULL (no key)
+ * and a token left to the route is resolved the usual way, so that every
+ * answer is the same with and without a cache. */
+static int recs_gen(ecom_req *q, int by, const char *label, const char *whose,
+                    int n, const char **gen)
 {
     const char *args[2];
     apr_dbd_row_t *row;
-    int i, first = caller ? ECOM_CALLER_NCOLS : 0, rv;
+    int i, first = by == GEN_USER ? ECOM_CALLER_NCOLS : by == GEN_GUEST;
+    int rv = 0;
     ecom_err e;
 
     gen[0] = NULL;
     if (!q->sc->cache) {
-        return q->token_hash ? ecom_authenticate(q, 1) : 0;
+        return q->token_hash ? ecom_authenticate(q, 1) : ecom_guest_find(q);
     }
     args[0] = whose;
-    args[1] = q->token_hash;
-    if ((e = ecom_db_one(q, label, &row, caller ? 2 : whose ? 1 : 0,
-                         args))) {
+    args[1] = by == GEN_USER ? q->token_hash
+              : q->guest_pending ? q->guest_hash : NULL;
+    if ((e = ecom_db_one(q, label, &row, by == GEN_ANYONE ? 0 : 2, args))) {
         return ecom_fail(q, e);
     }
-    if (q->token_hash && (rv = ecom_auth_caller(q, row, 0))) {
+    if (by == GEN_USER && q->token_hash) {
+        rv = ecom_auth_caller(q, row, 0);
+    }
+    else if (by == GEN_GUEST && q->guest_pending) {
+        rv = ecom_guest_resolved(q, ecom_db_get(q, row, 0));
+    }
+    if (rv) {
         return rv;
     }
     for (i = 0; i < n; i++) {
@@ -290,7 +307,8 @@ static int ecom_recs_product(ecom_req *q)
     int limit = RECS_DEFAULT, rv;
 
     if ((rv = limit_arg(q, &limit))
-        || (rv = recs_gen(q, "ecom_recs_product_gen", 0, NULL, 1, gen))) {
+        || (rv = recs_gen(q, GEN_ANYONE, "ecom_recs_product_gen", NULL, 1,
+                          gen))) {
         return rv;
     }
     args[0] = apr_itoa(q->r->pool, limit);
@@ -327,7 +345,7 @@ static int ecom_recs_user(ecom_req *q)
                             "Query parameter user_id must be a positive "
                             "integer.");
     }
-    if ((rv = recs_gen(q, "ecom_recs_user_gen", 1,
+    if ((rv = recs_gen(q, GEN_USER, "ecom_recs_user_gen",
                        uid ? ECOM_LL(q, user) : q->token_hash ? NULL
                        : ECOM_LL(q, q->user_id), 2, gen))) {
         return rv;
@@ -350,8 +368,8 @@ static int ecom_recs_user(ecom_req *q)
     return render(q, "ecom_recs_user", 3, args, "No such user.", ckey);
 }
 
-/* GET /cart/recommendations/: the caller's cart (ECOM_AUTH_INLINE), or its
- * guest cart */
+/* GET /cart/recommendations/: the caller's cart, or its guest cart, each
+ * resolved by recs_gen (ECOM_AUTH_INLINE) */
 static int ecom_recs_cart(ecom_req *q)
 {
     const char *args[2], *gen[2], *ckey;
@@ -361,17 +379,18 @@ static int ecom_recs_cart(ecom_req *q)
         return rv;
     }
     if (q->guest) {
-        args[0] = ECOM_LL(q, q->guest_cart_id);
-        rv = recs_gen(q, "ecom_recs_guest_cart_gen", 0, args[0], 2, gen);
+        rv = recs_gen(q, GEN_GUEST, "ecom_recs_guest_cart_gen",
+                      q->guest_pending ? NULL
+                      : ECOM_LL(q, q->guest_cart_id), 2, gen);
     }
     else {
-        rv = recs_gen(q, "ecom_recs_cart_gen", 1, q->token_hash ? NULL
+        rv = recs_gen(q, GEN_USER, "ecom_recs_cart_gen", q->token_hash ? NULL
                       : ECOM_LL(q, q->user_id), 2, gen);
-        args[0] = ECOM_LL(q, q->user_id);
     }
     if (rv) {
         return rv;
     }
+    args[0] = ECOM_LL(q, q->guest ? q->guest_cart_id : q->user_id);
     args[1] = apr_itoa(q->r->pool, limit);
     /* keyed by the basket's products (in the order they were added), not
      * by the cart: carts holding the same products share the answer */

@@ -17,6 +17,8 @@
 #    a cart's answer is its own cart's;
 #  - an Idempotency-Key (the router then authenticates first) changes
 #    nothing; a stale token's last_used_at still moves;
+#  - a guest cart's Cart-Token (header or browser session): its own
+#    answer, 401 when unknown or expired (after a cached answer too);
 #  - a browser's mod_session cookie authenticates both routes, and a
 #    revoked token ends the session (401, ecom_csrf expired).
 use strict;
@@ -146,6 +148,26 @@ sub serve_cases {
     is $empty->{status}, 200, "$name: an empty cart's: 200";
     is $empty->{json}{strategy}, 'popular', "$name: ... popular ones, nothing of the other cart";
 
+    # --- a guest cart, by its Cart-Token (resolved in the same statement) ---
+    my $gp = api(POST => '/cart/', %b, body => { product_id => $p[0]{id}, quantity => 1 });
+    is $gp->{status}, 201, "$name: a guest cart holding the first product";
+    my $ct = { 'Cart-Token' => $gp->{headers}{'cart-token'} // 'none' };
+    my $gr = api(GET => '/cart/recommendations/?limit=5', %b, headers => $ct);
+    is $gr->{status}, 200, "$name: its recommendations: 200";
+    is $gr->{json}{items}[0]{id}, $p[1]{id}, "$name: ... from its own contents";
+    is $cache_of->(api(GET => '/cart/recommendations/?limit=5', %b, headers => $ct)), $cached ? 'hit' : 'none',
+        "$name: ... " . ($cached ? 'then from the cache' : 'no cache');
+    is_problem api(GET => '/cart/recommendations/', %b, headers => { 'Cart-Token' => 'Q' x 43 }), 401,
+        'unauthorized', "$name: an unknown Cart-Token: 401";
+    is_problem api(GET => '/cart/recommendations/?limit=0', %b, headers => { 'Cart-Token' => 'Q' x 43 }), 401,
+        'unauthorized', "$name: ... with a bad limit: the 401 first";
+    is_problem api(GET => '/cart/recommendations/?limit=0', %b, headers => $ct), 400, 'bad-request',
+        "$name: a bad limit with a good Cart-Token: 400";
+    psql_do("UPDATE guest_carts SET expires_at = now() - interval '1 second' WHERE token_hash = '"
+            . sha256_hex($ct->{'Cart-Token'}) . "'");
+    is_problem api(GET => '/cart/recommendations/?limit=5', %b, headers => $ct), 401, 'unauthorized',
+        "$name: the guest cart expired after a cached answer: 401";
+
     # --- tokens that stop being valid after a (cached) answer ---------------
     my $ex = register_user();
     is $get->('/recommendations/', $ex->{token})->{status}, 200, "$name: a token's picks";
@@ -179,6 +201,19 @@ sub serve_cases {
     is ids($bs), ids($own), "$name: ... the owner's answer";
     is api(GET => '/browser/cart/recommendations/', %bb, headers => { Cookie => $jar })->{status}, 200,
         "$name: ... and the cart's";
+    # a browser's guest cart, its Cart-Token kept in the session
+    my $gb = api(POST => '/browser/cart/', %bb, body => { product_id => $p[0]{id}, quantity => 1 });
+    is $gb->{status}, 201, "$name: a browser's guest cart";
+    my $gcj = set_cookies($gb);
+    my $gjar = join '; ', map { "$_=$gcj->{$_}{value}" } grep { length $gcj->{$_}{value} } sort keys %$gcj;
+    my $gbr = api(GET => '/browser/cart/recommendations/?limit=5', %bb, headers => { Cookie => $gjar });
+    is $gbr->{status}, 200, "$name: ... its recommendations by the session cookie alone";
+    is $gbr->{json}{items}[0]{id}, $p[1]{id}, "$name: ... from its contents";
+    psql_do("UPDATE guest_carts SET expires_at = now() - interval '1 second' WHERE token_hash = '"
+            . sha256_hex($gb->{headers}{'cart-token'} // '') . "'");
+    is_problem api(GET => '/browser/cart/recommendations/?limit=5', %bb, headers => { Cookie => $gjar }), 401,
+        'unauthorized', "$name: ... once the cart expired: 401";
+
     psql_do('UPDATE auth_tokens SET revoked_at = now() WHERE ' . token_sql($login->{json}{token}));
     my $gone = api(GET => '/browser/recommendations/?limit=20', %bb, headers => { Cookie => $jar });
     is_problem $gone, 401, 'unauthorized', "$name: its token revoked: 401";
