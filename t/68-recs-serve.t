@@ -36,45 +36,18 @@ plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)'
 my $staff = staff_token();
 my $w = 'rs' . join '', map { chr(97 + int rand 26) } 1 .. 8;
 
-# A customer with one paid order holding each product of @ps.
-sub buyer {
-    my (@ps) = @_;
-    my $u = register_user(name => 'Serve Buyer');
-    for my $p (@ps) {
-        my $r = api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 1 });
-        die "buyer: cart: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    }
-    my $r = api(POST => '/orders/', token => $u->{token});
-    die "buyer: checkout: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    $r = api(POST => "/orders/$r->{json}{id}/payments/", token => $u->{token}, body => { token => 'tok_ok' });
-    die "buyer: pay: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    return $u;
-}
 # an answer's items, each as id:strategy (the ids alone can coincide: a
 # small catalog's popular ones and a buyer's picks hold the same products)
 sub ids { join ',', map { "$_->{id}:$_->{strategy}" } @{ $_[0]{json}{items} || [] } }
 sub strategies { join ',', sort map { $_->{strategy} } @{ $_[0]{json}{items} || [] } }
-sub set_cookies {
-    my ($res) = @_;
-    my $h = $res->{headers}{'set-cookie'} // [];
-    my %c;
-    for my $line (ref $h ? @$h : $h) {
-        my ($pair, @attrs) = split /\s*;\s*/, $line;
-        my ($name, $value) = $pair =~ /^([^=]+)=(.*)$/ or next;
-        my %a;
-        for (@attrs) { my ($k, $v) = /^([^=]+)(?:=(.*))?$/ or next; $a{lc $k} = $v // 1 }
-        $c{$name} = { value => $value, attrs => \%a };
-    }
-    return \%c;
-}
 sub token_sql { my ($t) = @_; return "token_hash = '" . sha256_hex($t) . "'" }
 
 # Two products bought together by one customer, a filler order so that
 # popular ones exist, then a refresh: the buyer's picks hold them as
 # buy_again, a newcomer's are popular ones.
 my @p = map { create_product(name => "Serve $w $_", stock => 1000, price => 700) } 1 .. 2;
-my $owner = buyer(@p);
-buyer(map { create_product(name => "Serve filler $w $_", stock => 100) } 1 .. 6);
+my $owner = paid_buyer(@p);
+paid_buyer(map { create_product(name => "Serve filler $w $_", stock => 100) } 1 .. 6);
 my $rf = ecom_admin('recs-refresh', '--force');
 is $rf->{rc}, 0, 'ecom-admin recs-refresh --force' or diag $rf->{err};
 my $support = register_user();
