@@ -28,9 +28,11 @@
  *
  * last_used_at of a token moves at most once per 5 minutes
  * (ECOM_TOKEN_SEEN_EVERY): ecom_token_user says when it is older, and
- * only then does ecom_account_token_seen write. The inline-auth routes
+ * only then does ecom_account_token_seen write. The inline-auth writes
  * (POST /cart/, POST /orders/ without an Idempotency-Key) do not move it:
- * their one statement stays one statement.
+ * their one statement stays one statement. The recommendation reads that
+ * resolve the token in their statement (ecom_recs.c) do, through
+ * ecom_auth_caller(): the write then, once per 5 minutes per token.
  */
 #include "ecom_resource.h"
 #include "ecom_account.h"

@@ -29,9 +29,8 @@
 #define USER_COLS "u.id, u.email, u.name, u.is_staff, " ECOM_TS("u.created_at")
 enum { U_ID, U_EMAIL, U_NAME, U_IS_STAFF, U_CREATED_AT,
        U_PASSWORD_HASH /* ecom_user_by_email only */ };
-/* ecom_token_user (the last three: issue 9, ecom_account.h) */
-enum { T_USER_ID, T_IS_STAFF, T_TOKEN_HASH, T_TOKEN_ID, T_READS_ALL,
-       T_STALE };
+/* ecom_token_user: the stored hash, then the caller (ECOM_CALLER_SQL) */
+enum { T_TOKEN_HASH, T_CALLER };
 /* ecom_token_insert */
 enum { TI_EXPIRES_AT };
 
@@ -50,11 +49,8 @@ static const ecom_stmt auth_sql[] = {
       "WHERE u.id = %s::bigint AND u.password_hash = %s FOR SHARE OF u "
       "RETURNING " ECOM_TS("expires_at"), 0 },
     { "ecom_token_user",
-      "SELECT u.id, u.is_staff, t.token_hash, t.id, u.role <> 'customer', "
-      "t.last_used_at < now() - " ECOM_TOKEN_SEEN_EVERY " FROM auth_tokens t "
-      "JOIN users u ON u.id = t.user_id "
-      "WHERE t.token_hash = %s AND t.revoked_at IS NULL "
-      "AND t.expires_at > now()", ECOM_STMT_READ },
+      "SELECT t.token_hash, " ECOM_CALLER_COLS " FROM " ECOM_CALLER_FROM,
+      ECOM_STMT_READ },
     { NULL, NULL, 0 }
 };
 
@@ -137,12 +133,8 @@ int ecom_authenticate(ecom_req *q, int need)
     if (!stored || strlen(stored) != 64 || !ecom_ct_equal(stored, hash, 64)) {
         return ecom_auth_rejected(q);
     }
-    q->user_id = ecom_db_ll(q, row, T_USER_ID);
-    q->is_staff = ecom_db_bool(q, row, T_IS_STAFF);
-    q->token_id = ecom_db_ll(q, row, T_TOKEN_ID);
-    q->reads_all = ecom_db_bool(q, row, T_READS_ALL);
-    if (ecom_db_bool(q, row, T_STALE)) {
-        ecom_account_token_seen(q);
+    if ((rv = ecom_auth_caller(q, row, T_CALLER))) {
+        return rv;
     }
     if (need == 2 && !q->is_staff) {
         return ecom_problem(q, HTTP_FORBIDDEN, "forbidden",
@@ -172,6 +164,22 @@ int ecom_auth_resolved(ecom_req *q, const char *user_id)
     }
     q->user_id = id;
     q->token_hash = NULL;
+    return 0;
+}
+
+int ecom_auth_caller(ecom_req *q, apr_dbd_row_t *row, int col)
+{
+    int rv = ecom_auth_resolved(q, row ? ecom_db_get(q, row, col) : NULL);
+
+    if (rv) {
+        return rv;
+    }
+    q->is_staff = ecom_db_bool(q, row, col + 1);
+    q->token_id = ecom_db_ll(q, row, col + 2);
+    q->reads_all = ecom_db_bool(q, row, col + 3);
+    if (ecom_db_bool(q, row, col + 4)) {
+        ecom_account_token_seen(q);
+    }
     return 0;
 }
 

@@ -483,8 +483,8 @@ static const char *field(apr_pool_t *p, const char *text, const char *v)
     return apr_psprintf(p, "%s%" APR_SIZE_T_FMT ":%s", text, strlen(v), v);
 }
 
-const char *ecom_cache_key(ecom_req *q, unsigned section, const char *kind,
-                           const char *const *params)
+const char *ecom_cache_key_of(ecom_req *q, unsigned section, const char *kind,
+                              int n, const char *const *vals)
 {
     apr_pool_t *p = q->r->pool;
     const char *db, *text = "";
@@ -514,11 +514,30 @@ const char *ecom_cache_key(ecom_req *q, unsigned section, const char *kind,
     text = field(p, text, q->dc->base ? q->dc->base : "");
     text = field(p, text, apr_itoa(p, q->dc->page_size));
     text = field(p, text, apr_itoa(p, q->dc->page_max));
-    for (i = 0; params[i]; i++) {
-        text = field(p, text, apr_table_get(q->args, params[i]));
+    for (i = 0; i < n; i++) {
+        text = field(p, text, vals[i]);
     }
     ecom_sha256_hex(text, strlen(text), hex);
     return apr_pstrcat(p, "ecom:page:", hex, NULL);
+}
+
+const char *ecom_cache_key(ecom_req *q, unsigned section, const char *kind,
+                           const char *const *params)
+{
+    const char **vals;
+    int i, n = 0;
+
+    if (!q->sc->cache) {
+        return NULL;
+    }
+    while (params[n]) {
+        n++;
+    }
+    vals = apr_palloc(q->r->pool, sizeof(*vals) * (n ? n : 1));
+    for (i = 0; i < n; i++) {
+        vals[i] = apr_table_get(q->args, params[i]);
+    }
+    return ecom_cache_key_of(q, section, kind, n, vals);
 }
 
 /* Ecom-Cache is for operators and tests, not part of the API: only when

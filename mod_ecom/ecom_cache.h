@@ -50,6 +50,14 @@ void ecom_cache_child_init(apr_pool_t *p, server_rec *s);
  * answers an error itself. */
 const char *ecom_cache_key(struct ecom_req *q, unsigned section,
                            const char *kind, const char *const *params);
+/* The same from n values the handler gives (what else the answer depends
+ * on: a generation it read, the caller, its own arguments), in a fixed
+ * order, each one a field of the key (NULL: absent), instead of query
+ * parameters. One piece of code builds every key: ecom_cache_key is this
+ * with the named parameters' values. */
+const char *ecom_cache_key_of(struct ecom_req *q, unsigned section,
+                              const char *kind, int n,
+                              const char *const *vals);
 /* Answers from the cache (returns 200) or returns 0 on a miss or when key
  * is NULL. */
 int ecom_cache_serve(struct ecom_req *q, const char *key);

@@ -32,8 +32,22 @@ int ecom_guest_wanted(ecom_req *q);
  * 401 for a malformed, unknown or expired token, as
  * ecom_guest_rejected(). A request with neither credentials nor a cart
  * token that may not create one is never a guest's: it gets the 401 of
- * ecom_authenticate(). */
-int ecom_guest_authenticate(ecom_req *q);
+ * ecom_authenticate(). With deferred set (a GET route flagged
+ * ECOM_AUTH_INLINE) a token of the right shape is not looked up: it is
+ * left to the route's statement (q->guest_pending), which resolves it by
+ * q->guest_hash, one round trip fewer; the route then calls
+ * ecom_guest_resolved() with what it found, or ecom_guest_find(). */
+int ecom_guest_authenticate(ecom_req *q, int deferred);
+/* A pending guest (above): cart_id is the live cart the route's statement
+ * found for q->guest_hash (its decimal text; NULL: none). Sets
+ * q->guest_cart_id and returns 0, or answers the 401
+ * ecom_guest_authenticate would have (a browser session's stale cart
+ * token leaves the session) and returns it. */
+int ecom_guest_resolved(ecom_req *q, const char *cart_id);
+/* A pending guest's cart looked up on its own (a route that does not run
+ * its resolving statement: no cache, or a refusal before it): as
+ * ecom_guest_resolved, or the 503 of a database failure. */
+int ecom_guest_find(ecom_req *q);
 /* The 401 of a Cart-Token that names no live guest cart. */
 int ecom_guest_rejected(ecom_req *q);
 

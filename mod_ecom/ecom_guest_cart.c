@@ -37,6 +37,9 @@
 #include "ecom_crypto.h"
 #include "ecom_http.h"
 #include "ecom_session.h"
+#include "ecom_util.h"
+
+#include <limits.h>
 
 /* ecom_guest_cart_merge's columns */
 enum { M_PRODUCT_ID, M_NAME, M_REQUESTED, M_ADDED, M_QUANTITY, M_REASON };
@@ -120,13 +123,33 @@ static int stale_session_cart(ecom_req *q)
                                          : ecom_guest_rejected(q);
 }
 
-int ecom_guest_authenticate(ecom_req *q)
+/* The guest's cart (q->guest_hash) looked up: found (its id), or the 401,
+ * or the 503. PATCH and DELETE push its expiry forward. */
+static int lookup(ecom_req *q)
 {
-    const char *tok = apr_table_get(q->r->headers_in, "Cart-Token");
-    const char *kept = NULL;
     apr_dbd_row_t *row;
     const char *args[2];
     ecom_err e;
+
+    if (q->r->method_number != M_PATCH && q->r->method_number != M_DELETE) {
+        args[0] = q->guest_hash;
+        e = ecom_db_one(q, "ecom_guest_cart_find", &row, 1, args);
+    }
+    else {
+        args[0] = apr_itoa(q->r->pool, q->sc->guest_cart_lifetime);
+        args[1] = q->guest_hash;
+        e = ecom_db_one(q, "ecom_guest_cart_touch", &row, 2, args);
+    }
+    if (e && e != ECOM_E_NOT_FOUND) {
+        return ecom_fail(q, e);
+    }
+    return ecom_guest_resolved(q, row ? ecom_db_get(q, row, 0) : NULL);
+}
+
+int ecom_guest_authenticate(ecom_req *q, int deferred)
+{
+    const char *tok = apr_table_get(q->r->headers_in, "Cart-Token");
+    const char *kept = NULL;
     int rv;
 
     q->guest = 1;
@@ -144,26 +167,33 @@ int ecom_guest_authenticate(ecom_req *q)
         return kept ? stale_session_cart(q) : ecom_guest_rejected(q);
     }
     q->guest_hash = token_hash(q, tok);
+    if (deferred) {
+        q->guest_pending = 1;
+        return 0;
+    }
     /* a POST's cart is found (and locked) again by ecom_guest_cart_add; it
      * is looked up here too, so a bad token is answered before the body,
      * as a bad bearer token is */
-    if (q->r->method_number != M_PATCH && q->r->method_number != M_DELETE) {
-        args[0] = q->guest_hash;
-        e = ecom_db_one(q, "ecom_guest_cart_find", &row, 1, args);
+    return lookup(q);
+}
+
+int ecom_guest_resolved(ecom_req *q, const char *cart_id)
+{
+    long long id;
+
+    q->guest_pending = 0;
+    if (!cart_id || ecom_parse_ll(cart_id, 1, LLONG_MAX, &id) != 0) {
+        /* the token came from the session when no header was sent */
+        return !apr_table_get(q->r->headers_in, "Cart-Token")
+               ? stale_session_cart(q) : ecom_guest_rejected(q);
     }
-    else {
-        args[0] = apr_itoa(q->r->pool, q->sc->guest_cart_lifetime);
-        args[1] = q->guest_hash;
-        e = ecom_db_one(q, "ecom_guest_cart_touch", &row, 2, args);
-    }
-    if (e == ECOM_E_NOT_FOUND) {
-        return kept ? stale_session_cart(q) : ecom_guest_rejected(q);
-    }
-    if (e) {
-        return ecom_fail(q, e);
-    }
-    q->guest_cart_id = ecom_db_ll(q, row, 0);
+    q->guest_cart_id = id;
     return 0;
+}
+
+int ecom_guest_find(ecom_req *q)
+{
+    return q->guest_pending ? lookup(q) : 0;
 }
 
 /* One merge row as a report entry. */

@@ -24,8 +24,16 @@
  * last order, the cart's products), and made part of the key: an answer is
  * never served after the refresh, order or cart change that makes it old.
  * A hit then costs that statement and the cache lookup instead of the
- * read function and ten product rows. Without a cache, the small statement
- * is not run.
+ * read function and ten product rows. The user and user-cart routes are
+ * ECOM_AUTH_INLINE: their small statement also resolves the bearer token
+ * (ECOM_CALLER_SQL, the rule of ecom_token_user), so a hit is ONE round
+ * trip, and the caller is known (a 401 answered) before any key is made or
+ * looked up: a token revoked after a cached answer never gets it. Without
+ * a cache, the small statement is not run and the token is resolved the
+ * usual way (ecom_authenticate), so every answer is the same with and
+ * without a cache. A guest cart's Cart-Token is resolved the same way by
+ * its small statement (the router leaves it: ecom_guest_authenticate's
+ * deferred lookup).
  *
  * Who sees what: a product's recommendations are anyone's (an inactive
  * product is a 404 but to staff, as its detail); personal picks are the
@@ -44,8 +52,10 @@
  * and restored after. Log tags: ECOM11xx.
  */
 #include "ecom_resource.h"
+#include "ecom_auth.h"
 #include "ecom_http.h"
 #include "ecom_cache.h"
+#include "ecom_cart.h"
 #include "ecom_products.h"
 #include "ecom_recs.h"
 #include "ecom_util.h"
@@ -70,20 +80,35 @@ enum { C_TARGET, C_SCORE, C_STRATEGY, C_PRODUCT };
 
 /* the last refresh run's id ("0" before the first), part of every key */
 #define RECS_GEN "(SELECT COALESCE(max(id), 0) FROM rec_refresh_runs)"
+/* the caller of a generation statement, by the token's hash: one row
+ * whoever it names (ecom_auth.h) */
+#define RECS_CALLER \
+    "FROM (VALUES (1)) one LEFT JOIN (" ECOM_CALLER_SQL ") a ON true"
 
 static const ecom_stmt recs_sql[] = {
     /* what a cached answer depends on besides the catalog (see the head) */
     { "ecom_recs_product_gen", "SELECT " RECS_GEN, ECOM_STMT_READ },
+    /* a user's and a user cart's: the caller first, resolved from the
+     * bearer token's hash (the last parameter; NULL when the router
+     * authenticated the caller: then columns of NULLs) by ecom_token_user's
+     * rule, so a cache hit is this one round trip and the lookup; the
+     * user asked about is the first parameter, or else the caller */
     { "ecom_recs_user_gen",
-      "SELECT " RECS_GEN ", (SELECT COALESCE(max(o.id), 0) FROM orders o "
-      "WHERE o.user_id = %s::bigint)", ECOM_STMT_READ },
-    { "ecom_recs_cart_gen",
-      "SELECT " RECS_GEN ", ARRAY(SELECT ci.product_id FROM cart_items ci "
-      "WHERE ci.user_id = %s::bigint ORDER BY ci.id)::text", ECOM_STMT_READ },
-    { "ecom_recs_guest_cart_gen",
-      "SELECT " RECS_GEN ", ARRAY(SELECT gi.product_id FROM guest_cart_items "
-      "gi WHERE gi.cart_id = %s::bigint ORDER BY gi.id)::text",
+      "SELECT a.*, " RECS_GEN ", (SELECT COALESCE(max(o.id), 0) FROM orders o "
+      "WHERE o.user_id = COALESCE(%s::bigint, a.caller_id)) " RECS_CALLER,
       ECOM_STMT_READ },
+    { "ecom_recs_cart_gen",
+      "SELECT a.*, " RECS_GEN ", ARRAY(SELECT ci.product_id FROM cart_items "
+      "ci WHERE ci.user_id = COALESCE(%s::bigint, a.caller_id) "
+      "ORDER BY ci.id)::text " RECS_CALLER, ECOM_STMT_READ },
+    /* a guest cart's: the cart first, found by its Cart-Token's hash (the
+     * last parameter; NULL when the router found it: the first is its id),
+     * by ecom_guest_cart_find's rule */
+    { "ecom_recs_guest_cart_gen",
+      "SELECT g.id, " RECS_GEN ", ARRAY(SELECT gi.product_id FROM "
+      "guest_cart_items gi WHERE gi.cart_id = COALESCE(%s::bigint, g.id) "
+      "ORDER BY gi.id)::text FROM (VALUES (1)) one LEFT JOIN guest_carts g "
+      "ON g.token_hash = %s AND g.expires_at > now()", ECOM_STMT_READ },
     /* the product asked about is the row's first column: no row at all
      * is a 404, one row with NULLs an empty list */
     { "ecom_recs_product",
@@ -168,7 +193,7 @@ static int render(ecom_req *q, const char *label, int nargs,
     apr_dbd_row_t *row = NULL;
     json_t *items = ecom_jarray(q);
     const char *strategy = NULL;
-    int rows = 0;
+    int rows = 0, status;
     ecom_err e;
 
     if ((e = ecom_db_select(q, label, &res, nargs, args))) {
@@ -193,51 +218,86 @@ static int render(ecom_req *q, const char *label, int nargs,
     if (rows == 0) {
         return ecom_problem(q, HTTP_NOT_FOUND, "not-found", what);
     }
-    rows = ecom_json(q, HTTP_OK,
-                     ecom_jown(q, json_pack("{s:O, s:s}", "items", items,
-                                            "strategy",
-                                            strategy ? strategy : "none")));
+    status = ecom_json(q, HTTP_OK,
+                       ecom_jown(q, json_pack("{s:O, s:s}", "items", items,
+                                              "strategy",
+                                              strategy ? strategy : "none")));
     ecom_cache_store(q, ckey);
-    return rows;
+    return status;
+}
+
+/* Whose a generation statement resolves first (its leading columns):
+ * no one (a product's), the bearer token's caller (ECOM_CALLER_SQL: the
+ * route is ECOM_AUTH_INLINE, q->token_hash), a guest's cart
+ * (q->guest_pending, q->guest_hash). */
+enum { GEN_ANYONE, GEN_USER, GEN_GUEST };
+
+/* What a cached answer depends on besides the catalog (see the head),
+ * read by the generation statement label into gen[0..n-1], after the
+ * caller (by): the statement's parameters are whose (the user or guest
+ * cart asked about; NULL: the one the token names) and the token's hash
+ * (NULL when the router resolved it: then leading columns of NULLs), none
+ * for GEN_ANYONE. Returns 0 with the caller known, or the status set (401,
+ * 503). Without a cache the statement is not run: gen[0] is NULL (no key)
+ * and a token left to the route is resolved the usual way, so that every
+ * answer is the same with and without a cache. */
+static int recs_gen(ecom_req *q, int by, const char *label, const char *whose,
+                    int n, const char **gen)
+{
+    const char *args[2];
+    apr_dbd_row_t *row;
+    int i, first = by == GEN_USER ? ECOM_CALLER_NCOLS : by == GEN_GUEST;
+    int rv = 0;
+    ecom_err e;
+
+    gen[0] = NULL;
+    if (!q->sc->cache) {
+        return q->token_hash ? ecom_authenticate(q, 1) : ecom_guest_find(q);
+    }
+    args[0] = whose;
+    args[1] = by == GEN_USER ? q->token_hash
+              : q->guest_pending ? q->guest_hash : NULL;
+    if ((e = ecom_db_one(q, label, &row, by == GEN_ANYONE ? 0 : 2, args))) {
+        return ecom_fail(q, e);
+    }
+    if (by == GEN_USER && q->token_hash) {
+        rv = ecom_auth_caller(q, row, 0);
+    }
+    else if (by == GEN_GUEST && q->guest_pending) {
+        rv = ecom_guest_resolved(q, ecom_db_get(q, row, 0));
+    }
+    if (rv) {
+        return rv;
+    }
+    for (i = 0; i < n; i++) {
+        gen[i] = ecom_db_get(q, row, first + i);
+    }
+    return 0;
 }
 
 /* The cache key of this answer (NULL: not cached): kind, then what
- * ecom_recs_*_gen read (n values), then the handler's arguments, each
- * length-prefixed. The generation statement runs only when there is a
- * cache; its failure leaves the answer uncached (the read that follows
- * reports the database's problem). */
-static const char *recs_key(ecom_req *q, const char *kind, const char *gen,
-                            const char *arg, int n, const char **vals,
-                            int nargs, const char **args)
+ * recs_gen read (n values; none when gen[0] is NULL), then the handler's
+ * arguments (nargs), each one field of the key (ecom_cache_key_of). */
+static const char *recs_key(ecom_req *q, const char *kind, int n,
+                            const char **gen, int nargs, const char **args)
 {
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
-    const char *text = kind;
+    const char **vals;
     int i;
 
-    if (!q->sc->cache) {
+    if (!gen[0]) {
         return NULL;
     }
-    if (ecom_db_select(q, gen, &res, arg ? 1 : 0, &arg) != ECOM_OK
-        || !(row = ecom_db_row(q, res))) {
-        return NULL;
-    }
+    vals = apr_palloc(q->r->pool, sizeof(*vals) * (apr_size_t)(n + nargs));
     for (i = 0; i < n; i++) {
-        vals[i] = ecom_db_get(q, row, i);
-        if (!vals[i]) {
+        if (!gen[i]) {
             return NULL;
         }
-        text = apr_psprintf(q->r->pool, "%s|%" APR_SIZE_T_FMT ":%s", text,
-                            strlen(vals[i]), vals[i]);
+        vals[i] = gen[i];
     }
     for (i = 0; i < nargs; i++) {
-        text = apr_psprintf(q->r->pool, "%s|%" APR_SIZE_T_FMT ":%s", text,
-                            strlen(args[i]), args[i]);
+        vals[n + i] = args[i];
     }
-    {
-        static const char *const none[] = { NULL };
-        return ecom_cache_key(q, ECOM_CACHE_CATALOG, text, none);
-    }
+    return ecom_cache_key_of(q, ECOM_CACHE_CATALOG, kind, n + nargs, vals);
 }
 
 /* GET /products/{id}/recommendations/ */
@@ -246,27 +306,30 @@ static int ecom_recs_product(ecom_req *q)
     const char *args[3], *gen[1], *ckey;
     int limit = RECS_DEFAULT, rv;
 
-    if ((rv = limit_arg(q, &limit))) {
+    if ((rv = limit_arg(q, &limit))
+        || (rv = recs_gen(q, GEN_ANYONE, "ecom_recs_product_gen", NULL, 1,
+                          gen))) {
         return rv;
     }
     args[0] = apr_itoa(q->r->pool, limit);
     args[1] = ECOM_LL(q, q->id[0]);
     args[2] = q->is_staff ? "true" : "false";
-    ckey = recs_key(q, "recs-product", "ecom_recs_product_gen", NULL, 1, gen,
-                    3, args);
+    ckey = recs_key(q, "recs-product", 1, gen, 3, args);
     if (ecom_cache_serve(q, ckey)) {
         return HTTP_OK;
     }
     return render(q, "ecom_recs_product", 3, args, "No such product.", ckey);
 }
 
-/* GET /recommendations/ */
+/* GET /recommendations/ (ECOM_AUTH_INLINE: the caller is known once
+ * recs_gen returns; the query is checked before, and a bad one answered
+ * after the token, by the router, as on every route) */
 static int ecom_recs_user(ecom_req *q)
 {
     const char *uid = apr_table_get(q->args, "user_id");
     const char *new_only = apr_table_get(q->args, "new_only");
     const char *args[3], *gen[2], *ckey;
-    long long user = q->user_id;
+    long long user = 0;
     int limit = RECS_DEFAULT, rv;
 
     if ((rv = limit_arg(q, &limit))) {
@@ -277,30 +340,36 @@ static int ecom_recs_user(ecom_req *q)
         return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
                             "Query parameter new_only must be true or false.");
     }
-    if (uid) {
-        if (ecom_parse_ll(uid, 1, APR_INT64_MAX, &user) != 0) {
-            return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
-                                "Query parameter user_id must be a positive "
-                                "integer.");
-        }
-        if (!q->reads_all && user != q->user_id) {
-            return ecom_problem(q, HTTP_FORBIDDEN, "forbidden",
-                                "Only staff and support may see another "
-                                "user's recommendations (user_id).");
-        }
+    if (uid && ecom_parse_ll(uid, 1, APR_INT64_MAX, &user) != 0) {
+        return ecom_problem(q, HTTP_BAD_REQUEST, "bad-request",
+                            "Query parameter user_id must be a positive "
+                            "integer.");
+    }
+    if ((rv = recs_gen(q, GEN_USER, "ecom_recs_user_gen",
+                       uid ? ECOM_LL(q, user) : q->token_hash ? NULL
+                       : ECOM_LL(q, q->user_id), 2, gen))) {
+        return rv;
+    }
+    if (!uid) {
+        user = q->user_id;
+    }
+    else if (!q->reads_all && user != q->user_id) {
+        return ecom_problem(q, HTTP_FORBIDDEN, "forbidden",
+                            "Only staff and support may see another "
+                            "user's recommendations (user_id).");
     }
     args[0] = apr_itoa(q->r->pool, limit);
     args[1] = new_only && strcmp(new_only, "true") == 0 ? "true" : "false";
     args[2] = ECOM_LL(q, user);
-    ckey = recs_key(q, "recs-user", "ecom_recs_user_gen", args[2], 2, gen,
-                    3, args);
+    ckey = recs_key(q, "recs-user", 2, gen, 3, args);
     if (ecom_cache_serve(q, ckey)) {
         return HTTP_OK;
     }
     return render(q, "ecom_recs_user", 3, args, "No such user.", ckey);
 }
 
-/* GET /cart/recommendations/: the caller's cart, or its guest cart */
+/* GET /cart/recommendations/: the caller's cart, or its guest cart, each
+ * resolved by recs_gen (ECOM_AUTH_INLINE) */
 static int ecom_recs_cart(ecom_req *q)
 {
     const char *args[2], *gen[2], *ckey;
@@ -309,12 +378,23 @@ static int ecom_recs_cart(ecom_req *q)
     if ((rv = limit_arg(q, &limit))) {
         return rv;
     }
+    if (q->guest) {
+        rv = recs_gen(q, GEN_GUEST, "ecom_recs_guest_cart_gen",
+                      q->guest_pending ? NULL
+                      : ECOM_LL(q, q->guest_cart_id), 2, gen);
+    }
+    else {
+        rv = recs_gen(q, GEN_USER, "ecom_recs_cart_gen", q->token_hash ? NULL
+                      : ECOM_LL(q, q->user_id), 2, gen);
+    }
+    if (rv) {
+        return rv;
+    }
     args[0] = ECOM_LL(q, q->guest ? q->guest_cart_id : q->user_id);
     args[1] = apr_itoa(q->r->pool, limit);
     /* keyed by the basket's products (in the order they were added), not
      * by the cart: carts holding the same products share the answer */
-    ckey = recs_key(q, "recs-basket", q->guest ? "ecom_recs_guest_cart_gen"
-                    : "ecom_recs_cart_gen", args[0], 2, gen, 1, &args[1]);
+    ckey = recs_key(q, "recs-basket", 2, gen, 1, &args[1]);
     if (!ckey) {
         return render(q, q->guest ? "ecom_recs_guest_cart" : "ecom_recs_cart",
                       2, args, "No such cart.", NULL);
@@ -375,10 +455,10 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
 static const ecom_route recs_routes[] = {
     { M_GET, "products/{id}/recommendations", ecom_recs_product,
       ECOM_AUTH_NONE, 0, 0, "recs.product" },
-    { M_GET, "recommendations", ecom_recs_user, ECOM_AUTH_USER, 0, 0,
-      "recs.user" },
+    { M_GET, "recommendations", ecom_recs_user, ECOM_AUTH_USER,
+      ECOM_AUTH_INLINE, 0, "recs.user" },
     { M_GET, "cart/recommendations", ecom_recs_cart, ECOM_AUTH_USER,
-      ECOM_GUEST, 0, "recs.cart" },
+      ECOM_AUTH_INLINE | ECOM_GUEST, 0, "recs.cart" },
     { 0, NULL, NULL, 0, 0, 0, NULL }
 };
 

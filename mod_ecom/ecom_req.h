@@ -73,8 +73,13 @@ typedef struct ecom_req {
                                 * of guest_new_token */
     const char *guest_new_token; /* POST /cart/ without a Cart-Token: the
                                   * token of the cart it creates */
+    int guest_pending;         /* the Cart-Token (guest_hash) is left to
+                                * the route's statement (ECOM_AUTH_INLINE
+                                * GET routes, ecom_cart.h) until
+                                * ecom_guest_resolved() */
     /* issue 9, accounts and roles (ecom_account.c), set by
-     * ecom_authenticate; 0 on ECOM_AUTH_INLINE routes resolved inline */
+     * ecom_authenticate and ecom_auth_caller; 0 on the ECOM_AUTH_INLINE
+     * writes (cart add, checkout) resolved inline */
     long long token_id;        /* the bearer token's auth_tokens.id */
     int reads_all;             /* role staff or support: may read every
                                 * order and user (is_staff: staff only) */

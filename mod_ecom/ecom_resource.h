@@ -35,7 +35,9 @@ typedef enum {
 #define ECOM_AUTH_INLINE (1u << 3)  /* ECOM_AUTH_USER: without an
                                      * Idempotency-Key the route's statement
                                      * resolves the token (q->token_hash,
-                                     * ecom_auth.h), one round trip fewer */
+                                     * ecom_auth.h), one round trip fewer;
+                                     * a handler that answers 2xx without
+                                     * resolving it is refused (500) */
 #define ECOM_GUEST (1u << 4)        /* ECOM_AUTH_USER cart routes: a client
                                      * sending no Authorization is served
                                      * by its Cart-Token, and a POST with

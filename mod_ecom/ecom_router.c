@@ -170,7 +170,8 @@ static int authenticate(ecom_req *q, const ecom_route *rt)
     case ECOM_AUTH_USER:
         /* a cart route without credentials: a guest cart (issue 9) */
         if ((rt->flags & ECOM_GUEST) && ecom_guest_wanted(q)) {
-            return ecom_guest_authenticate(q);
+            return ecom_guest_authenticate(q, (rt->flags & ECOM_AUTH_INLINE)
+                                              && rt->method == M_GET);
         }
         /* an Idempotency-Key's record is keyed by the user: known first */
         if ((rt->flags & ECOM_AUTH_INLINE)
@@ -290,13 +291,22 @@ static int run_route(ecom_req *q, const ecom_route *rt)
         rv = rt->fn(q);
     }
     ecom_throttle_leave(q);
-    if (q->token_hash && q->status >= 400 && q->status < 500
-        && q->status != HTTP_UNAUTHORIZED) {
+    if ((q->token_hash || q->guest_pending) && q->status >= 400
+        && q->status < 500 && q->status != HTTP_UNAUTHORIZED) {
         /* ECOM_AUTH_INLINE: refused before its statement resolved the
-         * token. A bad token is answered first, as on every other route
-         * (nothing was written: the statement never ran) */
-        int a = ecom_authenticate(q, 1);
+         * token (or Cart-Token). A bad token is answered first, as on every
+         * other route (nothing was written: the statement never ran) */
+        int a = q->token_hash ? ecom_authenticate(q, 1) : ecom_guest_find(q);
         rv = a ? a : rv;
+    }
+    else if ((q->token_hash || q->guest_pending) && q->status < 400) {
+        /* an ECOM_AUTH_INLINE handler answered without resolving the token
+         * (ecom_auth_resolved, ecom_auth_caller, ecom_guest_resolved): a
+         * bug, never an answer */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, q->r, "ECOM0209: route %s "
+                      "answered %d without resolving the caller's token",
+                      rt->name, q->status);
+        rv = ecom_fail(q, ECOM_E_INTERNAL);
     }
     if (rt->invalidates && q->status >= 200 && q->status < 300) {
         /* the write is committed by now (ecom_db_tx, ecom_idem_run) */

@@ -35,20 +35,7 @@ my $tls  = $ENV{ECOM_TLS_URL};           # https://127.0.0.1:PORT
 my $self = $tls;                          # this server's origin
 my $B    = '/browser';
 
-# The Set-Cookie headers of an answer as { name => { value, attrs => {lc name => value} } }.
-sub set_cookies {
-    my ($res) = @_;
-    my $h = $res->{headers}{'set-cookie'} // [];
-    my %c;
-    for my $line (ref $h ? @$h : $h) {
-        my ($pair, @attrs) = split /\s*;\s*/, $line;
-        my ($name, $value) = $pair =~ /^([^=]+)=(.*)$/ or next;
-        my %a;
-        for (@attrs) { my ($k, $v) = /^([^=]+)(?:=(.*))?$/ or next; $a{lc $k} = $v // 1 }
-        $c{$name} = { value => $value, attrs => \%a, line => $line };
-    }
-    return \%c;
-}
+# set_cookies: EcomTest's.
 
 # A browser-like request to the session API: jar => {name => value} is sent
 # as the Cookie header, csrf => value as X-CSRF-Token.

@@ -23,21 +23,9 @@ plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{EC
 my $staff = staff_token();
 my $w = 'rc' . join '', map { chr(97 + int rand 26) } 1 .. 8;
 
-# A customer with one paid order holding every product of @ps (one each).
-sub buyer {
-    my (@ps) = @_;
-    my $u = register_user(name => 'Rec Buyer');
-    for my $p (@ps) {
-        my $r = api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 1 });
-        die "buyer: cart: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    }
-    my $r = api(POST => '/orders/', token => $u->{token});
-    die "buyer: checkout: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    my $o = $r->{json}{id};
-    $r = api(POST => "/orders/$o/payments/", token => $u->{token}, body => { token => 'tok_ok' });
-    die "buyer: pay: $r->{status} $r->{content}\n" unless $r->{status} == 201;
-    return $u;
-}
+# buyer: a customer with one paid order holding every product given
+# (EcomTest's paid_buyer).
+sub buyer { return paid_buyer(@_) }
 sub refresh {
     my $r = ecom_admin('recs-refresh', '--force');
     is $r->{rc}, 0, 'ecom-admin recs-refresh --force succeeds' or diag $r->{err};

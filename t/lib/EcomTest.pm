@@ -17,7 +17,7 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  error_log_text error_log_size content_type is_json_ct
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
                  server_status module_directives pending_order
-                 kill_mid_request retry_until_final);
+                 kill_mid_request retry_until_final set_cookies paid_buyer);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -200,6 +200,39 @@ sub register_user {
             && defined $res->{json}{token};
     return { email => $email, password => $password, token => $res->{json}{token},
              user => $res->{json}{user}, id => $res->{json}{user}{id}, res => $res };
+}
+
+# paid_buyer(@products): a new customer (register_user) with one paid order
+# holding one of each product (objects with an id), placed through the API
+# (cart, checkout, sandbox payment): history for the recommendations.
+sub paid_buyer {
+    my (@ps) = @_;
+    my $u = register_user(name => 'Rec Buyer');
+    for my $p (@ps) {
+        my $r = api(POST => '/cart/', token => $u->{token}, body => { product_id => $p->{id}, quantity => 1 });
+        die "buyer: cart: $r->{status} $r->{content}\n" unless $r->{status} == 201;
+    }
+    my $r = api(POST => '/orders/', token => $u->{token});
+    die "buyer: checkout: $r->{status} $r->{content}\n" unless $r->{status} == 201;
+    $r = api(POST => "/orders/$r->{json}{id}/payments/", token => $u->{token}, body => { token => 'tok_ok' });
+    die "buyer: pay: $r->{status} $r->{content}\n" unless $r->{status} == 201;
+    return $u;
+}
+
+# The Set-Cookie headers of an answer as
+# { name => { value, attrs => { lower-case name => value }, line } }.
+sub set_cookies {
+    my ($res) = @_;
+    my $h = $res->{headers}{'set-cookie'} // [];
+    my %c;
+    for my $line (ref $h ? @$h : $h) {
+        my ($pair, @attrs) = split /\s*;\s*/, $line;
+        my ($name, $value) = $pair =~ /^([^=]+)=(.*)$/ or next;
+        my %a;
+        for (@attrs) { my ($k, $v) = /^([^=]+)(?:=(.*))?$/ or next; $a{lc $k} = $v // 1 }
+        $c{$name} = { value => $value, attrs => \%a, line => $line };
+    }
+    return \%c;
 }
 
 # login($email, $password, base => $url)
