@@ -7,7 +7,9 @@
 # product first; never the product itself, nothing inactive or out of
 # stock; a product without history falls back to similar names, one with
 # neither to what is popular, and `strategy` says which; personal picks
-# hold "buy again" and new_only drops what was bought; a new user gets
+# hold "buy again" and new_only drops what was bought; the never-bought
+# ones come from the random walk with its popularity penalty (sql/030,
+# checked on a hand-computed case); a new user gets
 # popular ones; another user's cart never shows through; bad limit,
 # new_only and user_id values: 400 problem+json, never a 5xx.
 use strict;
@@ -70,6 +72,20 @@ my $t1 = create_product(category => $cat{tools}, name => "Copper watering can $w
 my $t2 = create_product(category => $cat{tools}, name => "Copper watering can $w large", description => "copper can $w");
 my $t3 = create_product(category => $cat{tools}, name => "Zinc garden bucket $w", description => "bucket $w");
 my $y1 = create_product(category => $cat{toys}, name => "Copper watering can $w", description => "copper can $w");
+# personal picks of products never bought (sql/030): the random walk's
+# neighbours with the popularity penalty. W with P in three orders, P with
+# R in five more (P is in 8 orders), W with Q in two (Q: 2); a customer
+# bought W alone. Walk from W: P 3 x 1/2 / 8^0.4 = 0.653, Q 2 x 1/2 / 2^0.4
+# = 0.758: Q first, P at 0.653 / 0.758 = 1.5 x 0.25^0.4 = 0.8615 of it. The
+# bought-together cosine (022) ranks P first: 3 / (sqrt(6 x 8) + 5) = 0.251
+# against Q's 2 / (sqrt(6 x 2) + 5) = 0.236.
+my %q;
+$q{$_} = create_product(name => "Walk $_ $w " . join('', map { chr(97 + int rand 26) } 1 .. 6),
+                        stock => 100, price => 500) for qw(W P Q R);
+buyer($q{W}, $q{P}) for 1 .. 3;
+buyer($q{P}, $q{R}) for 1 .. 5;
+buyer($q{W}, $q{Q}) for 1 .. 2;
+my $walker = buyer($q{W});
 refresh();
 
 # --- bought together ---------------------------------------------------------
@@ -139,6 +155,19 @@ ok((grep { $_ == $p{B}{id} } @{ ids($new) }), 'new_only: the personal pick stays
 is recs('/recommendations/?new_only=false', token => $ac->{token})->{status}, 200, 'new_only=false: 200';
 is_problem recs('/recommendations/?new_only=yes', token => $ac->{token}), 400, undef, 'new_only=yes: 400';
 is_problem recs('/recommendations/?limit=0', token => $ac->{token}), 400, undef, 'personal, limit=0: 400';
+
+# the walk's popularity penalty (sql/030; the numbers above)
+$r = recs("/products/$q{W}{id}/recommendations/?limit=2");
+is_deeply ids($r), [ $q{P}{id}, $q{Q}{id} ], 'W\'s page (bought together, cosine): P before Q';
+$new = recs('/recommendations/?new_only=true', token => $walker->{token});
+is_deeply [ map { $_->{id} } @{ $new->{json}{items} }[0, 1] ], [ $q{Q}{id}, $q{P}{id} ],
+    'new_only for a buyer of W: Q before the more popular P (the walk divides by orders^0.4)';
+is_deeply [ map { $_->{strategy} } @{ $new->{json}{items} }[0, 1] ], [ 'personal', 'personal' ], '... as personal';
+ok abs($new->{json}{items}[0]{score} - 1) < 1e-6 && abs($new->{json}{items}[1]{score} - 1.5 * 0.25**0.4) < 1e-4,
+    "scores 1 and 1.5 x 0.25^0.4 = 0.8615 ($new->{json}{items}[0]{score}, $new->{json}{items}[1]{score})";
+$r = recs('/recommendations/?limit=3', token => $walker->{token});
+is_deeply ids($r), [ $q{W}{id}, $q{Q}{id}, $q{P}{id} ], 'all products: W again, then Q, then P';
+is $r->{json}{items}[0]{strategy}, 'buy_again', '... W as buy_again';
 
 my $newbie = register_user();
 $r = recs('/recommendations/', token => $newbie->{token});
