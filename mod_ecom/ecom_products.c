@@ -5,7 +5,8 @@
  * Listing: the statements a generic plan serves well at any value, the
  * hot paths, and one that PostgreSQL plans per request:
  *   - no filter, or in_stock alone: one statement per sort order, an
- *     ordered index walk stopping after limit + 1 rows;
+ *     ordered index walk stopping after limit + 1 rows (in_stock=false
+ *     by id or newest: a walk of the sold-out ids, sql/031);
  *   - category alone, by id or newest: a walk of products_category per
  *     category of the subtree, merged;
  *   - any price bound or q, category with in_stock or in another order:
@@ -58,6 +59,11 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
 
 /* in_stock=true or false */
 #define STOCK_IS "AND (p.stock > 0) = %s::boolean "
+#define SOLD_OUT_SELECT \
+    "SELECT " PRODUCT_COLS " FROM product_sold_out o " \
+    "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = o.id " \
+    "AND p.active AND p.stock = 0 OFFSET 0) p " \
+    "LEFT JOIN categories c ON c.id = p.category_id "
 /* The page of a category's subtree: per category id, a walk of
  * products_category (category_id, id) stopping after a page (inner: its
  * keyset condition and order), the walks merged in the list's order, the
@@ -100,6 +106,16 @@ static const ecom_stmt product_sql[] = {
     { "ecom_products_sd", LIST_SELECT STOCK_IS KEY_PRICE_DESC,
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_sr", LIST_SELECT STOCK_IS KEY_RATING,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* in_stock=false by id or newest: the ids of sql/031's
+     * product_sold_out in order, each product probed by id (OFFSET 0: not
+     * turned into a walk of products) */
+    { "ecom_products_oi", SOLD_OUT_SELECT
+      "WHERE o.id > COALESCE(%s::bigint, 0) ORDER BY o.id LIMIT %s::int",
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_on", SOLD_OUT_SELECT
+      "WHERE o.id < COALESCE(%s::bigint, 9223372036854775807) "
+      "ORDER BY o.id DESC LIMIT %s::int",
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* category alone, by id or newest: one walk of
      * products_category (category_id, id) per category of the subtree,
@@ -479,7 +495,10 @@ static int ecom_products_list(ecom_req *q)
     }
     else {
         /* no filter, or in_stock alone */
-        if (instock) {
+        int sold_out = instock && !strcmp(instock, "false")
+                       && (tag == 'i' || tag == 'n');
+
+        if (instock && !sold_out) {
             args[nargs++] = instock;
         }
         args[nargs++] = two_keys ? key1 : key2;
@@ -489,7 +508,7 @@ static int ecom_products_list(ecom_req *q)
         args[nargs++] = apr_itoa(q->r->pool, limit + 1);
         /* labels are case-folded by PostgreSQL: 'P' is spelled 'd' there */
         e = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%s%c",
-                                           instock ? "s" : "",
+                                           sold_out ? "o" : instock ? "s" : "",
                                            tag == 'P' ? 'd' : tag),
                            &res, nargs, args);
     }

@@ -135,6 +135,10 @@ my %cases = (
     ecom_products_sp => [ [ 'in stock, by price', [ 'true', undef, undef, 21 ], 'products_active_price' ] ],
     ecom_products_sd => [ [ 'sold out, by price descending', [ 'false', undef, undef, 21 ], 'products_active_price_desc' ] ],
     ecom_products_sr => [ [ 'sold out, by rating', [ 'false', undef, undef, 21 ], 'products_active_rating' ] ],
+    # in_stock=false by id or newest: the sold-out ids (sql/031)
+    ecom_products_oi => [ [ 'sold out, by id', [ undef, 21 ], 'product_sold_out_pkey' ],
+                          [ 'sold out, deep page', [ $pid, 21 ], 'product_sold_out_pkey' ] ],
+    ecom_products_on => [ [ 'sold out, newest', [ undef, 21 ], 'product_sold_out_pkey' ] ],
     # category (sql/031): one walk of products_category per category of
     # the subtree, whatever its size (its name exactly: not the primary
     # key, not products_category_active, neither of which gives the order)
