@@ -152,8 +152,9 @@ static const ecom_stmt product_sql[] = {
       "SELECT g.category_id, c.slug, c.name, g.bucket, g.in_stock, g.n "
       "FROM (SELECT f.category_id, f.bucket, f.in_stock, sum(f.n) AS n "
       "FROM product_facet_counts f WHERE f.n > 0 "
+      /* the subtree read once (an InitPlan), not per row */
       "AND (%s::text IS NULL "
-      "OR f.category_id = ANY (ecom_category_subtree(%s))) "
+      "OR f.category_id = ANY ((SELECT ecom_category_subtree(%s))::bigint[])) "
       "AND f.in_stock = COALESCE(%s::boolean, f.in_stock) "
       "GROUP BY GROUPING SETS ((f.category_id), (f.bucket), (f.in_stock))) g "
       "LEFT JOIN categories c ON c.id = g.category_id "
