@@ -53,8 +53,9 @@ DROP INDEX IF EXISTS products_sold_out;
 -- The SQL of a page's ids: the ids (and the relevance key, 0 for other
 -- sorts) of the page's products in order, reading only what the filters and
 -- the sort need, so PostgreSQL can answer it from an index alone. Same
--- parameters and sort tags as ecom_products_page_sql (sql/014), whose
--- fragments it shares (ecom_products_where).
+-- parameters, sort tags and fragments (ecom_products_where) as sql/014's
+-- ecom_products_page_sql, which it replaces. The subquery is flattened:
+-- its columns that the sort does not use are not read.
 CREATE FUNCTION ecom_products_ids_sql(p_category boolean, p_min boolean,
                                       p_max boolean, p_in_stock boolean,
                                       p_q boolean, p_fuzzy boolean,
@@ -87,8 +88,6 @@ BEGIN
     IF keys IS NULL THEN
         RAISE EXCEPTION 'ecom_products_ids_sql: unknown sort %', p_sort;
     END IF;
-    -- the subquery is flattened: its columns that the sort does not use
-    -- are not read
     RETURN 'SELECT s.id, s.rk FROM (SELECT p.id, p.price, p.rating_key, '
         || rk || ' AS rk FROM products p WHERE ' || w || ') s WHERE '
         || keys || ' LIMIT $9';
@@ -126,6 +125,35 @@ BEGIN
                   p_k2, p_limit;
     END IF;
 END $$;
+
+-- sql/014's page function, which the builds before this migration call:
+-- now the rows of ecom_products_ids' page, in its order (the same answer),
+-- and its SQL writer, which nothing calls any more, goes.
+CREATE OR REPLACE FUNCTION ecom_products_page(p_category text, p_min bigint,
+                                              p_max bigint, p_in_stock boolean,
+                                              p_q text, p_sort text, p_k1 bigint,
+                                              p_k2 bigint, p_limit int)
+RETURNS TABLE (id bigint, sku text, name text, description text,
+               price bigint, currency text, stock int, active boolean,
+               category text, created_at bigint, updated_at bigint,
+               rating text, rating_key int, rk bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT p.id, p.sku, p.name, p.description, p.price, p.currency, p.stock,
+           p.active, c.slug, floor(extract(epoch FROM p.created_at))::bigint,
+           floor(extract(epoch FROM p.updated_at))::bigint,
+           json_build_object('average', CASE WHEN p.rating_count > 0
+                             THEN (p.rating_key / 100.0)::numeric(3, 2) END,
+                             'count', p.rating_count)::text,
+           p.rating_key, x.rk
+      FROM ecom_products_ids(p_category, p_min, p_max, p_in_stock, p_q,
+                             p_sort, p_k1, p_k2, p_limit)
+           WITH ORDINALITY AS x (id, rk, ord)
+     CROSS JOIN LATERAL (SELECT * FROM products q WHERE q.id = x.id OFFSET 0) p
+      LEFT JOIN categories c ON c.id = p.category_id
+     ORDER BY x.ord
+$$;
+DROP FUNCTION ecom_products_page_sql(boolean, boolean, boolean, boolean,
+                                     boolean, boolean, text);
 
 -- The ids of the products whose stock is 0 (active or not: the list checks
 -- active on the row), kept by triggers in the transaction of every write

@@ -274,6 +274,15 @@ for my $case (@page_cases) {
         'a common min_price by id: an index-only walk of products_active_id_price'
         or diag join('; ', map { "@$_" } @$scans);
 }
+# sql/014's ecom_products_page, which builds before sql/031 call, lists the
+# rows of ecom_products_ids' page, in its order
+for my $args ("'cat-3', NULL, 5000, NULL, 'chair', 'i', NULL, NULL, 21",
+              "NULL, 1000, NULL, false, NULL, 'p', NULL, NULL, 21") {
+    my $ids = db("SELECT array(SELECT x.id FROM ecom_products_ids($args) x)");
+    isnt $ids, '{}', "ecom_products_ids($args) has a page";
+    is db("SELECT array(SELECT x.id FROM ecom_products_page($args) x)"), $ids,
+        "ecom_products_page($args) lists the same products";
+}
 # the filters that are off are not in the SQL at all
 my $bare = db("SELECT ecom_products_ids_sql(false, true, false, NULL, false, false, 'i')");
 unlike $bare, qr/\$1|\$3|\$5|search|category_id = ANY/, 'a page with min_price only has no other filter in its SQL';
