@@ -1,13 +1,20 @@
 /*
- * ecom_products.c: the catalog: list (keyset pagination, filters, sorts),
- * detail with ETag, and staff create / update.
+ * ecom_products.c: the catalog: list (keyset pagination, filters, sorts,
+ * facets), detail with ETag, and staff create / update.
  *
- * Listing: two statements per sort order, one without filters (the hot
- * path: an ordered index walk stopping after limit + 1 rows) and one with
- * nullable filter parameters. The keyset condition follows the sort:
- * (price, id) for price sorts, (rating_key, id) for rating, id for the
- * rest; limit + 1 rows are fetched
- * to know whether a next page exists.
+ * Listing: the statements a generic plan serves well at any value, the
+ * hot paths, and one that PostgreSQL plans per request:
+ *   - no filter, or in_stock alone: one statement per sort order, an
+ *     ordered index walk stopping after limit + 1 rows (in_stock=false
+ *     by id or newest: a walk of the sold-out ids, sql/031);
+ *   - category alone, by id or newest: a walk of products_category per
+ *     category of the subtree, merged;
+ *   - any price bound or q, category with in_stock or in another order:
+ *     ecom_products_ids (sql/031) plans the page's ids for the filters
+ *     that are on and their values, and the rows are read by id.
+ * The keyset condition follows the sort: (price, id) for price sorts,
+ * (rating_key, id) for rating, (relevance, id) for relevance, id for the
+ * rest; limit + 1 rows are fetched to know whether a next page exists.
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
@@ -50,6 +57,31 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
     "AND (-p.rating_key, p.id) > (-COALESCE(%s::int, 2147483647), " \
     "COALESCE(%s::bigint, 0)) ORDER BY -p.rating_key, p.id LIMIT %s::int"
 
+/* in_stock=true or false */
+#define STOCK_IS "AND (p.stock > 0) = %s::boolean "
+#define SOLD_OUT_SELECT \
+    "SELECT " PRODUCT_COLS " FROM product_sold_out o " \
+    "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = o.id " \
+    "AND p.active AND p.stock = 0 OFFSET 0) p " \
+    "LEFT JOIN categories c ON c.id = p.category_id "
+/* The page of a category's subtree: per category id, a walk of
+ * products_category (category_id, id) stopping after a page (inner: its
+ * keyset condition and order), the walks merged in the list's order, the
+ * page's rows read by id. The walks read ids only, so they are index-only
+ * scans, which PostgreSQL prefers to a walk of the primary key filtering
+ * on the category; that walk would be cheaper for a category of average
+ * size in a catalog stored in category order, and would read the whole
+ * catalog for a rare one (a generic plan does not know which it serves).
+ * Parameters: the slug, the cursor, the limit twice. */
+#define CAT_SELECT(inner, order) \
+    "SELECT " PRODUCT_COLS " FROM (SELECT x.id " \
+    "FROM unnest(ecom_category_subtree(%s)) k(id) " \
+    "CROSS JOIN LATERAL (SELECT q.id FROM products q WHERE q.active " \
+    "AND q.category_id = k.id " inner " LIMIT %s::int) x " \
+    order " LIMIT %s::int) t " \
+    "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = t.id " \
+    "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id " order
+
 static const ecom_stmt product_sql[] = {
     { "ecom_products_i", LIST_SELECT KEY_ID,
       ECOM_STMT_READ | ECOM_STMT_LIST },
@@ -61,24 +93,75 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_r", LIST_SELECT KEY_RATING,
       ECOM_STMT_READ | ECOM_STMT_LIST },
-    /* any filter or q: PostgreSQL plans the page for the filters that
-     * are on and their values (sql/014_product_list.sql) */
+    /* in_stock alone: the sort's index walked as without filters (no
+     * index names stock: a checkout's stock update stays HOT, sql/014);
+     * sold-out or in-stock products are common enough that the walk
+     * stops soon, so the generic plan is right at either value */
+    { "ecom_products_si", LIST_SELECT STOCK_IS KEY_ID,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_sn", LIST_SELECT STOCK_IS KEY_NEWEST,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_sp", LIST_SELECT STOCK_IS KEY_PRICE,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_sd", LIST_SELECT STOCK_IS KEY_PRICE_DESC,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_sr", LIST_SELECT STOCK_IS KEY_RATING,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* in_stock=false by id or newest: the ids of sql/031's
+     * product_sold_out in order, each product probed by id (OFFSET 0: not
+     * turned into a walk of products) */
+    { "ecom_products_oi", SOLD_OUT_SELECT
+      "WHERE o.id > COALESCE(%s::bigint, 0) ORDER BY o.id LIMIT %s::int",
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_on", SOLD_OUT_SELECT
+      "WHERE o.id < COALESCE(%s::bigint, 9223372036854775807) "
+      "ORDER BY o.id DESC LIMIT %s::int",
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* category alone, by id or newest: one walk of
+     * products_category (category_id, id) per category of the subtree,
+     * each stopping after a page, then the pages merged. Its cost does not
+     * depend on how many products the category holds, so a generic plan
+     * serves a rare and a common one alike (sql/031) */
+    { "ecom_products_ci", CAT_SELECT(
+        "AND q.id > COALESCE(%s::bigint, 0) ORDER BY q.id", "ORDER BY id"),
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_cn", CAT_SELECT(
+        "AND q.id < COALESCE(%s::bigint, 9223372036854775807) "
+        "ORDER BY q.id DESC", "ORDER BY id DESC"),
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* a price bound, q, category with in_stock or in another order:
+     * PostgreSQL plans
+     * the page's ids for the filters that are on and their values
+     * (sql/031's ecom_products_ids, from an index alone where it can),
+     * then each row is read by primary key (OFFSET 0: not flattened into
+     * a join that could read all of products) */
     { "ecom_products_page",
-      "SELECT x.id, x.sku, x.name, x.description, "
-      "ecom_price_now(x.price, s.sale_percent, s.sale_starts_at, "
-      "s.sale_ends_at), x.currency, x.stock, "
-      "x.active, x.category, x.created_at, x.updated_at, x.rating, x.price, "
-      ECOM_TS(ECOM_ROW_SALE_ENDS("s")) ", x.rating_key, x.rk "
-      "FROM ecom_products_page(%s, %s::bigint, %s::bigint, "
+      "SELECT " PRODUCT_COLS ", x.rk "
+      "FROM ecom_products_ids(%s, %s::bigint, %s::bigint, "
       "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int) "
       "WITH ORDINALITY AS x "
-      /* one primary-key probe per row of the page (OFFSET 0: not
-       * flattened into a join that could read all of products) */
-      "LEFT JOIN LATERAL (SELECT s.sale_percent, s.sale_starts_at, "
-      "s.sale_ends_at FROM products s WHERE s.id = x.id OFFSET 0) s ON true "
+      "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = x.id "
+      "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id "
       "ORDER BY x.ordinality",
       ECOM_STMT_READ | ECOM_STMT_LIST },
-    /* ?facets=: the counts of what the list's pages hold (sql/015) */
+    /* ?facets= without a price bound or q: the counts of sql/015's
+     * product_facet_counts (a few hundred rows) summed per category, per
+     * price bucket and per in-stock state in one pass; the JSON is built
+     * here (building it in SQL cost three times the sums) */
+    { "ecom_products_facet_sums",
+      "SELECT g.category_id, c.slug, c.name, g.bucket, g.in_stock, g.n "
+      "FROM (SELECT f.category_id, f.bucket, f.in_stock, sum(f.n) AS n "
+      "FROM product_facet_counts f WHERE f.n > 0 "
+      /* the subtree read once (an InitPlan), not per row */
+      "AND (%s::text IS NULL "
+      "OR f.category_id = ANY ((SELECT ecom_category_subtree(%s))::bigint[])) "
+      "AND f.in_stock = COALESCE(%s::boolean, f.in_stock) "
+      "GROUP BY GROUPING SETS ((f.category_id), (f.bucket), (f.in_stock))) g "
+      "LEFT JOIN categories c ON c.id = g.category_id "
+      "ORDER BY g.n DESC, c.slug",
+      ECOM_STMT_READ },
+    /* ?facets= with a price bound or q: counted over the matching
+     * products (sql/015) */
     { "ecom_products_facets",
       "SELECT ecom_products_facets(%s, %s::bigint, %s::bigint, %s::boolean, %s)",
       ECOM_STMT_READ },
@@ -209,22 +292,91 @@ static int facets_arg(ecom_req *q, unsigned *want)
     return 0;
 }
 
-/* The facets asked for, of the list with these filters, or NULL after an
- * error answer (*e set). */
+/* ecom_products_facet_sums' columns: a category's row has category_id,
+ * slug and name, a price bucket's row bucket, a stock state's in_stock */
+enum { FS_CATEGORY, FS_SLUG, FS_NAME, FS_BUCKET, FS_IN_STOCK, FS_N };
+
+/* sql/015's price buckets, in minor units (the last has no max) */
+static const long long bucket_min[] = { 0, 500, 1000, 2500, 5000, 10000,
+                                        25000, 50000 };
+#define NBUCKETS (sizeof(bucket_min) / sizeof(bucket_min[0]))
+
+/* The facets of a list filtered by category and in_stock only (f[0] and
+ * f[3]), built from the sums of product_facet_counts, in the shape sql/015's
+ * ecom_products_facets gives. NULL after an error (*e set). */
+static json_t *facet_sums(ecom_req *q, const char *const f[5], ecom_err *e)
+{
+    const char *args[3] = { f[0], f[0], f[3] };
+    long long counts[NBUCKETS] = { 0 }, stock[2] = { 0, 0 };
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row = NULL;
+    json_t *all, *cats, *prices;
+
+    if ((*e = ecom_db_select(q, "ecom_products_facet_sums", &res, 3, args))) {
+        return NULL;
+    }
+    all = ecom_jobject(q);
+    cats = json_array();
+    /* rows come by count, highest first, then slug: the category order */
+    while (ecom_db_next(q, res, &row)) {
+        long long n = ecom_db_ll(q, row, FS_N);
+
+        if (ecom_db_get(q, row, FS_SLUG)) {
+            json_array_append_new(cats, json_pack(
+                "{s:s, s:s, s:I}", "slug", ecom_db_get(q, row, FS_SLUG),
+                "name", ecom_db_get(q, row, FS_NAME), "count", (json_int_t)n));
+        }
+        else if (ecom_db_get(q, row, FS_BUCKET)) {
+            long long b = ecom_db_ll(q, row, FS_BUCKET);
+
+            if (b >= 0 && b < (long long)NBUCKETS) {
+                counts[b] = n;
+            }
+        }
+        else if (ecom_db_get(q, row, FS_IN_STOCK)) {
+            stock[ecom_db_bool(q, row, FS_IN_STOCK) ? 1 : 0] = n;
+        }
+    }
+    prices = json_array();
+    for (apr_size_t i = 0; i < NBUCKETS; i++) {
+        json_array_append_new(prices, json_pack(
+            "{s:I, s:o, s:I}", "min", (json_int_t)bucket_min[i], "max",
+            i + 1 < NBUCKETS ? json_integer(bucket_min[i + 1]) : json_null(),
+            "count", (json_int_t)counts[i]));
+    }
+    json_object_set_new(all, "category", cats);
+    json_object_set_new(all, "price", prices);
+    json_object_set_new(all, "in_stock", json_pack(
+        "{s:I, s:I}", "true", (json_int_t)stock[1], "false", (json_int_t)stock[0]));
+    return all;
+}
+
+/* The facets asked for, of the list with these filters (category,
+ * min_price, max_price, in_stock, q), or NULL after an error answer (*e
+ * set). */
 static json_t *facets_of(ecom_req *q, unsigned want, const char *f[5],
                          ecom_err *e)
 {
-    apr_dbd_results_t *res;
-    apr_dbd_row_t *row;
     json_t *all, *out;
-    const char *text;
 
-    if ((*e = ecom_db_select(q, "ecom_products_facets", &res, 5, f))) {
-        return NULL;
+    if (!f[1] && !f[2] && !f[4]) {
+        all = facet_sums(q, f, e);
+        if (!all) {
+            return NULL;
+        }
     }
-    row = ecom_db_row(q, res);
-    text = row ? ecom_db_get(q, row, ONE_COL) : NULL;
-    all = text ? ecom_jown(q, json_loads(text, 0, NULL)) : NULL;
+    else {
+        apr_dbd_results_t *res;
+        apr_dbd_row_t *row;
+        const char *text;
+
+        if ((*e = ecom_db_select(q, "ecom_products_facets", &res, 5, f))) {
+            return NULL;
+        }
+        row = ecom_db_row(q, res);
+        text = row ? ecom_db_get(q, row, ONE_COL) : NULL;
+        all = text ? ecom_jown(q, json_loads(text, 0, NULL)) : NULL;
+    }
     out = ecom_jobject(q);
     for (unsigned i = 0; all && i < sizeof(facet_names) / sizeof(facet_names[0]); i++) {
         if (want & (1u << i)) {
@@ -242,10 +394,10 @@ static int ecom_products_list(ecom_req *q)
     const char *instock = apr_table_get(q->args, "in_stock");
     const char *text = apr_table_get(q->args, "q");
     const char *cat = apr_table_get(q->args, "category");
-    const char *minp, *maxp, *args[3], *key1 = NULL, *key2 = NULL;
+    const char *minp, *maxp, *args[4], *key1 = NULL, *key2 = NULL;
     char tag;
     long long k1 = 0, k2 = 0;
-    int limit, rv, nargs = 0, two_keys, filtered;
+    int limit, rv, nargs = 0, two_keys;
     unsigned want_facets;
     json_t *facets = NULL;
     const char *ckey = ecom_cache_key(q, ECOM_CACHE_CATALOG, "products",
@@ -318,7 +470,6 @@ static int ecom_products_list(ecom_req *q)
     if ((rv = facets_arg(q, &want_facets))) {
         return rv;
     }
-    filtered = cat || minp || maxp || instock || text;
     if (want_facets) {
         const char *f[5] = { cat, minp, maxp, instock, text };
 
@@ -326,7 +477,15 @@ static int ecom_products_list(ecom_req *q)
             return ecom_fail(q, e);
         }
     }
-    if (filtered) {
+    if (cat && !minp && !maxp && !text && !instock
+        && (tag == 'i' || tag == 'n')) {
+        const char *cargs[4] = { cat, key1, apr_itoa(q->r->pool, limit + 1),
+                                 apr_itoa(q->r->pool, limit + 1) };
+
+        e = ecom_db_select(q, tag == 'i' ? "ecom_products_ci"
+                           : "ecom_products_cn", &res, 4, cargs);
+    }
+    else if (cat || minp || maxp || text) {
         const char *fargs[9] = {
             cat, minp, maxp, instock, text,
             /* the function's sort tags: 'P' is spelled 'd' */
@@ -336,13 +495,21 @@ static int ecom_products_list(ecom_req *q)
         e = ecom_db_select(q, "ecom_products_page", &res, 9, fargs);
     }
     else {
+        /* no filter, or in_stock alone */
+        int sold_out = instock && !strcmp(instock, "false")
+                       && (tag == 'i' || tag == 'n');
+
+        if (instock && !sold_out) {
+            args[nargs++] = instock;
+        }
         args[nargs++] = two_keys ? key1 : key2;
         if (two_keys) {
             args[nargs++] = key2;
         }
         args[nargs++] = apr_itoa(q->r->pool, limit + 1);
         /* labels are case-folded by PostgreSQL: 'P' is spelled 'd' there */
-        e = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%c",
+        e = ecom_db_select(q, apr_psprintf(q->r->pool, "ecom_products_%s%c",
+                                           sold_out ? "o" : instock ? "s" : "",
                                            tag == 'P' ? 'd' : tag),
                            &res, nargs, args);
     }

@@ -107,22 +107,11 @@ scen_paths=("/products/?limit=20"
             "/products/$rpid/reviews/")
 wanted=" ${ECOM_CATALOG_SCENARIOS:-${scen_names[*]}} "
 
-lua="$RUNDIR/catalog.lua"
-cat >"$lua" <<'LUA'
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) non2xx = 0 end
-function response(status, headers, body)
-  if status < 200 or status > 299 then non2xx = non2xx + 1 end
-end
-function done(summary, latency, requests)
-  local bad = 0
-  for _, t in ipairs(threads) do bad = bad + (t:get("non2xx") or 0) end
-  io.write(string.format("ECOM_RESULT %.1f %.3f %d\n",
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(99) / 1000, bad))
-end
-LUA
+# counts answers that are not 2xx, prints one ECOM_RESULT line with named
+# fields (shared with bench.sh and bench-cluster.sh)
+lua="$ROOT/scripts/wrk-result.lua"
+# result_field LINE NAME: the value of NAME=... in an ECOM_RESULT line
+result_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 # statements_of PATH OUT: writes the pgbench script of the statements the
 # module executes for PATH into OUT, and prints the -D options.
@@ -189,7 +178,8 @@ for i in "${!scen_names[@]}"; do
     mapfile -t defs < <(statements_of "$path" "$script" || true)
     msg "$n: wrk -t2 -c$CONNS -d$DURATION $BASE$path"
     line="$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$BASE$path" | grep '^ECOM_RESULT' || true)"
-    read -r _ rps[$n] p99[$n] bad[$n] <<<"$line"
+    rps[$n]="$(result_field "$line" rps)" p99[$n]="$(result_field "$line" p99_ms)"
+    bad[$n]="$(result_field "$line" non2xx)"
     if [ -s "$script" ]; then
         msg "$n: pgbench -M prepared -c$CONNS -j2 -T${DURATION%s} on $(wc -l <"$script") statement(s)"
         sed 's/^/    /' "$script" >&2

@@ -5,7 +5,8 @@
 # a price bound or q they come from product_facet_counts (sql/015), which a
 # trigger on products keeps; with one they are counted over the matching
 # products. Both are checked against what they must be, the table against
-# a recount after every kind of product write, and bad values of the
+# a recount after every kind of product write (and so is sql/031's table of
+# sold-out ids, which ?in_stock=false reads), and bad values of the
 # parameter are 400.
 use strict;
 use warnings;
@@ -93,6 +94,21 @@ is_deeply $f->{in_stock}, { true => 4, false => 0 }, 'after writes: in stock';
     $f = facets("category=$root&facets=in_stock");
     is_deeply $f->{in_stock}, { true => 3, false => 1 }, 'a checkout selling out moves the product out of stock';
 }
+
+# ?in_stock=false by id or newest walks sql/031's product_sold_out, which
+# triggers keep with the same writes
+{
+    my $r = api(GET => '/products/?in_stock=false&sort=newest&limit=100');
+    is $r->{status}, 200, 'in_stock=false, newest first' or diag $r->{content};
+    my @ids = map { $_->{id} } @{ $r->{json}{items} // [] };
+    ok grep({ $_ == $p{b2}{id} } @ids), 'in_stock=false lists the product a checkout sold out';
+    ok !grep({ $_ == $p{a2}{id} } @ids), '... not the one restocked';
+    ok !grep({ $_->{stock} != 0 || !$_->{active} } @{ $r->{json}{items} // [] }), '... only active products of stock 0';
+}
+is psql_value(<<'SQL'), 0, 'product_sold_out holds exactly the products of stock 0';
+SELECT count(*) FROM ((SELECT id FROM products WHERE stock = 0 EXCEPT SELECT id FROM product_sold_out)
+                      UNION ALL (SELECT id FROM product_sold_out EXCEPT SELECT id FROM products WHERE stock = 0)) d
+SQL
 
 # the whole table equals a recount of every active product (after all the
 # writes of the tests before this one, when run in the suite)
