@@ -2,7 +2,7 @@
 -- the default with q, ordered the matches by ts_rank, so every page of a
 -- common word computed the rank of every product it matches and sorted
 -- them all (on the 1,000,000 product catalog of `make bench-catalog`,
--- q=small: 13,241 matches ranked per page, about 40 requests/s).
+-- q=small: 13,241 matches ranked per page, 28 to 71 requests/s).
 --
 -- Relevance is now two tiers that an index delivers page by page:
 --   tier 2: every word matches in the NAME (the search tsvector weights
