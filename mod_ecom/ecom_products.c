@@ -13,8 +13,12 @@
  *     ecom_products_ids (sql/031) plans the page's ids for the filters
  *     that are on and their values, and the rows are read by id.
  * The keyset condition follows the sort: (price, id) for price sorts,
- * (rating_key, id) for rating, (relevance, id) for relevance, id for the
- * rest; limit + 1 rows are fetched to know whether a next page exists.
+ * (rating_key, id) for rating, (tier, id) for relevance (sql/032; the
+ * similarity instead of the tier in the typo-tolerant fallback), id for
+ * the rest; limit + 1 rows are fetched to know whether a next page exists.
+ * A relevance cursor is tagged 't', not with the sort tag 's' of the ts_rank
+ * order before sql/032, whose cursors are so refused (400) rather than
+ * read as tiers.
  */
 #include "ecom_resource.h"
 #include "ecom_http.h"
@@ -32,7 +36,8 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
        P_ACTIVE, P_CATEGORY, P_CREATED_AT, P_UPDATED_AT, P_RATING,
        P_LIST_PRICE, P_PRICE_ENDS, P_NCOLS,
        P_RATING_KEY = P_NCOLS,
-       /* ecom_products_page's last column: the relevance key of sort=relevance */
+       /* ecom_products_page's last column: the relevance key of
+        * sort=relevance (the tier, or the similarity of the fallback) */
        P_RELEVANCE };
 
 #define LIST_SELECT \
@@ -395,7 +400,7 @@ static int ecom_products_list(ecom_req *q)
     const char *text = apr_table_get(q->args, "q");
     const char *cat = apr_table_get(q->args, "category");
     const char *minp, *maxp, *args[4], *key1 = NULL, *key2 = NULL;
-    char tag;
+    char tag, ctag;
     long long k1 = 0, k2 = 0;
     int limit, rv, nargs = 0, two_keys;
     unsigned want_facets;
@@ -444,10 +449,12 @@ static int ecom_products_list(ecom_req *q)
                        "newest, rating, relevance");
     }
     two_keys = (tag == 'p' || tag == 'P' || tag == 'r' || tag == 's');
+    /* the cursor's tag: relevance in tiers is 't' (see the top) */
+    ctag = tag == 's' ? 't' : tag;
     if (cursor) {
-        if (ecom_cursor_decode(cursor, tag, &k1, &k2) != 0
+        if (ecom_cursor_decode(cursor, ctag, &k1, &k2) != 0
             || (tag == 'r' && (k1 < -1 || k1 > 500))
-            || (tag == 's' && (k1 < 0 || k1 > 1000000000))) {
+            || (tag == 's' && (k1 < 0 || k1 > 1000000))) {
             return bad_arg(q, "cursor", "is not a cursor of this list");
         }
         key1 = ECOM_LL(q, k1);
@@ -517,8 +524,8 @@ static int ecom_products_list(ecom_req *q)
         return ecom_fail(q, e);
     }
     /* price orderings page on (price, id), rating on (rating_key, id),
-     * relevance on (relevance key, id), the others on id */
-    ecom_page_with(q, res, limit, product_cols, tag,
+     * relevance on (tier or similarity, id), the others on id */
+    ecom_page_with(q, res, limit, product_cols, ctag,
                    tag == 'r' ? P_RATING_KEY : tag == 's' ? P_RELEVANCE
                    : two_keys ? P_LIST_PRICE : P_ID, P_ID, "facets", facets);
     ecom_cache_store(q, ckey);

@@ -457,6 +457,75 @@ for my $bad ('min_price=abc', 'max_price=1.5', 'in_stock=maybe', 'sort=bogus', '
     }
     ($r) = walk('q=' . uri("$tag & !:* mugs") . '&limit=50');
     is_deeply ids($r), [ $mug->{id} ], 'punctuation only separates words';
+    # the fallback's order (similarity, ties by id) pages without a skip
+    # or a repeat: three names equally similar to the typo
+    my @same = map { create_product(name => "Vintage \u$odd lamp") } 1 .. 2;
+    my ($fb) = walk('q=' . uri($typo) . '&limit=50');
+    my ($fb1) = walk('q=' . uri($typo) . '&limit=1');
+    is_deeply [ sort { $a <=> $b } @{ ids($fb) } ], [ sort { $a <=> $b } map { $_->{id} } $fz, @same ],
+        'the typo-tolerant matches: the three similar names';
+    is_deeply ids($fb1), ids($fb), 'the typo-tolerant order pages one by one (ties by id), none skipped or repeated';
+}
+
+# --- relevance in tiers (sql/032) -----------------------------------------------------
+# tier 2: every word in the name; tier 1: the other matches; by id within
+# a tier; the cursor holds (tier, id), whatever the page size
+{
+    # consonants only, no s or y: English stemming leaves such words and
+    # their prefixes as they are (the last word is a prefix here)
+    my @cons = qw(b c d f g h j k l m n p r t v w x z);
+    my $wa = 'zq' . join '', map { $cons[rand @cons] } 1 .. 9;
+    my $wb = 'zq' . join '', map { $cons[rand @cons] } 1 .. 9;
+    # [tier, product], ids increasing, the tiers interleaved
+    my @made = (
+        [ 1, create_product(name => "Stool $wa", description => "goes with $wb") ],
+        [ 2, create_product(name => "Lamp $wa $wb", description => 'brass') ],
+        [ 1, create_product(name => "Shelf", description => "$wa and $wb") ],
+        [ 2, create_product(name => "Shade $wb for $wa", description => "$wa $wb") ],
+        [ 1, create_product(name => "Chair $wb", description => "$wa") ],
+        [ 2, create_product(name => "Desk $wb $wa", description => 'oak', stock => 0) ],
+        [ 2, create_product(name => "Rug $wa $wb", description => 'wool', price => 99999) ],
+        [ 1, create_product(name => "Mat", description => "$wb $wa", stock => 0) ],
+    );
+    create_product(name => "Only $wa", description => 'not the other word');   # no match
+    my @want = map { $_->[1]{id} } (grep({ $_->[0] == 2 } @made), grep({ $_->[0] == 1 } @made));
+    # the last word a prefix: the tiers hold for type-ahead too
+    my $q = uri("$wa " . substr($wb, 0, 7));
+    for my $limit (1, 2, 3, 50) {
+        my ($items, undef, $err) = walk("q=$q&limit=$limit");
+        is $err, undef, "relevance walk, limit=$limit, ends";
+        is_deeply ids($items), \@want,
+            "relevance, limit=$limit: names with every word first, then the rest, by id in each tier, none skipped or repeated";
+    }
+    my ($expl) = walk("q=$q&sort=relevance&limit=2");
+    is_deeply ids($expl), \@want, 'sort=relevance is the same order';
+    my ($stock) = walk("q=$q&in_stock=true&limit=2");
+    is_deeply ids($stock), [ grep { my $id = $_; !grep { $_->[1]{id} == $id && $_->[1]{stock} == 0 } @made } @want ],
+        'with in_stock=true: the same tiers, the sold-out products left out';
+    my ($cheap) = walk("q=$q&max_price=50000&limit=3");
+    is_deeply ids($cheap), [ grep { my $id = $_; !grep { $_->[1]{id} == $id && $_->[1]{price} > 50000 } @made } @want ],
+        'with max_price: the same tiers, the dearer product left out';
+    my ($byprice) = walk("q=$q&sort=price&limit=3");
+    is_deeply [ sort { $a <=> $b } @{ ids($byprice) } ], [ sort { $a <=> $b } @want ], 'sort=price with q lists the same products';
+
+    # cursors: the first page's, a relevance cursor of the ts_rank order
+    # before sql/032 (tag s), and forged ones
+    my $p1 = api(GET => "/products/?q=$q&limit=3");
+    is_deeply ids($p1->{json}{items}), [ @want[0 .. 2] ], 'the first page of three';
+    my $c1 = $p1->{json}{next_cursor} // '';
+    require MIME::Base64;
+    my $cur = sub { (my $c = MIME::Base64::encode_base64url(shift)) =~ s/=+\z//; $c };
+    my $plain = MIME::Base64::decode_base64url($c1);
+    is $plain, "t:2:$want[2]", 'the cursor holds the tier and the id of the last product';
+    my $t1 = api(GET => "/products/?q=$q&limit=50&cursor=" . $cur->("t:1:$want[4]"));
+    is_deeply ids($t1->{json}{items}), [ @want[5 .. $#want] ], 'a cursor in tier 1 goes on in tier 1 only';
+    is_problem api(GET => "/products/?q=$q&limit=3&cursor=" . $cur->("s:60792:$want[1]")), 400, 'bad-request',
+        'a relevance cursor of the ts_rank order (before sql/032) is 400';
+    is_problem api(GET => "/products/?q=$q&limit=3&cursor=" . $cur->("t:-1:0")), 400, 'bad-request', 'a negative tier is 400';
+    is_problem api(GET => "/products/?q=$q&limit=3&cursor=" . $cur->("t:99999999:0")), 400, 'bad-request', 'a huge tier is 400';
+    is api(GET => "/products/?q=$q&limit=3&cursor=" . $cur->("t:7:0"))->{status}, 200, 'a tier above 2 reads as 2 (200)';
+    is_problem api(GET => "/products/?q=$q&sort=price&limit=3&cursor=" . uri($c1)), 400, 'bad-request',
+        'a relevance cursor with sort=price is 400';
 }
 
 done_testing;
