@@ -126,11 +126,12 @@ statements_of() {
     tail -c +"$from" "$PGLOG" | perl -e '
         my ($out) = @ARGV; my (@stmts, @defs); my $n = 0; my $cur;
         while (<STDIN>) {
-            # skip the background jobs (purges, expiry)
+            # skip the background jobs (purges, expiry, the watchdog
+            # claims, dynamic prices, sale edges, recommendations)
             if (/\bexecute (ecom_\w+): (.*)$/) {
                 my ($name, $text) = ($1, $2);
                 $cur = { sql => $text };
-                push @stmts, $cur unless $name =~ /^ecom_(?:purge|expire)_/;
+                push @stmts, $cur unless $name =~ /^ecom_(?:purge_|expire_|job_claim$|dynprice_run$|sale_edges_run$|recs_refresh$)/;
                 next;
             }
             if ($cur && /DETAIL:\s+parameters: (.*)$/) {
