@@ -9,9 +9,14 @@
  *     by id or newest: a walk of the sold-out ids, sql/031);
  *   - category alone, by id or newest: a walk of products_category per
  *     category of the subtree, merged;
- *   - any price bound or q, category with in_stock or in another order:
- *     ecom_products_ids (sql/031) plans the page's ids for the filters
- *     that are on and their values, and the rows are read by id.
+ *   - a price range alone (min_price, max_price), in any order but
+ *     rating: in price order the price index from the range's start; by
+ *     id or newest sql/033's ecom_products_price_ids, which picks the id
+ *     walk or one walk per price band from the products counted per band;
+ *   - a price bound with other filters or sort=rating, q, category with
+ *     in_stock or in another order: ecom_products_ids (sql/031) plans the
+ *     page's ids for the filters that are on and their values, and the
+ *     rows are read by id.
  * The keyset condition follows the sort: (price, id) for price sorts,
  * (rating_key, id) for rating, (tier, id) for relevance (sql/032; the
  * similarity instead of the tier in the typo-tolerant fallback), id for
@@ -87,6 +92,24 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
     "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = t.id " \
     "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id " order
 
+/* The far end of a price range in price order (parameter: max, or min for
+ * -price); its near end is where the walk starts, the row comparison of
+ * KEY_PRICE / KEY_PRICE_DESC (ecom_products_list sets it): btree starts
+ * from one row comparison, and a scalar bound beside it would be checked
+ * on every entry from the index's start instead. */
+#define PRICE_TO "AND p.price <= COALESCE(%s::bigint, 9223372036854775807) "
+#define PRICE_TO_DESC "AND -p.price <= -COALESCE(%s::bigint, 0) "
+/* The page of a price range by id (newest: "true"), its ids from sql/033's
+ * ecom_products_price_ids and its rows by id (OFFSET 0: not flattened into
+ * a join that could read all of products). Parameters: min, max, the
+ * cursor, the limit. */
+#define PRICE_IDS_SELECT(newest) \
+    "SELECT " PRODUCT_COLS " FROM ecom_products_price_ids(%s::bigint, " \
+    "%s::bigint, " newest ", %s::bigint, %s::int) WITH ORDINALITY AS x " \
+    "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = x.id " \
+    "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id " \
+    "ORDER BY x.ordinality"
+
 static const ecom_stmt product_sql[] = {
     { "ecom_products_i", LIST_SELECT KEY_ID,
       ECOM_STMT_READ | ECOM_STMT_LIST },
@@ -133,6 +156,22 @@ static const ecom_stmt product_sql[] = {
     { "ecom_products_cn", CAT_SELECT(
         "AND q.id < COALESCE(%s::bigint, 9223372036854775807) "
         "ORDER BY q.id DESC", "ORDER BY id DESC"),
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* a price range alone, by id or newest: sql/033's
+     * ecom_products_price_ids chooses, from the products counted per
+     * price band, between the id walk filtering on the price and one
+     * walk per price band (generic plans: nothing is planned per
+     * request); the rows are then read by id */
+    { "ecom_products_bi", PRICE_IDS_SELECT("false"),
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_bn", PRICE_IDS_SELECT("true"),
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* a price range alone in price order: the price index walked from the
+     * range's start (or the cursor) stops after a page, whatever the
+     * range holds, so a generic plan is right at any value */
+    { "ecom_products_bp", LIST_SELECT PRICE_TO KEY_PRICE,
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_bd", LIST_SELECT PRICE_TO_DESC KEY_PRICE_DESC,
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* a price bound, q, category with in_stock or in another order:
      * PostgreSQL plans
@@ -491,6 +530,32 @@ static int ecom_products_list(ecom_req *q)
 
         e = ecom_db_select(q, tag == 'i' ? "ecom_products_ci"
                            : "ecom_products_cn", &res, 4, cargs);
+    }
+    else if ((minp || maxp) && !cat && !text && !instock && tag != 'r') {
+        /* a price range alone (sql/033) */
+        const char *pargs[4] = { minp, maxp, key2,
+                                 apr_itoa(q->r->pool, limit + 1) };
+
+        if (two_keys) {
+            /* in price order the walk starts at the cursor, or at the
+             * range's near end when the cursor is before it (or absent):
+             * (lo - 1, max id) for price, (hi + 1, max id) for -price */
+            const char *near = tag == 'p' ? minp : maxp;
+            long long end = near ? apr_atoi64(near) : 0;
+
+            pargs[0] = tag == 'p' ? maxp : minp;
+            pargs[1] = key1;
+            if (near && (!cursor || (tag == 'p' ? k1 < end : k1 > end))) {
+                pargs[1] = ECOM_LL(q, tag == 'p' ? end - 1 : end + 1);
+                pargs[2] = ECOM_LL(q, LLONG_MAX);
+            }
+            e = ecom_db_select(q, tag == 'p' ? "ecom_products_bp"
+                               : "ecom_products_bd", &res, 4, pargs);
+        }
+        else {
+            e = ecom_db_select(q, tag == 'i' ? "ecom_products_bi"
+                               : "ecom_products_bn", &res, 4, pargs);
+        }
     }
     else if (cat || minp || maxp || text) {
         const char *fargs[9] = {

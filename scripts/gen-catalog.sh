@@ -39,8 +39,9 @@
 #     (55 %), 4 (25 %), 3 (10 %), 2 (5 %), 1 (5 %), 3 % hidden; the products' rating summaries are then
 #     recounted in one statement (the per-row trigger is off while the
 #     reviews are inserted, in the same transaction).
-# The facet counts (product_facet_counts) are recounted in each batch's
-# transaction instead of being kept row by row by their trigger.
+# The facet counts (product_facet_counts) and the price bands' counts
+# (product_price_bands) are recounted in each batch's transaction instead
+# of being kept row by row by their triggers.
 # Products are inserted in batches of 100,000 (one transaction each, with
 # a progress line); a run that fails part-way leaves its finished batches,
 # which --replace removes on the next run. ANALYZE at the end.
@@ -83,12 +84,16 @@ sql -c 'SELECT 1 FROM products LIMIT 0' >/dev/null \
     || die "no products table on $PGHOST:$PGPORT/$PGDATABASE (run scripts/migrate.sh first)"
 
 start=$SECONDS
-# the facet counts (sql/015) recounted once in a transaction that changes
-# many products, not kept row by row by their trigger (switched off there)
+# the facet counts (sql/015) and the price bands' counts (sql/033)
+# recounted once in a transaction that changes many products, not kept row
+# by row by their triggers (switched off there)
 facet_recount="DELETE FROM product_facet_counts;
 INSERT INTO product_facet_counts (category_id, bucket, in_stock, n)
 SELECT coalesce(category_id, 0), ecom_price_bucket(price), stock > 0, count(*)
-  FROM products WHERE active GROUP BY 1, 2, 3;"
+  FROM products WHERE active GROUP BY 1, 2, 3;
+DELETE FROM product_price_bands;
+INSERT INTO product_price_bands (band, n)
+SELECT ecom_price_band(price), count(*) FROM products WHERE active GROUP BY 1;"
 elapsed() { printf '%ds' $((SECONDS - start)); }
 
 if [ $replace = 1 ]; then
@@ -102,8 +107,10 @@ DELETE FROM reviews WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'gen
 ALTER TABLE reviews ENABLE TRIGGER reviews_summary;
 DELETE FROM users WHERE email LIKE 'gen-reviewer-%';
 ALTER TABLE products DISABLE TRIGGER products_facets_del;
+ALTER TABLE products DISABLE TRIGGER products_price_bands_del;
 DELETE FROM products WHERE sku LIKE 'GEN-%';
 ALTER TABLE products ENABLE TRIGGER products_facets_del;
+ALTER TABLE products ENABLE TRIGGER products_price_bands_del;
 $facet_recount
 COMMIT;
 SQL
@@ -165,6 +172,7 @@ while [ "$done_" -lt "$products" ]; do
 BEGIN;
 SELECT setseed($(( done_ / batch )) / 1000.0) \g /dev/null
 ALTER TABLE products DISABLE TRIGGER products_facets_ins;
+ALTER TABLE products DISABLE TRIGGER products_price_bands_ins;
 INSERT INTO products (sku, name, description, price, currency, stock, active,
                       category_id, created_at, updated_at)
 SELECT 'GEN-' || r.g,
@@ -192,6 +200,7 @@ SELECT 'GEN-' || r.g,
   JOIN gen_words w4 ON w4.i = floor($nwords * power(r.u9, 2))::int
  ORDER BY r.g;
 ALTER TABLE products ENABLE TRIGGER products_facets_ins;
+ALTER TABLE products ENABLE TRIGGER products_price_bands_ins;
 $facet_recount
 COMMIT;
 SQL

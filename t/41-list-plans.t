@@ -34,29 +34,13 @@ for my $res (@{ $st->{json}{resources} // [] }) {
     }
 }
 ok scalar(keys %list) >= 10, 'the module registers its list statements (' . scalar(keys %list) . ')';
-# (the SQL of ecom_products_ids, checked below, ends in its LIMIT)
-ok !grep({ !/\bLIMIT\b/i && !/\becom_products_ids\(/ } values %list), 'every list statement has a LIMIT';
+# (the SQL of ecom_products_ids, checked below, ends in its LIMIT; sql/033's
+# ecom_products_price_ids takes the limit and has its own test, t/70)
+ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:price_)?ids\(/ } values %list), 'every list statement has a LIMIT';
 
 # --- the scratch database --------------------------------------------------------
-sub as_postgres {
-    my ($sql) = @_;
-    system('psql', '-XAtq', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', $sql) == 0
-        or die "psql as postgres failed: $sql\n";
-}
-as_postgres("DROP DATABASE IF EXISTS $DB");
-as_postgres("CREATE DATABASE $DB OWNER " . ($ENV{PGUSER} // 'ecom'));
-END { eval { as_postgres("DROP DATABASE IF EXISTS $DB") } if $DB }
-{
-    local $ENV{PGDATABASE} = $DB;
-    my $out = `bash @{[ ecom_root() ]}/scripts/migrate.sh 2>&1`;
-    is $?, 0, 'the migrations apply to the scratch database' or diag $out;
-}
-
-sub db {
-    my ($sql) = @_;
-    local $ENV{PGDATABASE} = $DB;
-    return psql_value($sql);
-}
+my $scratch = scratch_db($DB);
+sub db { $scratch->(@_) }
 db(<<'SQL');
 INSERT INTO categories (slug, name) SELECT 'cat-' || g, 'Category ' || g FROM generate_series(1, 20) g;
 INSERT INTO products (sku, name, description, price, currency, stock, active, category_id)
@@ -146,6 +130,14 @@ my %cases = (
         [ 'a rare category', [ 'rare', undef, 21, 21 ], 'products_category' ],
         [ 'a parent category, deep page', [ 'cat-3', $pid, 21, 21 ], 'products_category' ] ],
     ecom_products_cn => [ [ 'a parent category, newest', [ 'cat-3', undef, 21, 21 ], 'products_category' ] ],
+    # a price range alone (sql/033): by id or newest through
+    # ecom_products_price_ids (its own plans: t/70-price-bands.t), in
+    # price order from the range's near end on the price index
+    ecom_products_bi => [ [ 'a rare price range', [ 12345, 12345, undef, 21 ] ],
+                          [ 'a common min_price, deep page', [ 1000, undef, $pid, 21 ] ] ],
+    ecom_products_bn => [ [ 'max_price, newest', [ undef, 5000, undef, 21 ] ] ],
+    ecom_products_bp => [ [ 'a price range by price', [ 5000, 4999, undef, 21 ], 'products_active_price' ] ],
+    ecom_products_bd => [ [ 'a price range by price descending', [ 1000, 5001, undef, 21 ], 'products_active_price_desc' ] ],
     ecom_products_page => [
         [ 'category by id', [ 'cat-3', undef, undef, undef, undef, 'i', undef, undef, 21 ], 'products_pkey' ],
         [ 'q by relevance', [ undef, undef, undef, undef, 'lamp', 's', undef, undef, 21 ], 'products_pkey' ] ],

@@ -17,7 +17,8 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  error_log_text error_log_size content_type is_json_ct
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
                  server_status module_directives pending_order
-                 kill_mid_request retry_until_final set_cookies paid_buyer);
+                 kill_mid_request retry_until_final set_cookies paid_buyer
+                 scratch_db as_postgres);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -363,6 +364,41 @@ sub psql_value {
     return $out;
 }
 sub psql_do { psql_value(@_) }
+
+# as_postgres(SQL, DB): runs SQL as the cluster's superuser (database
+# postgres by default) and returns its output; dies on an error.
+sub as_postgres {
+    my ($sql, $db) = @_;
+    open my $fh, '-|', 'psql', '-XAtq', '-U', 'postgres', '-d', $db // 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', $sql
+        or die "cannot run psql: $!\n";
+    my $out = do { local $/; <$fh> };
+    close $fh or die "psql as postgres failed: $sql\n";
+    $out //= '';
+    chomp $out;
+    return $out;
+}
+
+# scratch_db(NAME): a database of its own for a test, created (again) and
+# migrated, dropped when the test ends. Returns a function that runs SQL in
+# it as psql_value does.
+my @scratch;
+END { for my $db (@scratch) { eval { as_postgres("DROP DATABASE IF EXISTS $db") } } }
+sub scratch_db {
+    my ($name) = @_;
+    as_postgres("DROP DATABASE IF EXISTS $name");
+    as_postgres("CREATE DATABASE $name OWNER " . ($ENV{PGUSER} // 'ecom'));
+    push @scratch, $name;
+    {
+        local $ENV{PGDATABASE} = $name;
+        my $out = `bash @{[ ecom_root() ]}/scripts/migrate.sh 2>&1`;
+        Test::More::is($?, 0, "the migrations apply to the scratch database $name") or Test::More::diag($out);
+    }
+    return sub {
+        my ($sql) = @_;
+        local $ENV{PGDATABASE} = $name;
+        return psql_value($sql);
+    };
+}
 
 sub is_int  { defined $_[0] && !ref $_[0] && $_[0] =~ /\A-?\d+\z/ && !JSON::PP::is_bool($_[0]) }
 sub is_true  { JSON::PP::is_bool($_[0]) && $_[0] }
