@@ -13,6 +13,8 @@
  *     rating: in price order the price index from the range's start; by
  *     id or newest sql/033's ecom_products_price_ids, which picks the id
  *     walk or one walk per price band from the products counted per band;
+ *   - a category and a price range, by id or newest: the category's walks
+ *     filtering on the price when the range is common, else as below;
  *   - a price bound with other filters or sort=rating, q, category with
  *     in_stock or in another order: ecom_products_ids (sql/031) plans the
  *     page's ids for the filters that are on and their values, and the
@@ -103,12 +105,20 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
  * ecom_products_price_ids and its rows by id (OFFSET 0: not flattened into
  * a join that could read all of products). Parameters: min, max, the
  * cursor, the limit. */
-#define PRICE_IDS_SELECT(newest) \
-    "SELECT " PRODUCT_COLS " FROM ecom_products_price_ids(%s::bigint, " \
-    "%s::bigint, " newest ", %s::bigint, %s::int) WITH ORDINALITY AS x " \
+#define IDS_SELECT(call) \
+    "SELECT " PRODUCT_COLS " FROM " call " WITH ORDINALITY AS x " \
     "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = x.id " \
     "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id " \
     "ORDER BY x.ordinality"
+#define PRICE_IDS_SELECT(newest) IDS_SELECT( \
+    "ecom_products_price_ids(%s::bigint, %s::bigint, " newest ", " \
+    "%s::bigint, %s::int)")
+/* The same with a category's subtree (sql/033's
+ * ecom_products_cat_price_ids). Parameters: the slug, min, max, the
+ * cursor, the limit. */
+#define CAT_PRICE_IDS_SELECT(newest) IDS_SELECT( \
+    "ecom_products_cat_price_ids(%s, %s::bigint, %s::bigint, " newest ", " \
+    "%s::bigint, %s::int)")
 
 static const ecom_stmt product_sql[] = {
     { "ecom_products_i", LIST_SELECT KEY_ID,
@@ -165,6 +175,14 @@ static const ecom_stmt product_sql[] = {
     { "ecom_products_bi", PRICE_IDS_SELECT("false"),
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_bn", PRICE_IDS_SELECT("true"),
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* a category's subtree and a price range, by id or newest: per
+     * category of the subtree a walk filtering on the price when the
+     * counts say the range is common enough, else planned per request
+     * (sql/033's ecom_products_cat_price_ids) */
+    { "ecom_products_ki", CAT_PRICE_IDS_SELECT("false"),
+      ECOM_STMT_READ | ECOM_STMT_LIST },
+    { "ecom_products_kn", CAT_PRICE_IDS_SELECT("true"),
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* a price range alone in price order: the price index walked from the
      * range's start (or the cursor) stops after a page, whatever the
@@ -530,6 +548,15 @@ static int ecom_products_list(ecom_req *q)
 
         e = ecom_db_select(q, tag == 'i' ? "ecom_products_ci"
                            : "ecom_products_cn", &res, 4, cargs);
+    }
+    else if (cat && (minp || maxp) && !text && !instock
+             && (tag == 'i' || tag == 'n')) {
+        /* a category and a price range (sql/033) */
+        const char *kargs[5] = { cat, minp, maxp, key2,
+                                 apr_itoa(q->r->pool, limit + 1) };
+
+        e = ecom_db_select(q, tag == 'i' ? "ecom_products_ki"
+                           : "ecom_products_kn", &res, 5, kargs);
     }
     else if ((minp || maxp) && !cat && !text && !instock && tag != 'r') {
         /* a price range alone (sql/033) */

@@ -25,6 +25,7 @@
 #
 # Environment: ECOM_CATALOG_PRODUCTS (1000000), ECOM_BENCH_DURATION (10s),
 # ECOM_BENCH_CONNECTIONS (32), ECOM_BENCH_MODULE (another build),
+# ECOM_BENCH_EXTRA (directives for httpd.conf, \n between lines),
 # ECOM_CATALOG_SCENARIOS (space-separated names; default: all).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -47,7 +48,10 @@ command -v pgbench >/dev/null || die "pgbench not found (apt-get install postgre
 
 ecom_bench_up
 mkdir -p "$RUNDIR"
-: >"$RUNDIR/ecom-extra.conf"
+# no recommendation refresh during the runs (at a million products one takes
+# about a minute of CPU), plus this run's extra settings (ECOM_BENCH_EXTRA,
+# \n between lines, as for make bench)
+printf 'EcomRecsRefreshInterval 0\n%b\n' "${ECOM_BENCH_EXTRA:-}" >"$RUNDIR/ecom-extra.conf"
 PGLOG="$(bash scripts/pg.sh datadir).log"
 sql() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
 

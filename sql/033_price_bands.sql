@@ -256,3 +256,64 @@ BEGIN
          ORDER BY y.id LIMIT p_limit;
     END IF;
 END $$;
+
+-- A category's subtree with a price range, by id or newest: one walk of
+-- products_category per category of the subtree, each filtering on the
+-- price and stopping after a page (ecom_products.c's category pages, with
+-- the price), when the counts say the range holds enough of the catalog
+-- that a walk reads at most about 2,000 entries per category (the range's
+-- share of the catalog taken for each category's: pgbench, 32 clients, the
+-- million-product catalog, a category of 55,000 with max_price=1000: 18,000
+-- to 19,000 tps against 4,400 for the page planned per request). A rarer
+-- range is planned per request (ecom_products_ids), as before.
+CREATE FUNCTION ecom_products_cat_price_ids(p_category text, p_min bigint,
+                                            p_max bigint, p_newest boolean,
+                                            p_after bigint, p_limit int)
+RETURNS TABLE (id bigint)
+LANGUAGE plpgsql STABLE ROWS 21
+SET plan_cache_mode = force_generic_plan
+SET jit = off AS $$
+DECLARE
+    lo    bigint := greatest(coalesce(p_min, 0), 0);
+    hi    bigint := coalesce(p_max, 9223372036854775807);
+    total float8;
+    est   float8;
+BEGIN
+    IF lo > hi THEN
+        RETURN;
+    END IF;
+    SELECT sum(b.n),
+           sum(b.n * ecom_price_band_cover(b.band, lo, hi))
+               FILTER (WHERE b.band BETWEEN ecom_price_band(lo)
+                                        AND ecom_price_band(hi))
+      INTO total, est
+      FROM product_price_bands b;
+    IF NOT (est > 0 AND p_limit * total <= est * 2000) THEN
+        RETURN QUERY
+        SELECT x.id FROM ecom_products_ids(p_category, p_min, p_max, NULL, NULL,
+                                           CASE WHEN p_newest THEN 'n' ELSE 'i' END,
+                                           p_after, p_after, p_limit) x;
+    ELSIF p_newest THEN
+        RETURN QUERY
+        SELECT x.id
+          FROM unnest(ecom_category_subtree(p_category)) k(id)
+         CROSS JOIN LATERAL (
+               SELECT q.id FROM products q
+                WHERE q.active AND q.category_id = k.id
+                  AND (q.price + 0) BETWEEN lo AND hi
+                  AND q.id < coalesce(p_after, 9223372036854775807)
+                ORDER BY q.id DESC LIMIT p_limit) x
+         ORDER BY x.id DESC LIMIT p_limit;
+    ELSE
+        RETURN QUERY
+        SELECT x.id
+          FROM unnest(ecom_category_subtree(p_category)) k(id)
+         CROSS JOIN LATERAL (
+               SELECT q.id FROM products q
+                WHERE q.active AND q.category_id = k.id
+                  AND (q.price + 0) BETWEEN lo AND hi
+                  AND q.id > coalesce(p_after, 0)
+                ORDER BY q.id LIMIT p_limit) x
+         ORDER BY x.id LIMIT p_limit;
+    END IF;
+END $$;

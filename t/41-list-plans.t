@@ -35,8 +35,8 @@ for my $res (@{ $st->{json}{resources} // [] }) {
 }
 ok scalar(keys %list) >= 10, 'the module registers its list statements (' . scalar(keys %list) . ')';
 # (the SQL of ecom_products_ids, checked below, ends in its LIMIT; sql/033's
-# ecom_products_price_ids takes the limit and has its own test, t/70)
-ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:price_)?ids\(/ } values %list), 'every list statement has a LIMIT';
+# ecom_products_price_ids and _cat_price_ids take the limit: t/70)
+ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:cat_)?(?:price_)?ids\(/ } values %list), 'every list statement has a LIMIT';
 
 # --- the scratch database --------------------------------------------------------
 my $scratch = scratch_db($DB);
@@ -136,6 +136,11 @@ my %cases = (
     ecom_products_bi => [ [ 'a rare price range', [ 12345, 12345, undef, 21 ] ],
                           [ 'a common min_price, deep page', [ 1000, undef, $pid, 21 ] ] ],
     ecom_products_bn => [ [ 'max_price, newest', [ undef, 5000, undef, 21 ] ] ],
+    # a category and a price range (sql/033): the category's walks, or the
+    # planned page for a rare range
+    ecom_products_ki => [ [ 'a parent category, a common max_price', [ 'cat-3', undef, 50000, undef, 21 ] ],
+                          [ 'a rare category, a rare range', [ 'rare', 12345, 12345, $pid, 21 ] ] ],
+    ecom_products_kn => [ [ 'a parent category, min_price, newest', [ 'cat-3', 1000, undef, undef, 21 ] ] ],
     ecom_products_bp => [ [ 'a price range by price', [ 5000, 4999, undef, 21 ], 'products_active_price' ] ],
     ecom_products_bd => [ [ 'a price range by price descending', [ 1000, 5001, undef, 21 ], 'products_active_price_desc' ] ],
     ecom_products_page => [

@@ -78,6 +78,34 @@ SELECT coalesce(string_agg(format('[%s, %s] newest=%s after=%s limit=%s', r.lo, 
 SQL
 is $bad, '', scalar(@ranges) . ' ranges x both orders x 4 cursors x 3 limits: every page equals the plain SQL\'s';
 
+# --- a category's subtree with a price range (ecom_products_cat_price_ids):
+# the same pages, whether its walks or the planned page serve them
+db(<<'SQL');
+INSERT INTO categories (slug, name) VALUES ('band-a', 'Band A'), ('band-b', 'Band B');
+INSERT INTO categories (slug, name, parent_id) SELECT 'band-a1', 'Band A1', id FROM categories WHERE slug = 'band-a';
+UPDATE products SET category_id = (SELECT id FROM categories
+                                    WHERE slug = (ARRAY['band-a', 'band-a1', 'band-b'])[1 + id % 3])
+ WHERE id % 4 <> 0;
+ANALYZE products;
+SQL
+my $cbad = db(<<"SQL");
+SELECT coalesce(string_agg(format('%s [%s, %s] newest=%s after=%s', c.slug, r.lo, r.hi, o.newest, a.after), E'\n'), '')
+  FROM (VALUES ('band-a'), ('band-a1'), ('band-b'), ('no-such')) c(slug)
+ CROSS JOIN (VALUES (NULL::bigint, 1000::bigint), (12345, 12345), (60000, NULL), (NULL, NULL), (100, 50000)) r(lo, hi)
+ CROSS JOIN (VALUES (false), (true)) o(newest)
+ CROSS JOIN (VALUES (NULL::bigint), ($mid)) a(after)
+ WHERE array(SELECT x.id FROM ecom_products_cat_price_ids(c.slug, r.lo, r.hi, o.newest, a.after, 21) x)
+       IS DISTINCT FROM
+       CASE WHEN o.newest
+            THEN array(SELECT p.id FROM products p WHERE p.active AND p.category_id = ANY (ecom_category_subtree(c.slug))
+                          AND p.price >= coalesce(r.lo, 0) AND p.price <= coalesce(r.hi, 9223372036854775807)
+                          AND p.id < coalesce(a.after, 9223372036854775807) ORDER BY p.id DESC LIMIT 21)
+            ELSE array(SELECT p.id FROM products p WHERE p.active AND p.category_id = ANY (ecom_category_subtree(c.slug))
+                          AND p.price >= coalesce(r.lo, 0) AND p.price <= coalesce(r.hi, 9223372036854775807)
+                          AND p.id > coalesce(a.after, 0) ORDER BY p.id LIMIT 21) END
+SQL
+is $cbad, '', 'a category (a leaf, a parent, none) with 5 ranges, both orders, 2 cursors: every page equals the plain SQL\'s';
+
 # --- what a page reads: the nested statements' plans (auto_explain, as
 # postgres), rows read by every scan (with those its filters removed) and
 # the largest sort
@@ -211,6 +239,29 @@ for my $sort ('id', 'newest', 'price', '-price') {
                                                         : $b->{list_price} <=> $a->{list_price} || $a->{id} <=> $b->{id} } @seen;
         is scalar(@seen), $n, "sort=$sort, $filter: all $n products, once each";
         is_deeply \@want, \@order, "sort=$sort, $filter: in order";
+    }
+}
+# a category and a price range through the API, by id and newest
+{
+    my $slug = 'band-walk-' . uniq();
+    my $c = api(POST => '/categories/', token => scalar staff_token(), body => { slug => $slug, name => 'Band walk' });
+    is $c->{status}, 201, 'a category for the walk';
+    my @in;
+    for my $i (1 .. 7) {
+        my $p = create_product(name => "Band walk cat $i", price => 733100 + $i, stock => 1, category => $slug);
+        push @in, $p->{id};
+    }
+    create_product(name => 'Band walk cat, dearer', price => 733200, stock => 1, category => $slug);
+    for my $sort ('id', 'newest') {
+        my (@seen, $cursor, $pages);
+        while (1) {
+            my $r = api(GET => "/products/?category=$slug&min_price=733100&max_price=733199&sort=$sort&limit=3"
+                        . ($cursor ? "&cursor=$cursor" : ''));
+            last unless is $r->{status}, 200, "category and price, sort=$sort: answers 200";
+            push @seen, map { $_->{id} } @{ $r->{json}{items} // [] };
+            last if ++$pages > 5 || !($cursor = $r->{json}{next_cursor});
+        }
+        is_deeply \@seen, [ $sort eq 'id' ? @in : reverse @in ], "category and price, sort=$sort: the 7 products in order, the dearer one left out";
     }
 }
 # a cursor of the price order before the range starts: the range's start
