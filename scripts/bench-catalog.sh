@@ -26,6 +26,7 @@
 # Environment: ECOM_CATALOG_PRODUCTS (1000000), ECOM_BENCH_DURATION (10s),
 # ECOM_BENCH_CONNECTIONS (32), ECOM_BENCH_MODULE (another build),
 # ECOM_BENCH_EXTRA (directives for httpd.conf, \n between lines),
+# ECOM_CATALOG_PGBENCH=0 (wrk only: no pgbench run beside each scenario),
 # ECOM_CATALOG_SCENARIOS (space-separated names; default: all).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -185,7 +186,9 @@ for i in "${!scen_names[@]}"; do
     line="$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$BASE$path" | grep '^ECOM_RESULT' || true)"
     rps[$n]="$(result_field "$line" rps)" p99[$n]="$(result_field "$line" p99_ms)"
     bad[$n]="$(result_field "$line" non2xx)"
-    if [ -s "$script" ]; then
+    if [ "${ECOM_CATALOG_PGBENCH:-1}" = 0 ]; then
+        note[$n]="pgbench not run (ECOM_CATALOG_PGBENCH=0)"
+    elif [ -s "$script" ]; then
         msg "$n: pgbench -M prepared -c$CONNS -j2 -T${DURATION%s} on $(wc -l <"$script") statement(s)"
         sed 's/^/    /' "$script" >&2
         tps[$n]="$(pgbench -n -M prepared -c"$CONNS" -j2 -T"${DURATION%s}" "${defs[@]}" \
