@@ -39,8 +39,8 @@ ok scalar(keys %list) >= 10, 'the module registers its list statements (' . scal
 ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:cat_)?(?:price_)?ids\(/ } values %list), 'every list statement has a LIMIT';
 
 # --- the scratch database --------------------------------------------------------
-my $scratch = scratch_db($DB);
-sub db { $scratch->(@_) }
+my $db = scratch_database($DB);
+sub db { $db->(@_) }
 db(<<'SQL');
 INSERT INTO categories (slug, name) SELECT 'cat-' || g, 'Category ' || g FROM generate_series(1, 20) g;
 INSERT INTO products (sku, name, description, price, currency, stock, active, category_id)

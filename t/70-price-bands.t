@@ -16,7 +16,7 @@ use EcomTest;
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
 my $DB = 'ecom_bands';
-my $db = scratch_db($DB);
+my $db = scratch_database($DB);
 sub db { $db->(@_) }
 
 # --- the bands ------------------------------------------------------------------

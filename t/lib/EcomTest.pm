@@ -18,7 +18,7 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
                  server_status module_directives pending_order
                  kill_mid_request retry_until_final set_cookies paid_buyer
-                 scratch_db as_postgres);
+                 scratch_database plan_work);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -365,28 +365,15 @@ sub psql_value {
 }
 sub psql_do { psql_value(@_) }
 
-# as_postgres(SQL, DB): runs SQL as the cluster's superuser (database
-# postgres by default) and returns its output; dies on an error.
-sub as_postgres {
-    my ($sql, $db) = @_;
-    open my $fh, '-|', 'psql', '-XAtq', '-U', 'postgres', '-d', $db // 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', $sql
-        or die "cannot run psql: $!\n";
-    my $out = do { local $/; <$fh> };
-    close $fh or die "psql as postgres failed: $sql\n";
-    $out //= '';
-    chomp $out;
-    return $out;
-}
-
-# scratch_db(NAME): a database of its own for a test, created (again) and
-# migrated, dropped when the test ends. Returns a function that runs SQL in
-# it as psql_value does.
+# scratch_database(NAME): a database of its own on the test cluster,
+# created afresh (as postgres, owned by PGUSER), migrated (scripts/migrate.sh:
+# one test assertion) and dropped when the test ends. Returns a function
+# that runs SQL there and returns its output, as psql_value does.
 my @scratch;
-END { for my $db (@scratch) { eval { as_postgres("DROP DATABASE IF EXISTS $db") } } }
-sub scratch_db {
+sub scratch_database {
     my ($name) = @_;
-    as_postgres("DROP DATABASE IF EXISTS $name");
-    as_postgres("CREATE DATABASE $name OWNER " . ($ENV{PGUSER} // 'ecom'));
+    _as_postgres("DROP DATABASE IF EXISTS $name");
+    _as_postgres("CREATE DATABASE $name OWNER " . ($ENV{PGUSER} // 'ecom'));
     push @scratch, $name;
     {
         local $ENV{PGDATABASE} = $name;
@@ -394,10 +381,38 @@ sub scratch_db {
         Test::More::is($?, 0, "the migrations apply to the scratch database $name") or Test::More::diag($out);
     }
     return sub {
-        my ($sql) = @_;
         local $ENV{PGDATABASE} = $name;
-        return psql_value($sql);
+        return psql_value(@_);
     };
+}
+sub _as_postgres {
+    my ($sql) = @_;
+    system('psql', '-XAtq', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', $sql) == 0
+        or die "psql as postgres failed: $sql\n";
+}
+END { eval { _as_postgres("DROP DATABASE IF EXISTS $_") } for @scratch }
+
+# plan_work(PLAN [, W]): what an EXPLAIN (ANALYZE, FORMAT JSON) plan node and
+# its children did, added into W (a new one without): read, the rows the
+# scans of tables returned or removed (loops counted; not the bitmap index
+# scans, whose rows the heap scan reads again), sorted, the input of the
+# largest sort, and scans, "<node type> <index or table>" of each scan.
+sub plan_work {
+    my ($node, $w) = @_;
+    $w //= { read => 0, sorted => 0, scans => [] };
+    my $loops = $node->{'Actual Loops'} // 1;
+    push @{ $w->{scans} }, "$node->{'Node Type'} " . ($node->{'Index Name'} // $node->{'Relation Name'} // '')
+        if $node->{'Node Type'} =~ /Scan/;
+    if ($node->{'Node Type'} =~ /Scan/ && $node->{'Node Type'} ne 'Bitmap Index Scan') {
+        $w->{read} += $loops * (($node->{'Actual Rows'} // 0) + ($node->{'Rows Removed by Filter'} // 0)
+                                + ($node->{'Rows Removed by Index Recheck'} // 0));
+    }
+    if ($node->{'Node Type'} eq 'Sort') {
+        my $in = $node->{Plans}[0]{'Actual Rows'} // 0;
+        $w->{sorted} = $in if $in > $w->{sorted};
+    }
+    plan_work($_, $w) for @{ $node->{Plans} // [] };
+    return $w;
 }
 
 sub is_int  { defined $_[0] && !ref $_[0] && $_[0] =~ /\A-?\d+\z/ && !JSON::PP::is_bool($_[0]) }
