@@ -1,0 +1,185 @@
+-- 034: q pages without planning per request (issue 8: q at >= 2,000
+-- requests/s at a million products).
+--
+-- sql/032 plans each relevance tier per request (EXECUTE), because one
+-- generic plan cannot serve both kinds of word: a common word wants the
+-- id walk that stops after a page, a rare one wants its few matches read
+-- from a GIN index and sorted (the wrong choice costs seconds for a rare
+-- word walked over the whole catalog, tens of ms for a common word's
+-- thousands of matches sorted). Planning was most of a page's cost.
+--
+-- Here the choice is made from a table of the name lexemes' and the whole
+-- search vector's document frequencies instead: ecom_products_q (below)
+-- estimates each tier's matches from the query's rarest term and runs one
+-- of two STATIC statements per tier, each written so that its generic
+-- plan can take only the intended path. The table is refreshed by a
+-- background job (mod_ecom's watchdog, hourly, claimed so one node runs
+-- it) and by `ecom-admin search-stats`; a stale table only makes a page
+-- take the slower of the two paths, never changes the page: both
+-- statements of a tier have the same conditions and order.
+
+-- The document frequencies of the active products' search lexemes: ndoc
+-- in the whole vector (name and description), nname in the name alone
+-- (weight A, as tier 2 reads it). COLLATE "C" so that a prefix is a range
+-- of the primary key.
+CREATE TABLE search_lexemes (
+    lexeme text COLLATE "C" PRIMARY KEY,
+    ndoc   int NOT NULL,
+    nname  int NOT NULL
+);
+-- One row: how many active products the frequencies were counted on, and
+-- when.
+CREATE TABLE search_lexemes_meta (
+    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
+    nproducts   bigint NOT NULL,
+    refreshed_at timestamptz NOT NULL
+);
+
+-- Recount, in one transaction (readers see the old counts until it
+-- commits). Returns the number of lexemes.
+CREATE FUNCTION ecom_search_lexemes_refresh() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- one refresh at a time: a second one waits, then counts again
+    LOCK TABLE search_lexemes IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM search_lexemes;
+    INSERT INTO search_lexemes (lexeme, ndoc, nname)
+    SELECT a.word, a.ndoc, coalesce(n.ndoc, 0)
+      FROM ts_stat('SELECT search FROM products WHERE active') a
+      LEFT JOIN ts_stat('SELECT ts_filter(search, ''{a}'') FROM products '
+                        'WHERE active') n ON n.word = a.word;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO search_lexemes_meta (nproducts, refreshed_at)
+    SELECT count(*), now() FROM products WHERE active
+    ON CONFLICT (one) DO UPDATE
+       SET nproducts = EXCLUDED.nproducts, refreshed_at = EXCLUDED.refreshed_at;
+    ANALYZE search_lexemes;
+    RETURN n;
+END $$;
+
+-- The estimated matches of a tsquery of ecom_search_query, per tier:
+-- nname (every term in the name: tier 2) and ndoc (anywhere), each the
+-- count of its rarest term (the words are ANDed, so the rarest bounds the
+-- rest). A prefix term (the last word, 'lig':*) counts the sum over the
+-- lexemes it starts (an overestimate: a product with two of them counts
+-- twice), read up to 1,000 lexemes: a prefix that starts more is taken as
+-- common (2^31 - 1). A term missing from the table (a word new since the
+-- last refresh) counts 0. The terms are read from the tsquery's text, as
+-- to_tsquery wrote them (stemmed, quoted, ':*' on a prefix).
+CREATE FUNCTION ecom_search_estimate(p_query tsquery,
+    OUT nname bigint, OUT ndoc bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(min(e.nname), 0), coalesce(min(e.ndoc), 0)
+      FROM regexp_matches(p_query::text, '''((?:[^'']|'''')*)''(:\*)?', 'g') m
+     CROSS JOIN LATERAL (
+           SELECT replace(m[1], '''''', '''') AS w, m[2] IS NOT NULL AS prefix) t
+     CROSS JOIN LATERAL (
+           SELECT CASE WHEN count(*) >= 1000 THEN 2147483647 ELSE sum(s.nname) END AS nname,
+                  CASE WHEN count(*) >= 1000 THEN 2147483647 ELSE sum(s.ndoc) END AS ndoc
+             FROM (SELECT l.nname, l.ndoc FROM search_lexemes l
+                    WHERE t.prefix AND l.lexeme >= t.w
+                      AND l.lexeme < t.w || chr(1114111)
+                    LIMIT 1000) s
+            WHERE t.prefix
+           UNION ALL
+           SELECT coalesce((SELECT l.nname FROM search_lexemes l WHERE l.lexeme = t.w), 0),
+                  coalesce((SELECT l.ndoc FROM search_lexemes l WHERE l.lexeme = t.w), 0)
+            WHERE NOT t.prefix) e
+$$;
+
+-- One page of relevance for q without category or price filters
+-- (in_stock allowed): the same tiers, order, cursor and pages as sql/032's
+-- ecom_products_tiers, from static statements whose generic plans are
+-- kept for the session. Per tier, from the estimate of its matches m
+-- (ecom_search_estimate) and the active products N:
+--   dense:  the id walk of products_active_id_price filtering on the
+--           words, stopping after a page: reads about limit * N / m rows;
+--           the words' condition is written `(...) IS TRUE`, which no
+--           index serves, so its plan cannot read GIN;
+--   sparse: the matches from the GIN index, sorted by id: reads the m
+--           matches (tier 1: every match of the words, tier 2's too);
+--           ordered by `p.id + 0`, which no index serves, so its plan
+--           cannot walk the id order.
+-- Dense when limit * N / m < sparse's reads: for tier 2, m above about
+-- sqrt(limit * N) (4,500 at 21 a page and a million products).
+-- When the page is empty and nothing matches the words at all, the
+-- typo-tolerant fallback of sql/031 (planned per request: a typo is rare).
+-- Parameters: as ecom_products_ids without category and price; the
+-- result: the page's ids and their tier (or similarity, fallback).
+CREATE FUNCTION ecom_products_q(p_in_stock boolean, p_q text, p_k1 bigint,
+    p_k2 bigint, p_limit int)
+RETURNS TABLE (id bigint, rk bigint)
+LANGUAGE plpgsql STABLE ROWS 21
+SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_q     tsquery := ecom_search_query(p_q);
+    v_n     bigint := coalesce((SELECT m.nproducts FROM search_lexemes_meta m), 0);
+    v_m2    bigint;
+    v_ma    bigint;
+    v_rows  bigint;
+    v_got   bigint := 0;
+    v_from  bigint := p_k2;
+BEGIN
+    SELECT e.nname, e.ndoc INTO v_m2, v_ma FROM ecom_search_estimate(v_q) e;
+    IF coalesce(p_k1, 2) >= 2 THEN
+        IF v_m2 > 0 AND p_limit * v_n < v_m2 * v_m2 THEN
+            RETURN QUERY
+            SELECT p.id, 2::bigint FROM products p
+             WHERE p.active AND (ts_filter(p.search, '{a}') @@ v_q) IS TRUE
+               AND (p_in_stock IS NULL OR (p.stock > 0) = p_in_stock)
+               AND p.id > coalesce(v_from, 0)
+             ORDER BY p.id LIMIT p_limit;
+        ELSE
+            RETURN QUERY
+            SELECT p.id, 2::bigint FROM products p
+             WHERE p.active AND ts_filter(p.search, '{a}') @@ v_q
+               AND (p_in_stock IS NULL OR (p.stock > 0) = p_in_stock)
+               AND p.id + 0 > coalesce(v_from, 0)
+             ORDER BY p.id + 0 LIMIT p_limit;
+        END IF;
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        v_from := NULL;
+    END IF;
+    IF v_got < p_limit THEN
+        -- tier 1: the matches less tier 2's (an estimate: exact for one word)
+        v_rows := greatest(v_ma - v_m2, 0);
+        IF v_rows > 0 AND (p_limit - v_got) * v_n < v_rows * v_ma THEN
+            RETURN QUERY
+            SELECT p.id, 1::bigint FROM products p
+             WHERE p.active AND (p.search @@ v_q) IS TRUE
+               AND NOT ts_filter(p.search, '{a}') @@ v_q
+               AND (p_in_stock IS NULL OR (p.stock > 0) = p_in_stock)
+               AND p.id > coalesce(v_from, 0)
+             ORDER BY p.id LIMIT p_limit - v_got;
+        ELSE
+            RETURN QUERY
+            SELECT p.id, 1::bigint FROM products p
+             WHERE p.active AND p.search @@ v_q
+               AND NOT ts_filter(p.search, '{a}') @@ v_q
+               AND (p_in_stock IS NULL OR (p.stock > 0) = p_in_stock)
+               AND p.id + 0 > coalesce(v_from, 0)
+             ORDER BY p.id + 0 LIMIT p_limit - v_got;
+        END IF;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        v_got := v_got + v_rows;
+    END IF;
+    -- nothing matches the words: the typo-tolerant fallback. Whether
+    -- anything matches is read from the GIN index: ordered by id + 0, so
+    -- that a seq scan cannot stop early (as EXISTS, which drops ORDER BY
+    -- and LIMIT: the generic plan scanned the catalog, 300 ms, for a typo)
+    IF v_got = 0 THEN
+        PERFORM FROM (SELECT p.id + 0 FROM products p
+                       WHERE p.active AND p.search @@ v_q
+                       ORDER BY 1 LIMIT 1) s;
+        IF NOT FOUND THEN
+            RETURN QUERY EXECUTE ecom_products_ids_sql(false, false, false,
+                p_in_stock, true, true, 's')
+                USING NULL::bigint[], NULL::bigint, NULL::bigint, p_in_stock,
+                      p_q, 's'::text, p_k1, p_k2, p_limit;
+        END IF;
+    END IF;
+END $$;
