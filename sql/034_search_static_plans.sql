@@ -183,3 +183,7 @@ BEGIN
         END IF;
     END IF;
 END $$;
+
+-- counted once now (a migrated catalog), then by the watchdog's job, the
+-- demo import, the catalog generator and `ecom-admin search-stats`
+SELECT ecom_search_lexemes_refresh();

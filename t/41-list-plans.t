@@ -34,8 +34,9 @@ for my $res (@{ $st->{json}{resources} // [] }) {
     }
 }
 ok scalar(keys %list) >= 10, 'the module registers its list statements (' . scalar(keys %list) . ')';
-# (the SQL of ecom_products_ids, checked below, ends in its LIMIT)
-ok !grep({ !/\bLIMIT\b/i && !/\becom_products_ids\(/ } values %list), 'every list statement has a LIMIT';
+# (the SQL of ecom_products_ids, checked below, ends in its LIMIT;
+# ecom_products_q's statements, in t/69-search-static.t, each have one)
+ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:ids|q)\(/ } values %list), 'every list statement has a LIMIT';
 
 # --- the scratch database --------------------------------------------------------
 sub as_postgres {
@@ -149,6 +150,11 @@ my %cases = (
     ecom_products_page => [
         [ 'category by id', [ 'cat-3', undef, undef, undef, undef, 'i', undef, undef, 21 ], 'products_pkey' ],
         [ 'q by relevance', [ undef, undef, undef, undef, 'lamp', 's', undef, undef, 21 ], 'products_pkey' ] ],
+    # q alone by relevance (sql/034): the function's page, each row by
+    # primary key (its own statements: t/69-search-static.t)
+    ecom_products_q => [
+        [ 'q by relevance, a common word', [ undef, 'plan', undef, undef, 21 ], 'products_pkey' ],
+        [ 'q in stock, a rare word, second page', [ 'true', 'lantern', 2, $pid, 21 ], 'products_pkey' ] ],
     ecom_reviews => [
         [ 'a product with many reviews', [ 'false', $rpid, 'false', undef, 21 ], 'reviews_product' ],
         [ 'staff, deep page', [ 'true', $rpid, 'true', $rid, 21 ], 'reviews_product' ] ],
