@@ -27,11 +27,12 @@ CREATE TABLE search_lexemes (
     ndoc   int NOT NULL,
     nname  int NOT NULL
 );
--- One row: how many active products the frequencies were counted on, and
--- when.
+-- One row: how many active products the frequencies were counted on, how
+-- many of them were sold out (in_stock scales the estimates), and when.
 CREATE TABLE search_lexemes_meta (
-    one         boolean PRIMARY KEY DEFAULT true CHECK (one),
-    nproducts   bigint NOT NULL,
+    one          boolean PRIMARY KEY DEFAULT true CHECK (one),
+    nproducts    bigint NOT NULL,
+    nsold_out    bigint NOT NULL,
     refreshed_at timestamptz NOT NULL
 );
 
@@ -51,10 +52,12 @@ BEGIN
       LEFT JOIN ts_stat('SELECT ts_filter(search, ''{a}'') FROM products '
                         'WHERE active') n ON n.word = a.word;
     GET DIAGNOSTICS n = ROW_COUNT;
-    INSERT INTO search_lexemes_meta (nproducts, refreshed_at)
-    SELECT count(*), now() FROM products WHERE active
+    INSERT INTO search_lexemes_meta (nproducts, nsold_out, refreshed_at)
+    SELECT count(*), count(*) FILTER (WHERE stock = 0), now()
+      FROM products WHERE active
     ON CONFLICT (one) DO UPDATE
-       SET nproducts = EXCLUDED.nproducts, refreshed_at = EXCLUDED.refreshed_at;
+       SET nproducts = EXCLUDED.nproducts, nsold_out = EXCLUDED.nsold_out,
+           refreshed_at = EXCLUDED.refreshed_at;
     ANALYZE search_lexemes;
     RETURN n;
 END $$;
@@ -70,8 +73,12 @@ END $$;
 -- to_tsquery wrote them (stemmed, quoted, ':*' on a prefix).
 CREATE FUNCTION ecom_search_estimate(p_query tsquery,
     OUT nname bigint, OUT ndoc bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- PL/pgSQL, so that its plan is kept for the session: as a LANGUAGE
+    -- sql function (not inlined) it was planned on every call (0.47 ms)
     SELECT coalesce(min(e.nname), 0), coalesce(min(e.ndoc), 0)
+      INTO nname, ndoc
       FROM regexp_matches(p_query::text, '''((?:[^'']|'''')*)''(:\*)?', 'g') m
      CROSS JOIN LATERAL (
            SELECT replace(m[1], '''''', '''') AS w, m[2] IS NOT NULL AS prefix) t
@@ -86,24 +93,36 @@ LANGUAGE sql STABLE AS $$
            UNION ALL
            SELECT coalesce((SELECT l.nname FROM search_lexemes l WHERE l.lexeme = t.w), 0),
                   coalesce((SELECT l.ndoc FROM search_lexemes l WHERE l.lexeme = t.w), 0)
-            WHERE NOT t.prefix) e
-$$;
+            WHERE NOT t.prefix) e;
+END $$;
 
 -- One page of relevance for q without category or price filters
 -- (in_stock allowed): the same tiers, order, cursor and pages as sql/032's
 -- ecom_products_tiers, from static statements whose generic plans are
--- kept for the session. Per tier, from the estimate of its matches m
--- (ecom_search_estimate) and the active products N:
+-- kept for the session (plan_cache_mode: PL/pgSQL would otherwise try
+-- custom plans first). Per tier, from the estimate m of its matches
+-- (ecom_search_estimate, scaled by the in-stock or sold-out share when
+-- in_stock is given) and the active products N:
 --   dense:  the id walk of products_active_id_price filtering on the
 --           words, stopping after a page: reads about limit * N / m rows;
 --           the words' condition is written `(...) IS TRUE`, which no
---           index serves, so its plan cannot read GIN;
---   sparse: the matches from the GIN index, sorted by id: reads the m
+--           index serves, so its plan cannot read GIN. The name's
+--           condition is the search vector against the terms weighted A
+--           ('small':*A), the same products as ts_filter(search, '{a}')
+--           for words ANDed, without building the filtered vector per row
+--           (0.18 against 0.28 ms a page of q=small);
+--   sparse: the matches from a GIN index (products_search_name for tier
+--           2, products_search for tier 1), sorted by id: reads the m
 --           matches (tier 1: every match of the words, tier 2's too);
---           ordered by `p.id + 0`, which no index serves, so its plan
---           cannot walk the id order.
--- Dense when limit * N / m < sparse's reads: for tier 2, m above about
--- sqrt(limit * N) (4,500 at 21 a page and a million products).
+--           ordered, and the cursor compared, on `p.id + 0`, which no
+--           index serves, so its plan cannot walk the id order (nor AND
+--           the GIN bitmap with a range of the id index: 50 ms).
+-- Dense when 4 * m^2 > limit * N (for tier 1: 4 * m1 * mA > limit * N),
+-- i.e. from m of about sqrt(limit * N) / 2, 2,300 at 21 a page of a
+-- million products: a row walked cost about a quarter of a match read
+-- from GIN on the generated catalog (0.23 against 1.2 us; measured
+-- crossover between 1,676 name matches, sparse 1.3 ms against dense 5.8,
+-- and 3,634, dense 1.3 ms against sparse 4.5).
 -- When the page is empty and nothing matches the words at all, the
 -- typo-tolerant fallback of sql/031 (planned per request: a typo is rare).
 -- Parameters: as ecom_products_ids without category and price; the
@@ -117,7 +136,11 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_q     tsquery := ecom_search_query(p_q);
-    v_n     bigint := coalesce((SELECT m.nproducts FROM search_lexemes_meta m), 0);
+    -- the same terms, each required in the name (weight A): 'small':*A
+    v_qa    tsquery := regexp_replace(regexp_replace(v_q::text,
+                           '''(:\*)', ''':*A', 'g'), '''( |\)|$)', ''':A\1', 'g');
+    v_n     bigint;
+    v_sold  bigint;
     v_m2    bigint;
     v_ma    bigint;
     v_rows  bigint;
@@ -125,11 +148,22 @@ DECLARE
     v_from  bigint := p_k2;
 BEGIN
     SELECT e.nname, e.ndoc INTO v_m2, v_ma FROM ecom_search_estimate(v_q) e;
+    SELECT m.nproducts, m.nsold_out INTO v_n, v_sold FROM search_lexemes_meta m;
+    v_n := coalesce(v_n, 0);
+    -- no more matches than products (a common prefix counts 2^31 - 1)
+    v_m2 := least(v_m2, v_n);
+    v_ma := least(v_ma, v_n);
+    -- in_stock keeps the in-stock or the sold-out share of the matches
+    IF p_in_stock IS NOT NULL AND v_n > 0 THEN
+        v_sold := CASE WHEN p_in_stock THEN v_n - v_sold ELSE v_sold END;
+        v_m2 := v_m2 * v_sold / v_n;
+        v_ma := v_ma * v_sold / v_n;
+    END IF;
     IF coalesce(p_k1, 2) >= 2 THEN
-        IF v_m2 > 0 AND p_limit * v_n < v_m2 * v_m2 THEN
+        IF v_m2 > 0 AND p_limit * v_n::float8 < 4 * v_m2::float8 * v_m2 THEN
             RETURN QUERY
             SELECT p.id, 2::bigint FROM products p
-             WHERE p.active AND (ts_filter(p.search, '{a}') @@ v_q) IS TRUE
+             WHERE p.active AND (p.search @@ v_qa) IS TRUE
                AND (p_in_stock IS NULL OR (p.stock > 0) = p_in_stock)
                AND p.id > coalesce(v_from, 0)
              ORDER BY p.id LIMIT p_limit;
@@ -147,11 +181,12 @@ BEGIN
     IF v_got < p_limit THEN
         -- tier 1: the matches less tier 2's (an estimate: exact for one word)
         v_rows := greatest(v_ma - v_m2, 0);
-        IF v_rows > 0 AND (p_limit - v_got) * v_n < v_rows * v_ma THEN
+        IF v_rows > 0
+           AND (p_limit - v_got) * v_n::float8 < 4 * v_rows::float8 * v_ma THEN
             RETURN QUERY
             SELECT p.id, 1::bigint FROM products p
              WHERE p.active AND (p.search @@ v_q) IS TRUE
-               AND NOT ts_filter(p.search, '{a}') @@ v_q
+               AND NOT p.search @@ v_qa
                AND (p_in_stock IS NULL OR (p.stock > 0) = p_in_stock)
                AND p.id > coalesce(v_from, 0)
              ORDER BY p.id LIMIT p_limit - v_got;
@@ -159,7 +194,7 @@ BEGIN
             RETURN QUERY
             SELECT p.id, 1::bigint FROM products p
              WHERE p.active AND p.search @@ v_q
-               AND NOT ts_filter(p.search, '{a}') @@ v_q
+               AND NOT p.search @@ v_qa
                AND (p_in_stock IS NULL OR (p.stock > 0) = p_in_stock)
                AND p.id + 0 > coalesce(v_from, 0)
              ORDER BY p.id + 0 LIMIT p_limit - v_got;
