@@ -70,12 +70,16 @@ is db("SELECT nname || ' ' || ndoc FROM search_lexemes WHERE lexeme = 'lantern'"
 is db("SELECT nname || ' ' || ndoc FROM search_lexemes WHERE lexeme = 'lamp'"), '0 3920',
     '... a word only in descriptions: 0 names (active products only)';
 is db("SELECT nproducts FROM search_lexemes_meta"), 3920, 'the active products are counted';
-is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('static lantern'))"), '2 2',
-    'the estimate of two words is the rarer one\'s';
-is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('gadg'))"),
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('static lantern'), 3920)"), '2 2',
+    'two words are estimated as independent: every name and two names, 2';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('gadg'), 3920)"),
     db("SELECT count(*) FILTER (WHERE name ~ 'gadget') || ' ' || count(*) FROM products WHERE active AND search @@ 'gadget'"),
     'a prefix sums the lexemes it starts';
-is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('nosuchword'))"), '0 0',
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('lantern stati'), 3920)"), '2 2',
+    'a prefix with a whole word: as independent';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('static nosuchpref'), 3920)"), '0 0',
+    'a prefix that starts no lexeme counts 0, whatever the other words';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('nosuchword'), 3920)"), '0 0',
     'a word the counts do not know is taken as rare';
 
 # --- the same pages as the planned path ---------------------------------------
