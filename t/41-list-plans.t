@@ -39,25 +39,8 @@ ok scalar(keys %list) >= 10, 'the module registers its list statements (' . scal
 ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:ids|q)\(/ } values %list), 'every list statement has a LIMIT';
 
 # --- the scratch database --------------------------------------------------------
-sub as_postgres {
-    my ($sql) = @_;
-    system('psql', '-XAtq', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', $sql) == 0
-        or die "psql as postgres failed: $sql\n";
-}
-as_postgres("DROP DATABASE IF EXISTS $DB");
-as_postgres("CREATE DATABASE $DB OWNER " . ($ENV{PGUSER} // 'ecom'));
-END { eval { as_postgres("DROP DATABASE IF EXISTS $DB") } if $DB }
-{
-    local $ENV{PGDATABASE} = $DB;
-    my $out = `bash @{[ ecom_root() ]}/scripts/migrate.sh 2>&1`;
-    is $?, 0, 'the migrations apply to the scratch database' or diag $out;
-}
-
-sub db {
-    my ($sql) = @_;
-    local $ENV{PGDATABASE} = $DB;
-    return psql_value($sql);
-}
+my $db = scratch_database($DB);
+sub db { $db->(@_) }
 db(<<'SQL');
 INSERT INTO categories (slug, name) SELECT 'cat-' || g, 'Category ' || g FROM generate_series(1, 20) g;
 INSERT INTO products (sku, name, description, price, currency, stock, active, category_id)
@@ -278,20 +261,6 @@ for my $case (@page_cases) {
 # id for nothing; tier 1 walks), 'lantern' in two names. Names also hold
 # one of 300 words (w0 to w299), so their statistics have the spread of a
 # real catalog's.
-sub page_work {
-    my ($node, $w) = @_;
-    my $loops = $node->{'Actual Loops'} // 1;
-    if ($node->{'Node Type'} =~ /Scan/ && $node->{'Node Type'} ne 'Bitmap Index Scan') {
-        $w->{read} += $loops * (($node->{'Actual Rows'} // 0) + ($node->{'Rows Removed by Filter'} // 0)
-                                + ($node->{'Rows Removed by Index Recheck'} // 0));
-    }
-    if ($node->{'Node Type'} eq 'Sort') {
-        my $in = $node->{Plans}[0]{'Actual Rows'} // 0;
-        $w->{sorted} = $in if $in > $w->{sorted};
-    }
-    page_work($_, $w) for @{ $node->{Plans} // [] };
-    return $w;
-}
 like db("SELECT ecom_products_ids_sql(false, false, false, NULL, true, false, 's')"), qr/ecom_products_tiers\(/,
     'relevance: the page runs the tiers';
 for my $case ([ 'a word in every name', 'plan', 2 ],
@@ -305,7 +274,7 @@ for my $case ([ 'a word in every name', 'plan', 2 ],
                   . literal($q) . ", NULL, NULL, NULL, 21)");
     my $plan = eval { JSON::PP->new->decode($json)->[0]{Plan} };
     ok $plan, "tier $tier, $what: EXPLAIN ANALYZE gives a plan" or do { diag $json; next };
-    my $w = page_work($plan, { read => 0, sorted => 0 });
+    my $w = plan_work($plan);
     ok $w->{read} <= 1000, "tier $tier, $what: the first page reads $w->{read} rows of products (at most 1,000 of 30,000)";
     ok $w->{sorted} <= 100, "tier $tier, $what: no sort of every match (the largest sort: $w->{sorted} rows)";
     if ($index) {

@@ -29,24 +29,8 @@ plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{EC
 
 my $DB = 'ecom_search_static';
 
-sub as_postgres {
-    my ($sql, $db) = @_;
-    system('psql', '-XAtq', '-U', 'postgres', '-d', $db // 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', $sql) == 0
-        or die "psql as postgres failed: $sql\n";
-}
-as_postgres("DROP DATABASE IF EXISTS $DB");
-as_postgres("CREATE DATABASE $DB OWNER " . ($ENV{PGUSER} // 'ecom'));
-END { eval { as_postgres("DROP DATABASE IF EXISTS $DB") } if $DB }
-{
-    local $ENV{PGDATABASE} = $DB;
-    my $out = `bash @{[ ecom_root() ]}/scripts/migrate.sh 2>&1`;
-    is $?, 0, 'the migrations apply to the scratch database' or diag $out;
-}
-sub db {
-    my ($sql) = @_;
-    local $ENV{PGDATABASE} = $DB;
-    return psql_value($sql);
-}
+my $db = scratch_database($DB);
+sub db { $db->(@_) }
 
 # 4,000 products: 'static' in every name, 'lamp' in every description and
 # no name, 'lantern' in two names, 'gadget' in 20 names and about 300
@@ -161,22 +145,6 @@ sub nested_plans {
     }
     return @plans;
 }
-sub work {
-    my ($node, $w) = @_;
-    my $loops = $node->{'Actual Loops'} // 1;
-    push @{ $w->{scans} }, "$node->{'Node Type'} " . ($node->{'Index Name'} // $node->{'Relation Name'} // '')
-        if $node->{'Node Type'} =~ /Scan/;
-    if ($node->{'Node Type'} =~ /Scan/ && $node->{'Node Type'} ne 'Bitmap Index Scan') {
-        $w->{read} += $loops * (($node->{'Actual Rows'} // 0) + ($node->{'Rows Removed by Filter'} // 0)
-                                + ($node->{'Rows Removed by Index Recheck'} // 0));
-    }
-    if ($node->{'Node Type'} eq 'Sort') {
-        my $in = $node->{Plans}[0]{'Actual Rows'} // 0;
-        $w->{sorted} = $in if $in > $w->{sorted};
-    }
-    work($_, $w) for @{ $node->{Plans} // [] };
-    return $w;
-}
 for my $case (
     # what, q, in_stock, the index the tier-2 statement reads (a walk of
     # either id index for a common word: on 4,000 rows the generic plan
@@ -192,7 +160,7 @@ for my $case (
     my @plans = nested_plans('SELECT count(*) FROM ecom_products_q(' . "$stock, " . literal($q) . ', NULL, NULL, 21)');
     ok scalar @plans, "$what: the function's statements are explained" or next;
     my $w = { read => 0, sorted => 0, scans => [] };
-    work($_->{Plan}, $w) for @plans;
+    plan_work($_->{Plan}, $w) for @plans;
     my $scans = join '; ', @{ $w->{scans} };
     unlike $scans, qr/Seq Scan/, "$what: no sequential scan ($scans)";
     like $scans, ref $index ? $index : qr/\Q$index\E/, "$what: the name tier reads " . (ref $index ? 'an id index' : $index);
@@ -204,11 +172,11 @@ for my $case (
 {
     db("UPDATE search_lexemes SET nname = 1000000, ndoc = 1000000 WHERE lexeme = 'lantern'");
     my $w = { read => 0, sorted => 0, scans => [] };
-    work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'lantern', NULL, NULL, 21)");
+    plan_work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'lantern', NULL, NULL, 21)");
     ok $w->{read} > 3000, "inflated counts make a rare word walk the ids ($w->{read} rows): the guard above can fail";
     db("DELETE FROM search_lexemes WHERE lexeme = 'static'");
     $w = { read => 0, sorted => 0, scans => [] };
-    work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'static', NULL, NULL, 21)");
+    plan_work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'static', NULL, NULL, 21)");
     ok $w->{sorted} > 3000, "unknown counts make a common word sort its matches ($w->{sorted} rows): the guard above can fail";
     db('SELECT ecom_search_lexemes_refresh()');
 }

@@ -17,7 +17,8 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  error_log_text error_log_size content_type is_json_ct
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
                  server_status module_directives pending_order
-                 kill_mid_request retry_until_final set_cookies paid_buyer);
+                 kill_mid_request retry_until_final set_cookies paid_buyer
+                 scratch_database plan_work);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -363,6 +364,56 @@ sub psql_value {
     return $out;
 }
 sub psql_do { psql_value(@_) }
+
+# scratch_database(NAME): a database of its own on the test cluster,
+# created afresh (as postgres, owned by PGUSER), migrated (scripts/migrate.sh:
+# one test assertion) and dropped when the test ends. Returns a function
+# that runs SQL there and returns its output, as psql_value does.
+my @scratch;
+sub scratch_database {
+    my ($name) = @_;
+    _as_postgres("DROP DATABASE IF EXISTS $name");
+    _as_postgres("CREATE DATABASE $name OWNER " . ($ENV{PGUSER} // 'ecom'));
+    push @scratch, $name;
+    {
+        local $ENV{PGDATABASE} = $name;
+        my $out = `bash @{[ ecom_root() ]}/scripts/migrate.sh 2>&1`;
+        Test::More::is($?, 0, "the migrations apply to the scratch database $name") or Test::More::diag($out);
+    }
+    return sub {
+        local $ENV{PGDATABASE} = $name;
+        return psql_value(@_);
+    };
+}
+sub _as_postgres {
+    my ($sql) = @_;
+    system('psql', '-XAtq', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', $sql) == 0
+        or die "psql as postgres failed: $sql\n";
+}
+END { eval { _as_postgres("DROP DATABASE IF EXISTS $_") } for @scratch }
+
+# plan_work(PLAN [, W]): what an EXPLAIN (ANALYZE, FORMAT JSON) plan node and
+# its children did, added into W (a new one without): read, the rows the
+# scans of tables returned or removed (loops counted; not the bitmap index
+# scans, whose rows the heap scan reads again), sorted, the input of the
+# largest sort, and scans, "<node type> <index or table>" of each scan.
+sub plan_work {
+    my ($node, $w) = @_;
+    $w //= { read => 0, sorted => 0, scans => [] };
+    my $loops = $node->{'Actual Loops'} // 1;
+    push @{ $w->{scans} }, "$node->{'Node Type'} " . ($node->{'Index Name'} // $node->{'Relation Name'} // '')
+        if $node->{'Node Type'} =~ /Scan/;
+    if ($node->{'Node Type'} =~ /Scan/ && $node->{'Node Type'} ne 'Bitmap Index Scan') {
+        $w->{read} += $loops * (($node->{'Actual Rows'} // 0) + ($node->{'Rows Removed by Filter'} // 0)
+                                + ($node->{'Rows Removed by Index Recheck'} // 0));
+    }
+    if ($node->{'Node Type'} eq 'Sort') {
+        my $in = $node->{Plans}[0]{'Actual Rows'} // 0;
+        $w->{sorted} = $in if $in > $w->{sorted};
+    }
+    plan_work($_, $w) for @{ $node->{Plans} // [] };
+    return $w;
+}
 
 sub is_int  { defined $_[0] && !ref $_[0] && $_[0] =~ /\A-?\d+\z/ && !JSON::PP::is_bool($_[0]) }
 sub is_true  { JSON::PP::is_bool($_[0]) && $_[0] }
