@@ -227,6 +227,16 @@ sub literal {
         select undef, undef, undef, 0.5;
     }
     ok $runs >= 1, "the watchdog's search statistics job ran ($runs runs recorded)";
+    # ... and counted (claimed is not done: a statement timeout once
+    # cancelled the count after its claim)
+    my $counted = 'f';
+    for (1 .. 40) {
+        $counted = psql_value("SELECT refreshed_at >= (SELECT max(started_at) FROM job_runs "
+                              . "WHERE job = 'search stats') FROM search_lexemes_meta");
+        last if $counted eq 't';
+        select undef, undef, undef, 0.5;
+    }
+    is $counted, 't', '... and counted the terms after its claim';
 }
 # ecom-admin search-stats
 {
