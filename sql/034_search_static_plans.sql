@@ -10,13 +10,16 @@
 --
 -- Here the choice is made from a table of the name lexemes' and the whole
 -- search vector's document frequencies instead: ecom_products_q (below)
--- estimates each tier's matches from the query's rarest term and runs one
--- of two STATIC statements per tier, each written so that its generic
--- plan can take only the intended path. The table is refreshed by a
--- background job (mod_ecom's watchdog, hourly, claimed so one node runs
--- it) and by `ecom-admin search-stats`; a stale table only makes a page
--- take the slower of the two paths, never changes the page: both
--- statements of a tier have the same conditions and order.
+-- estimates each tier's matches from its terms' counts and runs one of two
+-- STATIC statements per tier, each written so that its generic plan can
+-- take only the intended path. The table is counted again (ts_stat, about
+-- 3 s at a million products) by a background job (mod_ecom's watchdog,
+-- hourly, claimed so one node runs it), by `ecom-admin search-stats`, the
+-- demo import and the catalog generator, and once below; a stale table
+-- only makes a page take the slower of the two paths, never changes the
+-- page: both statements of a tier have the same conditions and order.
+-- The module calls it for q alone or with in_stock, by relevance; every
+-- other combination with q keeps ecom_products_ids (sql/031, sql/032).
 
 -- The document frequencies of the active products' search lexemes: ndoc
 -- in the whole vector (name and description), nname in the name alone
