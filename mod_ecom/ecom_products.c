@@ -560,33 +560,21 @@ static int ecom_products_list(ecom_req *q)
 /* The search terms' document frequencies counted again (sql/034), in the
  * refresh's transaction, without the connection's statement timeout (about
  * 3 s at a million products, more under load: the DBDParams timeout of the
- * bench cancelled it), restored after, through the statements the
- * recommendations refresh uses for that (ecom_recs.c). A failure is logged
- * and the next period tries again; stale counts only choose a slower
- * reading of a q page, never another page. */
+ * bench cancelled it). A failure is logged and the next period tries
+ * again; stale counts only choose a slower reading of a q page, never
+ * another page. */
 void ecom_search_stats_run(server_rec *s, apr_pool_t *p)
 {
-    const char *old[1] = { NULL }, *out[1] = { NULL };
-    ap_dbd_t *dbd = ecom_db_job_open(s, p, "the search statistics");
+    const char *out[1] = { NULL };
 
-    if (!dbd) {
-        return;
-    }
-    if (ecom_db_job_run(s, p, dbd, "ecom_recs_no_timeout", 0, NULL, 1, old)
-        != APR_SUCCESS
-        || ecom_db_job_run(s, p, dbd, "ecom_search_stats_run", 0, NULL, 1, out)
-        != APR_SUCCESS) {
+    if (ecom_db_job_row_untimed(s, p, "ecom_search_stats_run", 0, NULL, 1,
+                                out) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ECOM3403: counting "
                      "the search terms failed");
+        return;
     }
-    else {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ECOM3401: search terms "
-                     "counted: %s lexemes", out[0] ? out[0] : "0");
-    }
-    if (old[0]) {
-        ecom_db_job_run(s, p, dbd, "ecom_recs_timeout", 1, old, 0, NULL);
-    }
-    ecom_db_job_close(s, dbd);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ECOM3401: search terms "
+                 "counted: %s lexemes", out[0] ? out[0] : "0");
 }
 
 /* Strong ETag from the representation's bytes. */
