@@ -798,6 +798,14 @@ static const ecom_stmt db_sql[] = {
      * any number of processes and hosts at once (sql/007_payment_timeout.sql) */
     { "ecom_expire_orders",
       "SELECT ecom_expire_pending_orders(%s::int, %s::int)", 0 },
+    /* a long job's statement without the session's statement_timeout
+     * (DBDParams), then restored (SET cannot be prepared: set_config; the
+     * first returns the value the second restores) */
+    { "ecom_job_no_timeout",
+      "SELECT current_setting('statement_timeout'), "
+      "set_config('statement_timeout', '0', false)", 0 },
+    { "ecom_job_timeout",
+      "SELECT set_config('statement_timeout', %s, false)", 0 },
     { NULL, NULL, 0 }
 };
 
@@ -1138,6 +1146,29 @@ apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
         return APR_EGENERAL;
     }
     rv = ecom_db_job_run(s, p, dbd, label, nargs, args, ncols, out);
+    ecom_db_job_close(s, dbd);
+    return rv;
+}
+
+apr_status_t ecom_db_job_row_untimed(server_rec *s, apr_pool_t *p,
+                                     const char *label, int nargs,
+                                     const char **args, int ncols,
+                                     const char **out)
+{
+    const char *old[1] = { NULL };
+    ap_dbd_t *dbd = ecom_db_job_open(s, p, label);
+    apr_status_t rv;
+
+    if (!dbd) {
+        return APR_EGENERAL;
+    }
+    rv = ecom_db_job_run(s, p, dbd, "ecom_job_no_timeout", 0, NULL, 1, old);
+    if (rv == APR_SUCCESS) {
+        rv = ecom_db_job_run(s, p, dbd, label, nargs, args, ncols, out);
+    }
+    if (old[0]) {
+        ecom_db_job_run(s, p, dbd, "ecom_job_timeout", 1, old, 0, NULL);
+    }
     ecom_db_job_close(s, dbd);
     return rv;
 }

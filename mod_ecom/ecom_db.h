@@ -72,8 +72,15 @@ apr_status_t ecom_db_expire_orders(server_rec *s, apr_pool_t *p,
 apr_status_t ecom_db_job_row(server_rec *s, apr_pool_t *p, const char *label,
                              int nargs, const char **args, int ncols,
                              const char **out);
+/* The same without the connection's statement_timeout for that statement
+ * (restored after it): for a job that may take longer than a request may
+ * (ecom_recs.c's refresh, ecom_products.c's search statistics). */
+apr_status_t ecom_db_job_row_untimed(server_rec *s, apr_pool_t *p,
+                                     const char *label, int nargs,
+                                     const char **args, int ncols,
+                                     const char **out);
 /* The same in steps, for a job that runs several statements on one
- * connection (ecom_recs.c: a session setting around its statement):
+ * connection (ecom_db_job_row_untimed: a session setting around it):
  * ecom_db_job_open (NULL when there is no connection, logged with label),
  * ecom_db_job_run (as ecom_db_job_row, on dbd), ecom_db_job_close. */
 ap_dbd_t *ecom_db_job_open(server_rec *s, apr_pool_t *p, const char *label);

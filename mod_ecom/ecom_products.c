@@ -15,9 +15,13 @@
  *     walk or one walk per price band from the products counted per band;
  *   - a category and a price range, by id or newest: the category's walks
  *     filtering on the price when the range is common, else as below;
- *   - a price bound with other filters or sort=rating, q, category with
- *     in_stock or in another order: ecom_products_ids (sql/031) plans the
- *     page's ids for the filters that are on and their values, and the
+ *   - q alone (or with in_stock) by relevance: ecom_products_q (sql/034)
+ *     runs static statements, chosen per tier by the words' document
+ *     frequencies (a common word walks the id order, a rare one reads
+ *     GIN), and the rows are read by id;
+ *   - a price bound with other filters or sort=rating, other q, category
+ *     with in_stock or in another order: ecom_products_ids (sql/031) plans
+ *     the page's ids for the filters that are on and their values, and the
  *     rows are read by id.
  * The keyset condition follows the sort: (price, id) for price sorts,
  * (rating_key, id) for rating, (tier, id) for relevance (sql/032; the
@@ -191,6 +195,18 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_bd", LIST_SELECT PRICE_TO_DESC KEY_PRICE_DESC,
       ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* q alone (in_stock allowed) by relevance: sql/034's ecom_products_q
+     * runs each tier's static statement (generic plans kept for the
+     * session) chosen by the words' document frequencies, no planning per
+     * request; the rows read by primary key as below */
+    { "ecom_products_q",
+      "SELECT " PRODUCT_COLS ", x.rk "
+      "FROM ecom_products_q(%s::boolean, %s, %s::bigint, %s::bigint, %s::int) "
+      "WITH ORDINALITY AS x "
+      "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = x.id "
+      "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id "
+      "ORDER BY x.ordinality",
+      ECOM_STMT_READ | ECOM_STMT_LIST },
     /* a price bound, q, category with in_stock or in another order:
      * PostgreSQL plans
      * the page's ids for the filters that are on and their values
@@ -206,6 +222,8 @@ static const ecom_stmt product_sql[] = {
       "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id "
       "ORDER BY x.ordinality",
       ECOM_STMT_READ | ECOM_STMT_LIST },
+    /* the watchdog's count of the search terms (sql/034) */
+    { "ecom_search_stats_run", "SELECT ecom_search_lexemes_refresh()", 0 },
     /* ?facets= without a price bound or q: the counts of sql/015's
      * product_facet_counts (a few hundred rows) summed per category, per
      * price bucket and per in-stock state in one pass; the JSON is built
@@ -584,6 +602,13 @@ static int ecom_products_list(ecom_req *q)
                                : "ecom_products_bn", &res, 4, pargs);
         }
     }
+    else if (text && tag == 's' && !cat && !minp && !maxp) {
+        /* q alone by relevance: sql/034, no planning per request */
+        const char *qargs[5] = { instock, text, key1, key2,
+                                 apr_itoa(q->r->pool, limit + 1) };
+
+        e = ecom_db_select(q, "ecom_products_q", &res, 5, qargs);
+    }
     else if (cat || minp || maxp || text) {
         const char *fargs[9] = {
             cat, minp, maxp, instock, text,
@@ -622,6 +647,26 @@ static int ecom_products_list(ecom_req *q)
                    : two_keys ? P_LIST_PRICE : P_ID, P_ID, "facets", facets);
     ecom_cache_store(q, ckey);
     return HTTP_OK;
+}
+
+/* The search terms' document frequencies counted again (sql/034), in the
+ * refresh's transaction, without the connection's statement timeout (about
+ * 3 s at a million products, more under load: the DBDParams timeout of the
+ * bench cancelled it). A failure is logged and the next period tries
+ * again; stale counts only choose a slower reading of a q page, never
+ * another page. */
+void ecom_search_stats_run(server_rec *s, apr_pool_t *p)
+{
+    const char *out[1] = { NULL };
+
+    if (ecom_db_job_row_untimed(s, p, "ecom_search_stats_run", 0, NULL, 1,
+                                out) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ECOM3403: counting "
+                     "the search terms failed");
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ECOM3401: search terms "
+                 "counted: %s lexemes", out[0] ? out[0] : "0");
 }
 
 /* Strong ETag from the representation's bytes. */

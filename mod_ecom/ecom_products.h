@@ -36,4 +36,14 @@
  * is read but not shown) */
 extern const ecom_col *const ecom_product_summary;
 
+/* The watchdog's job (mod_ecom.c): count the search terms' document
+ * frequencies again (sql/034), from which a q page's reading is chosen,
+ * once every ECOM_SEARCH_STATS_INTERVAL seconds across the nodes (the
+ * claim), asked every ECOM_SEARCH_STATS_TICK seconds so that a node
+ * started after a long pause counts soon (the watchdog has no database
+ * connection yet when it starts). */
+#define ECOM_SEARCH_STATS_INTERVAL 3600
+#define ECOM_SEARCH_STATS_TICK 30
+void ecom_search_stats_run(server_rec *s, apr_pool_t *p);
+
 #endif /* ECOM_PRODUCTS_H */

@@ -149,13 +149,6 @@ static const ecom_stmt recs_sql[] = {
       "SELECT status, neighbours, user_picks, popular, similar_computed, "
       "seconds FROM ecom_recs_refresh('watchdog', "
       "make_interval(secs => %s::int / 1000.0), %s)", 0 },
-    /* (SET cannot be prepared: set_config; the first returns the value
-     * the second restores) */
-    { "ecom_recs_no_timeout",
-      "SELECT current_setting('statement_timeout'), "
-      "set_config('statement_timeout', '0', false)", 0 },
-    { "ecom_recs_timeout",
-      "SELECT set_config('statement_timeout', %s, false)", 0 },
     { NULL, NULL, 0 }
 };
 
@@ -410,12 +403,8 @@ static int ecom_recs_cart(ecom_req *q)
 
 apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
 {
-    const char *args[2], *out[6], *old[1] = { NULL };
-    ap_dbd_t *dbd = ecom_db_job_open(s, p, "the recommendations refresh");
+    const char *args[2], *out[6];
 
-    if (!dbd) {
-        return APR_EGENERAL;
-    }
     /* 9/10 of the interval, in milliseconds (ecom_recs.h) */
     args[0] = apr_psprintf(p, "%" APR_INT64_T_FMT,
                            (apr_int64_t)interval * 900);
@@ -425,20 +414,12 @@ apr_status_t ecom_recs_refresh_bg(server_rec *s, apr_pool_t *p, int interval)
     /* the refresh runs without the connection's statement timeout, which
      * is restored after it (the statement's error is logged by
      * ecom_db_job_run) */
-    if (ecom_db_job_run(s, p, dbd, "ecom_recs_no_timeout", 0, NULL, 1, old)
-        != APR_SUCCESS
-        || ecom_db_job_run(s, p, dbd, "ecom_recs_refresh", 2, args, 6, out)
+    if (ecom_db_job_row_untimed(s, p, "ecom_recs_refresh", 2, args, 6, out)
         != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ECOM1102: "
                      "refreshing the recommendations failed");
-        if (old[0]) {
-            ecom_db_job_run(s, p, dbd, "ecom_recs_timeout", 1, old, 0, NULL);
-        }
-        ecom_db_job_close(s, dbd);
         return APR_EGENERAL;
     }
-    ecom_db_job_run(s, p, dbd, "ecom_recs_timeout", 1, old, 0, NULL);
-    ecom_db_job_close(s, dbd);
     if (strcmp(out[0], "refreshed") == 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "ECOM1103: recommendations "
                      "refreshed in %s s: %s neighbours, %s user picks, %s "

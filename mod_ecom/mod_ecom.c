@@ -27,6 +27,7 @@
 #include "ecom_pricing.h"
 #include "ecom_metrics.h"
 #include "ecom_cluster.h"
+#include "ecom_products.h"
 
 #include "http_request.h"
 #include "ap_mpm.h"
@@ -136,6 +137,28 @@ static apr_status_t sale_edge_callback(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
+/* issue 8: the search terms' document frequencies (sql/034), from which
+ * a q page's reading is chosen, counted once an hour by one node (the
+ * claim, asked every ECOM_SEARCH_STATS_TICK seconds: soon after a start
+ * when the last count is older); no directive: the count takes about 3 s
+ * at a million products, and staleness costs speed, never a wrong page */
+static apr_status_t search_stats_callback(int state, void *data,
+                                          apr_pool_t *pool)
+{
+    purge_ctx *ctx = data;
+
+    if (state == AP_WATCHDOG_STATE_RUNNING) {
+        for (int i = 0; i < ctx->servers->nelts; i++) {
+            server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
+            if (ecom_job_claim(s, pool, "search stats",
+                               ECOM_SEARCH_STATS_INTERVAL)) {
+                ecom_search_stats_run(s, pool);
+            }
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* How often the payment timeout looks for overdue orders: every
  * min(60, timeout / 2) seconds (at least 1) of the shortest timeout, so an
  * order is cancelled at most that long after it became overdue. */
@@ -189,6 +212,8 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
           "recommendations refresh" },
         { sc->sale_edge_interval, sale_edge_callback, "ECOM2502",
           "sales window edges" },
+        { ECOM_SEARCH_STATS_TICK, search_stats_callback, "ECOM3402",
+          "search statistics" },
     };
     int any = 0;
 
@@ -208,7 +233,8 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
                      "demand-based prices do not move (EcomDynamicPricing), "
                      "recommendations are not refreshed "
                      "(EcomRecsRefreshInterval), sales that start are not "
-                     "shown on the list (EcomSaleEdgeInterval)");
+                     "shown on the list (EcomSaleEdgeInterval), the search "
+                     "terms are not counted again (sql/034)");
         return OK;
     }
     /* a child-process watchdog in singleton mode: one child at a time */

@@ -245,4 +245,6 @@ SQL
 fi
 msg "analyzing"
 sql -c 'VACUUM (ANALYZE) products, categories, reviews, users, product_facet_counts'
+msg "counting the search terms (sql/034: they choose how a q page is read)"
+sql -c 'SELECT ecom_search_lexemes_refresh()' >/dev/null
 msg "done: $(sql -c 'SELECT count(*) FROM products') products, $(sql -c 'SELECT count(*) FROM categories') categories, $(sql -c 'SELECT count(*) FROM reviews') reviews in $PGDATABASE ($(elapsed))"

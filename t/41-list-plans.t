@@ -35,8 +35,9 @@ for my $res (@{ $st->{json}{resources} // [] }) {
 }
 ok scalar(keys %list) >= 10, 'the module registers its list statements (' . scalar(keys %list) . ')';
 # (the SQL of ecom_products_ids, checked below, ends in its LIMIT; sql/033's
-# ecom_products_price_ids and _cat_price_ids take the limit: t/70)
-ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:cat_)?(?:price_)?ids\(/ } values %list), 'every list statement has a LIMIT';
+# ecom_products_price_ids and _cat_price_ids take the limit (t/70), and
+# ecom_products_q's statements, in t/69-search-static.t, each have one)
+ok !grep({ !/\bLIMIT\b/i && !/\becom_products_(?:ids|q|price_ids|cat_price_ids)\(/ } values %list), 'every list statement has a LIMIT';
 
 # --- the scratch database --------------------------------------------------------
 my $db = scratch_database($DB);
@@ -146,6 +147,11 @@ my %cases = (
     ecom_products_page => [
         [ 'category by id', [ 'cat-3', undef, undef, undef, undef, 'i', undef, undef, 21 ], 'products_pkey' ],
         [ 'q by relevance', [ undef, undef, undef, undef, 'lamp', 's', undef, undef, 21 ], 'products_pkey' ] ],
+    # q alone by relevance (sql/034): the function's page, each row by
+    # primary key (its own statements: t/69-search-static.t)
+    ecom_products_q => [
+        [ 'q by relevance, a common word', [ undef, 'plan', undef, undef, 21 ], 'products_pkey' ],
+        [ 'q in stock, a rare word, second page', [ 'true', 'lantern', 2, $pid, 21 ], 'products_pkey' ] ],
     ecom_reviews => [
         [ 'a product with many reviews', [ 'false', $rpid, 'false', undef, 21 ], 'reviews_product' ],
         [ 'staff, deep page', [ 'true', $rpid, 'true', $rid, 21 ], 'reviews_product' ] ],
@@ -269,20 +275,6 @@ for my $case (@page_cases) {
 # id for nothing; tier 1 walks), 'lantern' in two names. Names also hold
 # one of 300 words (w0 to w299), so their statistics have the spread of a
 # real catalog's.
-sub page_work {
-    my ($node, $w) = @_;
-    my $loops = $node->{'Actual Loops'} // 1;
-    if ($node->{'Node Type'} =~ /Scan/ && $node->{'Node Type'} ne 'Bitmap Index Scan') {
-        $w->{read} += $loops * (($node->{'Actual Rows'} // 0) + ($node->{'Rows Removed by Filter'} // 0)
-                                + ($node->{'Rows Removed by Index Recheck'} // 0));
-    }
-    if ($node->{'Node Type'} eq 'Sort') {
-        my $in = $node->{Plans}[0]{'Actual Rows'} // 0;
-        $w->{sorted} = $in if $in > $w->{sorted};
-    }
-    page_work($_, $w) for @{ $node->{Plans} // [] };
-    return $w;
-}
 like db("SELECT ecom_products_ids_sql(false, false, false, NULL, true, false, 's')"), qr/ecom_products_tiers\(/,
     'relevance: the page runs the tiers';
 for my $case ([ 'a word in every name', 'plan', 2 ],
@@ -296,7 +288,7 @@ for my $case ([ 'a word in every name', 'plan', 2 ],
                   . literal($q) . ", NULL, NULL, NULL, 21)");
     my $plan = eval { JSON::PP->new->decode($json)->[0]{Plan} };
     ok $plan, "tier $tier, $what: EXPLAIN ANALYZE gives a plan" or do { diag $json; next };
-    my $w = page_work($plan, { read => 0, sorted => 0 });
+    my $w = plan_work($plan);
     ok $w->{read} <= 1000, "tier $tier, $what: the first page reads $w->{read} rows of products (at most 1,000 of 30,000)";
     ok $w->{sorted} <= 100, "tier $tier, $what: no sort of every match (the largest sort: $w->{sorted} rows)";
     if ($index) {

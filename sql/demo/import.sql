@@ -454,6 +454,12 @@ ANALYZE categories, products, users, orders, order_lines, order_events;
 SELECT format('==> analyzed (%s s)', :step_s) AS msg, :clock AS t \gset
 \echo :msg
 
+-- the search terms' document frequencies (sql/034), which choose how a
+-- q page is read
+SELECT ecom_search_lexemes_refresh() AS lexemes \gset
+SELECT format('==> search lexemes counted: %s (%s s)', :lexemes, :step_s) AS msg, :clock AS t \gset
+\echo :msg
+
 SELECT format('==> summary: %s products, %s categories, %s users, %s orders, %s order lines (%s s in the database session)',
               (SELECT count(*) FROM products), (SELECT count(*) FROM categories),
               (SELECT count(*) FROM users), (SELECT count(*) FROM orders),

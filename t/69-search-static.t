@@ -1,0 +1,251 @@
+#!/usr/bin/perl
+# q pages from static statements (issue 8, sql/034): ecom_products_q
+# chooses, per relevance tier, an id walk (a common word) or the GIN index
+# (a rare one) from the search terms' document frequencies
+# (search_lexemes), instead of planning each page.
+#   - the same pages as the planned path (sql/032's tiers through
+#     ecom_products_ids), walked page by page, for a common word, a rare
+#     one, a word in a few names and many descriptions (the pages cross
+#     from tier 2 to tier 1), a word only in descriptions, a prefix and a
+#     typo (the typo-tolerant fallback), with and without in_stock; and the
+#     same again with the counts emptied and with them inflated, so that
+#     every tier runs its other statement: stale counts never change a page;
+#   - the plans each gets (auto_explain of the function's statements,
+#     EXPLAIN ANALYZE): a common word walks the id index and reads about a
+#     page, a rare one reads products_search_name and never walks the
+#     catalog, none scans products sequentially;
+#   - over HTTP: ?q= alone and with in_stock lists what the planned SQL
+#     lists, the watchdog's count ran at start (job_runs), and
+#     `ecom-admin search-stats` counts the terms.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP ();
+use EcomTest;
+
+plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
+
+my $DB = 'ecom_search_static';
+
+my $db = scratch_database($DB);
+sub db { $db->(@_) }
+
+# 4,000 products: 'static' in every name, 'lamp' in every description and
+# no name, 'lantern' in two names, 'gadget' in 20 names and about 300
+# descriptions (a walk crosses from tier 2 to tier 1), w0 to w299 in the
+# names (13 each); one in 7 sold out, one in 50 inactive
+db(<<'SQL');
+INSERT INTO products (sku, name, description, price, currency, stock, active)
+SELECT 'QS-' || g,
+       'Static item ' || g || ' w' || g % 300
+           || CASE WHEN g IN (77, 3777) THEN ' lantern' ELSE '' END
+           || CASE WHEN g % 200 = 5 THEN ' gadget' ELSE '' END,
+       'A lamp for the table' || CASE WHEN g % 13 = 0 THEN ', a gadget' ELSE '' END,
+       100 + (g * 37) % 100000, 'GBP', (g % 7) * 3, g % 50 <> 0
+  FROM generate_series(1, 4000) g;
+ANALYZE products;
+SQL
+db('VACUUM products');
+is db('SELECT ecom_search_lexemes_refresh() > 0'), 't', 'the terms are counted';
+is db("SELECT nname || ' ' || ndoc FROM search_lexemes WHERE lexeme = 'lantern'"), '2 2',
+    'a term counts its products in the name and anywhere';
+is db("SELECT nname || ' ' || ndoc FROM search_lexemes WHERE lexeme = 'lamp'"), '0 3920',
+    '... a word only in descriptions: 0 names (active products only)';
+is db("SELECT nproducts FROM search_lexemes_meta"), 3920, 'the active products are counted';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('static lantern'), 3920)"), '2 2',
+    'two words are estimated as independent: every name and two names, 2';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('gadg'), 3920)"),
+    db("SELECT count(*) FILTER (WHERE name ~ 'gadget') || ' ' || count(*) FROM products WHERE active AND search @@ 'gadget'"),
+    'a prefix sums the lexemes it starts';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('lantern stati'), 3920)"), '2 2',
+    'a prefix with a whole word: as independent';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('static nosuchpref'), 3920)"), '0 0',
+    'a prefix that starts no lexeme counts 0, whatever the other words';
+is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('nosuchword'), 3920)"), '0 0',
+    'a word the counts do not know is taken as rare';
+
+# --- the same pages as the planned path ---------------------------------------
+# walk(new, q, in_stock, limit): every page in order, each row tier:id,
+# joined; the planned path is ecom_products_ids (sql/031, sql/032's tiers)
+db(<<'SQL');
+CREATE FUNCTION qs_walk(p_new boolean, p_q text, p_stock boolean, p_limit int)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE k1 bigint; k2 bigint; acc text := ''; r record; n int;
+BEGIN
+    FOR i IN 1..2000 LOOP
+        n := 0;
+        FOR r IN SELECT x.id, x.rk FROM ecom_products_q(p_stock, p_q, k1, k2, p_limit) x WHERE p_new
+                 UNION ALL
+                 SELECT x.id, x.rk FROM ecom_products_ids(NULL, NULL, NULL, p_stock, p_q, 's', k1, k2, p_limit) x
+                  WHERE NOT p_new LOOP
+            acc := acc || r.rk || ':' || r.id || ' ';
+            k1 := r.rk; k2 := r.id; n := n + 1;
+        END LOOP;
+        EXIT WHEN n < p_limit;
+    END LOOP;
+    RETURN acc;
+END $$;
+SQL
+my @words = ([ 'a common word', 'static' ], [ 'a rare word', 'lantern' ],
+             [ 'a word in few names and many descriptions', 'gadget' ],
+             [ 'a word only in descriptions', 'lamp' ], [ 'a prefix', 'gadg' ],
+             [ 'two words', 'gadget w5' ], [ 'a middling word, whole', 'w7 ' ],
+             [ 'a typo (the fallback)', 'lanternn' ]);
+my %planned;
+for my $w (@words) {
+    my ($what, $q) = @$w;
+    for my $stock ('NULL', 'true', 'false') {
+        my $args = literal($q) . ", $stock, 9";
+        $planned{"$q|$stock"} = db("SELECT qs_walk(false, $args)");
+    }
+}
+# the pages are not empty where they should not be: the comparison means something
+like $planned{'static|NULL'}, qr/\A(?:2:\d+ ){3920}\z/, 'the planned walk of a common word lists every active product, tier 2';
+like $planned{'gadget|NULL'}, qr/\A(?:2:\d+ ){19,20}(?:1:\d+ ){280,302}\z/, '... of gadget: names first, then descriptions';
+like $planned{'lamp|true'}, qr/\A(?:1:\d+ ){3000,}\z/, '... of lamp, in stock: tier 1 only';
+like $planned{'lanternn|NULL'}, qr/\A\d+:\d+ /, '... of a typo: the fallback finds the word';
+for my $counts ([ 'counted', 'SELECT ecom_search_lexemes_refresh()' ],
+                [ 'emptied (every tier reads GIN)', 'DELETE FROM search_lexemes' ],
+                [ 'inflated (every tier walks the ids)',
+                  'INSERT INTO search_lexemes SELECT w, 1000000000, 1000000000 FROM unnest(ARRAY['
+                  . "'static', 'lantern', 'gadget', 'lamp', 'w5', 'w7', 'lanternn']) w; "
+                  . 'UPDATE search_lexemes_meta SET nproducts = 3920' ]) {
+    my ($how, $sql) = @$counts;
+    db($sql);
+    for my $w (@words) {
+        my ($what, $q) = @$w;
+        for my $stock ('NULL', 'true', 'false') {
+            my $got = db('SELECT qs_walk(true, ' . literal($q) . ", $stock, 9)");
+            ok $got eq $planned{"$q|$stock"}, "counts $how: $what ($q), in_stock $stock: the same pages as the planned path"
+                or diag "static:  " . substr($got, 0, 300) . "\nplanned: " . substr($planned{"$q|$stock"}, 0, 300);
+        }
+    }
+}
+db('SELECT ecom_search_lexemes_refresh()');
+
+# --- the plans: about a page of rows, never the catalog ---------------------------
+# auto_explain logs each statement the function runs, with its actual rows
+sub nested_plans {
+    my ($sql) = @_;
+    my $script = "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; "
+        . 'SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = on; '
+        . "SET auto_explain.log_format = json; SET auto_explain.log_level = notice; $sql";
+    # the NOTICEs come on stderr
+    open my $ph, '-|', "psql -XAtq -U postgres -d $DB -v ON_ERROR_STOP=1 -c \Q$script\E 2>&1"
+        or die "cannot run psql: $!\n";
+    my $out = do { local $/; <$ph> } // '';
+    close $ph;
+    my @plans;
+    for my $chunk (split /NOTICE:\s+duration: [\d.]+ ms\s+plan:\s*\n/, $out) {
+        my ($json) = $chunk =~ /\A(\{.*?\n\})/s or next;
+        my $p = eval { JSON::PP->new->decode($json) } or next;
+        push @plans, $p if $p->{'Query Text'} =~ /\bFROM products p\b/ && $p->{'Query Text'} !~ /ecom_products_q\(/;
+    }
+    return @plans;
+}
+for my $case (
+    # what, q, in_stock, the index the tier-2 statement reads (a walk of
+    # either id index for a common word: on 4,000 rows the generic plan
+    # may take the primary key, active being nearly every row), at most
+    # rows read
+    [ 'a common word', 'static', 'NULL', qr/Index Scan (?:products_active_id_price|products_pkey)/, 40 ],
+    [ 'a common word, in stock', 'static', 'true', qr/Index Scan (?:products_active_id_price|products_pkey)/, 40 ],
+    [ 'a rare word', 'lantern', 'NULL', 'products_search_name', 40 ],
+    [ 'a rare word, sold out', 'lantern', 'false', 'products_search_name', 40 ],
+    [ 'a word in few names and many descriptions', 'gadget', 'NULL', 'products_search_name', 200 ],
+    [ 'a word only in descriptions', 'lamp', 'NULL', 'products_search_name', 40 ]) {
+    my ($what, $q, $stock, $index, $max) = @$case;
+    my @plans = nested_plans('SELECT count(*) FROM ecom_products_q(' . "$stock, " . literal($q) . ', NULL, NULL, 21)');
+    ok scalar @plans, "$what: the function's statements are explained" or next;
+    my $w = { read => 0, sorted => 0, scans => [] };
+    plan_work($_->{Plan}, $w) for @plans;
+    my $scans = join '; ', @{ $w->{scans} };
+    unlike $scans, qr/Seq Scan/, "$what: no sequential scan ($scans)";
+    like $scans, ref $index ? $index : qr/\Q$index\E/, "$what: the name tier reads " . (ref $index ? 'an id index' : $index);
+    ok $w->{read} <= $max, "$what: the first page reads $w->{read} rows of products (at most $max of 4,000)";
+    ok $w->{sorted} <= 320, "$what: no sort of more than the word's matches ($w->{sorted} rows)";
+}
+# the wrong reading would show: a rare word walked over the ids reads the
+# catalog, a common word read from GIN sorts every match
+{
+    db("UPDATE search_lexemes SET nname = 1000000, ndoc = 1000000 WHERE lexeme = 'lantern'");
+    my $w = { read => 0, sorted => 0, scans => [] };
+    plan_work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'lantern', NULL, NULL, 21)");
+    ok $w->{read} > 3000, "inflated counts make a rare word walk the ids ($w->{read} rows): the guard above can fail";
+    db("DELETE FROM search_lexemes WHERE lexeme = 'static'");
+    $w = { read => 0, sorted => 0, scans => [] };
+    plan_work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'static', NULL, NULL, 21)");
+    ok $w->{sorted} > 3000, "unknown counts make a common word sort its matches ($w->{sorted} rows): the guard above can fail";
+    db('SELECT ecom_search_lexemes_refresh()');
+}
+
+sub literal {
+    my ($v) = @_;
+    return 'NULL' unless defined $v;
+    $v =~ s/'/''/g;
+    return "'$v'";
+}
+
+# --- over HTTP ----------------------------------------------------------------------
+{
+    my @cons = qw(b c d f g h j k l m n p r t v w x z);
+    my $tag = 'zq' . join '', map { $cons[rand @cons] } 1 .. 9;
+    my @made;
+    push @made, create_product(name => "Stool $tag $_", description => 'oak', stock => $_ % 3) for 1 .. 4;
+    push @made, create_product(name => "Shelf $_", description => "with a $tag", stock => $_ % 2) for 1 .. 3;
+    # the planned path's pages, from SQL on the server's database
+    for my $stock (undef, 'true', 'false') {
+        my $want = psql_value('SELECT string_agg(x.id::text, \',\' ORDER BY o) FROM ecom_products_ids(NULL, NULL, NULL, '
+                              . ($stock // 'NULL') . ", '$tag', 's', NULL, NULL, 50) WITH ORDINALITY x(id, rk, o)");
+        my @ids;
+        my $url = "/products/?q=$tag&limit=2" . (defined $stock ? "&in_stock=$stock" : '');
+        my $cursor;
+        for (1 .. 10) {
+            my $r = api(GET => $url . (defined $cursor ? '&cursor=' . $cursor : ''));
+            is $r->{status}, 200, "GET $url: 200" or last;
+            push @ids, map { $_->{id} } @{ $r->{json}{items} };
+            $cursor = $r->{json}{next_cursor} or last;
+        }
+        ok length $want, 'the planned path lists products' ;
+        is join(',', @ids), $want, "q=tag" . (defined $stock ? ", in_stock=$stock" : '') . ': the same pages as the planned SQL';
+    }
+    my $typo = substr($tag, 0, 10) . 'a';
+    my $r = api(GET => "/products/?q=$typo&limit=50");
+    is $r->{status}, 200, 'a typo answers 200';
+    ok grep({ $_->{id} == $made[0]{id} } @{ $r->{json}{items} // [] }), '... and the fallback finds the product by a similar word';
+    my $bad = api(GET => '/products/?q=' . ('x' x 201));
+    is $bad->{status}, 400, 'a q of more than 200 bytes is 400, not a 5xx';
+}
+# the watchdog counted the terms (asked every 30 s, claimed once an hour)
+{
+    my $runs = 0;
+    for (1 .. 90) {
+        $runs = psql_value("SELECT count(*) FROM job_runs WHERE job = 'search stats'");
+        last if $runs > 0;
+        select undef, undef, undef, 0.5;
+    }
+    ok $runs >= 1, "the watchdog's search statistics job ran ($runs runs recorded)";
+    # ... and counted (claimed is not done: a statement timeout once
+    # cancelled the count after its claim)
+    my $counted = 'f';
+    for (1 .. 40) {
+        $counted = psql_value("SELECT refreshed_at >= (SELECT max(started_at) FROM job_runs "
+                              . "WHERE job = 'search stats') FROM search_lexemes_meta");
+        last if $counted eq 't';
+        select undef, undef, undef, 0.5;
+    }
+    is $counted, 't', '... and counted the terms after its claim';
+}
+# ecom-admin search-stats
+{
+    local $ENV{PGDATABASE} = $DB;
+    db("DELETE FROM search_lexemes");
+    my $out = `bash @{[ ecom_root() ]}/scripts/ecom-admin search-stats 2>/dev/null`;
+    is $?, 0, 'ecom-admin search-stats succeeds';
+    like $out, qr/\A\d+\n\z/, '... and prints the number of lexemes';
+    is db("SELECT nname FROM search_lexemes WHERE lexeme = 'lantern'"), 2, '... which are counted again';
+}
+
+done_testing;
