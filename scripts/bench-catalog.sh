@@ -132,11 +132,12 @@ statements_of() {
         my ($out) = @ARGV; my (@stmts, @defs); my $n = 0; my $cur;
         while (<STDIN>) {
             # skip the background jobs (purges, expiry, the watchdog
-            # claims, dynamic prices, sale edges, recommendations)
+            # claims and timeouts, dynamic prices, sale edges,
+            # recommendations, search statistics)
             if (/\bexecute (ecom_\w+): (.*)$/) {
                 my ($name, $text) = ($1, $2);
                 $cur = { sql => $text };
-                push @stmts, $cur unless $name =~ /^ecom_(?:purge_|expire_|job_claim$|dynprice_run$|sale_edges_run$|recs_refresh$)/;
+                push @stmts, $cur unless $name =~ /^ecom_(?:purge_|expire_|job_|dynprice_run$|sale_edges_run$|recs_refresh$|search_stats_run$)/;
                 next;
             }
             if ($cur && /DETAIL:\s+parameters: (.*)$/) {
