@@ -105,22 +105,24 @@ enum { P_ID, P_SKU, P_NAME, P_DESCRIPTION, P_PRICE, P_CURRENCY, P_STOCK,
  * on every entry from the index's start instead. */
 #define PRICE_TO "AND p.price <= COALESCE(%s::bigint, 9223372036854775807) "
 #define PRICE_TO_DESC "AND -p.price <= -COALESCE(%s::bigint, 0) "
-/* The page of a price range by id (newest: "true"), its ids from sql/033's
- * ecom_products_price_ids and its rows by id (OFFSET 0: not flattened into
- * a join that could read all of products). Parameters: min, max, the
- * cursor, the limit. */
-#define IDS_SELECT(call) \
-    "SELECT " PRODUCT_COLS " FROM " call " WITH ORDINALITY AS x " \
+/* A page whose ids (in order) come from a set-returning function (call),
+ * its rows then read by id (OFFSET 0: not flattened into a join that could
+ * read all of products), with the columns cols (PRODUCT_COLS, and the
+ * relevance key x.rk where the function returns one). */
+#define IDS_SELECT(cols, call) \
+    "SELECT " cols " FROM " call " WITH ORDINALITY AS x " \
     "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = x.id " \
     "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id " \
     "ORDER BY x.ordinality"
-#define PRICE_IDS_SELECT(newest) IDS_SELECT( \
+/* The page of a price range by id (newest: "true"), its ids from sql/033's
+ * ecom_products_price_ids. Parameters: min, max, the cursor, the limit. */
+#define PRICE_IDS_SELECT(newest) IDS_SELECT(PRODUCT_COLS, \
     "ecom_products_price_ids(%s::bigint, %s::bigint, " newest ", " \
     "%s::bigint, %s::int)")
 /* The same with a category's subtree (sql/033's
  * ecom_products_cat_price_ids). Parameters: the slug, min, max, the
  * cursor, the limit. */
-#define CAT_PRICE_IDS_SELECT(newest) IDS_SELECT( \
+#define CAT_PRICE_IDS_SELECT(newest) IDS_SELECT(PRODUCT_COLS, \
     "ecom_products_cat_price_ids(%s, %s::bigint, %s::bigint, " newest ", " \
     "%s::bigint, %s::int)")
 
@@ -199,13 +201,8 @@ static const ecom_stmt product_sql[] = {
      * runs each tier's static statement (generic plans kept for the
      * session) chosen by the words' document frequencies, no planning per
      * request; the rows read by primary key as below */
-    { "ecom_products_q",
-      "SELECT " PRODUCT_COLS ", x.rk "
-      "FROM ecom_products_q(%s::boolean, %s, %s::bigint, %s::bigint, %s::int) "
-      "WITH ORDINALITY AS x "
-      "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = x.id "
-      "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id "
-      "ORDER BY x.ordinality",
+    { "ecom_products_q", IDS_SELECT(PRODUCT_COLS ", x.rk",
+      "ecom_products_q(%s::boolean, %s, %s::bigint, %s::bigint, %s::int)"),
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* a price bound, q, category with in_stock or in another order:
      * PostgreSQL plans
@@ -213,14 +210,9 @@ static const ecom_stmt product_sql[] = {
      * (sql/031's ecom_products_ids, from an index alone where it can),
      * then each row is read by primary key (OFFSET 0: not flattened into
      * a join that could read all of products) */
-    { "ecom_products_page",
-      "SELECT " PRODUCT_COLS ", x.rk "
-      "FROM ecom_products_ids(%s, %s::bigint, %s::bigint, "
-      "%s::boolean, %s, %s, %s::bigint, %s::bigint, %s::int) "
-      "WITH ORDINALITY AS x "
-      "CROSS JOIN LATERAL (SELECT * FROM products p WHERE p.id = x.id "
-      "OFFSET 0) p LEFT JOIN categories c ON c.id = p.category_id "
-      "ORDER BY x.ordinality",
+    { "ecom_products_page", IDS_SELECT(PRODUCT_COLS ", x.rk",
+      "ecom_products_ids(%s, %s::bigint, %s::bigint, %s::boolean, %s, %s, "
+      "%s::bigint, %s::bigint, %s::int)"),
       ECOM_STMT_READ | ECOM_STMT_LIST },
     /* the watchdog's count of the search terms (sql/034) */
     { "ecom_search_stats_run", "SELECT ecom_search_lexemes_refresh()", 0 },
