@@ -140,6 +140,22 @@ CREATE TRIGGER products_price_bands_upd AFTER UPDATE OF price, active ON product
                                           <> ecom_price_band(NEW.price)))
     EXECUTE FUNCTION ecom_price_band_move();
 
+-- What the counts say about [lo, hi]: the active products (total), the
+-- estimated matches (est: the bands inside the range, and the covered part
+-- of a band at either end) and the non-empty bands it touches (nb). One
+-- pass over the counts (at most about 230 rows); inlined into its callers.
+CREATE FUNCTION ecom_price_range_estimate(lo bigint, hi bigint)
+RETURNS TABLE (total float8, est float8, nb int)
+LANGUAGE sql STABLE AS $$
+    SELECT sum(b.n),
+           sum(b.n * ecom_price_band_cover(b.band, lo, hi))
+               FILTER (WHERE b.band BETWEEN ecom_price_band(lo)
+                                        AND ecom_price_band(hi)),
+           count(*) FILTER (WHERE b.n > 0 AND b.band BETWEEN ecom_price_band(lo)
+                                                     AND ecom_price_band(hi))::int
+      FROM product_price_bands b
+$$;
+
 -- The bands a page of [lo, hi] reads, from the cheapest to the dearest
 -- active product's (two index probes), each with the part of the range in
 -- it (blo, bhi) and how it is read: walked in id order (a band inside the
@@ -190,14 +206,8 @@ BEGIN
     IF lo > hi THEN
         RETURN;
     END IF;
-    SELECT sum(b.n),
-           sum(b.n * ecom_price_band_cover(b.band, lo, hi))
-               FILTER (WHERE b.band BETWEEN ecom_price_band(lo)
-                                        AND ecom_price_band(hi)),
-           count(*) FILTER (WHERE b.n > 0 AND b.band BETWEEN ecom_price_band(lo)
-                                                     AND ecom_price_band(hi))
-      INTO total, est, nb
-      FROM product_price_bands b;
+    SELECT e.total, e.est, e.nb INTO total, est, nb
+      FROM ecom_price_range_estimate(lo, hi) e;
     -- the id walk reads about p_limit * total / est entries (if the range's
     -- products are spread evenly over the ids), the bands about
     -- nb * (p_limit + 10) (a page per band and its index descent): the
@@ -282,12 +292,8 @@ BEGIN
     IF lo > hi THEN
         RETURN;
     END IF;
-    SELECT sum(b.n),
-           sum(b.n * ecom_price_band_cover(b.band, lo, hi))
-               FILTER (WHERE b.band BETWEEN ecom_price_band(lo)
-                                        AND ecom_price_band(hi))
-      INTO total, est
-      FROM product_price_bands b;
+    SELECT e.total, e.est INTO total, est
+      FROM ecom_price_range_estimate(lo, hi) e;
     IF NOT (est > 0 AND p_limit * total <= est * 2000) THEN
         RETURN QUERY
         SELECT x.id FROM ecom_products_ids(p_category, p_min, p_max, NULL, NULL,
