@@ -126,24 +126,11 @@ for my $counts ([ 'counted', 'SELECT ecom_search_lexemes_refresh()' ],
 db('SELECT ecom_search_lexemes_refresh()');
 
 # --- the plans: about a page of rows, never the catalog ---------------------------
-# auto_explain logs each statement the function runs, with its actual rows
-sub nested_plans {
+# auto_explain logs each statement the function runs, with its actual rows:
+# those that read products
+sub q_plans {
     my ($sql) = @_;
-    my $script = "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; "
-        . 'SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = on; '
-        . "SET auto_explain.log_format = json; SET auto_explain.log_level = notice; $sql";
-    # the NOTICEs come on stderr
-    open my $ph, '-|', "psql -XAtq -U postgres -d $DB -v ON_ERROR_STOP=1 -c \Q$script\E 2>&1"
-        or die "cannot run psql: $!\n";
-    my $out = do { local $/; <$ph> } // '';
-    close $ph;
-    my @plans;
-    for my $chunk (split /NOTICE:\s+duration: [\d.]+ ms\s+plan:\s*\n/, $out) {
-        my ($json) = $chunk =~ /\A(\{.*?\n\})/s or next;
-        my $p = eval { JSON::PP->new->decode($json) } or next;
-        push @plans, $p if $p->{'Query Text'} =~ /\bFROM products p\b/ && $p->{'Query Text'} !~ /ecom_products_q\(/;
-    }
-    return @plans;
+    return grep { $_->{'Query Text'} =~ /\bFROM products p\b/ } nested_plans($DB, $sql);
 }
 for my $case (
     # what, q, in_stock, the index the tier-2 statement reads (a walk of
@@ -157,7 +144,7 @@ for my $case (
     [ 'a word in few names and many descriptions', 'gadget', 'NULL', 'products_search_name', 200 ],
     [ 'a word only in descriptions', 'lamp', 'NULL', 'products_search_name', 40 ]) {
     my ($what, $q, $stock, $index, $max) = @$case;
-    my @plans = nested_plans('SELECT count(*) FROM ecom_products_q(' . "$stock, " . literal($q) . ', NULL, NULL, 21)');
+    my @plans = q_plans('SELECT count(*) FROM ecom_products_q(' . "$stock, " . literal($q) . ', NULL, NULL, 21)');
     ok scalar @plans, "$what: the function's statements are explained" or next;
     my $w = { read => 0, sorted => 0, scans => [] };
     plan_work($_->{Plan}, $w) for @plans;
@@ -172,11 +159,11 @@ for my $case (
 {
     db("UPDATE search_lexemes SET nname = 1000000, ndoc = 1000000 WHERE lexeme = 'lantern'");
     my $w = { read => 0, sorted => 0, scans => [] };
-    plan_work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'lantern', NULL, NULL, 21)");
+    plan_work($_->{Plan}, $w) for q_plans("SELECT count(*) FROM ecom_products_q(NULL, 'lantern', NULL, NULL, 21)");
     ok $w->{read} > 3000, "inflated counts make a rare word walk the ids ($w->{read} rows): the guard above can fail";
     db("DELETE FROM search_lexemes WHERE lexeme = 'static'");
     $w = { read => 0, sorted => 0, scans => [] };
-    plan_work($_->{Plan}, $w) for nested_plans("SELECT count(*) FROM ecom_products_q(NULL, 'static', NULL, NULL, 21)");
+    plan_work($_->{Plan}, $w) for q_plans("SELECT count(*) FROM ecom_products_q(NULL, 'static', NULL, NULL, 21)");
     ok $w->{sorted} > 3000, "unknown counts make a common word sort its matches ($w->{sorted} rows): the guard above can fail";
     db('SELECT ecom_search_lexemes_refresh()');
 }

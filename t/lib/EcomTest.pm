@@ -18,7 +18,7 @@ our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
                  server_status module_directives pending_order
                  kill_mid_request retry_until_final set_cookies paid_buyer
-                 scratch_database plan_work);
+                 scratch_database plan_work nested_plans);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 our $PASSWORD = 'correct horse battery';
@@ -395,15 +395,17 @@ END { eval { _as_postgres("DROP DATABASE IF EXISTS $_") } for @scratch }
 # plan_work(PLAN [, W]): what an EXPLAIN (ANALYZE, FORMAT JSON) plan node and
 # its children did, added into W (a new one without): read, the rows the
 # scans of tables returned or removed (loops counted; not the bitmap index
-# scans, whose rows the heap scan reads again), sorted, the input of the
-# largest sort, and scans, "<node type> <index or table>" of each scan.
+# scans, whose rows the heap scan reads again; only the scans of the table
+# W's relation names, when it names one), sorted, the input of the largest
+# sort, and scans, "<node type> <index or table>" of each scan.
 sub plan_work {
     my ($node, $w) = @_;
     $w //= { read => 0, sorted => 0, scans => [] };
     my $loops = $node->{'Actual Loops'} // 1;
     push @{ $w->{scans} }, "$node->{'Node Type'} " . ($node->{'Index Name'} // $node->{'Relation Name'} // '')
         if $node->{'Node Type'} =~ /Scan/;
-    if ($node->{'Node Type'} =~ /Scan/ && $node->{'Node Type'} ne 'Bitmap Index Scan') {
+    if ($node->{'Node Type'} =~ /Scan/ && $node->{'Node Type'} ne 'Bitmap Index Scan'
+        && (!defined $w->{relation} || ($node->{'Relation Name'} // '') eq $w->{relation})) {
         $w->{read} += $loops * (($node->{'Actual Rows'} // 0) + ($node->{'Rows Removed by Filter'} // 0)
                                 + ($node->{'Rows Removed by Index Recheck'} // 0));
     }
@@ -413,6 +415,29 @@ sub plan_work {
     }
     plan_work($_, $w) for @{ $node->{Plans} // [] };
     return $w;
+}
+
+# nested_plans(DB, SQL): the plans (EXPLAIN ANALYZE, FORMAT JSON) of the
+# statements that the functions SQL calls run, as auto_explain logs them
+# (LOAD needs the superuser: run as postgres on database DB); SQL's own plan
+# is left out.
+sub nested_plans {
+    my ($db, $sql) = @_;
+    my $script = "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; "
+        . 'SET auto_explain.log_nested_statements = on; SET auto_explain.log_analyze = on; '
+        . "SET auto_explain.log_format = json; SET auto_explain.log_level = notice; $sql";
+    # the NOTICEs come on stderr
+    open my $ph, '-|', "psql -XAtq -U postgres -d $db -v ON_ERROR_STOP=1 -c \Q$script\E 2>&1"
+        or die "cannot run psql: $!\n";
+    my $out = do { local $/; <$ph> } // '';
+    close $ph;
+    my @plans;
+    for my $chunk (split /NOTICE:\s+duration: [\d.]+ ms\s+plan:\s*\n/, $out) {
+        my ($json) = $chunk =~ /\A(\{.*?\n\})/s or next;
+        my $p = eval { JSON::PP->new->decode($json) } or next;
+        push @plans, $p if index($p->{'Query Text'} // '', $sql) < 0;
+    }
+    return @plans;
 }
 
 sub is_int  { defined $_[0] && !ref $_[0] && $_[0] =~ /\A-?\d+\z/ && !JSON::PP::is_bool($_[0]) }
