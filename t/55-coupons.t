@@ -317,11 +317,16 @@ my $p2 = create_product(price => 3333, stock => 100);
 {
     # the SQL split against the money core's rule on fixed cases
     for my $case ([100, 1, 1, 1], [1, 1, 1], [2, 1, 1, 1], [7, 3, 0, 5], [999, 1999, 6666, 1], [0, 5, 5],
-                  [5, 0, 0, 7], [1000000007, 333333, 666667, 1]) {
+                  [5, 0, 0, 7], [1000000007, 333333, 666667, 1],
+                  [0], [0, 0, 0], [0, 7], [0, 1, 2, 3, 4]) {   # a total of 0: sql/036's short cut
         my ($t, @w) = @$case;
         my $sql = psql_value("SELECT array_to_string(ecom_money_split($t, ARRAY[" . join(',', @w) . "]::bigint[]), ',')");
         is $sql, join(',', split_lr($t, @w)), "ecom_money_split($t, [@w]) agrees with the C rule";
     }
+    is psql_value("SELECT array_to_string(ecom_money_split(0, ARRAY[1, NULL]::bigint[]), ',', 'null')"), '0,null',
+        'ecom_money_split(0, [1, NULL]): a NULL weight keeps the query\'s answer';
+    is psql_value("SELECT ecom_money_split(0, NULL) IS NOT DISTINCT FROM '{}'::bigint[]"), 't',
+        'ecom_money_split(0, NULL): an empty split';
     my $pa = create_product(price => 333, stock => 50);
     my $pb = create_product(price => 333, stock => 50);
     my $pc = create_product(price => 334, stock => 50);
