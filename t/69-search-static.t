@@ -66,6 +66,15 @@ is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('
 is db("SELECT nname || ' ' || ndoc FROM ecom_search_estimate(ecom_search_query('nosuchword'), 3920)"), '0 0',
     'a word the counts do not know is taken as rare';
 
+# the words as a tsquery (sql/014, PL/pgSQL since sql/037): all required,
+# stemmed, the last a prefix unless q ends in a space
+is db("SELECT ecom_search_query('Red  MUGS')::text"), "'red' & 'mug':*", 'words ANDed, stemmed, the last a prefix';
+is db("SELECT ecom_search_query('red mugs ')::text"), "'red' & 'mug'", '... no prefix after a trailing space';
+is db("SELECT ecom_search_query('o''brien-x')::text"), "'o' & 'brien' & 'x':*", '... words are runs of letters and digits';
+is db("SELECT ecom_search_query(' -- ') IS NULL AND ecom_search_query('') IS NULL"), 't',
+    '... no word: NULL';
+is db("SELECT numnode(ecom_search_query('the of'))"), 0, '... stop words only: an empty query';
+
 # --- the same pages as the planned path ---------------------------------------
 # walk(new, q, in_stock, limit): every page in order, each row tier:id,
 # joined; the planned path is ecom_products_ids (sql/031, sql/032's tiers)
