@@ -41,7 +41,9 @@
 #     reviews are inserted, in the same transaction).
 # The facet counts (product_facet_counts) and the price bands' counts
 # (product_price_bands) are recounted in each batch's transaction instead
-# of being kept row by row by their triggers.
+# of being kept row by row by their triggers; the names' postings
+# (search_name_postings, sql/038) are written by each batch's statement
+# from the rows it inserted, with their trigger off.
 # Products are inserted in batches of 100,000 (one transaction each, with
 # a progress line); a run that fails part-way leaves its finished batches,
 # which --replace removes on the next run. ANALYZE at the end.
@@ -108,9 +110,13 @@ ALTER TABLE reviews ENABLE TRIGGER reviews_summary;
 DELETE FROM users WHERE email LIKE 'gen-reviewer-%';
 ALTER TABLE products DISABLE TRIGGER products_facets_del;
 ALTER TABLE products DISABLE TRIGGER products_price_bands_del;
+ALTER TABLE products DISABLE TRIGGER products_name_postings_del;
+DELETE FROM search_name_postings
+ WHERE product_id IN (SELECT id FROM products WHERE sku LIKE 'GEN-%');
 DELETE FROM products WHERE sku LIKE 'GEN-%';
 ALTER TABLE products ENABLE TRIGGER products_facets_del;
 ALTER TABLE products ENABLE TRIGGER products_price_bands_del;
+ALTER TABLE products ENABLE TRIGGER products_name_postings_del;
 $facet_recount
 COMMIT;
 SQL
@@ -173,6 +179,8 @@ BEGIN;
 SELECT setseed($(( done_ / batch )) / 1000.0) \g /dev/null
 ALTER TABLE products DISABLE TRIGGER products_facets_ins;
 ALTER TABLE products DISABLE TRIGGER products_price_bands_ins;
+ALTER TABLE products DISABLE TRIGGER products_name_postings_ins;
+WITH ins AS (
 INSERT INTO products (sku, name, description, price, currency, stock, active,
                       category_id, created_at, updated_at)
 SELECT 'GEN-' || r.g,
@@ -198,9 +206,13 @@ SELECT 'GEN-' || r.g,
   JOIN gen_words w2 ON w2.i = floor($nwords * power(r.u7, 2))::int
   JOIN gen_words w3 ON w3.i = floor($nwords * power(r.u8, 2))::int
   JOIN gen_words w4 ON w4.i = floor($nwords * power(r.u9, 2))::int
- ORDER BY r.g;
+ ORDER BY r.g
+RETURNING id, search)
+INSERT INTO search_name_postings (lexeme, product_id)
+SELECT u.lexeme, ins.id FROM ins, unnest(ecom_name_lexemes(ins.search)) AS u(lexeme);
 ALTER TABLE products ENABLE TRIGGER products_facets_ins;
 ALTER TABLE products ENABLE TRIGGER products_price_bands_ins;
+ALTER TABLE products ENABLE TRIGGER products_name_postings_ins;
 $facet_recount
 COMMIT;
 SQL
