@@ -15,10 +15,11 @@
  *     walk or one walk per price band from the products counted per band;
  *   - a category and a price range, by id or newest: the category's walks
  *     filtering on the price when the range is common, else as below;
- *   - q alone (or with in_stock) by relevance: ecom_products_q (sql/034)
- *     runs static statements, chosen per tier by the words' document
- *     frequencies (a common word walks the id order, a rare one reads
- *     GIN), and the rows are read by id;
+ *   - q alone (or with in_stock) by relevance: ecom_products_q (sql/034,
+ *     sql/038) runs static statements: the name tier reads the rarest
+ *     word's products in id order from the names' postings, the other
+ *     tier walks the id order or reads GIN as the words' document
+ *     frequencies say; the rows are read by id;
  *   - a price bound with other filters or sort=rating, other q, category
  *     with in_stock or in another order: ecom_products_ids (sql/031) plans
  *     the page's ids for the filters that are on and their values, and the
@@ -197,10 +198,10 @@ static const ecom_stmt product_sql[] = {
       ECOM_STMT_READ | ECOM_STMT_LIST },
     { "ecom_products_bd", LIST_SELECT PRICE_TO_DESC KEY_PRICE_DESC,
       ECOM_STMT_READ | ECOM_STMT_LIST },
-    /* q alone (in_stock allowed) by relevance: sql/034's ecom_products_q
-     * runs each tier's static statement (generic plans kept for the
-     * session) chosen by the words' document frequencies, no planning per
-     * request; the rows read by primary key as below */
+    /* q alone (in_stock allowed) by relevance: ecom_products_q (sql/034,
+     * sql/038) runs static statements (generic plans kept for the
+     * session), no planning per request; the rows read by primary key as
+     * below */
     { "ecom_products_q", IDS_SELECT(PRODUCT_COLS ", x.rk",
       "ecom_products_q(%s::boolean, %s, %s::bigint, %s::bigint, %s::int)"),
       ECOM_STMT_READ | ECOM_STMT_LIST },

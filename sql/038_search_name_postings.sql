@@ -133,6 +133,18 @@ BEGIN
     RETURN v_out;
 END $$;
 
+-- The next p_batch product ids after p_from of each lexeme of p_lex, in
+-- its postings' order (LANGUAGE sql with plain arguments: inlined into
+-- the statements of ecom_products_q that read it, no call of its own).
+CREATE FUNCTION ecom_name_candidates(p_lex text[], p_from bigint, p_batch int)
+RETURNS TABLE (lx text, id bigint) LANGUAGE sql STABLE AS $$
+    SELECT w.lx, x.id FROM unnest(p_lex) AS w(lx)
+     CROSS JOIN LATERAL (
+           SELECT s.product_id AS id FROM search_name_postings s
+            WHERE s.lexeme = w.lx AND s.product_id > p_from
+            ORDER BY s.product_id LIMIT p_batch) x
+$$;
+
 -- ecom_products_q (sql/034) with tier 2 from the postings (see the top).
 CREATE OR REPLACE FUNCTION ecom_products_q(p_in_stock boolean, p_q text, p_k1 bigint,
     p_k2 bigint, p_limit int)
@@ -205,11 +217,7 @@ BEGIN
             -- the candidates and the page in one statement
             RETURN QUERY
             WITH c AS MATERIALIZED (
-                SELECT w.lx, x.id FROM unnest(v_lex) AS w(lx)
-                 CROSS JOIN LATERAL (
-                       SELECT s.product_id AS id FROM search_name_postings s
-                        WHERE s.lexeme = w.lx AND s.product_id > v_from
-                        ORDER BY s.product_id LIMIT v_batch) x)
+                SELECT * FROM ecom_name_candidates(v_lex, v_from, v_batch))
             SELECT p.id, 2::bigint FROM products p
              WHERE p.id = ANY (ARRAY(SELECT DISTINCT c.id FROM c))
                AND p.id <= coalesce((SELECT min(f.last) FROM (
@@ -224,12 +232,9 @@ BEGIN
             -- not full: where the complete candidates ended (NULL: every
             -- lexeme ran out), the same statement's cut, read again
             SELECT min(f.last) INTO v_cut FROM (
-                SELECT max(x.id) AS last FROM unnest(v_lex) AS w(lx)
-                 CROSS JOIN LATERAL (
-                       SELECT s.product_id AS id FROM search_name_postings s
-                        WHERE s.lexeme = w.lx AND s.product_id > v_from
-                        ORDER BY s.product_id LIMIT v_batch) x
-                 GROUP BY w.lx HAVING count(*) = v_batch) f;
+                SELECT max(c.id) AS last
+                  FROM ecom_name_candidates(v_lex, v_from, v_batch) c
+                 GROUP BY c.lx HAVING count(*) = v_batch) f;
             EXIT WHEN v_cut IS NULL;
             v_from := v_cut;
             v_batch := least(v_batch * 4, 20000);
