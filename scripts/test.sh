@@ -146,6 +146,22 @@ if [ "${targets[*]}" = t/ ] && [ -z "$(find t -name '*.t' -print -quit 2>/dev/nu
     die "no Perl tests (*.t) found under t/"
 fi
 
+# failed_tests PROVELOG: the failed test files, on one line ("t/a.t t/b.t")
+failed_tests() {
+    awk '/^Test Summary Report/ { p = 1 } p && /^[^ ]+\.t \(/ { print $1 }' "$1" \
+        | sort -u | paste -sd' ' -
+}
+
+# failure_digest PROVELOG: prove's report and each failed assertion with its
+# diagnostics, bounded, for the end of the output
+failure_digest() {
+    [ -f "$1" ] || return 0
+    # each "# Failed test" line and the "#" lines after it
+    awk '/^[[:space:]]*#[[:space:]]+Failed test/ { n = 12 }
+         n > 0 && /^[[:space:]]*#/ { print; n--; next } { n = 0 }' "$1" | head -n 80
+    awk '/^Test Summary Report/ { p = 1 } p' "$1" | grep -v '^Files=' | head -n 30 || true
+}
+
 # run_pass NUMBER LABEL MODULE SANITIZED RUNDIR: prints nothing on stdout,
 # returns non-zero on failure and leaves a one-line verdict in pass_verdict.
 pass_verdict=""
@@ -172,6 +188,7 @@ run_pass() {
     bash scripts/httpd.sh stop || return 1
     mkdir -p "$rundir"
     rm -f "$rundir/error.log" "$rundir/access.log" "$rundir/startup.log"
+    rm -f "$ROOT/build/test-pass$n.prove.log"
     if [ "$san" = 1 ]; then
         sandir="$(bash scripts/httpd.sh sandir)" || return 1
         rm -f "$sandir"/asan.* "$sandir"/ubsan.*
@@ -184,12 +201,15 @@ run_pass() {
 
     msg "pass $n ($label): prove -r ${targets[*]}"
     # --foreground: Ctrl-C still reaches prove and the tests.
-    timeout --foreground -k 10 "$PROVE_TIMEOUT" prove -r --timer "${targets[@]}" || rc=$?
+    # tee: the summary quotes the failures (CI keeps only the output's tail)
+    local provelog="$ROOT/build/test-pass$n.prove.log"
+    timeout --foreground -k 10 "$PROVE_TIMEOUT" prove -r --timer "${targets[@]}" 2>&1 \
+        | tee "$provelog" || rc=${PIPESTATUS[0]}
     bash scripts/httpd.sh stop || true
     bash scripts/pg.sh stop || true
 
     local problems=0
-    if [ $rc = 124 ] || [ $rc = 137 ]; then
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
         msg "pass $n: prove timed out after ${PROVE_TIMEOUT}s"
     fi
     if [ "$san" = 1 ]; then
@@ -214,11 +234,12 @@ run_pass() {
         grep -E -B2 -A20 "$pattern" "$rundir/error.log" | head -n 200 >&2
     fi
     local secs=$((SECONDS - t))
-    if [ $rc = 0 ] && [ $problems = 0 ]; then
+    if [ "$rc" = 0 ] && [ $problems = 0 ]; then
         pass_verdict="PASSED in ${secs}s"
         return 0
     fi
     local why="prove exit $rc"
+    [ "$rc" != 0 ] && why="$why: $(failed_tests "$provelog")"
     [ $problems = 1 ] && why="$why, crash, sanitizer report or library mismatch in the logs"
     pass_verdict="FAILED in ${secs}s ($why)"
     return 1
@@ -271,6 +292,12 @@ echo
 msg "summary ($((SECONDS - T0))s)"
 for line in "${summary[@]}"; do msg "  $line"; done
 if [ $failed != 0 ]; then
+    for n in 1 2; do
+        if grep -q '^Test Summary Report' "$ROOT/build/test-pass$n.prove.log" 2>/dev/null; then
+            msg "pass $n's failures (build/test-pass$n.prove.log):"
+            failure_digest "$ROOT/build/test-pass$n.prove.log"
+        fi
+    done
     msg "TESTS FAILED (logs: $RUN_PLAIN/error.log, $RUN_ASAN/error.log, $PASS2_LOG, $(bash scripts/pg.sh datadir).log, $(ECOM_PGDATA="$PG_ASAN" bash scripts/pg.sh datadir).log)"
     exit 1
 fi
