@@ -28,7 +28,14 @@ oaslint_install() {
        || [ ! -x "$T/node_modules/.bin/redocly" ] || [ ! -x "$T/node_modules/.bin/spectral" ]; then
         msg "installing the pinned OpenAPI linters (npm ci in $T)"
         # --ignore-scripts: no install script of any dependency runs
-        (cd "$T" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        # the registry is the network: a failed try is retried twice
+        local try
+        for try in 1 2 3; do
+            (cd "$T" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && break
+            [ "$try" = 3 ] && die "npm ci failed three times"
+            msg "npm ci failed (try $try); again in $((5 * try)) s"
+            sleep $((5 * try))
+        done
         printf '%s\n' "$want" > "$stamp"
     fi
 }

@@ -23,6 +23,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use POSIX ();
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 use EcomTest;
@@ -151,7 +152,16 @@ if (!$bootstrap_pid) {
     setpgrp(0, 0);
     open STDOUT, '>', "$root/build/deb-test-$base_port.debootstrap.log" or exit 127;
     open STDERR, '>&', \*STDOUT;
-    exec 'debootstrap', '--variant=minbase', $codename, $dir, $uri{$codename} or exit 127;
+    # the mirror is the network: a failed try is retried twice, from scratch
+    my $st = 1;
+    for my $try (1 .. 3) {
+        $st = system('debootstrap', '--variant=minbase', $codename, $dir, $uri{$codename});
+        last if $st == 0;
+        print "==> debootstrap try $try failed (status $st)\n";
+        system('rm', '-rf', '--one-file-system', $dir) if !mounts_under();
+        sleep 5 * $try if $try < 3;
+    }
+    POSIX::_exit($st == 0 ? 0 : 1);
 }
 
 # ---- make deb -------------------------------------------------------------------
@@ -198,11 +208,22 @@ my $deb_in = "/tmp/libapache2-mod-ecom_${version}_${arch}.deb";
 
 # apache2 (a2enmod, apache2ctl) and the package with its Depends only: the
 # module must run with what Depends brings in.
+# (the mirror is the network: each is tried up to three times)
 $t = time;
-($rc, $out) = inchroot('apt-get', 'update', '-qq');
+for my $try (1 .. 3) {
+    ($rc, $out) = inchroot('apt-get', 'update', '-qq');
+    last if $rc == 0;
+    diag "apt-get update, try $try: $out";
+    sleep 5 * $try;
+}
 is $rc, 0, 'apt-get update in the chroot' or diag $out;
-($rc, $out) = inchroot('apt-get', 'install', '-y', '-qq', '--no-install-recommends',
-                       'apache2', $deb_in);
+for my $try (1 .. 3) {
+    ($rc, $out) = inchroot('apt-get', 'install', '-y', '-qq', '--no-install-recommends',
+                           'apache2', $deb_in);
+    last if $rc == 0;
+    diag "apt-get install, try $try: $out";
+    sleep 5 * $try;
+}
 $took{'apt-get install'} = time - $t;
 is $rc, 0, 'apt-get install apache2 ./libapache2-mod-ecom_*.deb' or BAIL_OUT("install failed:\n$out");
 

@@ -48,6 +48,7 @@ SELECT 'QS-' || g,
        100 + (g * 37) % 100000, 'GBP', (g % 7) * 3, g % 50 <> 0
   FROM generate_series(1, 4000) g;
 ANALYZE products;
+ANALYZE search_name_postings;
 SQL
 db('VACUUM products');
 is db('SELECT ecom_search_lexemes_refresh() > 0'), 't', 'the terms are counted';
