@@ -25,7 +25,7 @@
 # test cluster. ECOM_URL2 is a second shop: another virtual host on its own
 # database ECOM_DB2 (ecom2) in the same cluster. mod_ecom logs at debug level
 # (LogLevel info ecom:debug), which also turns on the Ecom-Cache header.
-# ECOM_PROVE_TIMEOUT (default 900 s) bounds each prove run (a hang guard:
+# ECOM_PROVE_TIMEOUT (default 1500 s) bounds each prove run (a hang guard:
 # side by side on 2 cores a pass takes about 620 s plain and 580 s under the
 # sanitizers, most of it waiting). To run beside
 # another test run on the same machine, move the ports: ECOM_TEST_PGPORT
@@ -60,7 +60,7 @@ export ECOM_LOGLEVEL="info ecom:debug" ECOM_ACCESSLOG=1
 export ECOM_URL="http://127.0.0.1:$HTTP_PORT" ECOM_TLS_URL="https://127.0.0.1:$HTTPS_PORT"
 export ECOM_URL2="http://127.0.0.1:$HTTP2_PORT"
 unset ECOM_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
-PROVE_TIMEOUT="${ECOM_PROVE_TIMEOUT:-900}"
+PROVE_TIMEOUT="${ECOM_PROVE_TIMEOUT:-1500}"
 RUN_PLAIN="$ROOT/build/test-run"
 RUN_ASAN="$ROOT/build/test-run-asan"
 PG_PLAIN="$ECOM_PGDATA"
