@@ -102,6 +102,18 @@ sub inchroot {
                'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
                'LC_ALL=C', 'DEBIAN_FRONTEND=noninteractive', 'HOME=/root', @_);
 }
+# inchroot, tried up to three times while it fails (the mirror is the
+# network): the last try's (rc, output)
+sub inchroot_tries {
+    my ($rc, $out);
+    for my $try (1 .. 3) {
+        ($rc, $out) = inchroot(@_);
+        last if $rc == 0;
+        diag "$_[0] $_[1], try $try: $out";
+        sleep 5 * $try if $try < 3;
+    }
+    return ($rc, $out);
+}
 sub spew {
     my ($path, $text) = @_;
     open my $fh, '>', $path or die "$path: $!\n";
@@ -208,22 +220,11 @@ my $deb_in = "/tmp/libapache2-mod-ecom_${version}_${arch}.deb";
 
 # apache2 (a2enmod, apache2ctl) and the package with its Depends only: the
 # module must run with what Depends brings in.
-# (the mirror is the network: each is tried up to three times)
 $t = time;
-for my $try (1 .. 3) {
-    ($rc, $out) = inchroot('apt-get', 'update', '-qq');
-    last if $rc == 0;
-    diag "apt-get update, try $try: $out";
-    sleep 5 * $try;
-}
+($rc, $out) = inchroot_tries('apt-get', 'update', '-qq');
 is $rc, 0, 'apt-get update in the chroot' or diag $out;
-for my $try (1 .. 3) {
-    ($rc, $out) = inchroot('apt-get', 'install', '-y', '-qq', '--no-install-recommends',
-                           'apache2', $deb_in);
-    last if $rc == 0;
-    diag "apt-get install, try $try: $out";
-    sleep 5 * $try;
-}
+($rc, $out) = inchroot_tries('apt-get', 'install', '-y', '-qq', '--no-install-recommends',
+                             'apache2', $deb_in);
 $took{'apt-get install'} = time - $t;
 is $rc, 0, 'apt-get install apache2 ./libapache2-mod-ecom_*.deb' or BAIL_OUT("install failed:\n$out");
 
