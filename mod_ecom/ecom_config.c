@@ -127,6 +127,15 @@ enum { SCOPE_DIR, SCOPE_SRV, SCOPE_MAIN };
       4, 1, 1024, NONE,                                                     \
       "Password hashings (argon2id, 19 MiB each) one process runs at "      \
       "once; more get 503; main server only")                              \
+    X(DB_CONCURRENCY, "EcomDBConcurrency", MAIN, db_concurrency,            \
+      db_concurrency, 0, 0, 1024, NONE,                                     \
+      "Requests of one process that hold a database connection at once; "   \
+      "the others wait in arrival order (set it to DBDMax); 0: mod_dbd's "  \
+      "pool decides who waits; main server only")                           \
+    X(DB_QUEUE_TIMEOUT, "EcomDBQueueTimeout", MAIN, db_queue_timeout,       \
+      db_queue_timeout, 10, 1, 300, NONE,                                   \
+      "Longest wait in seconds for a turn of EcomDBConcurrency; after it "  \
+      "the request gets 503 with Retry-After; main server only")            \
     X(HSTS_MAX_AGE, "EcomHSTSMaxAge", SRV, hsts_max_age, hsts_max_age,      \
       0, 0, 63072000, NONE,                                                 \
       "max-age of the Strict-Transport-Security header sent on answers "    \

@@ -74,6 +74,10 @@ typedef struct {
     int login_lockout;       /* EcomLoginLockout: longest lock, seconds;
                               * 0: no login locks */
     int argon2_max;          /* EcomArgon2MaxInFlight, per process */
+    int db_concurrency;      /* EcomDBConcurrency: a child's requests that
+                              * hold a connection at once, the others wait
+                              * in arrival order; 0: mod_dbd's own order */
+    int db_queue_timeout;    /* EcomDBQueueTimeout, seconds in that queue */
     int hsts_max_age;        /* EcomHSTSMaxAge, seconds; 0: no header */
     apr_array_header_t *cors_origins; /* EcomCORSOrigins (const char *),
                                        * NULL: no CORS */

@@ -46,6 +46,7 @@
 #include "ecom_util.h"
 #include "ecom_metrics.h"
 
+#include "apr_thread_cond.h"
 #include "apr_thread_mutex.h"
 
 #include <libpq-fe.h>
@@ -257,6 +258,158 @@ static int reconnect(ecom_req *q)
            == APR_SUCCESS && reprepare(q->r, q->dbd);
 }
 
+/*
+ * The child's queue for connections (EcomDBConcurrency N): at most N of a
+ * child's requests hold a connection at once, and the others get their
+ * turn in the order they asked. mod_dbd's pool (apr_reslist) hands a
+ * returned connection to whichever thread takes its mutex first, so a
+ * thread that arrives just then overtakes one that has waited for many
+ * turns: at 32 connections on a pool of 4 most requests waited a few ms
+ * and one in a hundred 50 to 100 ms (README, "The tail of the latency").
+ * With N at most DBDMax a request that has its turn finds a connection
+ * free in mod_dbd's pool (a background job's connection aside), so every
+ * wait happens here, first come first served: a turn is handed straight
+ * to the oldest waiter, never left for a newcomer to take. A wait is
+ * bounded by EcomDBQueueTimeout (then 503 with Retry-After, ECOM0135).
+ * Each waiter sleeps on a condition of its own (kept for reuse: at most
+ * one per thread of the child), so a turn wakes one thread, not all.
+ */
+typedef struct queue_waiter {
+    struct queue_waiter *next;
+    apr_thread_cond_t *cond;
+    int turn;                  /* handed a turn by queue_leave() */
+} queue_waiter;
+
+static struct {
+    apr_thread_mutex_t *mutex; /* NULL: no queue (EcomDBConcurrency 0) */
+    apr_pool_t *pool;          /* the child's: spare waiters */
+    int free;                  /* turns nobody holds */
+    apr_interval_time_t timeout;
+    queue_waiter *head, *tail; /* waiting, oldest first */
+    queue_waiter *spare;
+} db_queue;
+
+static void queue_init(apr_pool_t *pchild, server_rec *s)
+{
+    const ecom_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                   &ecom_module);
+
+    memset(&db_queue, 0, sizeof(db_queue));
+    if (sc->db_concurrency <= 0
+        || apr_thread_mutex_create(&db_queue.mutex, APR_THREAD_MUTEX_DEFAULT,
+                                   pchild) != APR_SUCCESS) {
+        db_queue.mutex = NULL;
+        return;
+    }
+    db_queue.pool = pchild;
+    db_queue.free = sc->db_concurrency;
+    db_queue.timeout = apr_time_from_sec(sc->db_queue_timeout);
+}
+
+/* Unlinks w from the waiting list (it timed out); under the mutex. */
+static void queue_unlink(queue_waiter *w)
+{
+    queue_waiter **pp = &db_queue.head, *prev = NULL;
+
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = w->next;
+        if (db_queue.tail == w) {
+            db_queue.tail = prev;
+        }
+    }
+}
+
+/* Waits for a turn; 0 when EcomDBQueueTimeout ran out (or the child could
+ * not make a condition). Without a queue every request has its turn. */
+static int queue_enter(ecom_req *q)
+{
+    queue_waiter *w;
+    apr_time_t until;
+    int turn;
+
+    if (!db_queue.mutex) {
+        return 1;
+    }
+    apr_thread_mutex_lock(db_queue.mutex);
+    if (db_queue.free > 0 && !db_queue.head) {
+        db_queue.free--;
+        apr_thread_mutex_unlock(db_queue.mutex);
+        return 1;
+    }
+    if ((w = db_queue.spare) != NULL) {
+        db_queue.spare = w->next;
+    }
+    else {
+        w = apr_pcalloc(db_queue.pool, sizeof(*w));
+        if (apr_thread_cond_create(&w->cond, db_queue.pool) != APR_SUCCESS) {
+            apr_thread_mutex_unlock(db_queue.mutex);
+            return 0;
+        }
+    }
+    w->next = NULL;
+    w->turn = 0;
+    if (db_queue.tail) {
+        db_queue.tail->next = w;
+    }
+    else {
+        db_queue.head = w;
+    }
+    db_queue.tail = w;
+    until = apr_time_now() + db_queue.timeout;
+    while (!w->turn) {
+        apr_interval_time_t left = until - apr_time_now();
+        if (left <= 0) {
+            break;
+        }
+        apr_thread_cond_timedwait(w->cond, db_queue.mutex, left);
+    }
+    turn = w->turn;
+    if (!turn) {
+        queue_unlink(w);
+    }
+    w->next = db_queue.spare;
+    db_queue.spare = w;
+    apr_thread_mutex_unlock(db_queue.mutex);
+    if (!turn) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r, "ECOM0135: no "
+                      "turn for a database connection within %" APR_TIME_T_FMT
+                      " s (EcomDBQueueTimeout)",
+                      apr_time_sec(db_queue.timeout));
+    }
+    return turn;
+}
+
+/* Hands the request's turn to the oldest waiter, or back to the queue. */
+static void queue_leave(ecom_req *q)
+{
+    queue_waiter *w;
+
+    if (!q->db_turn) {
+        return;
+    }
+    q->db_turn = 0;
+    if (!db_queue.mutex) {
+        return;
+    }
+    apr_thread_mutex_lock(db_queue.mutex);
+    if ((w = db_queue.head) != NULL) {
+        db_queue.head = w->next;
+        if (!db_queue.head) {
+            db_queue.tail = NULL;
+        }
+        w->turn = 1;
+        apr_thread_cond_signal(w->cond);
+    }
+    else {
+        db_queue.free++;
+    }
+    apr_thread_mutex_unlock(db_queue.mutex);
+}
+
 /* The request's pool cleanup: a connection still held (a handler that
  * returned early, an aborted request) goes back to mod_dbd's pool, after
  * a rollback of anything left open. */
@@ -279,10 +432,12 @@ void ecom_db_release(ecom_req *q)
     }
     dbd_close_fn(q->r->server, q->dbd);
     q->dbd = NULL;
+    queue_leave(q);
 }
 
 /* Takes a connection from mod_dbd's pool for this request, until
- * ecom_db_release() (see the top: held only while statements run). */
+ * ecom_db_release() (see the top: held only while statements run); with
+ * EcomDBConcurrency, after a turn of the child's queue. */
 static ecom_err acquire(ecom_req *q)
 {
     if (q->db_unreachable) {
@@ -290,6 +445,13 @@ static ecom_err acquire(ecom_req *q)
     }
     if (!q->dbd) {
         apr_time_t t0 = apr_time_now();
+        if (!q->db_turn) {
+            if (!queue_enter(q)) {
+                ecom_metrics_db_wait(q, apr_time_now() - t0, 0);
+                return ECOM_E_BUSY;
+            }
+            q->db_turn = 1;
+        }
         q->dbd = dbd_open_fn && dbd_close_fn
                  ? dbd_open_fn(q->r->pool, q->r->server) : NULL;
         ecom_metrics_db_wait(q, apr_time_now() - t0, q->dbd != NULL);
@@ -301,6 +463,7 @@ static ecom_err acquire(ecom_req *q)
         if (!q->dbd) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->r,
                           "ECOM0102: no database connection");
+            queue_leave(q);
             q->db_unreachable = 1;
             return ECOM_E_UNAVAILABLE;
         }
@@ -961,6 +1124,7 @@ static apr_status_t jobs_stop(void *data)
 
 void ecom_db_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    queue_init(pchild, s);
     job_stopping = 0;
     if (apr_thread_mutex_create(&job_mutex, APR_THREAD_MUTEX_DEFAULT,
                                 pchild) != APR_SUCCESS) {

@@ -603,11 +603,12 @@ static void db_out(out_t *o, apr_pool_t *p, metrics_head *h)
             ecom_err_name((ecom_err)k), apr_atomic_read64(&h->db_errors[k]));
     }
     counter(o, "ecom_db_acquire_failures_total", "Requests that could not "
-            "get a database connection from mod_dbd's pool.",
+            "get a database connection from mod_dbd's pool, or a turn of "
+            "EcomDBConcurrency's queue in time.",
             apr_atomic_read64(&h->db_acquire_failures));
     family(o, "ecom_db_pool_wait_seconds", "histogram", "Time spent taking "
-           "a connection from mod_dbd's pool (ap_dbd_open), failures "
-           "included.");
+           "a connection: a turn of EcomDBConcurrency's queue, then "
+           "mod_dbd's pool (ap_dbd_open), failures included.");
     for (apr_size_t b = 0; b <= NDBB; b++) {
         per[b] = apr_atomic_read64(&h->db_wait[b]);
     }

@@ -46,6 +46,8 @@ typedef struct ecom_req {
     ap_dbd_t *dbd;             /* acquired on first use */
     int db_unreachable;        /* acquiring failed once: do not wait for
                                 * the database twice in one request */
+    int db_turn;               /* holds a turn of the child's connection
+                                * queue (EcomDBConcurrency, ecom_db.c) */
     int in_tx;                 /* a BEGIN of ours is open on dbd */
     int release_cleanup;       /* the pool cleanup that hands dbd back is set */
     int keep_refusal;          /* a body inside the Idempotency-Key
