@@ -100,7 +100,7 @@ ecom_bench_up
 # this run's extra settings (ECOM_BENCH_EXTRA; the order scenarios add
 # theirs), never a previous run's
 mkdir -p "$RUNDIR"
-printf '%b' "${ECOM_BENCH_EXTRA:-}" >"$RUNDIR/ecom-extra.conf"
+printf '%b\n' "${ECOM_BENCH_EXTRA:-}" >"$RUNDIR/ecom-extra.conf"
 
 count() { psql -X -At -v ON_ERROR_STOP=1 -c 'SELECT count(*) FROM products WHERE active'; }
 if [ "$(count)" = 0 ]; then
@@ -141,7 +141,15 @@ if [ "$(psql -X -At -c "SELECT to_regproc('ecom_expire_pending_orders') IS NOT N
     n="$(psql -X -At -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM orders WHERE status = 'pending' AND created_at < now() - interval '1800 seconds'")"
     if [ "$n" != 0 ]; then
         msg "cancelling $n unpaid orders of earlier runs (EcomPaymentTimeout's default, 1800 s)"
-        psql -X -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN WHILE ecom_expire_pending_orders(1800, 500) >= 500 LOOP END LOOP; END \$\$"
+        # 5,000 a transaction, as the watchdog's batches are each their
+        # own (one transaction for half a million took over eight minutes)
+        done_n=0
+        while :; do
+            got="$(psql -X -At -v ON_ERROR_STOP=1 -c "SELECT ecom_expire_pending_orders(1800, 5000)")"
+            done_n=$((done_n + got))
+            [ "$got" -ge 5000 ] || break
+            [ $((done_n % 50000)) -ne 0 ] || msg "  $done_n of $n cancelled"
+        done
     fi
 fi
 
@@ -287,7 +295,7 @@ SQL
         fi
         msg "pricing: $(psql -X -At -c "SELECT count(*) FROM price_runs WHERE source = 'watchdog'") runs of the job during the measurement"
         bash scripts/httpd.sh stop >/dev/null
-        printf '%b' "${ECOM_BENCH_EXTRA:-}" >"$RUNDIR/ecom-extra.conf"
+        printf '%b\n' "${ECOM_BENCH_EXTRA:-}" >"$RUNDIR/ecom-extra.conf"
         restore_prices
         bash scripts/httpd.sh start
     fi
