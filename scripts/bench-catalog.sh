@@ -17,7 +17,9 @@
 #   2. runs `wrk -t2 -c32 -d10s --latency` on the URL;
 #   3. runs `pgbench -M prepared -c32 -j2 -T10` on a script of the same
 #      statements with the same parameters (passed with -D, prepared like
-#      the module's; a NULL parameter is written as NULL in the SQL):
+#      the module's; a NULL parameter is written as NULL in the SQL), in
+#      sessions like the module's (the same unix socket, and
+#      plan_cache_mode = force_generic_plan as in the shipped DBDParams):
 #      PostgreSQL's own rate for that work on the same machine;
 # and prints requests/s, p99, pgbench's transactions/s and the ratio.
 # A scenario the build does not serve (an answer other than 200, e.g. a
@@ -192,8 +194,11 @@ for i in "${!scen_names[@]}"; do
     elif [ -s "$script" ]; then
         msg "$n: pgbench -M prepared -c$CONNS -j2 -T${DURATION%s} on $(wc -l <"$script") statement(s)"
         sed 's/^/    /' "$script" >&2
-        tps[$n]="$(pgbench -n -M prepared -c"$CONNS" -j2 -T"${DURATION%s}" "${defs[@]}" \
-                    -f "$script" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" "$PGDATABASE" 2>&1 \
+        # the module's sessions: its transport (the socket httpd.sh points
+        # DBDParams at) and its plan cache mode (DBDParams' options)
+        tps[$n]="$(PGOPTIONS='-c plan_cache_mode=force_generic_plan' \
+                   pgbench -n -M prepared -c"$CONNS" -j2 -T"${DURATION%s}" "${defs[@]}" \
+                    -f "$script" -h "${ECOM_PG_SOCKET_DIR:-$PGHOST}" -p "$PGPORT" -U "$PGUSER" "$PGDATABASE" 2>&1 \
                   | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1 || true)"
     else
         note[$n]="no statement seen in the log"
