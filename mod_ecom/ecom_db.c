@@ -323,8 +323,11 @@ static void queue_unlink(queue_waiter *w)
     }
 }
 
-/* Waits for a turn; 0 when EcomDBQueueTimeout ran out (or the child could
- * not make a condition). Without a queue every request has its turn. */
+/* Waits for a turn and marks the request as holding it (q->db_turn, until
+ * queue_leave); 0 when EcomDBQueueTimeout ran out (or the child could not
+ * make a condition). Without a queue every request has its turn. A
+ * request without a connection holds no turn (ecom_db_release and a
+ * failed open both leave), so a turn is asked for once per connection. */
 static int queue_enter(ecom_req *q)
 {
     queue_waiter *w;
@@ -332,12 +335,14 @@ static int queue_enter(ecom_req *q)
     int turn;
 
     if (!db_queue.mutex) {
+        q->db_turn = 1;
         return 1;
     }
     apr_thread_mutex_lock(db_queue.mutex);
     if (db_queue.free > 0 && !db_queue.head) {
         db_queue.free--;
         apr_thread_mutex_unlock(db_queue.mutex);
+        q->db_turn = 1;
         return 1;
     }
     if ((w = db_queue.spare) != NULL) {
@@ -380,6 +385,7 @@ static int queue_enter(ecom_req *q)
                       " s (EcomDBQueueTimeout)",
                       apr_time_sec(db_queue.timeout));
     }
+    q->db_turn = turn;
     return turn;
 }
 
@@ -445,12 +451,9 @@ static ecom_err acquire(ecom_req *q)
     }
     if (!q->dbd) {
         apr_time_t t0 = apr_time_now();
-        if (!q->db_turn) {
-            if (!queue_enter(q)) {
-                ecom_metrics_db_wait(q, apr_time_now() - t0, 0);
-                return ECOM_E_BUSY;
-            }
-            q->db_turn = 1;
+        if (!queue_enter(q)) {
+            ecom_metrics_db_wait(q, apr_time_now() - t0, 0);
+            return ECOM_E_BUSY;
         }
         q->dbd = dbd_open_fn && dbd_close_fn
                  ? dbd_open_fn(q->r->pool, q->r->server) : NULL;
