@@ -95,6 +95,19 @@ sub cart_add {
                body => { product_id => $pid, quantity => 1 });
 }
 
+# A new customer's cart add takes the server's one turn and holds it while
+# it waits for the account's lock (held outside for 3 s); returns what
+# ends it: its answer, once the lock is gone.
+sub hold_the_turn {
+    my ($base) = @_;
+    my $holder = register_user();
+    my $hp = create_product(price => 300, stock => 50);
+    my $lock = hold_account_lock($holder->{id}, 3 * $slow);
+    my $first = bg_request(sub { cart_add($base, $holder, $hp->{id}) });
+    sleep 0.3 * $slow;     # the holder has the one turn, waiting for the lock
+    return sub { my $r = bg_result($first); waitpid $lock, 0; return $r };
+}
+
 # --- first come, first served ---------------------------------------------
 SKIP: {
     my $h = queue_server(20);
@@ -103,28 +116,22 @@ SKIP: {
         or diag(($h->{syntax} // '') . ($h->{start_output} // ''));
     skip 'the spare apache2 did not start', 5 unless $h->{started};
     my $base = "http://127.0.0.1:$h->{ports}[0]";
-    my ($holder, $v) = (register_user(), register_user());
-    my $hp = create_product(price => 300, stock => 50);
+    my $v = register_user();
     my @p = map { create_product(price => 100 + $_, stock => 50) } 1 .. 5;
-    my $huid = $holder->{id};
-    my $vuid = $v->{id};
     # warm the child (first connection, prepared statements) outside the test
     is api(GET => '/cart/', base => $base, token => $v->{token})->{status}, 200, 'the server answers';
 
-    my $lock = hold_account_lock($huid, 3 * $slow);
-    my $first = bg_request(sub { cart_add($base, $holder, $hp->{id}) });
-    sleep 0.3 * $slow;     # the holder has the one turn, waiting for the lock
+    my $finish = hold_the_turn($base);
     my @queued;
     for my $p (@p) {
         push @queued, bg_request(sub { cart_add($base, $v, $p->{id}) });
         sleep 0.25 * $slow;   # each one is in the queue before the next comes
     }
-    my $r0 = bg_result($first);
+    my $r0 = $finish->();
     my @r = map { bg_result($_) } @queued;
-    waitpid $lock, 0;
     is $r0->{status}, 201, 'the request holding the turn is served once the lock goes';
     is_deeply [ map { $_->{status} } @r ], [ (201) x 5 ], 'the five that waited for it: 201 each';
-    my $order = psql_value("SELECT string_agg(product_id::text, ',' ORDER BY id) FROM cart_items WHERE user_id = $vuid");
+    my $order = psql_value("SELECT string_agg(product_id::text, ',' ORDER BY id) FROM cart_items WHERE user_id = $v->{id}");
     is $order, join(',', map { $_->{id} } @p),
         'they were served in the order they came (their lines were written in that order)';
     my @after = map { api(GET => '/cart/', base => $base, token => $v->{token})->{status} } 1 .. 5;
@@ -144,16 +151,11 @@ SKIP: {
         or diag(($h->{syntax} // '') . ($h->{start_output} // ''));
     skip 'the spare apache2 did not start', 6 unless $h->{started};
     my $base = "http://127.0.0.1:$h->{ports}[0]";
-    my ($holder, $v) = (register_user(), register_user());
-    my $hp = create_product(price => 300, stock => 50);
+    my $v = register_user();
     my $p = create_product(price => 120, stock => 50);
-    my $huid = $holder->{id};
-    my $vuid = $v->{id};
     is api(GET => '/cart/', base => $base, token => $v->{token})->{status}, 200, 'the server answers';
 
-    my $lock = hold_account_lock($huid, 3 * $slow);
-    my $first = bg_request(sub { cart_add($base, $holder, $hp->{id}) });
-    sleep 0.3 * $slow;
+    my $finish = hold_the_turn($base);
     my $t0 = time;
     my $res = cart_add($base, $v, $p->{id});
     my $took = time - $t0;
@@ -161,10 +163,8 @@ SKIP: {
     ok defined $res->{headers}{'retry-after'}, 'with Retry-After';
     ok $took >= 0.9 && $took < 1 + 2 * $slow,
         "after about the timeout (1 s), not the holder's 3 s" or diag "took ${took}s";
-    my $r0 = bg_result($first);
-    waitpid $lock, 0;
-    is $r0->{status}, 201, 'the holder still finishes: 201';
-    my $written = psql_value("SELECT count(*) FROM cart_items WHERE user_id = $vuid");
+    is $finish->()->{status}, 201, 'the holder still finishes: 201';
+    my $written = psql_value("SELECT count(*) FROM cart_items WHERE user_id = $v->{id}");
     my @many = parallel(8, 1, sub { api(GET => '/cart/', base => $base, token => $v->{token}, timeout => 20)->{status} });
     is_deeply [ $written, @many ], [ 0, (200) x 8 ],
         'nothing of the refused add was written, and eight concurrent requests then get 200 (the timed-out waiter left the queue)';
