@@ -17,7 +17,12 @@
 # goes; pass 2 writes build/test-pass2.log, printed when it ends. Each
 # pass's prove output is kept in build/test-passN.prove.log, and the summary
 # at the end names the failed tests and quotes their failed assertions.
-# ECOM_TEST_SERIAL=1 runs them one after the other instead.
+# Within a pass run on the whole suite, the tests named in SIDE_TESTS below
+# (t/60, the Debian package in its own chroot) run beside the others; their
+# output is build/test-passN.side.prove.log, printed and added to the
+# pass's prove log when the pass ends.
+# ECOM_TEST_SERIAL=1 runs the passes, and the side tests, one after the
+# other instead.
 #
 # The tests get: ECOM_URL ECOM_TLS_URL ECOM_URL2 ECOM_DB2 ECOM_ROOT ECOM_PGDATA
 # ECOM_RUNDIR ECOM_SANITIZED PGHOST PGPORT PGUSER PGDATABASE (and
@@ -41,7 +46,7 @@ targets=()
 for a in "$@"; do
     case "$a" in
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) targets+=("$a") ;;
     esac
 done
@@ -68,6 +73,10 @@ PG_ASAN="$ROOT/build/test-pg-asan"
 # pass 2's ports: PGPORT HTTP_PORT HTTPS_PORT HTTP2_PORT, each + 5
 ASAN_PORTS="$((PGPORT + 5)) $((HTTP_PORT + 5)) $((HTTPS_PORT + 5)) $((HTTP2_PORT + 5))"
 PASS2_LOG="$ROOT/build/test-pass2.log"
+# Run beside the rest of their pass (see run_pass): t/60 builds the Debian
+# package and tests it in its own chroot with its own apache2 (a minute and
+# a half, mostly debootstrap and lintian).
+SIDE_TESTS="t/60-deb.t"
 
 cleanup() {
     local rc=$?
@@ -202,12 +211,37 @@ run_pass() {
     fi
     bash scripts/httpd.sh start || return 1
 
-    msg "pass $n ($label): prove -r ${targets[*]}"
+    # The side lane: with the whole suite, the tests in SIDE_TESTS (they
+    # use neither the pass's httpd nor its catalog, and mostly wait on I/O)
+    # run beside the rest of the pass instead of after it.
+    local main_targets=("${targets[@]}") side=() side_pid="" side_rc=0 tf
+    local sidelog="$ROOT/build/test-pass$n.side.prove.log"
+    rm -f "$sidelog"
+    if [ "${targets[*]}" = t/ ] && [ "${ECOM_TEST_SERIAL:-0}" != 1 ]; then
+        main_targets=()
+        for tf in t/*.t; do
+            if [[ " $SIDE_TESTS " == *" $tf "* ]]; then side+=("$tf"); else main_targets+=("$tf"); fi
+        done
+    fi
+    if [ ${#side[@]} -gt 0 ]; then
+        msg "pass $n ($label): prove ${side[*]} (beside the rest; output: $sidelog)"
+        timeout -k 10 "$PROVE_TIMEOUT" prove --timer "${side[@]}" >"$sidelog" 2>&1 </dev/null &
+        side_pid=$!
+    fi
+    msg "pass $n ($label): prove -r ${main_targets[*]}"
     # --foreground: Ctrl-C still reaches prove and the tests.
     # tee: the summary quotes the failures (CI keeps only the output's tail)
     local provelog="$ROOT/build/test-pass$n.prove.log"
-    timeout --foreground -k 10 "$PROVE_TIMEOUT" prove -r --timer "${targets[@]}" 2>&1 \
+    timeout --foreground -k 10 "$PROVE_TIMEOUT" prove -r --timer "${main_targets[@]}" 2>&1 \
         | tee "$provelog" || rc=${PIPESTATUS[0]}
+    if [ -n "$side_pid" ]; then
+        msg "pass $n ($label): waiting for ${side[*]}"
+        wait "$side_pid" || side_rc=$?
+        cat "$sidelog"
+        # one log for the summary's digest of failures
+        cat "$sidelog" >>"$provelog"
+        [ "$rc" = 0 ] && rc=$side_rc
+    fi
     bash scripts/httpd.sh stop || true
     bash scripts/pg.sh stop || true
 
