@@ -751,6 +751,26 @@ const char *ecom_db_time(ecom_req *q, apr_dbd_row_t *row, int col)
     return buf;
 }
 
+/* EC_RATING's "<key>/<count>" (ECOM_RATING): {"average", "count"}, the
+ * average null without ratings; a value of another shape gives NULL */
+static json_t *rating_json(const char *v)
+{
+    char *end;
+    long key = strtol(v, &end, 10), count;
+
+    if (end == v || *end != '/') {
+        return NULL;
+    }
+    v = end + 1;
+    count = strtol(v, &end, 10);
+    if (end == v || *end) {
+        return NULL;
+    }
+    return json_pack("{s:o,s:I}", "average",
+                     count > 0 && key >= 0 ? json_real(key / 100.0) : json_null(),
+                     "count", (json_int_t)count);
+}
+
 json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
                       int first_col)
 {
@@ -782,6 +802,9 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
             case EC_JSON:
                 /* PostgreSQL's own output of a json value: always valid */
                 jv = json_loads(v, JSON_DECODE_ANY, NULL);
+                break;
+            case EC_RATING:
+                jv = rating_json(v);
                 break;
             default:
                 jv = json_string(v);

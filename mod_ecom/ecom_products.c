@@ -292,7 +292,7 @@ static const ecom_col product_cols[] = {
     [P_CATEGORY] = { "category", EC_STR_NULL },
     [P_CREATED_AT] = { "created_at", EC_TIME },
     [P_UPDATED_AT] = { "updated_at", EC_TIME },
-    [P_RATING] = { "rating", EC_JSON },
+    [P_RATING] = { "rating", EC_RATING },
     [P_LIST_PRICE] = { "list_price", EC_INT },
     [P_PRICE_ENDS] = { "price_ends_at", EC_TIME }, [P_NCOLS] = { NULL, 0 }
 };

@@ -25,11 +25,8 @@
 /* The rating summary {average, count} from the product row's own columns
  * (sql/013_reviews.sql keeps them with every review write): average is
  * rating_key / 100, the mean of the visible reviews rounded half up to
- * two decimals, null without reviews. */
-#define PRODUCT_RATING \
-    "json_build_object('average', CASE WHEN p.rating_count > 0 " \
-    "THEN (p.rating_key / 100.0)::numeric(3, 2) END, " \
-    "'count', p.rating_count)::text"
+ * two decimals, null without reviews (EC_RATING). */
+#define PRODUCT_RATING ECOM_RATING("p")
 
 
 /* PRODUCT_COLS' JSON names, NULL-terminated (the last column, rating_key,
