@@ -299,6 +299,13 @@ int ecom_cursor_decode(const char *s, char tag, long long *a, long long *b)
     return 0;
 }
 
+/* n (0..99) as two digits at out */
+static void two_digits(char *out, int n)
+{
+    out[0] = (char)('0' + n / 10);
+    out[1] = (char)('0' + n % 10);
+}
+
 void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN])
 {
     /* 0000-01-01 .. 9999-12-31T23:59:59 */
@@ -306,10 +313,29 @@ void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN])
     time_t t = (time_t)(epoch < lo ? lo : epoch > hi ? hi : epoch);
     struct tm tm;
 
+    int year;
+
     gmtime_r(&t, &tm);
-    snprintf(out, ECOM_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec);
+    /* the digits written directly: every timestamp of every row of a
+     * list goes through here, and snprintf's format parsing was a tenth of
+     * the rendering's cost */
+    year = tm.tm_year + 1900;
+    out[0] = (char)('0' + year / 1000);
+    out[1] = (char)('0' + year / 100 % 10);
+    out[2] = (char)('0' + year / 10 % 10);
+    out[3] = (char)('0' + year % 10);
+    out[4] = '-';
+    two_digits(out + 5, tm.tm_mon + 1);
+    out[7] = '-';
+    two_digits(out + 8, tm.tm_mday);
+    out[10] = 'T';
+    two_digits(out + 11, tm.tm_hour);
+    out[13] = ':';
+    two_digits(out + 14, tm.tm_min);
+    out[16] = ':';
+    two_digits(out + 17, tm.tm_sec);
+    out[19] = 'Z';
+    out[20] = '\0';
 }
 
 static int is_state_char(char c)

@@ -9,6 +9,8 @@
 #include "unit.h"
 
 #include <string.h>
+#include <stdio.h>
+#include <time.h>
 
 int unit_n_tests, unit_n_failed;
 
@@ -117,6 +119,33 @@ static void test_time(void)
     OK(strcmp(ts, "1969-12-31T23:59:59Z") == 0, "before the epoch");
     ecom_rfc3339(9223372036854775807LL, ts);
     OK(strcmp(ts, "9999-12-31T23:59:59Z") == 0, "far future clamped to year 9999");
+    ecom_rfc3339(-9223372036854775807LL, ts);
+    OK(strcmp(ts, "0000-01-01T00:00:00Z") == 0, "far past clamped to year 0000");
+    {
+        /* every 7,919th second from 1900 to 2100 (every field's values),
+         * and then the boundary years, against strftime */
+        long long e;
+        int same = 1;
+
+        for (e = -2208988800LL; e < 4102444800LL && same; e += 7919 * 97LL) {
+            char want[64];
+            time_t t = (time_t)e;
+            struct tm tm;
+
+            gmtime_r(&t, &tm);
+            strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            ecom_rfc3339(e, ts);
+            same = !strcmp(ts, want);
+            if (!same) {
+                fprintf(stderr, "# %lld: got %s, want %s\n", e, ts, want);
+            }
+        }
+        OK(same, "1900-2100 agree with strftime");
+        ecom_rfc3339(-62135596800LL, ts);
+        OK(strcmp(ts, "0001-01-01T00:00:00Z") == 0, "year 0001 with its leading zeros");
+        ecom_rfc3339(253402300799LL - 86400 * 365LL, ts);
+        OK(strcmp(ts, "9998-12-31T23:59:59Z") == 0, "year 9998");
+    }
 }
 
 static void test_crypto(void)
