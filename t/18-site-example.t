@@ -18,9 +18,7 @@ my ($can, $why) = HTTP::Tiny->can_ssl;
 plan skip_all => "no TLS support in HTTP::Tiny: $why" unless $can;
 
 my $file = ecom_root() . '/conf/site-example.conf';
-open my $fh, '<', $file or die "$file: $!\n";
-my $site = do { local $/; <$fh> };
-close $fh;
+my $site = slurp_file($file) // die "$file: $!\n";
 
 my %subst = (
     '<VirtualHost *:80>'  => '<VirtualHost 127.0.0.1:@PORT0@>',

@@ -49,9 +49,7 @@ for my $d (sort keys %htaccess) {
     my $from = -s $h->{error_log} // 0;
     my $r = api(GET => "/ht/$d/x.txt", base => $base);
     is $r->{status}, 500, "$d in .htaccess is a configuration error (500)";
-    open my $log, '<', $h->{error_log} or die "$h->{error_log}: $!\n";
-    seek $log, $from, 0;
-    my $text = do { local $/; <$log> } // '';
+    my $text = slurp_file($h->{error_log}, $from) // '';
     like $text, qr/\Q$d\E not allowed here/, "error.log says $d is not allowed in .htaccess";
 }
 

@@ -69,7 +69,7 @@ sub refused_at_start {
     ok !$t->{syntax_ok}, "apache2 -t refuses $name (configtest sees the relation check)";
     like $t->{syntax} // '', $re, '  naming the directives';
     ok !$t->{started}, "httpd refuses to start with $name";
-    my $log = -e $t->{error_log} ? do { local (@ARGV, $/) = $t->{error_log}; <> } : '';
+    my $log = slurp_file($t->{error_log}) // '';
     $t->{stop}->();
     return ($t->{syntax} // '') . $log;
 }
@@ -253,7 +253,7 @@ SKIP: {
        'and read where a nested <Location> raises EcomMaxBodySize to 65536';
 
     $g->{stop}->();
-    my $text = do { local (@ARGV, $/) = $g->{error_log}; <> } // '';
+    my $text = slurp_file($g->{error_log}) // '';
     unlike $text, qr/ECOM05\d\d/, 'error.log has no configuration complaint';
     unlike $text, qr/\Q$secret_main\E/, "error.log does not show the main server's secret";
     unlike $text, qr/\Q$secret_vhost\E/, "nor the virtual host's";

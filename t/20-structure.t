@@ -55,8 +55,7 @@ for my $f (qw(ecom_db.c ecom_db.h ecom_err.c ecom_err.h ecom_req.h)) {
         "data layer: $f calls no renderer";
 }
 # the core: what the unit tests link (CORE_SRC in the Makefile)
-open my $mk, '<', "$root/Makefile" or die;
-my $mtext = do { local $/; <$mk> };
+my $mtext = slurp_file("$root/Makefile") // die "Makefile: $!";
 $mtext =~ s/\\\n/ /g;
 my ($core) = $mtext =~ /^CORE_SRC\s*:=\s*(.*)$/m;
 my @core = map { m{([^/\s]+)\.c\z} ? $1 : () } split ' ', $core // '';

@@ -13,8 +13,7 @@ use EcomTest;
 plan skip_all => 'ECOM_URL not set (run through scripts/test.sh)' unless $ENV{ECOM_URL};
 
 my $root = ecom_root();
-open my $fh, '<', "$root/README.md" or die "README.md: $!";
-my $readme = do { local $/; <$fh> };
+my $readme = slurp_file("$root/README.md") // die "README.md: $!";
 my ($block) = $readme =~ /<!-- flow:start -->\s*```sh\n(.*?)```\s*<!-- flow:end -->/s;
 ok defined $block, 'README.md has the flow block' or BAIL_OUT('no flow block in README.md');
 

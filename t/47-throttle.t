@@ -275,7 +275,7 @@ ok ref $h0 && $h0->{started}, 'a server without mod_socache_shmcb starts';
 my @nostore = map { api(POST => '/auth/login/', base => "http://127.0.0.1:$h0->{ports}[0]",
                         body => { email => "ns-" . uniq() . '@example.com', password => 'x' })->{status} } 1 .. 3;
 is "@nostore", '401 401 401', 'without a store nothing is throttled (EcomAuthRateLimit 1 has no effect)';
-my $log0 = do { local $/; open my $fh, '<', $h0->{error_log}; <$fh> } // '';
+my $log0 = slurp_file($h0->{error_log}) // '';
 like $log0, qr/ECOM4701: no store for the throttle/, 'and start-up warned of it (ECOM4701)';
 $h0->{stop}->();
 

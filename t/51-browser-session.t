@@ -384,7 +384,7 @@ SKIP: {
                     body => { email => $u->{email}, password => $u->{password} });
         is $r->{status}, 200, 'EcomSessions On where mod_session has no session (no Session On): login still works';
         ok !exists $r->{json}{csrf_token}, 'with the bearer token only';
-        my $log = do { open my $fh, '<', $h->{error_log}; local $/; <$fh> } // '';
+        my $log = slurp_file($h->{error_log}) // '';
         like $log, qr/ECOM1803: EcomSessions is on/, 'and a warning naming the missing setting';
         $h->{stop}->();
     }

@@ -125,8 +125,7 @@ CONF
                           . "WHERE id > $last) x WHERE lag IS NOT NULL");
     is $gaps, 't', 'never two runs closer than 9/10 of the interval';
     $h->{stop}->();
-    open my $fh, '<', $h->{error_log};
-    my $log = do { local $/; <$fh> } // '';
+    my $log = slurp_file($h->{error_log}) // '';
     unlike $log, qr/ECOM1102/, 'no refresh failed (ECOM1102)';
 }
 

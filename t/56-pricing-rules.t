@@ -341,7 +341,7 @@ CONF
     }
     is $price, 4000, '... the sale price once it started, stored by the watchdog job, no request written';
     is psql_value("SELECT sale_rule_id FROM products WHERE id = $q->{id}"), $soon->{id}, '... stored on the row';
-    my $log = do { local (@ARGV, $/) = $h->{error_log}; <> } // '';
+    my $log = slurp_file($h->{error_log}) // '';
     like $log, qr/ECOM2501: sales window edges/, '... the job logs its runs (ECOM2501)';
     $h->{stop}->();
     drop($soon);

@@ -398,7 +398,7 @@ CONF
     ok psql_value("SELECT count(*) FROM price_runs WHERE source = 'watchdog'") >= 3,
         'the runs are recorded as the watchdog\'s';
     $h->{stop}->();
-    my $log = do { local $/; open my $fh, '<', $h->{error_log} or die; <$fh> };
+    my $log = slurp_file($h->{error_log}) // die "$h->{error_log}: $!\n";
     like $log, qr/ECOM2401: dynamic pricing run \d+: 1 bounded products, 0 prices raised, 1 lowered/,
         'the run is logged';
 }

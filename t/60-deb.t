@@ -124,11 +124,6 @@ sub drop_db {
     local $ENV{PGOPTIONS} = '-c client_min_messages=warning';
     psql_do(qq{DROP DATABASE IF EXISTS "$db" WITH (FORCE)});
 }
-sub slurp_file {
-    open my $fh, '<', $_[0] or return;
-    local $/;
-    return scalar <$fh>;
-}
 
 my ($rc, $out);
 

@@ -118,7 +118,7 @@ CONF
     my $until = time + 5;
     until ($log =~ /ECOM0202/ || time > $until) {
         sleep 0.1;
-        $log = do { open my $fh, '<', $h->{error_log}; local $/; <$fh> } // '';
+        $log = slurp_file($h->{error_log}) // '';
     }
     like $log, qr/\[req \Q$sid\E\] .*ECOM0202/, 'the error log (%L) has the same id';
     $h->{stop}->();

@@ -33,9 +33,9 @@ local $ENV{SCARF_ANALYTICS} = 'false';
 my $inst = `bash $root/scripts/oaslint.sh --install-only 2>&1`;
 is $?, 0, 'scripts/oaslint.sh installs the pinned linters (npm ci)' or diag $inst;
 BAIL_OUT('no linters') unless -x "$T/node_modules/.bin/redocly" && -x "$T/node_modules/.bin/spectral";
-my $lock = json_decode(do { local (@ARGV, $/) = "$T/package-lock.json"; <> });
+my $lock = json_decode(slurp_file("$T/package-lock.json"));
 for my $p ('@redocly/cli', '@stoplight/spectral-cli', '@stoplight/spectral-owasp-ruleset') {
-    my $want = json_decode(do { local (@ARGV, $/) = "$T/package.json"; <> })->{dependencies}{$p};
+    my $want = json_decode(slurp_file("$T/package.json"))->{dependencies}{$p};
     like $want // '', qr/\A\d+\.\d+\.\d+\z/, "$p is pinned to an exact version ($want)";
     is $lock->{packages}{"node_modules/$p"}{version}, $want, "and the lock file has that version";
 }
@@ -48,7 +48,7 @@ is $red->{totals}{errors}, 0, 'Redocly: no error';
 is $red->{totals}{warnings}, 0, 'Redocly: no warning';
 diag join "\n", map { "$_->{ruleId}: $_->{message} at " . ($_->{location}[0]{pointer} // '') }
     @{ $red->{problems} || [] } if @{ $red->{problems} || [] };
-my $cfg = do { local (@ARGV, $/) = "$T/.redocly.yaml"; <> };
+my $cfg = slurp_file("$T/.redocly.yaml");
 like $cfg, qr/^\s*-\s*recommended\b/m, '.redocly.yaml extends the recommended ruleset';
 # every switched-off rule has its reason just above it
 for my $rule ($cfg =~ /^\s+([a-z0-9-]+):\s*off\b/mg) {
@@ -63,7 +63,7 @@ $sp = [] unless ref $sp eq 'ARRAY';
 is scalar(grep { $_->{severity} == 0 } @$sp), 0, 'Spectral OWASP: no error';
 is scalar(grep { $_->{severity} == 1 } @$sp), 0, 'Spectral OWASP: no warning';
 diag join "\n", map { "$_->{code}: " . join('.', @{ $_->{path} }) } @$sp[0 .. ($#$sp > 19 ? 19 : $#$sp)] if @$sp;
-my $scfg = do { local (@ARGV, $/) = "$T/.spectral.yaml"; <> };
+my $scfg = slurp_file("$T/.spectral.yaml");
 like $scfg, qr/spectral-owasp-ruleset/, '.spectral.yaml extends the OWASP ruleset';
 for my $rule ($scfg =~ /^\s+(owasp:[^:\s]+:[^:\s]+):\s*"?off"?/mg) {
     like $scfg, qr/#[^\n]*\n(?:\s*(?:#[^\n]*|-[^\n]*|files:|rules:)\n)*\s+\Q$rule\E:\s*"?off/,
@@ -71,7 +71,7 @@ for my $rule ($scfg =~ /^\s+(owasp:[^:\s]+:[^:\s]+):\s*"?off"?/mg) {
 }
 
 # ---- the document served is the file linted -----------------------------------------
-my $file_doc = json_decode(do { local (@ARGV, $/) = $doc_file; <> });
+my $file_doc = json_decode(slurp_file($doc_file));
 my $served = api(GET => '/openapi.json');
 is_deeply $served->{json}, $file_doc, 'GET /openapi.json serves the linted document';
 

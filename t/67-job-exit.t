@@ -73,8 +73,7 @@ my $took = time - $t0;
 ok $took < 10, sprintf('the server stops in %.1f s (at most 10)', $took);
 unlock();
 
-open my $fh, '<', $h->{error_log} or die "$h->{error_log}: $!\n";
-my $log = do { local $/; <$fh> } // '';
+my $log = slurp_file($h->{error_log}) // die "$h->{error_log}: $!\n";
 unlike $log, qr/Assertion|reslist_cleanup/, 'no apr_reslist assertion at the child\'s exit';
 unlike $log, qr/exit signal|AH00052/, 'no child ended by a signal';
 like $log, qr/ECOM1102/, 'the cancelled refresh is logged as failed (ECOM1102)';

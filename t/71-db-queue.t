@@ -139,7 +139,7 @@ SKIP: {
     is_deeply [ @after, @many ], [ (200) x 13 ],
         'then five sequential and eight concurrent requests through the one turn: 200 each (no turn lost)';
     $h->{stop}->();
-    my $log = do { local (@ARGV, $/) = $h->{error_log}; -e $h->{error_log} ? <> : '' };
+    my $log = slurp_file($h->{error_log}) // '';
     unlike $log, qr/ECOM0135|ECOM0114|exit signal|AH00052/, 'no queue timeout, no transaction handed back open, no crashed child';
 }
 
@@ -169,7 +169,7 @@ SKIP: {
     is_deeply [ $written, @many ], [ 0, (200) x 8 ],
         'nothing of the refused add was written, and eight concurrent requests then get 200 (the timed-out waiter left the queue)';
     $h->{stop}->();
-    my $log = do { local (@ARGV, $/) = $h->{error_log}; -e $h->{error_log} ? <> : '' };
+    my $log = slurp_file($h->{error_log}) // '';
     like $log, qr/ECOM0135: no turn for a database connection within 1 s/, 'the refusal is logged (ECOM0135)';
 }
 

@@ -14,7 +14,7 @@ use POSIX ();
 our @EXPORT = qw(api raw_request register_user login staff_token create_product
                  psql_value psql_do is_problem has_field_error uniq json_encode
                  json_decode is_rfc3339 is_true is_false is_int base_url
-                 error_log_text error_log_size content_type is_json_ct
+                 error_log_text error_log_size slurp_file content_type is_json_ct
                  bearer_challenge_ok ecom_root parallel spare_httpd free_port
                  server_status module_directives pending_order
                  kill_mid_request retry_until_final set_cookies paid_buyer
@@ -653,16 +653,24 @@ sub module_directives {
     return \%d;
 }
 
-sub error_log_path { defined $ENV{ECOM_RUNDIR} ? "$ENV{ECOM_RUNDIR}/error.log" : undef }
-sub error_log_size { my $p = error_log_path() // return 0; -s $p // 0 }
-sub error_log_text {
-    my ($from) = @_;
-    my $p = error_log_path() // return undef;
-    open my $fh, '<:raw', $p or return undef;
+# slurp_file(PATH [, FROM]): the file's bytes from offset FROM (default 0),
+# '' when there are none, undef when it cannot be read (missing)
+sub slurp_file {
+    my ($path, $from) = @_;
+    open my $fh, '<:raw', $path or return undef;
     seek $fh, $from // 0, 0;
     local $/;
     my $t = <$fh>;
     return $t // '';
+}
+
+sub error_log_path { defined $ENV{ECOM_RUNDIR} ? "$ENV{ECOM_RUNDIR}/error.log" : undef }
+sub error_log_size { my $p = error_log_path() // return 0; -s $p // 0 }
+# the suite's error.log from offset FROM (a spare server's: slurp_file)
+sub error_log_text {
+    my ($from) = @_;
+    my $p = error_log_path() // return undef;
+    return slurp_file($p, $from);
 }
 
 1;
