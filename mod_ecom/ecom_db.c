@@ -811,7 +811,8 @@ json_t *ecom_row_json(ecom_req *q, apr_dbd_row_t *row, const ecom_col *cols,
                 break;
             }
         }
-        json_object_set_new(o, cols[i].name, jv ? jv : json_null());
+        /* the names are the code's own ASCII constants */
+        json_object_set_new_nocheck(o, cols[i].name, jv ? jv : json_null());
     }
     return o;
 }
