@@ -31,7 +31,7 @@
 # database ECOM_DB2 (ecom2) in the same cluster. mod_ecom logs at debug level
 # (LogLevel info ecom:debug), which also turns on the Ecom-Cache header.
 # ECOM_PROVE_TIMEOUT (default 1500 s) bounds each prove run (a hang guard:
-# side by side on 2 cores a pass takes about 620 s plain and 580 s under the
+# side by side on 2 cores a pass takes about 610 s plain and 605 s under the
 # sanitizers, most of it waiting). To run beside
 # another test run on the same machine, move the ports: ECOM_TEST_PGPORT
 # (25433), ECOM_TEST_HTTP_PORT (18080), ECOM_TEST_HTTPS_PORT (18443),
