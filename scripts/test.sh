@@ -228,7 +228,11 @@ run_pass() {
         timeout -k 10 "$PROVE_TIMEOUT" prove --timer "${side[@]}" >"$sidelog" 2>&1 </dev/null &
         side_pid=$!
     fi
-    msg "pass $n ($label): prove -r ${main_targets[*]}"
+    if [ ${#side[@]} -gt 0 ]; then
+        msg "pass $n ($label): prove -r ${targets[*]} (but ${side[*]})"
+    else
+        msg "pass $n ($label): prove -r ${targets[*]}"
+    fi
     # --foreground: Ctrl-C still reaches prove and the tests.
     # tee: the summary quotes the failures (CI keeps only the output's tail)
     local provelog="$ROOT/build/test-pass$n.prove.log"
