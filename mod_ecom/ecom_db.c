@@ -751,7 +751,7 @@ const char *ecom_db_time(ecom_req *q, apr_dbd_row_t *row, int col)
     return buf;
 }
 
-/* EC_RATING's "<key>/<count>" (ECOM_RATING): {"average", "count"}, the
+/* EC_RATING's "<key>/<count>" (PRODUCT_RATING): {"average", "count"}, the
  * average null without ratings; a value of another shape gives NULL */
 static json_t *rating_json(const char *v)
 {

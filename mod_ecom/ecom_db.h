@@ -32,8 +32,8 @@ typedef struct {
 
 /* Column kinds for ecom_row_json. EC_JSON: a json or jsonb column sent
  * as text (col::text), embedded as its JSON value (SQL NULL: null).
- * EC_RATING: a rating summary sent as ECOM_RATING(alias), rendered as
- * {"average": key / 100 or null, "count": n}. */
+ * EC_RATING: a rating summary sent as "<key>/<count>" (PRODUCT_RATING,
+ * ecom_products.h), rendered as {"average": key / 100 or null, "count": n}. */
 typedef enum {
     EC_INT, EC_INT_NULL, EC_STR, EC_STR_NULL, EC_BOOL, EC_TIME, EC_JSON,
     EC_RATING
@@ -47,14 +47,6 @@ typedef struct {
  * EC_TIME (or ecom_db_time) renders it as RFC 3339 UTC. Formatting in C
  * is much cheaper for PostgreSQL than to_char() on every row. */
 #define ECOM_TS(col) "floor(extract(epoch FROM " col "))::bigint"
-
-/* A product row's rating summary as one text column "<key>/<count>" for
- * EC_RATING: rating_key, the average of the visible reviews in hundredths
- * rounded half up (-1 without any), and rating_count, both kept with every
- * review write (sql/013, sql/020). Two integers printed by PostgreSQL cost
- * it a fifth of the json_build_object() this replaces, and C reads them
- * without a JSON parse. */
-#define ECOM_RATING(alias) alias ".rating_key::text || '/' || " alias ".rating_count"
 
 /* Registers every statement of every registered resource with mod_dbd
  * for s (post_config). */
