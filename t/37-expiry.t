@@ -53,6 +53,29 @@ sub wait_gone {
 }
 
 my $slack = $ENV{ECOM_SANITIZED} ? 10 : 5;
+my $log_from = error_log_size();
+
+# Why an expiry did not come in time, for the failure digest (which keeps
+# about ten lines per failed test): the jobs' leases on this database, the
+# sessions there that wait or run, and the last log lines of the watchdog
+# (its singleton moving between children), the jobs and the children.
+sub why_late {
+    my @d = map { "lease $_" } split /\n/, psql_value(
+        "SELECT job || ' by ' || run_by || ', '
+                || round(extract(epoch FROM clock_timestamp() - started_at)::numeric, 1) || ' s ago'
+           FROM job_leases WHERE job LIKE 'payment timeout%'");
+    push @d, map { "session $_" } split /\n/, psql_value(
+        "SELECT state || coalesce(' waiting on ' || wait_event_type || '/' || wait_event, '')
+                || ' for ' || round(extract(epoch FROM clock_timestamp() - query_start)::numeric, 1)
+                || ' s: ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 60)
+           FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()
+            AND state <> 'idle'");
+    my @log = grep { /ECOM09|ECOM27|ECOM24|ECOM013|Watchdog|AH0042[89]|AH00052|exit signal|dbd:error/ }
+              split /\n/, error_log_text($log_from) // '';
+    push @d, map { substr($_, 0, 200) } @log[ ($#log > 5 ? $#log - 5 : 0) .. $#log ];
+    diag join "\n", @d;
+}
 
 # --- an unpaid order is cancelled in time, restocked, by the system ---------
 my $p = create_product(price => 250, stock => 20, _base => $B, _db => $db2);
@@ -71,7 +94,8 @@ psql_do("UPDATE orders SET status = 'paid', paid_amount = total WHERE id = $id2"
 is stock_of($p), 15, 'stock taken by both orders';
 
 is status_of($id1), 'pending', 'the unpaid order is pending before its timeout';
-ok wait_gone($TIMEOUT + $INTERVAL + $slack, $id1), 'the unpaid order left pending';
+ok wait_gone($TIMEOUT + $INTERVAL + $slack, $id1), 'the unpaid order left pending'
+    or why_late();
 my $took = time - $t0;
 cmp_ok $took, '>=', $TIMEOUT - 1, "not before its timeout (${took}s)";
 cmp_ok $took, '<=', $TIMEOUT + $INTERVAL + $slack, "within timeout + interval (${took}s)";
@@ -105,7 +129,8 @@ like $refused->{json}{detail} // '', qr/pay or cancel/i, 'the detail says to pay
 is stock_of($p), $before, 'nothing was taken from stock';
 is scalar @{ api(GET => '/cart/', base => $B, token => $u3->{token})->{json}{items} }, 1,
    'the cart keeps its line';
-ok wait_gone($TIMEOUT + $INTERVAL + $slack, @ids), 'once the unpaid orders expired...';
+ok wait_gone($TIMEOUT + $INTERVAL + $slack, @ids), 'once the unpaid orders expired...'
+    or why_late();
 is checkout($u3)->{status}, 201, '...the next checkout is 201';
 
 # --- the cap under concurrency: six checkouts of one account at once --------
@@ -156,7 +181,8 @@ my @runs = parallel(4, 1, sub {
     return { cancelled => $n };
 });
 is_deeply [ grep { !defined $_->{cancelled} } @runs ], [], 'every concurrent run succeeded';
-ok wait_gone($INTERVAL + $slack, @orders), 'every overdue order was cancelled';
+ok wait_gone($INTERVAL + $slack, @orders), 'every overdue order was cancelled'
+    or why_late();
 is psql_value("SELECT count(*) FROM order_events WHERE order_id IN ($list)
                AND to_status = 'cancelled' AND actor = 'system'"), 18,
    'exactly one cancellation event per order';
@@ -195,7 +221,8 @@ cmp_ok $sum, '<=', 18, 'the sessions together never cancelled more than there we
                     token => $buyers[$i]{token}, body => { token => 'tok_ok' });
         return { status => $r->{status} };
     });
-    ok wait_gone($TIMEOUT + $INTERVAL + $slack, @orders), 'no order is left pending';
+    ok wait_gone($TIMEOUT + $INTERVAL + $slack, @orders), 'no order is left pending'
+        or why_late();
     my (%seen, @bad);
     for my $i (0 .. $#orders) {
         my $id = $orders[$i];
