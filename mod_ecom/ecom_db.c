@@ -215,7 +215,8 @@ static int session_was_reset(ap_dbd_t *dbd)
  * statement, which a later reprepare replaces (running it meanwhile gives
  * 26000 and another reprepare), so the old subpool is kept then.
  */
-static int reprepare(request_rec *r, ap_dbd_t *dbd)
+static int reprepare(const server_rec *s, const request_rec *r,
+                     ap_dbd_t *dbd)
 {
     stmt_iter it = { NULL, NULL };
     const ecom_stmt *st;
@@ -244,9 +245,16 @@ static int reprepare(request_rec *r, ap_dbd_t *dbd)
         apr_pool_destroy(old);
     }
     remember_session(dbd);
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "ECOM0107: database "
-                  "session was reset; statements prepared again (%d failed)",
-                  failures);
+    if (r) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "ECOM0107: database "
+                      "session was reset; statements prepared again (%d "
+                      "failed)", failures);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "ECOM0107: database "
+                     "session was reset; statements prepared again for a "
+                     "background job (%d failed)", failures);
+    }
     return failures == 0;
 }
 
@@ -255,7 +263,7 @@ static int reprepare(request_rec *r, ap_dbd_t *dbd)
 static int reconnect(ecom_req *q)
 {
     return apr_dbd_check_conn(q->dbd->driver, q->r->pool, q->dbd->handle)
-           == APR_SUCCESS && reprepare(q->r, q->dbd);
+           == APR_SUCCESS && reprepare(q->r->server, q->r, q->dbd);
 }
 
 /*
@@ -480,7 +488,7 @@ static ecom_err acquire(ecom_req *q)
             }
         }
         else if (session_was_reset(q->dbd)) {
-            reprepare(q->r, q->dbd);
+            reprepare(q->r->server, q->r, q->dbd);
         }
     }
     return ECOM_OK;
@@ -622,7 +630,7 @@ static int retry_after(ecom_req *q, const char *label, int rv)
     }
     switch (classify(q, rv)) {
     case DBE_NO_STMT:
-        return reprepare(q->r, q->dbd);
+        return reprepare(q->r->server, q->r, q->dbd);
     case DBE_GONE:
         st = find_stmt(label);
         if (st && (st->flags & ECOM_STMT_READ)) {
@@ -1068,6 +1076,30 @@ static apr_thread_mutex_t *job_mutex;
 static ap_dbd_t *job_conns[JOB_MAX];
 static volatile int job_stopping;
 
+static void job_dbd_close(server_rec *s, ap_dbd_t *dbd);
+
+/*
+ * A job's connection gets the repairs a request's does (ecom_db_acquire):
+ * after PostgreSQL restarted, mod_dbd's check (PQreset) hands out a new
+ * session without the prepared statements, and a job on it failed every
+ * run until a request happened to take the same pooled connection and
+ * prepare them again; on the second shop of the tests, which serves few
+ * requests, the payment timeout stopped for as long as that took
+ * (t/65-pg-restart.t). Returns 1 when the connection can run the jobs'
+ * statements.
+ */
+static int job_session_ready(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd)
+{
+    if (session_lost(dbd)) {
+        return apr_dbd_check_conn(dbd->driver, p, dbd->handle) == APR_SUCCESS
+               && reprepare(s, NULL, dbd);
+    }
+    if (session_was_reset(dbd)) {
+        return reprepare(s, NULL, dbd);
+    }
+    return 1;
+}
+
 static ap_dbd_t *job_dbd_open(apr_pool_t *p, server_rec *s)
 {
     ap_dbd_t *dbd;
@@ -1092,6 +1124,11 @@ static ap_dbd_t *job_dbd_open(apr_pool_t *p, server_rec *s)
             return NULL;
         }
         apr_thread_mutex_unlock(job_mutex);
+    }
+    /* registered first: the child's exit can cancel the prepares */
+    if (!job_session_ready(s, p, dbd)) {
+        job_dbd_close(s, dbd);
+        return NULL;
     }
     return dbd;
 }
@@ -1307,7 +1344,9 @@ apr_status_t ecom_db_job_run(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
                      "migrated?)", label);
         return APR_EGENERAL;
     }
-    rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, st, 0, nargs,
+    /* random access (1): apr_dbd_pgsql's sequential results report a
+     * failed statement as no rows, so a job failed without a word */
+    rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, st, 1, nargs,
                          args);
     if (rv) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
