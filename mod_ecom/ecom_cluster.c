@@ -54,7 +54,7 @@ int ecom_job_claim(server_rec *s, apr_pool_t *p, const char *job,
     args[2] = node_name(p);
     if (ecom_db_job_row(s, p, "ecom_job_claim", 3, args, 1, out)
         != APR_SUCCESS || !out[0]) {
-        return 0;
+        return -1;
     }
     if (out[0][0] != 't') {
         ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "ECOM2701: %s: another "

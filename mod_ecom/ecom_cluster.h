@@ -12,7 +12,7 @@
 /* 1 when this process should run the background job named job now: it got
  * the job's lease in s's database (sql/027: no process of any host claimed
  * it in the last 9/10 of interval seconds) and the run is recorded in
- * job_runs; 0 when another process has this period, or when the claim
+ * job_runs; 0 when another process has this period; -1 when the claim
  * could not be made (no database: the job would fail the same way; logged
  * by ecom_db.c). From a mod_watchdog callback, no request. */
 int ecom_job_claim(server_rec *s, apr_pool_t *p, const char *job,

@@ -222,7 +222,7 @@ const char *ecom_dynprice_set_flag(cmd_parms *cmd, void *cfg, int on)
     return NULL;
 }
 
-void ecom_dynprice_run(server_rec *s, apr_pool_t *p, int interval)
+apr_status_t ecom_dynprice_run(server_rec *s, apr_pool_t *p, int interval)
 {
     /* skip when another run finished less than half an interval ago: the
      * next tick of the same host comes one interval after the last run
@@ -232,8 +232,11 @@ void ecom_dynprice_run(server_rec *s, apr_pool_t *p, int interval)
     long long raised, lowered;
 
     if (ecom_db_job_row(s, p, "ecom_dynprice_run", 1, args, J_NCOLS, v)
-        != APR_SUCCESS || !v[J_STATUS] || strcmp(v[J_STATUS], "done") != 0) {
-        return;
+        != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (!v[J_STATUS] || strcmp(v[J_STATUS], "done") != 0) {
+        return APR_SUCCESS;
     }
     raised = v[J_RAISED] ? apr_atoi64(v[J_RAISED]) : 0;
     lowered = v[J_LOWERED] ? apr_atoi64(v[J_LOWERED]) : 0;
@@ -247,6 +250,7 @@ void ecom_dynprice_run(server_rec *s, apr_pool_t *p, int interval)
                  APR_INT64_T_FMT " lowered", v[J_RUN] ? v[J_RUN] : "?",
                  v[J_CONSIDERED] ? v[J_CONSIDERED] : "0",
                  (apr_int64_t)raised, (apr_int64_t)lowered);
+    return APR_SUCCESS;
 }
 
 static const ecom_route dynprice_routes[] = {

@@ -30,7 +30,8 @@ const char *ecom_dynprice_set_flag(cmd_parms *cmd, void *cfg, int on);
 /* One run of the job for s's database (mod_watchdog's thread, no
  * request), skipped when another run finished less than interval / 2
  * seconds ago; invalidates the catalog pages of the cache when it changed
- * a price. Logs what it did. */
-void ecom_dynprice_run(server_rec *s, apr_pool_t *p, int interval);
+ * a price. Logs what it did. APR_EGENERAL when its statement failed
+ * (logged), APR_SUCCESS otherwise (a skipped run included). */
+apr_status_t ecom_dynprice_run(server_rec *s, apr_pool_t *p, int interval);
 
 #endif /* ECOM_DYNPRICE_H */

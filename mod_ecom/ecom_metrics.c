@@ -88,6 +88,14 @@ static const char *const pay_names[NPAY] = {
     "succeeded", "processing", "failed"
 };
 
+static const char *const job_names[ECOM_NJOBS] = {
+    "purge", "payment_timeout", "dynamic_pricing", "recs_refresh",
+    "sale_edges", "search_stats"
+};
+static const char *const job_outcome_names[ECOM_NJOB_OUTCOMES] = {
+    "ok", "failed", "skipped"
+};
+
 /* The head of the shared segment; the per-series arrays follow it. */
 typedef struct {
     unsigned int fingerprint;  /* of the layout (see the top) */
@@ -101,6 +109,10 @@ typedef struct {
     volatile apr_uint64_t payments[NPAY];
     volatile apr_uint64_t refunds;
     volatile apr_uint32_t argon2_in_flight;
+    /* the background jobs' turns, and when each last ran without error
+     * (Unix seconds; 0: not since the counters started) */
+    volatile apr_uint64_t job_runs[ECOM_NJOBS][ECOM_NJOB_OUTCOMES];
+    volatile apr_uint64_t job_last_ok[ECOM_NJOBS];
 } metrics_head;
 
 /* One per httpd configuration (pconf), pointing into the segment. */
@@ -244,7 +256,7 @@ static int route_slot(const struct ecom_metrics *m, const ecom_route *rt)
  * status codes, in order. */
 static unsigned int fingerprint(const struct ecom_metrics *m, apr_pool_t *p)
 {
-    const char *text = "ecom-metrics-1";
+    const char *text = "ecom-metrics-2";
     apr_ssize_t len;
 
     for (int i = 0; i < m->nroutes - 1; i++) {
@@ -467,6 +479,24 @@ void ecom_metrics_argon2(ecom_req *q, int delta)
     }
 }
 
+void ecom_metrics_job(const server_rec *s, ecom_job job,
+                      ecom_job_outcome outcome)
+{
+    const ecom_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                   &ecom_module);
+    const struct ecom_metrics *m = sc ? sc->metrics : NULL;
+
+    if (!m || (unsigned)job >= ECOM_NJOBS
+        || (unsigned)outcome >= ECOM_NJOB_OUTCOMES) {
+        return;
+    }
+    apr_atomic_inc64(&m->head->job_runs[job][outcome]);
+    if (outcome == ECOM_JOB_OK) {
+        apr_atomic_set64(&m->head->job_last_ok[job],
+                         (apr_uint64_t)apr_time_sec(apr_time_now()));
+    }
+}
+
 /* ---- the exposition ---- */
 
 typedef struct {
@@ -631,6 +661,30 @@ static void business_out(out_t *o, metrics_head *h)
             "late payments refunded in full).", apr_atomic_read64(&h->refunds));
 }
 
+static void jobs_out(out_t *o, metrics_head *h)
+{
+    family(o, "ecom_job_runs_total", "counter", "Turns of the module's "
+           "background jobs (mod_watchdog), by job and outcome: ok (ran, or "
+           "found nothing due), failed (no database connection or a failed "
+           "statement: see the error log), skipped (another process or host "
+           "had this period).");
+    for (int j = 0; j < ECOM_NJOBS; j++) {
+        for (int k = 0; k < ECOM_NJOB_OUTCOMES; k++) {
+            out(o, "ecom_job_runs_total{job=\"%s\",outcome=\"%s\"} %"
+                APR_UINT64_T_FMT "\n", job_names[j], job_outcome_names[k],
+                apr_atomic_read64(&h->job_runs[j][k]));
+        }
+    }
+    family(o, "ecom_job_last_success_time_seconds", "gauge", "When each "
+           "background job last ran without error in this httpd (Unix time; "
+           "0: not since the counters started).");
+    for (int j = 0; j < ECOM_NJOBS; j++) {
+        out(o, "ecom_job_last_success_time_seconds{job=\"%s\"} %"
+            APR_UINT64_T_FMT "\n", job_names[j],
+            apr_atomic_read64(&h->job_last_ok[j]));
+    }
+}
+
 static void others_out(out_t *o, ecom_req *q, metrics_head *h)
 {
     struct ecom_cache_counters c;
@@ -686,6 +740,7 @@ static int metrics_get(ecom_req *q)
     latency_out(&o, r->pool, m);
     db_out(&o, r->pool, m->head);
     business_out(&o, m->head);
+    jobs_out(&o, m->head);
     others_out(&o, q, m->head);
     if (apr_brigade_pflatten(o.bb, &text, &len, r->pool) != APR_SUCCESS) {
         apr_brigade_destroy(o.bb);

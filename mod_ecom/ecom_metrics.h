@@ -44,4 +44,20 @@ void ecom_metrics_event(ecom_req *q, unsigned events);
 /* The throttle's: a password hashing starts (+1) or ends (-1). */
 void ecom_metrics_argon2(ecom_req *q, int delta);
 
+/* The background jobs (mod_ecom.c's mod_watchdog callbacks) and what one
+ * turn of a job did, for ecom_metrics_job(): it ran (or found nothing due),
+ * it failed (no database connection, a failed statement: logged where it
+ * happened), or another process or host had this period (ecom_job_claim). */
+typedef enum {
+    ECOM_JOB_PURGE, ECOM_JOB_PAYMENT_TIMEOUT, ECOM_JOB_DYNAMIC_PRICING,
+    ECOM_JOB_RECS_REFRESH, ECOM_JOB_SALE_EDGES, ECOM_JOB_SEARCH_STATS,
+    ECOM_NJOBS
+} ecom_job;
+typedef enum { ECOM_JOB_OK, ECOM_JOB_FAILED, ECOM_JOB_SKIPPED,
+               ECOM_NJOB_OUTCOMES } ecom_job_outcome;
+/* Counts one turn of job, with no request (the watchdog's thread): s is the
+ * server the job ran for (any server has the segment). */
+void ecom_metrics_job(const server_rec *s, ecom_job job,
+                      ecom_job_outcome outcome);
+
 #endif /* ECOM_METRICS_H */

@@ -347,14 +347,17 @@ static int ecom_pricing_rule_delete(ecom_req *q)
 
 /* ---- the window edges job ---- */
 
-void ecom_sale_edges_run(server_rec *s, apr_pool_t *p)
+apr_status_t ecom_sale_edges_run(server_rec *s, apr_pool_t *p)
 {
     const char *v[E_NCOLS] = { NULL };
     long long changed;
 
     if (ecom_db_job_row(s, p, "ecom_sale_edges_run", 0, NULL, E_NCOLS, v)
-        != APR_SUCCESS || !v[E_STATUS] || strcmp(v[E_STATUS], "done") != 0) {
-        return;
+        != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (!v[E_STATUS] || strcmp(v[E_STATUS], "done") != 0) {
+        return APR_SUCCESS;
     }
     changed = v[E_PRODUCTS] ? apr_atoi64(v[E_PRODUCTS]) : 0;
     if (changed > 0) {
@@ -365,6 +368,7 @@ void ecom_sale_edges_run(server_rec *s, apr_pool_t *p)
                  "ECOM2501: sales window edges: %s rules started or ended, "
                  "%" APR_INT64_T_FMT " products' sale changed",
                  v[E_RULES] ? v[E_RULES] : "0", (apr_int64_t)changed);
+    return APR_SUCCESS;
 }
 
 static const ecom_route pricing_routes[] = {

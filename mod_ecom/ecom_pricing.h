@@ -36,7 +36,8 @@
 /* One run of the window edges job (sql/025 ecom_sale_edges) for s's
  * database (mod_watchdog's thread, no request): stores the sales that
  * started, or took over, since the last run; invalidates the catalog pages
- * of the cache when a product's sale changed. Logs what it did. */
-void ecom_sale_edges_run(server_rec *s, apr_pool_t *p);
+ * of the cache when a product's sale changed. Logs what it did.
+ * APR_EGENERAL when its statement failed (logged), else APR_SUCCESS. */
+apr_status_t ecom_sale_edges_run(server_rec *s, apr_pool_t *p);
 
 #endif /* ECOM_PRICING_H */

@@ -651,7 +651,7 @@ static int ecom_products_list(ecom_req *q)
  * bench cancelled it). A failure is logged and the next period tries
  * again; stale counts only choose a slower reading of a q page, never
  * another page. */
-void ecom_search_stats_run(server_rec *s, apr_pool_t *p)
+apr_status_t ecom_search_stats_run(server_rec *s, apr_pool_t *p)
 {
     const char *out[1] = { NULL };
 
@@ -659,10 +659,11 @@ void ecom_search_stats_run(server_rec *s, apr_pool_t *p)
                                 out) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ECOM3403: counting "
                      "the search terms failed");
-        return;
+        return APR_EGENERAL;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ECOM3401: search terms "
                  "counted: %s lexemes", out[0] ? out[0] : "0");
+    return APR_SUCCESS;
 }
 
 /* Strong ETag from the representation's bytes. */

@@ -44,6 +44,6 @@ extern const ecom_col *const ecom_product_summary;
  * connection yet when it starts). */
 #define ECOM_SEARCH_STATS_INTERVAL 3600
 #define ECOM_SEARCH_STATS_TICK 30
-void ecom_search_stats_run(server_rec *s, apr_pool_t *p);
+apr_status_t ecom_search_stats_run(server_rec *s, apr_pool_t *p);
 
 #endif /* ECOM_PRODUCTS_H */

@@ -49,6 +49,27 @@ typedef struct {
     int purge_interval, expire_every, sale_edge_interval;
 } purge_ctx;
 
+/* Counts a turn of job that ran (ecom_metrics_job, "ecom_job_runs_total"),
+ * by what it returned. */
+static void ran(const server_rec *s, ecom_job job, apr_status_t rv)
+{
+    ecom_metrics_job(s, job, rv == APR_SUCCESS ? ECOM_JOB_OK
+                                               : ECOM_JOB_FAILED);
+}
+
+/* ecom_job_claim, with the turns it refuses counted: skipped when another
+ * process has the period, failed when the claim could not be made. */
+static int claimed(server_rec *s, apr_pool_t *p, ecom_job job,
+                   const char *name, int interval)
+{
+    int c = ecom_job_claim(s, p, name, interval);
+
+    if (c <= 0) {
+        ecom_metrics_job(s, job, c < 0 ? ECOM_JOB_FAILED : ECOM_JOB_SKIPPED);
+    }
+    return c > 0;
+}
+
 static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
 {
     purge_ctx *ctx = data;
@@ -56,8 +77,9 @@ static apr_status_t purge_callback(int state, void *data, apr_pool_t *pool)
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
             server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
-            if (ecom_job_claim(s, pool, "purge", ctx->purge_interval)) {
-                ecom_db_purge(s, pool);
+            if (claimed(s, pool, ECOM_JOB_PURGE, "purge",
+                        ctx->purge_interval)) {
+                ran(s, ECOM_JOB_PURGE, ecom_db_purge(s, pool));
             }
         }
     }
@@ -75,9 +97,11 @@ static apr_status_t expire_callback(int state, void *data, apr_pool_t *pool)
             /* per timeout: servers on one database with other timeouts
              * each have their run */
             if (timeout > 0
-                && ecom_job_claim(s, pool, apr_psprintf(pool, "payment "
-                                  "timeout %d", timeout), ctx->expire_every)) {
-                ecom_db_expire_orders(s, pool, timeout);
+                && claimed(s, pool, ECOM_JOB_PAYMENT_TIMEOUT,
+                           apr_psprintf(pool, "payment timeout %d", timeout),
+                           ctx->expire_every)) {
+                ran(s, ECOM_JOB_PAYMENT_TIMEOUT,
+                    ecom_db_expire_orders(s, pool, timeout));
             }
         }
     }
@@ -95,8 +119,9 @@ static apr_status_t dynprice_callback(int state, void *data, apr_pool_t *pool)
 
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
-            ecom_dynprice_run(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
-                              pool, sc->dynprice_interval);
+            server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
+            ran(s, ECOM_JOB_DYNAMIC_PRICING,
+                ecom_dynprice_run(s, pool, sc->dynprice_interval));
         }
     }
     return APR_SUCCESS;
@@ -112,8 +137,9 @@ static apr_status_t recs_callback(int state, void *data, apr_pool_t *pool)
 
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
-            ecom_recs_refresh_bg(APR_ARRAY_IDX(ctx->servers, i, server_rec *),
-                                 pool, ctx->recs_interval);
+            server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
+            ran(s, ECOM_JOB_RECS_REFRESH,
+                ecom_recs_refresh_bg(s, pool, ctx->recs_interval));
         }
     }
     return APR_SUCCESS;
@@ -128,9 +154,9 @@ static apr_status_t sale_edge_callback(int state, void *data, apr_pool_t *pool)
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
             server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
-            if (ecom_job_claim(s, pool, "sale edges",
-                               ctx->sale_edge_interval)) {
-                ecom_sale_edges_run(s, pool);
+            if (claimed(s, pool, ECOM_JOB_SALE_EDGES, "sale edges",
+                        ctx->sale_edge_interval)) {
+                ran(s, ECOM_JOB_SALE_EDGES, ecom_sale_edges_run(s, pool));
             }
         }
     }
@@ -150,9 +176,9 @@ static apr_status_t search_stats_callback(int state, void *data,
     if (state == AP_WATCHDOG_STATE_RUNNING) {
         for (int i = 0; i < ctx->servers->nelts; i++) {
             server_rec *s = APR_ARRAY_IDX(ctx->servers, i, server_rec *);
-            if (ecom_job_claim(s, pool, "search stats",
-                               ECOM_SEARCH_STATS_INTERVAL)) {
-                ecom_search_stats_run(s, pool);
+            if (claimed(s, pool, ECOM_JOB_SEARCH_STATS, "search stats",
+                        ECOM_SEARCH_STATS_INTERVAL)) {
+                ran(s, ECOM_JOB_SEARCH_STATS, ecom_search_stats_run(s, pool));
             }
         }
     }

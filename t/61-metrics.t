@@ -22,7 +22,8 @@ my $t0 = time;
 
 # name{labels} => value, and the HELP/TYPE of each family
 sub scrape {
-    my $r = api(GET => '/metrics');
+    my ($base) = @_;
+    my $r = api(GET => '/metrics', base => $base);
     die "scrape: $r->{status} $r->{content}\n" unless $r->{status} == 200;
     my (%v, %type);
     for (split /\n/, $r->{content}) {
@@ -162,6 +163,64 @@ is delta($s2, $s3, 'ecom_payments_total{status="succeeded"}'), 1, 'one payment s
 is delta($s2, $s3, 'ecom_payments_total{status="failed"}'), 1, 'one payment declined';
 is delta($s2, $s3, 'ecom_refunds_total'), 1, 'one refund (the refused one not counted)';
 is delta($s2, $s3, req_key('/orders/', 'POST', 201)), 2, 'checkouts counted by route';
+
+# --- the background jobs --------------------------------------------------------------------
+# The test servers purge every 2 s (EcomPurgeInterval 2) and the second
+# shop's payment timeout looks every 3 s, so both ran without error lately.
+{
+    # the payment timeout looks every 3 s only with the second shop's 6 s;
+    # a server just started has its first turns within those 3 s
+    my @jobs = ('purge', $ENV{ECOM_URL2} ? 'payment_timeout' : ());
+    my ($j, $deadline) = (scrape(), time + 15);
+    until (time > $deadline
+           || !grep { !val($j, qq(ecom_job_runs_total{job="$_",outcome="ok"})) } @jobs) {
+        sleep 0.5;
+        $j = scrape();
+    }
+    my $now = time;
+    is $j->{type}{ecom_job_runs_total}, 'counter', 'ecom_job_runs_total is a counter';
+    is $j->{type}{ecom_job_last_success_time_seconds}, 'gauge', 'ecom_job_last_success_time_seconds a gauge';
+    is scalar(grep { /^ecom_job_runs_total\{/ } keys %{ $j->{v} }), 18,
+        'ecom_job_runs_total: six jobs, three outcomes each';
+    for my $job (@jobs) {
+        cmp_ok val($j, qq(ecom_job_runs_total{job="$job",outcome="ok"})), '>', 0, "$job: turns that ran";
+        my $last = val($j, qq(ecom_job_last_success_time_seconds{job="$job"}));
+        cmp_ok abs($now - $last), '<', 30, "$job: last ran without error a few seconds ago (" . int($now - $last) . ' s)';
+    }
+}
+# A server whose database cannot be reached: every turn of its purge fails
+# (no connection), is counted failed, and it never succeeds.
+SKIP: {
+    my $dead = free_port();     # nothing listens there
+    my $h = spare_httpd(conf => <<"CONF");
+DBDriver pgsql
+DBDParams "host=127.0.0.1 port=$dead dbname=ecom user=ecom connect_timeout=1"
+DBDMin 0
+EcomPurgeInterval 1
+<Location "/metrics">
+    SetHandler ecom-metrics
+    Require all granted
+</Location>
+CONF
+    skip "cannot run a spare apache2: $h", 5 unless ref $h;
+    ok $h->{started}, 'a server with an unreachable database starts'
+        or diag(($h->{syntax} // '') . ($h->{start_output} // ''));
+    skip 'it did not start', 4 unless $h->{started};
+    my $base = "http://127.0.0.1:$h->{ports}[0]";
+    my ($m, $deadline) = (undef, time + 20);
+    while (time < $deadline) {
+        $m = eval { scrape($base) };
+        last if $m && val($m, 'ecom_job_runs_total{job="purge",outcome="failed"}') >= 2;
+        sleep 0.3;
+    }
+    cmp_ok val($m, 'ecom_job_runs_total{job="purge",outcome="failed"}'), '>=', 2,
+        'its purge turns are counted failed';
+    is val($m, 'ecom_job_runs_total{job="purge",outcome="ok"}'), 0, 'none ok';
+    is val($m, 'ecom_job_last_success_time_seconds{job="purge"}'), 0, 'and it never succeeded (0)';
+    like slurp_file($h->{error_log}) // '', qr/ECOM2403: ecom_job_claim skipped: no database connection/,
+        'the error log says why';
+    $h->{stop}->();
+}
 
 # --- promtool ---------------------------------------------------------------------------------
 SKIP: {
