@@ -288,6 +288,36 @@ cmp_ok((sort { $a <=> $b } @gaps)[0] // 99, '>=', 0.9 * $PURGE - 0.05, 'no two p
 my %who;
 $who{ (split /\|/)[1] }++ for @runs;
 diag 'purge runs by: ' . join ', ', map { "$_ ($who{$_})" } sort keys %who;
+# The nodes count the same turns (ecom_job_runs_total): each sale-edges
+# period a node claimed is a job_runs row with its parent's pid and a turn
+# counted ok (or failed); the purge periods the suite's server had (it
+# asks in the same 2 s rhythm and wins them, as the runs above show) are
+# counted skipped. Node 1's counters started again with it (section 3): its
+# rows are those of its new pid.
+SKIP: {
+    my $jobs = sub {
+        my %v;
+        for my $n (1, 2) {
+            my $r = api(GET => '/metrics', base => $NODE[$n]);
+            return undef unless $r->{status} == 200;
+            for (split /\n/, $r->{content}) {
+                $v{$n}{$1}{$2} = $3 if /^ecom_job_runs_total\{job="(\w+)",outcome="(\w+)"\} (\d+)$/;
+            }
+        }
+        return \%v;
+    };
+    my $before = $jobs->();
+    skip 'the nodes serve no /metrics', 4 unless $before && defined $node_pid[1] && defined $node_pid[2];
+    my $rows = psql_value("SELECT count(*) FROM job_runs WHERE job = 'sale edges'
+                             AND (run_by LIKE '% httpd $node_pid[1]' OR run_by LIKE '% httpd $node_pid[2]')");
+    my $after = $jobs->();
+    my $sum = sub { my ($v, $job, @out) = @_; my $t = 0; for my $n (1, 2) { $t += $v->{$n}{$job}{$_} // 0 for @out } $t };
+    cmp_ok $rows, '>', 0, "the nodes' sale-edge runs in job_runs: $rows";
+    cmp_ok $sum->($before, 'sale_edges', 'ok'), '<=', $rows, 'each counted ok by its node...';
+    cmp_ok $rows, '<=', $sum->($after, 'sale_edges', 'ok', 'failed'), '... and no run left uncounted';
+    cmp_ok $sum->($after, 'purge', 'skipped'), '>', 0,
+        'the purge periods another process had are counted skipped (' . $sum->($after, 'purge', 'skipped') . ')';
+}
 # the sale edges every $EDGES s: only the two nodes ask that often (the
 # suite's server claims its 30 s period, never free here)
 my @edges = split /\n/, psql_value(
