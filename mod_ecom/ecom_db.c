@@ -1085,7 +1085,7 @@ static void job_dbd_close(server_rec *s, ap_dbd_t *dbd);
  * run until a request happened to take the same pooled connection and
  * prepare them again; on the second shop of the tests, which serves few
  * requests, the payment timeout stopped for as long as that took
- * (t/65-pg-restart.t). Returns 1 when the connection can run the jobs'
+ * (t/37-expiry.t). Returns 1 when the connection can run the jobs'
  * statements.
  */
 static int job_session_ready(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd)
