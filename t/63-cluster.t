@@ -61,7 +61,7 @@ sub cluster {
 
 my $started_by = $$;
 END {
-    if ($$ == $started_by) {
+    if (defined $started_by && $$ == $started_by) {   # undef: skipped before
         my $rc = $?;
         cluster('stop');
         $? = $rc;
