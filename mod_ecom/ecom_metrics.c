@@ -769,6 +769,7 @@ static int metrics_status_hook(request_rec *r, int flags)
                                                    &ecom_module);
     const struct ecom_metrics *m = sc ? sc->metrics : NULL;
     apr_uint64_t cls[6] = { 0, 0, 0, 0, 0, 0 }, errs = 0, waits = 0;
+    apr_uint64_t job_failures = 0;
     apr_pool_t *p = r->pool;
     metrics_head *h;
 
@@ -789,6 +790,9 @@ static int metrics_status_hook(request_rec *r, int flags)
     }
     for (apr_size_t b = 0; b <= NDBB; b++) {
         waits += apr_atomic_read64(&h->db_wait[b]);
+    }
+    for (int j = 0; j < ECOM_NJOBS; j++) {
+        job_failures += apr_atomic_read64(&h->job_runs[j][ECOM_JOB_FAILED]);
     }
 #define U64(v) apr_psprintf(p, "%" APR_UINT64_T_FMT, (apr_uint64_t)(v))
     {
@@ -813,6 +817,8 @@ static int metrics_status_hook(request_rec *r, int flags)
             { "EcomRefunds", "refunds", U64(apr_atomic_read64(&h->refunds)) },
             { "EcomArgon2InFlight", "password hashings running",
               U64(apr_atomic_read32(&h->argon2_in_flight)) },
+            { "EcomJobFailures", "background job turns that failed",
+              U64(job_failures) },
         };
         int is_short = (flags & AP_STATUS_SHORT) != 0;
 

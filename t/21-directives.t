@@ -103,7 +103,7 @@ my %not_directives = map { $_ => 1 } qw(EcomCacheStatus EcomCacheProvider
     EcomCacheInvalidations EcomCacheErrors
     EcomMetrics EcomRequests EcomDbErrors EcomDbAcquireFailures EcomDbPoolWaits
     EcomDbPoolWaitSeconds EcomOrdersCreated EcomPaymentsSucceeded EcomRefunds
-    EcomLoad);
+    EcomJobFailures EcomLoad);
 my @stale;
 # (files only: conf/www/ is the example page, conf/www/* is searched too)
 for my $f (sort(grep { -f } glob("$root/README.md $root/docs/*.md $root/conf/* $root/conf/www/*"))) {

@@ -256,6 +256,17 @@ cmp_ok $st->{'EcomMetrics/EcomRequests4xx'} // 0, '>=', $P * ($MISS + $OTHER + $
     'with the 4xx counted';
 is $st->{'EcomMetrics/EcomOrdersCreated'}, val($s3, 'ecom_orders_created_total'),
     'the same figures as the metrics';
+{
+    # the failed job turns, every job together (none here but after a fault)
+    my $m = scrape();
+    my $failed = 0;
+    $failed += val($m, qq(ecom_job_runs_total{job="$_",outcome="failed"}))
+        for qw(purge payment_timeout dynamic_pricing recs_refresh sale_edges search_stats);
+    my $again = server_status();
+    cmp_ok $again->{'EcomMetrics/EcomJobFailures'} // -1, '>=', $failed,
+        "EcomJobFailures is the failed job turns ($failed at the scrape)...";
+    cmp_ok $again->{'EcomMetrics/EcomJobFailures'} // -1, '<=', $failed + 5, '... give or take the turns since';
+}
 my $html = api(GET => '/server-status');
 like $html->{content}, qr/mod_ecom requests/, 'and in the HTML report';
 
