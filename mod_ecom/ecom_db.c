@@ -259,11 +259,42 @@ static int reprepare(const server_rec *s, const request_rec *r,
 }
 
 /* Reconnects a broken connection (PQreset through apr_dbd_check_conn) and
- * prepares the statements again. Returns 1 when the connection works. */
+ * prepares the statements again. r: the request, NULL for a background
+ * job. Returns 1 when the connection works. */
+static int reconnect_dbd(const server_rec *s, const request_rec *r,
+                         apr_pool_t *p, ap_dbd_t *dbd)
+{
+    return apr_dbd_check_conn(dbd->driver, p, dbd->handle) == APR_SUCCESS
+           && reprepare(s, r, dbd);
+}
+
 static int reconnect(ecom_req *q)
 {
-    return apr_dbd_check_conn(q->dbd->driver, q->r->pool, q->dbd->handle)
-           == APR_SUCCESS && reprepare(q->r->server, q->r, q->dbd);
+    return reconnect_dbd(q->r->server, q->r, q->r->pool, q->dbd);
+}
+
+/*
+ * A pooled connection made fit for the module's statements as it is taken,
+ * by a request (ecom_db_acquire) or a background job (job_dbd_open): a
+ * session PostgreSQL closed while it sat in the pool is reconnected and
+ * its statements prepared again (found dead before anything was sent, so a
+ * write never meets a dead session it could not retry); a session mod_dbd's
+ * check (PQreset) already replaced gets its statements prepared again.
+ * r: the request, NULL for a job. Returns 1 when ready; 0 when a replaced
+ * session's statements could not all be prepared (a request's statement
+ * that finds its own missing prepares them again: retry_after); -1 when
+ * the lost session could not be reconnected and prepared.
+ */
+static int session_repair(const server_rec *s, const request_rec *r,
+                          apr_pool_t *p, ap_dbd_t *dbd)
+{
+    if (session_lost(dbd)) {
+        return reconnect_dbd(s, r, p, dbd) ? 1 : -1;
+    }
+    if (session_was_reset(dbd)) {
+        return reprepare(s, r, dbd);
+    }
+    return 1;
 }
 
 /*
@@ -479,16 +510,9 @@ static ecom_err acquire(ecom_req *q)
             return ECOM_E_UNAVAILABLE;
         }
         verbose_errors(q->dbd);
-        if (session_lost(q->dbd)) {
-            /* found dead before anything was sent: reconnecting now keeps
-             * a write from ever meeting a dead session it could not retry */
-            if (!reconnect(q)) {
-                q->db_unreachable = 1;
-                return ECOM_E_UNAVAILABLE;
-            }
-        }
-        else if (session_was_reset(q->dbd)) {
-            reprepare(q->r->server, q->r, q->dbd);
+        if (session_repair(q->r->server, q->r, q->r->pool, q->dbd) < 0) {
+            q->db_unreachable = 1;
+            return ECOM_E_UNAVAILABLE;
         }
     }
     return ECOM_OK;
@@ -1078,28 +1102,6 @@ static volatile int job_stopping;
 
 static void job_dbd_close(server_rec *s, ap_dbd_t *dbd);
 
-/*
- * A job's connection gets the repairs a request's does (ecom_db_acquire):
- * after PostgreSQL restarted, mod_dbd's check (PQreset) hands out a new
- * session without the prepared statements, and a job on it failed every
- * run until a request happened to take the same pooled connection and
- * prepare them again; on the second shop of the tests, which serves few
- * requests, the payment timeout stopped for as long as that took
- * (t/37-expiry.t). Returns 1 when the connection can run the jobs'
- * statements.
- */
-static int job_session_ready(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd)
-{
-    if (session_lost(dbd)) {
-        return apr_dbd_check_conn(dbd->driver, p, dbd->handle) == APR_SUCCESS
-               && reprepare(s, NULL, dbd);
-    }
-    if (session_was_reset(dbd)) {
-        return reprepare(s, NULL, dbd);
-    }
-    return 1;
-}
-
 static ap_dbd_t *job_dbd_open(apr_pool_t *p, server_rec *s)
 {
     ap_dbd_t *dbd;
@@ -1125,8 +1127,14 @@ static ap_dbd_t *job_dbd_open(apr_pool_t *p, server_rec *s)
         }
         apr_thread_mutex_unlock(job_mutex);
     }
-    /* registered first: the child's exit can cancel the prepares */
-    if (!job_session_ready(s, p, dbd)) {
+    /* A job's connection gets a request's repairs (session_repair): after
+     * PostgreSQL restarted, a job on a replaced session failed every run
+     * until a request happened to take the same pooled connection; on the
+     * tests' second shop, which serves few requests, the payment timeout
+     * stopped for as long as that took (t/37-expiry.t). No statement of a
+     * job retries, so a job runs only when every statement is there.
+     * Registered first: the child's exit can cancel the prepares. */
+    if (session_repair(s, NULL, p, dbd) != 1) {
         job_dbd_close(s, dbd);
         return NULL;
     }

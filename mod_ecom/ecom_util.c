@@ -312,7 +312,6 @@ void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN])
     static const long long lo = -62167219200LL, hi = 253402300799LL;
     time_t t = (time_t)(epoch < lo ? lo : epoch > hi ? hi : epoch);
     struct tm tm;
-
     int year;
 
     gmtime_r(&t, &tm);
@@ -320,10 +319,8 @@ void ecom_rfc3339(long long epoch, char out[ECOM_RFC3339_LEN])
      * list goes through here, and snprintf's format parsing was a tenth of
      * the rendering's cost */
     year = tm.tm_year + 1900;
-    out[0] = (char)('0' + year / 1000);
-    out[1] = (char)('0' + year / 100 % 10);
-    out[2] = (char)('0' + year / 10 % 10);
-    out[3] = (char)('0' + year % 10);
+    two_digits(out, year / 100);
+    two_digits(out + 2, year % 100);
     out[4] = '-';
     two_digits(out + 5, tm.tm_mon + 1);
     out[7] = '-';
