@@ -11,7 +11,12 @@
  * in one child at a time: the housekeeping (expired tokens and idempotency
  * records, every EcomPurgeInterval seconds) and the payment timeout
  * (pending orders unpaid for EcomPaymentTimeout seconds are cancelled and
- * restocked, checked every min(60, timeout / 2) seconds). With several
+ * restocked, checked every min(60, timeout / 2) seconds). The jobs run on
+ * two watchdogs, each its own thread: the short ones whose lateness shows
+ * (purge, payment timeout, sale edges) on "mod_ecom", the long ones
+ * (recommendations refresh, dynamic pricing, search statistics: up to a
+ * minute at a million products) on "mod_ecom-long", so that a long run
+ * never holds an unpaid order's cancellation back. With several
  * hosts on one database, the purge, the payment timeout and the sale
  * edges claim their period first (ecom_cluster.c), so each runs once per
  * interval across the cluster. This file owns no request logic.
@@ -34,7 +39,9 @@
 #include "http_core.h"
 #include "mod_watchdog.h"
 
+/* the watchdogs (mod_watchdog instances, a thread each): see the head */
 #define ECOM_WATCHDOG "mod_ecom"
+#define ECOM_WATCHDOG_LONG "mod_ecom-long"
 
 /* The servers with a mod_dbd configuration of their own (the first server
  * of each), for the background jobs, and each one's payment timeout: the
@@ -204,13 +211,34 @@ static int expire_interval(const apr_array_header_t *timeouts)
     return shortest / 2 > 60 ? 60 : shortest / 2 < 1 ? 1 : shortest / 2;
 }
 
+/* The watchdog (a singleton in the children: one child at a time runs
+ * it) named name, created on first use into *wd. */
+static apr_status_t watchdog(ap_watchdog_t **wd, const char *name,
+                             apr_pool_t *pconf, server_rec *s)
+{
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance
+        = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    apr_status_t rv;
+
+    if (*wd) {
+        return APR_SUCCESS;
+    }
+    if ((rv = get_instance(wd, name, 0, 1, pconf)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "ECOM0034: could not create the watchdog %s", name);
+    }
+    return rv;
+}
+
 static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
 {
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_cb;
     const ecom_srv_conf *sc;
     int interval, expire_every;
-    ap_watchdog_t *wd;
+    /* the short jobs' watchdog and the long ones' (see the head) */
+    ap_watchdog_t *wd[2] = { NULL, NULL };
+    static const char *const wd_name[2] = { ECOM_WATCHDOG,
+                                            ECOM_WATCHDOG_LONG };
     apr_status_t rv;
 
     if (!s) {
@@ -224,21 +252,22 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     ctx->expire_every = expire_every;
     ctx->sale_edge_interval = sc->sale_edge_interval;
     /* the module's periodic jobs: seconds between runs (0: off), the
-     * callback, and the log tag and name of a failed registration */
+     * watchdog (0 short, 1 long), the callback, and the log tag and name
+     * of a failed registration */
     const struct {
-        int every;
+        int every, lane;
         ap_watchdog_callback_fn_t *callback;
         const char *tag, *what;
     } jobs[] = {
-        { interval, purge_callback, "ECOM0035", "purge" },
-        { expire_every, expire_callback, "ECOM0037", "payment timeout" },
-        { sc->dynprice ? sc->dynprice_interval : 0, dynprice_callback,
-          "ECOM2402", "dynamic pricing" },
-        { ctx->recs_interval, recs_callback, "ECOM1105",
-          "recommendations refresh" },
-        { sc->sale_edge_interval, sale_edge_callback, "ECOM2502",
+        { interval, 0, purge_callback, "ECOM0035", "purge" },
+        { expire_every, 0, expire_callback, "ECOM0037", "payment timeout" },
+        { sc->sale_edge_interval, 0, sale_edge_callback, "ECOM2502",
           "sales window edges" },
-        { ECOM_SEARCH_STATS_TICK, search_stats_callback, "ECOM3402",
+        { sc->dynprice ? sc->dynprice_interval : 0, 1, dynprice_callback,
+          "ECOM2402", "dynamic pricing" },
+        { ctx->recs_interval, 1, recs_callback, "ECOM1105",
+          "recommendations refresh" },
+        { ECOM_SEARCH_STATS_TICK, 1, search_stats_callback, "ECOM3402",
           "search statistics" },
     };
     int any = 0;
@@ -249,9 +278,8 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
     if (!any) {
         return OK;
     }
-    get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    if (!get_instance || !register_cb) {
+    if (!APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance) || !register_cb) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "ECOM0033: mod_watchdog is not loaded: expired tokens and "
                      "idempotency records are not purged (EcomPurgeInterval), "
@@ -263,17 +291,16 @@ static int start_jobs(apr_pool_t *pconf, server_rec *s, purge_ctx *ctx)
                      "terms are not counted again (sql/034)");
         return OK;
     }
-    /* a child-process watchdog in singleton mode: one child at a time */
-    if ((rv = get_instance(&wd, ECOM_WATCHDOG, 0, 1, pconf)) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "ECOM0034: could not create the mod_ecom watchdog");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
     for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
+        int lane = jobs[i].lane;
+
         if (jobs[i].every == 0) {
             continue;
         }
-        rv = register_cb(wd, apr_time_from_sec(jobs[i].every), ctx,
+        if (watchdog(&wd[lane], wd_name[lane], pconf, s) != APR_SUCCESS) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        rv = register_cb(wd[lane], apr_time_from_sec(jobs[i].every), ctx,
                          jobs[i].callback);
         if (rv != APR_SUCCESS && rv != APR_EEXIST) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "%s: could not "
