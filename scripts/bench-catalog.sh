@@ -22,6 +22,11 @@
 #      plan_cache_mode = force_generic_plan as in the shipped DBDParams):
 #      PostgreSQL's own rate for that work on the same machine;
 # and prints requests/s, p99, pgbench's transactions/s and the ratio.
+# The last scenario, static, is httpd alone: GET /static/products.json (a
+# file shaped like a 20-product list page, about 6 KB, from the same
+# server: no module, no database) under the same wrk load, the floor of
+# requests/s and p99 that httpd and wrk reach on this machine before any
+# work of the module or of PostgreSQL.
 # A scenario the build does not serve (an answer other than 200, e.g. a
 # parameter it does not know yet) is listed as skipped.
 #
@@ -95,7 +100,7 @@ deep="$(deep_cursor '/products/?sort=price&limit=100' 100)"
 
 scen_names=(list min_price max_price in_stock category q cat+max_price
             q+in_stock sort_price sort_-price sort_newest sort_rating
-            deep_page facets detail reviews)
+            deep_page facets detail reviews static)
 scen_paths=("/products/?limit=20"
             "/products/?limit=20&min_price=40000"
             "/products/?limit=20&max_price=100"
@@ -111,7 +116,8 @@ scen_paths=("/products/?limit=20"
             "/products/?limit=20&sort=price&cursor=$deep"
             "/products/?limit=20&facets=category,price,in_stock"
             "/products/$pid/"
-            "/products/$rpid/reviews/")
+            "/products/$rpid/reviews/"
+            "/static/products.json")
 wanted=" ${ECOM_CATALOG_SCENARIOS:-${scen_names[*]}} "
 
 # counts answers that are not 2xx, prints one ECOM_RESULT line with named
@@ -184,12 +190,20 @@ for i in "${!scen_names[@]}"; do
         continue
     fi
     script="$RUNDIR/pgbench-$i.sql"
-    mapfile -t defs < <(statements_of "$path" "$script" || true)
+    if [ "$n" = static ]; then
+        note[$n]="httpd alone (a static file, no module, no database): the floor"
+        : >"$script"
+        defs=()
+    else
+        mapfile -t defs < <(statements_of "$path" "$script" || true)
+    fi
     msg "$n: wrk -t2 -c$CONNS -d$DURATION $BASE$path"
     line="$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$lua" "$BASE$path" | grep '^ECOM_RESULT' || true)"
     rps[$n]="$(result_field "$line" rps)" p99[$n]="$(result_field "$line" p99_ms)"
     bad[$n]="$(result_field "$line" non2xx)"
-    if [ "${ECOM_CATALOG_PGBENCH:-1}" = 0 ]; then
+    if [ "$n" = static ]; then
+        :
+    elif [ "${ECOM_CATALOG_PGBENCH:-1}" = 0 ]; then
         note[$n]="pgbench not run (ECOM_CATALOG_PGBENCH=0)"
     elif [ -s "$script" ]; then
         msg "$n: pgbench -M prepared -c$CONNS -j2 -T${DURATION%s} on $(wc -l <"$script") statement(s)"
