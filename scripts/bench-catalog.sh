@@ -129,45 +129,7 @@ result_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 # statements_of PATH OUT: writes the pgbench script of the statements the
 # module executes for PATH into OUT, and prints the -D options.
 statements_of() {
-    local path="$1" out="$2" from
-    sql -q -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
-    sleep 0.3
-    from=$(( $(stat -c %s "$PGLOG") + 1 ))
-    curl -s -o /dev/null "$BASE$path"
-    sleep 0.3
-    sql -q -c "ALTER SYSTEM RESET log_min_duration_statement" -c "SELECT pg_reload_conf()" >/dev/null
-    tail -c +"$from" "$PGLOG" | perl -e '
-        my ($out) = @ARGV; my (@stmts, @defs); my $n = 0; my $cur;
-        while (<STDIN>) {
-            # skip the background jobs (purges, expiry, the watchdog
-            # claims and timeouts, dynamic prices, sale edges,
-            # recommendations, search statistics)
-            if (/\bexecute (ecom_\w+): (.*)$/) {
-                my ($name, $text) = ($1, $2);
-                $cur = { sql => $text };
-                push @stmts, $cur unless $name =~ /^ecom_(?:purge_|expire_|job_|dynprice_run$|sale_edges_run$|recs_refresh$|search_stats_run$)/;
-                next;
-            }
-            if ($cur && /DETAIL:\s+parameters: (.*)$/) {
-                my $p = $1; my %v;
-                while ($p =~ /\$(\d+) = (NULL|\x27((?:[^\x27]|\x27\x27)*)\x27)/g) {
-                    $v{$1} = $2 eq "NULL" ? undef : do { (my $s = $3) =~ s/\x27\x27/\x27/g; $s };
-                }
-                # apr_dbd_pgsql prepares with PREPARE name (types) AS ...
-                my @types;
-                if ($cur->{sql} =~ s/^PREPARE \w+ \(([^)]*)\) AS //) {
-                    @types = split /,/, $1;
-                }
-                $cur->{sql} =~ s{\$(\d+)}{
-                    my $t = $types[$1 - 1] // "text";
-                    defined $v{$1} ? do { $n++; push @defs, "p$n=$v{$1}"; "(:p${n}::$t)" } : "NULL::$t"
-                }ge;
-                undef $cur;
-            }
-        }
-        open my $fh, ">", $out or die; print $fh "$_->{sql};\n" for @stmts; close $fh;
-        print join("\n", map { "-D\n$_" } @defs);
-        exit(@stmts ? 0 : 3);' "$out"
+    ecom_logged_statements "$PGLOG" "$2" -- curl -s -o /dev/null "$BASE$1"
 }
 
 declare -A rps=() p99=() bad=() tps=() note=()

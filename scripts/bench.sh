@@ -20,6 +20,14 @@
 #             (POST /orders/{id}/payments/) per iteration: purchases/s; when
 #             the module has no payment route yet (its /openapi.json does not
 #             list it) it adds and checks out only and says it counts orders
+#   then the mix's PostgreSQL alone (ECOM_BENCH_PGBENCH=0: not run): the
+#             statements of one order (two cart adds and the checkout, read
+#             from PostgreSQL's log as the module executed them, as make
+#             bench-catalog does) run by `pgbench -M prepared -c32 -j2` with
+#             one bench user per client and the mix's products, each order
+#             after a one-row lookup of its user's token hash and products:
+#             orders/s (counted in the orders table) with no HTTP at all,
+#             and the mix's ratio to it (what httpd and the module add)
 #   login     POST /auth/login/ with the right password (one account, every
 #             connection), against httpd restarted with the shipped bound
 #             EcomArgon2MaxInFlight 4 and no per-address budget: logins/s
@@ -162,7 +170,8 @@ id="$(psql -X -At -v ON_ERROR_STOP=1 -c \
 
 names=()
 paths=()
-declare -A rps=() avg=() p99=() bad=() sockerr=() extra=()
+declare -A rps=() avg=() p99=() bad=() sockerr=() extra=() orders=()
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # counts answers that are not 2xx, prints one ECOM_RESULT line
 lua="$ROOT/scripts/wrk-result.lua"
@@ -177,7 +186,9 @@ record() {
             p99_ms=*) p99[$1]="${kv#*=}" ;;
             non2xx=*) bad[$1]="${kv#*=}" ;;
             socket_errors=*) sockerr[$1]="${kv#*=}" ;;
-            orders_s=*|purchases_s=*|logins_s=*|busy_503=*) extra[$1]="${extra[$1]:-}${extra[$1]:+ }${kv%%=*}: ${kv#*=}" ;;
+            orders_s=*) orders[$1]="${kv#*=}"
+                        extra[$1]="${extra[$1]:-}${extra[$1]:+ }${kv%%=*}: ${kv#*=}" ;;
+            purchases_s=*|logins_s=*|busy_503=*) extra[$1]="${extra[$1]:-}${extra[$1]:+ }${kv%%=*}: ${kv#*=}" ;;
             counted=*) extra[$1]="${extra[$1]:-}${extra[$1]:+ }(${kv#*=})" ;;
         esac
     done
@@ -218,7 +229,6 @@ fi
 # The list with demand-based prices (and sales rules, when given) active,
 # against the same list without them (see the top).
 if wants pricing; then
-    psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
     if [ "$(psql -X -At -c "SELECT to_regclass('price_history') IS NOT NULL")" != t ]; then
         warn "pricing: this schema has no demand-based prices (sql/024): skipped"
     else
@@ -309,6 +319,75 @@ restock() {
 }
 # register_users N: N new users' tokens, as a Lua list body ("t1","t2",...).
 register_users() { ecom_register_users "$BASE" bench "$1"; }
+
+# mix_alone: the mix's orders without httpd (see the top). The statements
+# of one order (two cart adds and the checkout of the first user, read from
+# PostgreSQL's log), run by pgbench with one user per client and the same
+# products drawn as the mix draws them; each transaction first reads its
+# user's token hash and two product ids from two small tables made for the
+# run (one primary-key join). Sets mix_db (orders/s) and mix_db_note.
+mix_alone() {
+    local script="$RUNDIR/pgbench-mix.sql" body="$RUNDIR/pgbench-mix-body.sql"
+    local toks t0 h pa pb n before after secs defs=()
+    mapfile -t toks < <(tr ',' '\n' <<<"$tokens" | tr -d '"' | grep .)
+    # the last two products: ids above 1, so that no other parameter of the
+    # order (a quantity of 1, a cap of 0) is taken for them
+    t0="${toks[0]}" pa="$(tr ',' '\n' <<<"$pids" | tail -n2 | head -n1)" pb="${pids##*,}"
+    h="$(printf %s "$t0" | sha256sum | cut -d' ' -f1)"
+    psql_q -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-%')"
+    mapfile -t defs < <(ecom_logged_statements "$(bash scripts/pg.sh datadir).log" "$body" \
+        "$h=h" "$pa=pa" "$pb=pb" -- mix_order "$t0" "$pa" "$pb" || true)
+    if [ "$(grep -c . "$body" 2>/dev/null || echo 0)" != 3 ]; then
+        mix_db_note="not run: the log showed $(grep -c . "$body" 2>/dev/null || echo 0) statements for one order, not 3"
+        warn "mix, PostgreSQL alone: $mix_db_note"
+        return 0
+    fi
+    psql_q -c "DROP TABLE IF EXISTS bench_mix_users, bench_mix_products" \
+        -c "CREATE TABLE bench_mix_users (client int PRIMARY KEY, token_hash text NOT NULL)" \
+        -c "CREATE TABLE bench_mix_products (i int PRIMARY KEY, id bigint NOT NULL)"
+    n=0
+    for t in "${toks[@]}"; do
+        printf '%s\t%s\n' "$n" "$(printf %s "$t" | sha256sum | cut -d' ' -f1)"
+        n=$((n + 1))
+    done | psql_q -c "COPY bench_mix_users FROM STDIN"
+    tr ',' '\n' <<<"$pids" | awk '{ print NR "\t" $1 }' | psql_q -c "COPY bench_mix_products FROM STDIN"
+    {
+        printf '\\set ia random(1, %s)\n\\set ib random(1, %s)\n' \
+            "$(tr ',' '\n' <<<"$pids" | grep -c .)" "$(tr ',' '\n' <<<"$pids" | grep -c .)"
+        echo "SELECT u.token_hash AS h, a.id AS pa, b.id AS pb FROM bench_mix_users u, bench_mix_products a, bench_mix_products b WHERE u.client = :client_id AND a.i = :ia AND b.i = :ib \\gset"
+        cat "$body"
+    } >"$script"
+    msg "mix, PostgreSQL alone: pgbench -M prepared -c$CONNS -j2 -T${DURATION%s} on the statements of one order:"
+    sed 's/^/    /' "$script" >&2
+    restock
+    psql_q -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-%')"
+    psql_q -c "VACUUM (ANALYZE) cart_items, products, orders, order_lines, order_events, events, bench_mix_users, bench_mix_products"
+    before="$(psql -X -At -c "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE u.email LIKE 'bench-%'")"
+    secs="${DURATION%s}"
+    PGOPTIONS='-c plan_cache_mode=force_generic_plan' \
+        pgbench -n -M prepared -c"$CONNS" -j2 -T"$secs" "${defs[@]}" -f "$script" \
+        -h "${ECOM_PG_SOCKET_DIR:-$PGHOST}" -p "$PGPORT" -U "$PGUSER" "$PGDATABASE" \
+        >"$RUNDIR/pgbench-mix.log" 2>&1 || true
+    after="$(psql -X -At -c "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE u.email LIKE 'bench-%'")"
+    psql_q -c "DROP TABLE bench_mix_users, bench_mix_products"
+    # the orders made, not pgbench's transactions: a statement that failed
+    # would count a transaction without an order
+    mix_db="$(awk -v a="$before" -v b="$after" -v s="$secs" 'BEGIN { printf "%.1f", (b - a) / s }')"
+    mix_db_note="$(sed -n 's/^tps = \([0-9.]*\).*/pgbench tps \1/p' "$RUNDIR/pgbench-mix.log" | head -n1)"
+    if grep -q 'error\|aborted' "$RUNDIR/pgbench-mix.log"; then
+        warn "pgbench reported errors (see $RUNDIR/pgbench-mix.log)"
+        mix_db_note="$mix_db_note, with errors: see $RUNDIR/pgbench-mix.log"
+    fi
+}
+# mix_order TOKEN PA PB: one order of the mix, as the wrk script makes it.
+mix_order() {
+    local p
+    for p in "$2" "$3"; do
+        curl -s -o /dev/null -X POST -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
+            -d "{\"product_id\": $p, \"quantity\": 1}" "$BASE/cart/"
+    done
+    curl -s -o /dev/null -X POST -H "Authorization: Bearer $1" "$BASE/orders/"
+}
 
 # The recommendation scenarios (see the top).
 if wants recs-product || wants recs-user || wants recs-cart; then
@@ -424,6 +503,9 @@ if wants mix || wants purchase; then
         psql -X -q -v ON_ERROR_STOP=1 -c "VACUUM (ANALYZE) cart_items, products, orders, order_lines, order_events, events, payments, auth_tokens, users, idempotency_keys"
         run_wrk "$sc" "/cart/ + /orders/" "$olua" "$CONNS" /orders/ "$sc"
     done
+    if wants mix && [ "${ECOM_BENCH_PGBENCH:-1}" != 0 ]; then
+        mix_alone
+    fi
 fi
 
 # Logins under the limiter (issue 9): POST /auth/login/ with the right
@@ -511,6 +593,12 @@ for i in "${!names[@]}"; do
 done
 if wants catalog; then
     awk -v a="${rps[list]}" -v b="${rps[static]}" 'BEGIN { printf "ratio: %.2f\n", (b > 0 ? a / b : 0) }'
+fi
+if [ -n "${mix_db:-}" ] && [ -n "${orders[mix]:-}" ]; then
+    awk -v m="${orders[mix]}" -v d="$mix_db" -v note="$mix_db_note" \
+        'BEGIN { printf "mix: %.1f orders/s through httpd, %.1f orders/s PostgreSQL alone (%s): ratio %.2f\n", m, d, note, (d > 0 ? m / d : 0) }'
+elif [ -n "${mix_db_note:-}" ]; then
+    echo "mix, PostgreSQL alone: $mix_db_note"
 fi
 if wants pricing && [ -n "${rps[list-plain]:-}" ]; then
     for what in dynamic priced; do

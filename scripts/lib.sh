@@ -273,3 +273,59 @@ show_tail() {
         tail -n "$2" "$1" >&2
     fi
 }
+
+# ecom_logged_statements LOG OUT [VALUE=VAR...] -- CMD...: runs CMD
+# (requests to the module) with log_min_duration_statement = 0 (set through
+# psql's connection of the environment) and writes the pgbench script of
+# the statements the module executed meanwhile, read from PostgreSQL's log
+# LOG, into OUT, in their order, as apr_dbd_pgsql prepared them (each parameter
+# cast to its PREPARE type). The background jobs' statements (purges,
+# expiry, the watchdog claims, prices, sale edges, recommendations, search
+# statistics) are left out. A parameter equal to one of the VALUEs becomes
+# the pgbench variable VAR (set by the caller's script); a NULL one a NULL
+# literal; any other one a variable p1, p2... whose -D options are printed,
+# one word per line. Fails (3) when no statement was seen.
+ecom_logged_statements() {
+    local log="$1" out="$2" from maps=()
+    shift 2
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do maps+=("$1"); shift; done
+    shift
+    psql -X -q -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 0.3
+    from=$(( $(stat -c %s "$log") + 1 ))
+    "$@" >/dev/null
+    sleep 0.3
+    psql -X -q -c "ALTER SYSTEM RESET log_min_duration_statement" -c "SELECT pg_reload_conf()" >/dev/null
+    tail -c +"$from" "$log" | perl -e '
+        my ($out, @maps) = @ARGV; my (@stmts, @defs); my $n = 0; my $cur;
+        my %var = map { /^(.*)=(\w+)$/ ? ($1 => $2) : () } @maps;
+        while (<STDIN>) {
+            if (/\bexecute (ecom_\w+): (.*)$/) {
+                my ($name, $text) = ($1, $2);
+                $cur = { sql => $text };
+                push @stmts, $cur unless $name =~ /^ecom_(?:purge_|expire_|job_|dynprice_run$|sale_edges_run$|recs_refresh$|search_stats_run$)/;
+                next;
+            }
+            if ($cur && /DETAIL:\s+parameters: (.*)$/) {
+                my $p = $1; my %v;
+                while ($p =~ /\$(\d+) = (NULL|\x27((?:[^\x27]|\x27\x27)*)\x27)/g) {
+                    $v{$1} = $2 eq "NULL" ? undef : do { (my $s = $3) =~ s/\x27\x27/\x27/g; $s };
+                }
+                # apr_dbd_pgsql prepares with PREPARE name (types) AS ...
+                my @types;
+                if ($cur->{sql} =~ s/^PREPARE \w+ \(([^)]*)\) AS //) {
+                    @types = split /,/, $1;
+                }
+                $cur->{sql} =~ s{\$(\d+)}{
+                    my $t = $types[$1 - 1] // "text";
+                    !defined $v{$1} ? "NULL::$t"
+                    : exists $var{$v{$1}} ? "(:$var{$v{$1}}::$t)"
+                    : do { $n++; push @defs, "p$n=$v{$1}"; "(:p${n}::$t)" }
+                }ge;
+                undef $cur;
+            }
+        }
+        open my $fh, ">", $out or die; print $fh "$_->{sql};\n" for @stmts; close $fh;
+        print join("\n", map { "-D\n$_" } @defs);
+        exit(@stmts ? 0 : 3);' "$out" "${maps[@]}"
+}
