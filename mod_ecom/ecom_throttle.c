@@ -531,12 +531,16 @@ static const char *account_of(ecom_req *q, int kind)
 static int check_lock(ecom_req *q, const char *account)
 {
     struct ecom_throttle *t = q->sc->throttle;
-    apr_time_t now = apr_time_now(), until;
+    apr_time_t now, until;
     lock_state pair, acct;
 
     if (!lock(q, t)) {
         return 0;
     }
+    /* the clock read under the mutex: a failure recorded while this
+     * request waited for it locks from its own later now, and measured
+     * from an earlier one the wait would exceed EcomLoginLockout */
+    now = apr_time_now();
     pair = read_lock(q, t, pair_of(q, account));
     acct = read_lock(q, t, key_of(q, "acct", account));
     apr_global_mutex_unlock(t->mutex);
@@ -560,7 +564,7 @@ static int check_lock(ecom_req *q, const char *account)
 static void record(ecom_req *q, const char *account, int failed)
 {
     struct ecom_throttle *t = q->sc->throttle;
-    apr_time_t now = apr_time_now();
+    apr_time_t now;
     apr_int64_t max = (apr_int64_t)q->sc->login_lockout * SEC;
     const char *pk = pair_of(q, account), *ak = key_of(q, "acct", account);
     lock_state pair, acct;
@@ -568,6 +572,7 @@ static void record(ecom_req *q, const char *account, int failed)
     if (!lock(q, t)) {
         return;
     }
+    now = apr_time_now();    /* under the mutex, as check_lock's */
     if (!failed) {
         t->provider->remove(t->inst, q->r->server, (const unsigned char *)pk,
                             (unsigned int)strlen(pk), q->r->pool);
