@@ -1081,8 +1081,9 @@ static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
 
 /* ---- background jobs' connections and the child's exit ----
  *
- * A job (mod_watchdog's thread: purge, payment timeout, recommendations
- * refresh, prices, sale edges) holds a connection of mod_dbd's pool while
+ * A job (on one of mod_watchdog's two threads, mod_ecom.c: purge, payment
+ * timeout, recommendations refresh, prices, sale edges, search statistics;
+ * each thread holds one at most) holds a connection of mod_dbd's pool while
  * its statements run, a refresh for many seconds. When the child exits,
  * mod_dbd's connection pool lives in a subpool of the child's pool, which
  * APR destroys before the child pool's own cleanups run, mod_watchdog's
@@ -1091,8 +1092,8 @@ static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
  * end of a benchmark and of a cluster test). So every job connection is
  * registered here, and a pre-cleanup of the child pool (run before any
  * subpool goes) refuses new job connections, cancels the statements in
- * flight (PQcancel, the thread-safe way) and waits, at most
- * JOB_DRAIN_WAIT, for the jobs to give their connections back. */
+ * flight (PQcancel, the thread-safe way) and waits, at most JOB_DRAIN_WAIT,
+ * for the jobs to give their connections back. */
 #define JOB_MAX 8
 #define JOB_DRAIN_WAIT apr_time_from_sec(5)
 
