@@ -1087,7 +1087,7 @@ static long purge_table(server_rec *s, apr_pool_t *p, ap_dbd_t *dbd,
  * its statements run, a refresh for many seconds. When the child exits,
  * mod_dbd's connection pool lives in a subpool of the child's pool, which
  * APR destroys before the child pool's own cleanups run, mod_watchdog's
- * joining of its thread among them: a connection still out then fails
+ * joining of its threads among them: a connection still out then fails
  * apr_reslist's "ntotal == 0" assertion and the child aborts (seen at the
  * end of a benchmark and of a cluster test). So every job connection is
  * registered here, and a pre-cleanup of the child pool (run before any
