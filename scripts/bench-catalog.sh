@@ -152,11 +152,8 @@ for i in "${!scen_names[@]}"; do
         continue
     fi
     script="$RUNDIR/pgbench-$i.sql"
-    if [ "$n" = static ]; then
-        note[$n]="httpd alone (a static file, no module, no database): the floor"
-        : >"$script"
-        defs=()
-    else
+    defs=()
+    if [ "$n" != static ]; then
         mapfile -t defs < <(statements_of "$path" "$script" || true)
     fi
     msg "$n: wrk -t2 -c$CONNS -d$DURATION $BASE$path"
@@ -164,7 +161,7 @@ for i in "${!scen_names[@]}"; do
     rps[$n]="$(result_field "$line" rps)" p99[$n]="$(result_field "$line" p99_ms)"
     bad[$n]="$(result_field "$line" non2xx)"
     if [ "$n" = static ]; then
-        :
+        note[$n]="httpd alone (a static file, no module, no database): the floor"
     elif [ "${ECOM_CATALOG_PGBENCH:-1}" = 0 ]; then
         note[$n]="pgbench not run (ECOM_CATALOG_PGBENCH=0)"
     elif [ -s "$script" ]; then

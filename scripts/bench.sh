@@ -328,47 +328,46 @@ register_users() { ecom_register_users "$BASE" bench "$1"; }
 # run (one primary-key join). Sets mix_db (orders/s) and mix_db_note.
 mix_alone() {
     local script="$RUNDIR/pgbench-mix.sql" body="$RUNDIR/pgbench-mix-body.sql"
-    local toks t0 h pa pb n before after secs defs=()
+    local toks ids t0 h pa pb n before after secs defs=()
     mapfile -t toks < <(tr ',' '\n' <<<"$tokens" | tr -d '"' | grep .)
+    mapfile -t ids < <(tr ',' '\n' <<<"$pids" | grep .)
     # the last two products: ids above 1, so that no other parameter of the
     # order (a quantity of 1, a cap of 0) is taken for them
-    t0="${toks[0]}" pa="$(tr ',' '\n' <<<"$pids" | tail -n2 | head -n1)" pb="${pids##*,}"
-    h="$(printf %s "$t0" | sha256sum | cut -d' ' -f1)"
-    psql_q -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-%')"
+    t0="${toks[0]}" pa="${ids[${#ids[@]} - 2]}" pb="${ids[${#ids[@]} - 1]}"
+    h="$(token_hash "$t0")"
+    empty_carts
     mapfile -t defs < <(ecom_logged_statements "$(bash scripts/pg.sh datadir).log" "$body" \
         "$h=h" "$pa=pa" "$pb=pb" -- mix_order "$t0" "$pa" "$pb" || true)
-    if [ "$(grep -c . "$body" 2>/dev/null || echo 0)" != 3 ]; then
-        mix_db_note="not run: the log showed $(grep -c . "$body" 2>/dev/null || echo 0) statements for one order, not 3"
+    n="$(grep -c . "$body" 2>/dev/null || echo 0)"
+    if [ "$n" != 3 ]; then
+        mix_db_note="not run: the log showed $n statements for one order, not 3"
         warn "mix, PostgreSQL alone: $mix_db_note"
         return 0
     fi
     psql_q -c "DROP TABLE IF EXISTS bench_mix_users, bench_mix_products" \
         -c "CREATE TABLE bench_mix_users (client int PRIMARY KEY, token_hash text NOT NULL)" \
         -c "CREATE TABLE bench_mix_products (i int PRIMARY KEY, id bigint NOT NULL)"
-    n=0
-    for t in "${toks[@]}"; do
-        printf '%s\t%s\n' "$n" "$(printf %s "$t" | sha256sum | cut -d' ' -f1)"
-        n=$((n + 1))
+    for n in "${!toks[@]}"; do
+        printf '%s\t%s\n' "$n" "$(token_hash "${toks[$n]}")"
     done | psql_q -c "COPY bench_mix_users FROM STDIN"
-    tr ',' '\n' <<<"$pids" | awk '{ print NR "\t" $1 }' | psql_q -c "COPY bench_mix_products FROM STDIN"
+    printf '%s\n' "${ids[@]}" | awk '{ print NR "\t" $1 }' | psql_q -c "COPY bench_mix_products FROM STDIN"
     {
-        printf '\\set ia random(1, %s)\n\\set ib random(1, %s)\n' \
-            "$(tr ',' '\n' <<<"$pids" | grep -c .)" "$(tr ',' '\n' <<<"$pids" | grep -c .)"
+        printf '\\set ia random(1, %s)\n\\set ib random(1, %s)\n' "${#ids[@]}" "${#ids[@]}"
         echo "SELECT u.token_hash AS h, a.id AS pa, b.id AS pb FROM bench_mix_users u, bench_mix_products a, bench_mix_products b WHERE u.client = :client_id AND a.i = :ia AND b.i = :ib \\gset"
         cat "$body"
     } >"$script"
     msg "mix, PostgreSQL alone: pgbench -M prepared -c$CONNS -j2 -T${DURATION%s} on the statements of one order:"
     sed 's/^/    /' "$script" >&2
     restock
-    psql_q -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-%')"
+    empty_carts
     psql_q -c "VACUUM (ANALYZE) cart_items, products, orders, order_lines, order_events, events, bench_mix_users, bench_mix_products"
-    before="$(psql -X -At -c "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE u.email LIKE 'bench-%'")"
+    before="$(bench_orders)"
     secs="${DURATION%s}"
     PGOPTIONS='-c plan_cache_mode=force_generic_plan' \
         pgbench -n -M prepared -c"$CONNS" -j2 -T"$secs" "${defs[@]}" -f "$script" \
         -h "${ECOM_PG_SOCKET_DIR:-$PGHOST}" -p "$PGPORT" -U "$PGUSER" "$PGDATABASE" \
         >"$RUNDIR/pgbench-mix.log" 2>&1 || true
-    after="$(psql -X -At -c "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE u.email LIKE 'bench-%'")"
+    after="$(bench_orders)"
     psql_q -c "DROP TABLE bench_mix_users, bench_mix_products"
     # the orders made, not pgbench's transactions: a statement that failed
     # would count a transaction without an order
@@ -378,6 +377,16 @@ mix_alone() {
         warn "pgbench reported errors (see $RUNDIR/pgbench-mix.log)"
         mix_db_note="$mix_db_note, with errors: see $RUNDIR/pgbench-mix.log"
     fi
+}
+# token_hash TOKEN: what auth_tokens stores for a bearer token (SHA-256, hex).
+token_hash() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+# empty_carts: the bench users' carts emptied.
+empty_carts() {
+    psql_q -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-%')"
+}
+# bench_orders: how many orders the bench users have.
+bench_orders() {
+    psql -X -At -c "SELECT count(*) FROM orders o JOIN users u ON u.id = o.user_id WHERE u.email LIKE 'bench-%'"
 }
 # mix_order TOKEN PA PB: one order of the mix, as the wrk script makes it.
 mix_order() {
@@ -498,7 +507,7 @@ if wants mix || wants purchase; then
     for sc in mix purchase; do
         wants "$sc" || continue
         restock
-        psql -X -q -v ON_ERROR_STOP=1 -c "DELETE FROM cart_items WHERE user_id IN (SELECT id FROM users WHERE email LIKE 'bench-%')"
+        empty_carts
         # what autovacuum would have done by now on a long-running server
         psql -X -q -v ON_ERROR_STOP=1 -c "VACUUM (ANALYZE) cart_items, products, orders, order_lines, order_events, events, payments, auth_tokens, users, idempotency_keys"
         run_wrk "$sc" "/cart/ + /orders/" "$olua" "$CONNS" /orders/ "$sc"

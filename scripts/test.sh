@@ -62,7 +62,8 @@ export ECOM_PG_FAST=1
 export HTTP_PORT="${ECOM_TEST_HTTP_PORT:-18080}" HTTPS_PORT="${ECOM_TEST_HTTPS_PORT:-18443}"
 export HTTP2_PORT="${ECOM_TEST_HTTP2_PORT:-18081}" ECOM_DB2=ecom2
 # watchdog:debug: mod_watchdog logs which child runs the jobs ("Singleton
-# Watchdog (ecom) running"), for t/37-expiry.t's diagnostics
+# Watchdog (mod_ecom) running", and mod_ecom-long's), for t/37-expiry.t's
+# diagnostics
 export ECOM_LOGLEVEL="info ecom:debug watchdog:debug" ECOM_ACCESSLOG=1
 export ECOM_URL="http://127.0.0.1:$HTTP_PORT" ECOM_TLS_URL="https://127.0.0.1:$HTTPS_PORT"
 export ECOM_URL2="http://127.0.0.1:$HTTP2_PORT"
